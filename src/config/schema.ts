@@ -1,0 +1,92 @@
+// The whole kvpick configuration as one zod schema: the single source of its TypeScript type, its defaults
+// and its validation. Every object is strict, so a misspelt key fails at startup with its full path.
+import { z } from "zod";
+
+/** Integer in [min, max]; the message is completed with the offending value by `formatIssue`. */
+const intIn = (min: number, max: number) =>
+  z
+    .number({ error: `expected integer ${min}..${max}` })
+    .int({ error: `expected integer ${min}..${max}` })
+    .min(min, { error: `expected integer ${min}..${max}` })
+    .max(max, { error: `expected integer ${min}..${max}` });
+
+const numIn = (min: number, max: number) =>
+  z
+    .number({ error: `expected number ${min}..${max}` })
+    .min(min, { error: `expected number ${min}..${max}` })
+    .max(max, { error: `expected number ${min}..${max}` });
+
+const port = () => intIn(0, 65535);
+
+/** vLLM's `--prefix-caching-hash-algo` values that can be reproduced outside Python. */
+export const HASH_ALGOS = ["sha256_cbor_64bit", "sha256_cbor"] as const;
+export type HashAlgo = (typeof HASH_ALGOS)[number];
+
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+
+const modelSchema = z.strictObject({
+  /** Directory holding tokenizer.json and tokenizer_config.json (and optionally chat_template.jinja). */
+  tokenizerDir: z
+    .string({ error: "expected a directory path" })
+    .min(1, { error: "expected a directory path" }),
+});
+
+export const configSchema = z.strictObject({
+  logLevel: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(", ")}` }).default("info"),
+
+  /** How a request becomes vLLM block hashes. Must match every pod's vLLM flags and environment. */
+  tokenizer: z
+    .strictObject({
+      /** vLLM `--block-size`: tokens per KV block; only full blocks are hashed. */
+      blockSize: intIn(1, 1024).default(64),
+      /**
+       * The pods' PYTHONHASHSEED, as the string vLLM hashes (e.g. "42"). null = not configured: there is no
+       * safe default, because an unset seed makes vLLM's root hash random per process.
+       */
+      hashSeed: z.string({ error: "expected a string (the pods' PYTHONHASHSEED)" }).nullable().default(null),
+      /** vLLM `--prefix-caching-hash-algo`. */
+      hashAlgo: z
+        .enum(HASH_ALGOS, { error: `expected one of ${HASH_ALGOS.join(", ")}` })
+        .default("sha256_cbor_64bit"),
+      /** Served model name → tokenizer files. Models not listed use `defaultTokenizerDir`. */
+      models: z.record(z.string(), modelSchema).default({}),
+      /** Tokenizer for unlisted models; null = the bundled Qwen3 tokenizer. */
+      defaultTokenizerDir: z.string().nullable().default(null),
+      /** Memory bound of the per-segment token-id cache (bytes of cached text + ids). */
+      cacheBytes: intIn(0, 2 ** 40).default(256 * 1024 * 1024),
+      /** Prompts with more uncached characters than this are tokenized on a worker thread. */
+      workerThresholdChars: intIn(0, 2 ** 31).default(16 * 1024),
+      /** Tokenizer worker threads (0 = always tokenize on the main thread). */
+      workerThreads: intIn(0, 64).default(1),
+    })
+    .prefault({}),
+
+  /** vLLM ZeroMQ KV-cache event subscription. */
+  kvEvents: z
+    .strictObject({
+      /** bind: one SUB bound here, pods connect (reference deployment). connect: one SUB per pod. */
+      mode: z.enum(["bind", "connect"], { error: "expected bind or connect" }).default("bind"),
+      /** Bind address in bind mode. */
+      endpoint: z.string().min(1).default("tcp://*:5557"),
+      /** Pod port in connect mode (data-parallel rank N publishes on port + N). */
+      port: port().default(5557),
+      /** ZeroMQ prefix subscription. */
+      topicFilter: z.string().default("kv@"),
+    })
+    .prefault({}),
+
+  /** The in-memory block index. */
+  index: z
+    .strictObject({
+      /** Cap on block-pod entries; past it the least recently stored blocks are evicted. */
+      maxEntries: intIn(1, 2 ** 31).default(16 * 1024 * 1024),
+      /** Credit of a cached block per medium when scoring a prefix (vLLM media names, upper case). */
+      mediumWeights: z.record(z.string(), numIn(0, 1)).default({ GPU: 1, CPU: 0.8 }),
+    })
+    .prefault({}),
+});
+
+/** The validated configuration with every default filled in. */
+export type Config = z.infer<typeof configSchema>;
+/** What a config file, `--config-text` or flags may say: every field optional. */
+export type ConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,143 @@
+// Token ids → vLLM's chained KV-block hashes, byte-identical to vLLM's `hash_block_tokens`
+// (recipes: shared/reference/vllm-kv-events.md §2; golden vectors in shared/vectors).
+//
+// 64-bit representation. A chain is a `BigUint64Array`: exact u64 values, one allocation per chain, and
+// `chain[i]` gives a bigint for display. Hot paths (the index) never touch bigint: they read the same
+// memory through `new Uint32Array(chain.buffer)` as little-endian word pairs, lo = words[2i],
+// hi = words[2i+1]. No 64-bit hash ever passes through a JS number.
+import { hash as oneShotHash } from "node:crypto";
+import { CborWriter } from "./cbor-writer.js";
+
+/**
+ * vLLM `--prefix-caching-hash-algo`:
+ * - `sha256_cbor_64bit` (vLLM 0.10.0 – 0.10.1): the chain runs on the low 64 bits of each digest.
+ * - `sha256_cbor` (vLLM ≥ 0.10.2): the chain runs on full 32-byte digests; events carry the low 64 bits.
+ */
+export type HashScheme = "sha256_cbor_64bit" | "sha256_cbor";
+
+export interface BlockHasherOptions {
+  scheme: HashScheme;
+  /** The pods' PYTHONHASHSEED, hashed as a CBOR text string (e.g. "42"). */
+  hashSeed: string;
+  /** vLLM `--block-size`. */
+  blockSize: number;
+}
+
+/** Per-request additions to vLLM's `extra` tuple. Plain text requests have none (`extra` = None). */
+export interface BlockExtras {
+  /** LoRA key on every block: the adapter's int id (vLLM ≤ 0.11.0) or its name (vLLM ≥ 0.11.1). */
+  lora?: number | string | null | undefined;
+  /** Request `cache_salt`: part of block 0's extra only, and only when non-empty. */
+  cacheSalt?: string | null | undefined;
+}
+
+if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
+  // The word-pair view of BigUint64Array documented above assumes little-endian memory.
+  throw new Error("kvpick requires a little-endian platform");
+}
+
+const sha256 = (data: Uint8Array): Buffer => oneShotHash("sha256", data, "buffer");
+
+export class BlockHasher {
+  readonly scheme: HashScheme;
+  readonly blockSize: number;
+  readonly hashSeed: string;
+  /** sha256 of the CBOR-encoded seed: vLLM's NONE_HASH (full digest; the 64-bit scheme uses its low 8 bytes). */
+  readonly rootDigest: Uint8Array;
+  readonly #w = new CborWriter(1024);
+
+  constructor(options: BlockHasherOptions) {
+    if (!Number.isInteger(options.blockSize) || options.blockSize < 1) {
+      throw new RangeError(`blockSize must be a positive integer, got ${options.blockSize}`);
+    }
+    this.scheme = options.scheme;
+    this.blockSize = options.blockSize;
+    this.hashSeed = options.hashSeed;
+    const w = new CborWriter(64);
+    w.text(options.hashSeed);
+    this.rootDigest = new Uint8Array(sha256(w.view()));
+  }
+
+  /** NONE_HASH as vLLM's events would carry it (low 64 bits). */
+  get noneHash(): bigint {
+    return readU64BE(this.rootDigest, 24);
+  }
+
+  /** Number of full blocks — the only ones vLLM hashes — in a prompt of `tokenCount` tokens. */
+  fullBlocks(tokenCount: number): number {
+    return Math.floor(tokenCount / this.blockSize);
+  }
+
+  /**
+   * The event values of every full block of `tokens` (a trailing partial block is not hashed).
+   * `tokens` are token ids (non-negative ints below 2^32).
+   */
+  hash(tokens: ArrayLike<number>, extras?: BlockExtras): BigUint64Array {
+    const bs = this.blockSize;
+    const n = Math.floor(tokens.length / bs);
+    const out = new BigUint64Array(n);
+    if (n === 0) return out;
+    const words = new Uint32Array(out.buffer);
+    const [extra0, extraRest] = encodeExtras(extras);
+    const w = this.#w;
+    const full = this.scheme === "sha256_cbor";
+    let parent: Uint8Array = this.rootDigest; // full digest; the 64-bit scheme reads bytes 24..31
+    for (let b = 0; b < n; b++) {
+      w.reset();
+      w.arrayHead(3);
+      if (full) w.bytes(parent);
+      else w.uint64BE(isZero64(parent) ? this.rootDigest : parent, 24);
+      w.arrayHead(bs);
+      const base = b * bs;
+      for (let i = 0; i < bs; i++) w.uint(tokens[base + i]!);
+      const extra = b === 0 ? extra0 : extraRest;
+      w.ensure(extra.length);
+      w.buf.set(extra, w.pos);
+      w.pos += extra.length;
+      const digest = sha256(w.view());
+      words[2 * b] = digest.readUInt32BE(28);
+      words[2 * b + 1] = digest.readUInt32BE(24);
+      parent = digest;
+    }
+    return out;
+  }
+}
+
+/** vLLM replaces a falsy parent (a 64-bit hash equal to 0, odds 2^-64) by NONE_HASH. */
+function isZero64(d: Uint8Array): boolean {
+  for (let i = 24; i < 32; i++) if (d[i] !== 0) return false;
+  return true;
+}
+
+const NULL_EXTRA = new Uint8Array([0xf6]);
+
+/** CBOR of `extra` for block 0 and for every later block: `[lora?, salt?]` / `[lora?]`, or null. */
+function encodeExtras(extras: BlockExtras | undefined): [Uint8Array, Uint8Array] {
+  const lora = extras?.lora ?? null;
+  const salt = extras?.cacheSalt ? extras.cacheSalt : null;
+  if (lora === null && salt === null) return [NULL_EXTRA, NULL_EXTRA];
+  const encode = (withSalt: boolean): Uint8Array => {
+    const items = (lora === null ? 0 : 1) + (withSalt && salt !== null ? 1 : 0);
+    if (items === 0) return NULL_EXTRA;
+    const w = new CborWriter(64);
+    w.arrayHead(items);
+    if (lora !== null) {
+      if (typeof lora === "number") w.uint(lora);
+      else w.text(lora);
+    }
+    if (withSalt && salt !== null) w.text(salt);
+    return w.view().slice();
+  };
+  return [encode(true), encode(false)];
+}
+
+export function readU64BE(bytes: Uint8Array, off: number): bigint {
+  let v = 0n;
+  for (let i = 0; i < 8; i++) v = (v << 8n) | BigInt(bytes[off + i]!);
+  return v;
+}
+
+/** Decimal strings, for JSON output and logs (64-bit values never go through a JS number). */
+export function toDecimalStrings(chain: BigUint64Array): string[] {
+  return Array.from(chain, (h) => h.toString());
+}

@@ -1,0 +1,167 @@
+// Every Prometheus metric kvpick exports, on a per-app registry (never prom-client's global one, so tests
+// and several apps in one process do not collide). Hot data structures know nothing about metrics: the
+// orchestrators record here, and sizes are read from `stats()` callbacks at scrape time.
+// kvpick's own names use the `epp_` prefix with unit suffixes; GIE-compatible `inference_*` names are kept
+// verbatim where the ecosystem's dashboards expect them.
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/** Sizes read at scrape time, so the index never pays for metrics on its hot path. */
+export interface IndexStatsSource {
+  stats(): { entries: number; blocks: number; pods: number; evictions: number };
+}
+
+// Apply latency of one event batch: most batches are a few events (µs), a pod clear can take ms.
+const APPLY_BUCKETS = [1e-6, 5e-6, 2e-5, 1e-4, 5e-4, 2e-3, 1e-2, 5e-2, 0.25];
+// Per-stage request latencies: a warm request is tens of µs; a cold 32k-token prompt tens of ms.
+const STAGE_BUCKETS = [1e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 0.5, 2];
+
+export class Metrics {
+  readonly registry: Registry;
+
+  // --- tokenization ---
+  readonly tokenizeSeconds: Histogram<"mode">;
+  readonly tokenCacheHits: Counter;
+  readonly tokenCacheMisses: Counter;
+  readonly tokenCacheBytes: Gauge;
+
+  // --- KV events (per pod = the topic's pod id, or the connect-mode endpoint) ---
+  readonly kvEventsReceived: Counter<"pod">;
+  readonly kvEventsApplied: Counter<"pod" | "type">;
+  readonly kvEventsMalformed: Counter<"pod" | "reason">;
+  readonly kvEventsUnknown: Counter<"pod" | "kind">;
+  readonly kvSeqGaps: Counter<"pod">;
+  readonly kvSeqMissedBatches: Counter<"pod">;
+  readonly kvPublisherRestarts: Counter<"pod">;
+  readonly kvPodStale: Gauge<"pod">;
+  readonly kvHashMismatches: Counter<"pod">;
+  readonly kvApplySeconds: Histogram;
+  readonly kvLastEventTimestamp: Gauge<"pod">;
+
+  constructor(registry: Registry = new Registry()) {
+    this.registry = registry;
+    const r = [registry];
+
+    this.tokenizeSeconds = new Histogram({
+      name: "epp_tokenize_duration_seconds",
+      help: "Time to render and tokenize one request, by where it ran (cache, main, worker).",
+      labelNames: ["mode"],
+      buckets: STAGE_BUCKETS,
+      registers: r,
+    });
+    this.tokenCacheHits = new Counter({
+      name: "epp_token_cache_hits_total",
+      help: "Text segments whose token ids came from the segment cache.",
+      registers: r,
+    });
+    this.tokenCacheMisses = new Counter({
+      name: "epp_token_cache_misses_total",
+      help: "Text segments that had to be tokenized.",
+      registers: r,
+    });
+    this.tokenCacheBytes = new Gauge({
+      name: "epp_token_cache_bytes",
+      help: "Bytes held by the token-id segment cache.",
+      registers: r,
+    });
+
+    this.kvEventsReceived = new Counter({
+      name: "epp_kv_event_batches_received_total",
+      help: "KV-event batches (ZeroMQ messages) received, per pod.",
+      labelNames: ["pod"],
+      registers: r,
+    });
+    this.kvEventsApplied = new Counter({
+      name: "epp_kv_events_applied_total",
+      help: "KV events applied to the index, per pod and event type.",
+      labelNames: ["pod", "type"],
+      registers: r,
+    });
+    this.kvEventsMalformed = new Counter({
+      name: "epp_kv_events_malformed_total",
+      help: "Messages or events dropped as malformed, by reason (frames, seq, payload, event, topic, ...).",
+      labelNames: ["pod", "reason"],
+      registers: r,
+    });
+    this.kvEventsUnknown = new Counter({
+      name: "epp_kv_events_unknown_total",
+      help: "Tolerated unknowns: event tags kvpick does not know, extra fields (kind = tag | field).",
+      labelNames: ["pod", "kind"],
+      registers: r,
+    });
+    this.kvSeqGaps = new Counter({
+      name: "epp_kv_event_seq_gaps_total",
+      help: "Times a pod's sequence number jumped forward (batches were lost).",
+      labelNames: ["pod"],
+      registers: r,
+    });
+    this.kvSeqMissedBatches = new Counter({
+      name: "epp_kv_event_missed_batches_total",
+      help: "Batches lost in sequence gaps (sum of the jump sizes).",
+      labelNames: ["pod"],
+      registers: r,
+    });
+    this.kvPublisherRestarts = new Counter({
+      name: "epp_kv_event_publisher_restarts_total",
+      help: "Times a pod's sequence number went backwards (vLLM restarted); the pod was cleared.",
+      labelNames: ["pod"],
+      registers: r,
+    });
+    this.kvPodStale = new Gauge({
+      name: "epp_kv_pod_state_stale",
+      help: "1 while a pod's index state may be incomplete (events were lost), else 0.",
+      labelNames: ["pod"],
+      registers: r,
+    });
+    this.kvHashMismatches = new Counter({
+      name: "epp_kv_block_hash_mismatches_total",
+      help: "Root BlockStored events whose hash differs from kvpick's own (hash seed / block size / algo mismatch).",
+      labelNames: ["pod"],
+      registers: r,
+    });
+    this.kvApplySeconds = new Histogram({
+      name: "epp_kv_event_apply_duration_seconds",
+      help: "Time to apply one event batch to the index.",
+      buckets: APPLY_BUCKETS,
+      registers: r,
+    });
+    this.kvLastEventTimestamp = new Gauge({
+      name: "epp_kv_last_event_timestamp_seconds",
+      help: "Wall-clock time of the last batch received from a pod (alert when it stops moving).",
+      labelNames: ["pod"],
+      registers: r,
+    });
+  }
+
+  /** Exposes the index's size at scrape time. */
+  watchIndex(index: IndexStatsSource): void {
+    const r = [this.registry];
+    const read = (key: keyof ReturnType<IndexStatsSource["stats"]>) =>
+      function (this: Gauge) {
+        this.set(index.stats()[key]);
+      };
+    new Gauge({
+      name: "epp_kv_index_entries",
+      help: "Block-pod-medium entries in the index.",
+      registers: r,
+      collect: read("entries"),
+    });
+    new Gauge({
+      name: "epp_kv_index_blocks",
+      help: "Distinct block hashes in the index.",
+      registers: r,
+      collect: read("blocks"),
+    });
+    new Gauge({
+      name: "epp_kv_index_pods",
+      help: "Pods with at least one indexed block.",
+      registers: r,
+      collect: read("pods"),
+    });
+    new Gauge({
+      name: "epp_kv_index_evictions_total",
+      help: "Entries evicted because the index reached index.maxEntries (monotonic).",
+      registers: r,
+      collect: read("evictions"),
+    });
+  }
+}
