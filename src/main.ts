@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// kvpick's command line: `kvpick <command> [flags]`. Each command lives in src/cli/; this file only
+// dispatches and turns failures into exit codes.
+const USAGE = `usage: kvpick <command> [flags]
+
+commands:
+  serve   run the ext_proc endpoint picker
+  hash    print the vLLM block hashes of an OpenAI request body
+  demo    run kvpick with simulated vLLM pods (what \`npm start\` runs)
+
+run \`kvpick <command> --help\` for the flags of a command`;
+
+type Command = (argv: string[]) => Promise<number>;
+
+const commands: Record<string, () => Promise<Command>> = {
+  hash: async () => (await import("./cli/hash-command.js")).runHashCommand,
+  serve: async () => (await import("./cli/serve-command.js")).runServeCommand,
+  demo: async () => (await import("./cli/demo-command.js")).runDemoCommand,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    process.stdout.write(`${USAGE}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  const load = commands[name];
+  if (load === undefined) {
+    process.stderr.write(`kvpick: unknown command "${name}"\n${USAGE}\n`);
+    return 2;
+  }
+  return (await load())(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    // serve/demo keep running until a signal; they resolve only when done.
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`kvpick: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

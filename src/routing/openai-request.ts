@@ -1,0 +1,64 @@
+// Parses an OpenAI-style request body once, into what routing needs. The body is kept as the parsed
+// object so tokenization never parses it again.
+import { badRequest } from "../errors.js";
+
+export type ApiKind = "chat" | "completion" | "other";
+
+export interface InferenceRequest {
+  /** `model` as the client sent it (the served model name or a LoRA adapter name). */
+  model: string;
+  kind: ApiKind;
+  body: Record<string, unknown>;
+  /** vLLM `cache_salt`: mixed into block 0's hash, so it must reach the hasher. */
+  cacheSalt: string | null;
+  stream: boolean;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** API kind by `:path` suffix, as GIE's openai-parser does (query string ignored). */
+export function apiKindOf(path: string): ApiKind {
+  const p = path.split("?", 1)[0]!.replace(/\/+$/, "");
+  if (p.endsWith("/chat/completions")) return "chat";
+  if (p.endsWith("/completions")) return "completion";
+  return "other";
+}
+
+/** Throws EppError EPP_BAD_REQUEST (400) with GIE's wording for a body that cannot be routed. */
+export function parseInferenceRequest(path: string, raw: Uint8Array): InferenceRequest {
+  let text: string;
+  try {
+    text = utf8.decode(raw);
+  } catch {
+    throw badRequest("error unmarshaling request body: body is not valid UTF-8");
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    // RangeError here means nesting deep enough to exhaust the stack: still the client's fault.
+    throw badRequest(`error unmarshaling request body: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw badRequest("error unmarshaling request body: expected a JSON object");
+  }
+  const body = parsed as Record<string, unknown>;
+  const model = body.model;
+  if (typeof model !== "string" || model === "") throw badRequest("model not found in request body");
+  const kind = apiKindOf(path);
+  if (kind === "chat" && !Array.isArray(body.messages)) {
+    throw badRequest("`messages` must be an array of chat messages");
+  }
+  if (kind === "completion" && !("prompt" in body)) throw badRequest("`prompt` is required");
+  const salt = body.cache_salt;
+  if (salt !== undefined && salt !== null && typeof salt !== "string") {
+    throw badRequest("`cache_salt` must be a string");
+  }
+  return {
+    model,
+    kind,
+    body,
+    cacheSalt: typeof salt === "string" && salt !== "" ? salt : null,
+    stream: body.stream === true,
+  };
+}
