@@ -37,9 +37,102 @@ export class Metrics {
   readonly kvApplySeconds: Histogram;
   readonly kvLastEventTimestamp: Gauge<"pod">;
 
+  // --- request path (ext_proc → routing decision) ---
+  readonly requests: Counter<"code">;
+  readonly objectiveRequests: Counter<"model_name" | "target_model_name">;
+  readonly objectiveRequestErrors: Counter<"model_name" | "target_model_name" | "error_code">;
+  readonly schedulingSeconds: Histogram;
+  readonly stageSeconds: Histogram<"stage">;
+  readonly prefixHitBlocks: Histogram;
+  readonly prefixHitRatio: Histogram;
+  readonly predictedCachedTokens: Counter;
+  readonly actualCachedTokens: Counter;
+  readonly cachedTokensError: Histogram;
+  readonly endpointPicks: Counter<"endpoint">;
+  readonly inflightRequests: Gauge;
+  readonly cacheSignalMissing: Counter<"reason">;
+
   constructor(registry: Registry = new Registry()) {
     this.registry = registry;
     const r = [registry];
+
+    this.requests = new Counter({
+      name: "epp_requests_total",
+      help: "Requests answered, by result code (200 = routed, else the ImmediateResponse status).",
+      labelNames: ["code"],
+      registers: r,
+    });
+    this.objectiveRequests = new Counter({
+      name: "inference_objective_request_total",
+      help: "GIE-compatible: requests per model.",
+      labelNames: ["model_name", "target_model_name"],
+      registers: r,
+    });
+    this.objectiveRequestErrors = new Counter({
+      name: "inference_objective_request_error_total",
+      help: "GIE-compatible: failed requests per model and error code.",
+      labelNames: ["model_name", "target_model_name", "error_code"],
+      registers: r,
+    });
+    this.schedulingSeconds = new Histogram({
+      name: "epp_scheduling_duration_seconds",
+      help: "EPP overhead per request: last body byte in to routing decision (parse, tokenize, hash, score).",
+      buckets: STAGE_BUCKETS,
+      registers: r,
+    });
+    this.stageSeconds = new Histogram({
+      name: "epp_request_stage_duration_seconds",
+      help: "Per-stage latency of the routing decision (stage = parse | tokenize | hash | score).",
+      labelNames: ["stage"],
+      buckets: STAGE_BUCKETS,
+      registers: r,
+    });
+    this.prefixHitBlocks = new Histogram({
+      name: "epp_prefix_hit_blocks",
+      help: "Cached prefix blocks on the chosen endpoint, per request.",
+      // Powers of two up to 1024 blocks (64k tokens at block size 64).
+      buckets: [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+      registers: r,
+    });
+    this.prefixHitRatio = new Histogram({
+      name: "epp_prefix_hit_ratio",
+      help: "Cached prefix blocks on the chosen endpoint / request blocks, per request with at least one block.",
+      buckets: [0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1],
+      registers: r,
+    });
+    this.predictedCachedTokens = new Counter({
+      name: "epp_predicted_cached_tokens_total",
+      help: "Prompt tokens kvpick expected the chosen pod to have cached (prefix blocks × block size).",
+      registers: r,
+    });
+    this.actualCachedTokens = new Counter({
+      name: "epp_actual_cached_tokens_total",
+      help: "Prompt tokens the pod reported as cached (usage.prompt_tokens_details.cached_tokens).",
+      registers: r,
+    });
+    this.cachedTokensError = new Histogram({
+      name: "epp_cached_tokens_prediction_error_ratio",
+      help: "(actual − predicted cached tokens) / prompt tokens, per request whose usage reported cached tokens.",
+      buckets: [-1, -0.5, -0.25, -0.1, -0.01, 0, 0.01, 0.1, 0.25, 0.5, 1],
+      registers: r,
+    });
+    this.endpointPicks = new Counter({
+      name: "epp_endpoint_picks_total",
+      help: "Requests routed to each endpoint.",
+      labelNames: ["endpoint"],
+      registers: r,
+    });
+    this.inflightRequests = new Gauge({
+      name: "epp_inflight_requests",
+      help: "Requests routed whose response has not finished.",
+      registers: r,
+    });
+    this.cacheSignalMissing = new Counter({
+      name: "epp_cache_signal_missing_total",
+      help: "Requests routed on load alone because no block hashes could be computed, by reason.",
+      labelNames: ["reason"],
+      registers: r,
+    });
 
     this.tokenizeSeconds = new Histogram({
       name: "epp_tokenize_duration_seconds",
