@@ -84,6 +84,27 @@ export const configSchema = z.strictObject({
       mediumWeights: z.record(z.string(), numIn(0, 1)).default({ GPU: 1, CPU: 0.8 }),
     })
     .prefault({}),
+
+  /** The ext_proc server and its side ports (GIE defaults). */
+  server: z
+    .strictObject({
+      grpcPort: port().default(9002),
+      grpcHealthPort: port().default(9003),
+      metricsPort: port().default(9090),
+      /** TLS on the ext_proc port; a self-signed certificate unless certPath holds tls.crt / tls.key. */
+      secureServing: z.boolean({ error: "expected true or false" }).default(true),
+      certPath: z.string().nullable().default(null),
+      /** Request bodies above this are answered 413 (Envoy buffers nothing for us). */
+      maxBodyBytes: intIn(1, 2 ** 31 - 1).default(16 * 1024 * 1024),
+    })
+    .prefault({}),
+
+  /** A static pool (`--endpoints ip:port,…`); Kubernetes discovery fills the pool otherwise. */
+  pool: z
+    .strictObject({
+      endpoints: z.array(z.string()).default([]),
+    })
+    .prefault({}),
 });
 
 /** The validated configuration with every default filled in. */
