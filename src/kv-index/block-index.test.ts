@@ -1,0 +1,132 @@
+import { describe, expect, it } from "vitest";
+import { BlockIndex, UNKNOWN_MEDIUM_WEIGHT } from "./block-index.js";
+
+const W = { GPU: 1, CPU: 0.8 };
+const chainOf = (...hashes: bigint[]) => BigUint64Array.from(hashes);
+const words = (...hashes: bigint[]) => new Uint32Array(chainOf(...hashes).buffer);
+const store = (ix: BlockIndex, pod: string, medium: string, ...h: bigint[]) =>
+  ix.store(pod, medium, words(...h), h.length);
+const remove = (ix: BlockIndex, pod: string, medium: string, ...h: bigint[]) =>
+  ix.remove(pod, medium, words(...h), h.length);
+const match = (ix: BlockIndex, chain: bigint[], pods: string[]) => {
+  const r = ix.matchPrefix(chainOf(...chain), pods);
+  return { blocks: [...r.blocks], weighted: [...r.weighted].map((x) => Math.round(x * 1000) / 1000) };
+};
+
+const BIG = [0xffffffffffffffffn, 0x8000000000000001n, 12056132650316601216n, 1n, 2n, 3n];
+
+describe("BlockIndex", () => {
+  it("counts the longest consecutive prefix from block 0 per pod", () => {
+    const ix = new BlockIndex({ maxEntries: 100, mediumWeights: W });
+    store(ix, "a", "GPU", BIG[0]!, BIG[1]!, BIG[2]!);
+    store(ix, "b", "GPU", BIG[0]!, BIG[2]!); // hole at block 1
+    store(ix, "c", "GPU", BIG[1]!, BIG[2]!); // no block 0
+    expect(match(ix, [BIG[0]!, BIG[1]!, BIG[2]!, BIG[3]!], ["a", "b", "c", "zz"])).toEqual({
+      blocks: [3, 1, 0, 0],
+      weighted: [3, 1, 0, 0],
+    });
+  });
+
+  it("weights each block by the best medium the pod holds it in", () => {
+    const ix = new BlockIndex({ maxEntries: 100, mediumWeights: W });
+    store(ix, "a", "CPU", 1n, 2n, 3n);
+    store(ix, "a", "GPU", 2n);
+    store(ix, "b", "DISK", 1n);
+    expect(match(ix, [1n, 2n, 3n], ["a", "b"])).toEqual({
+      blocks: [3, 1],
+      weighted: [2.6, UNKNOWN_MEDIUM_WEIGHT],
+    });
+  });
+
+  it("removes only the copy of the named medium, and reference-counts duplicate stores", () => {
+    const ix = new BlockIndex({ maxEntries: 100, mediumWeights: W });
+    store(ix, "a", "GPU", 1n, 2n);
+    store(ix, "a", "GPU", 2n); // a second physical copy of block 2
+    store(ix, "a", "CPU", 2n);
+    remove(ix, "a", "GPU", 2n);
+    expect(match(ix, [1n, 2n], ["a"]).weighted).toEqual([2]);
+    remove(ix, "a", "GPU", 2n);
+    expect(match(ix, [1n, 2n], ["a"])).toEqual({ blocks: [2], weighted: [1.8] });
+    remove(ix, "a", "CPU", 2n);
+    expect(match(ix, [1n, 2n], ["a"]).blocks).toEqual([1]);
+    expect(ix.stats()).toEqual({ entries: 1, blocks: 1, pods: 1, evictions: 0 });
+    remove(ix, "a", "CPU", 1n); // unknown copy: ignored
+    remove(ix, "nobody", "GPU", 1n);
+    expect(ix.stats().entries).toBe(1);
+  });
+
+  it("clears one pod in full and leaves the others", () => {
+    const ix = new BlockIndex({ maxEntries: 1000, mediumWeights: W });
+    const hashes = Array.from({ length: 50 }, (_, i) => BigInt(i) * 0x100000001n + 7n);
+    store(ix, "a", "GPU", ...hashes);
+    store(ix, "a", "CPU", ...hashes);
+    store(ix, "b", "GPU", ...hashes.slice(0, 10));
+    expect(ix.hasPod("a")).toBe(true);
+    ix.clearPod("a");
+    expect(ix.hasPod("a")).toBe(false);
+    expect(ix.stats()).toEqual({ entries: 10, blocks: 10, pods: 1, evictions: 0 });
+    expect(match(ix, hashes, ["a", "b"]).blocks).toEqual([0, 10]);
+    ix.clearPod("b");
+    expect(ix.stats()).toEqual({ entries: 0, blocks: 0, pods: 0, evictions: 0 });
+    store(ix, "c", "GPU", ...hashes); // slots and pod numbers are reused cleanly
+    expect(match(ix, hashes, ["a", "b", "c"]).blocks).toEqual([0, 0, 50]);
+  });
+
+  it("evicts the least recently stored blocks past maxEntries", () => {
+    const ix = new BlockIndex({ maxEntries: 4, mediumWeights: W });
+    store(ix, "a", "GPU", 1n, 2n);
+    store(ix, "b", "GPU", 1n); // block 1 is now the most recently stored (3 entries)
+    store(ix, "a", "GPU", 3n); // 4 entries
+    store(ix, "a", "GPU", 4n); // 5 > 4: block 2 is the oldest
+    expect(ix.stats()).toEqual({ entries: 4, blocks: 3, pods: 2, evictions: 1 });
+    expect(match(ix, [1n, 2n], ["a", "b"]).blocks).toEqual([1, 1]);
+    store(ix, "c", "GPU", 5n); // evicts block 1, held by a and b
+    expect(ix.stats().evictions).toBe(3);
+    expect(match(ix, [1n], ["a", "b"]).blocks).toEqual([0, 0]);
+    expect(match(ix, [3n], ["a"]).blocks).toEqual([1]);
+  });
+
+  it("survives growth and heavy churn with the same answers as a plain model", () => {
+    const ix = new BlockIndex({ maxEntries: 1 << 20, mediumWeights: W });
+    const model = new Map<string, Set<bigint>>();
+    let seed = 12345;
+    const rnd = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    const pods = ["p0", "p1", "p2", "p3"];
+    for (let step = 0; step < 20000; step++) {
+      const pod = pods[rnd(4)]!;
+      const h = BigInt(rnd(3000)) << BigInt(rnd(40));
+      const set = model.get(pod) ?? new Set<bigint>();
+      model.set(pod, set);
+      if (rnd(3) === 0) {
+        remove(ix, pod, "GPU", h);
+        set.delete(h);
+      } else if (!set.has(h)) {
+        store(ix, pod, "GPU", h);
+        set.add(h);
+      }
+      if (step % 5000 === 4999) {
+        const victim = pods[rnd(4)]!;
+        ix.clearPod(victim);
+        model.delete(victim);
+      }
+    }
+    let total = 0;
+    for (const [pod, set] of model) {
+      total += set.size;
+      for (const h of set) expect(match(ix, [h], [pod]).blocks).toEqual([1]);
+    }
+    expect(ix.stats().entries).toBe(total);
+  });
+
+  it("answers duplicate pod ids and sub-array chains", () => {
+    const ix = new BlockIndex({ maxEntries: 100, mediumWeights: W });
+    store(ix, "a", "GPU", 1n, 2n, 3n);
+    const big = chainOf(9n, 1n, 2n, 3n).subarray(1);
+    const r = ix.matchPrefix(big, ["a", "a", "b"]);
+    expect([...r.blocks]).toEqual([3, 3, 0]);
+    expect(ix.matchPrefix(chainOf(), ["a"]).blocks[0]).toBe(0);
+  });
+});

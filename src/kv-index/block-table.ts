@@ -1,0 +1,178 @@
+// Open-addressing hash table of 64-bit block hashes → block slots, plus the per-block state the index needs
+// (head of its entry list, position in the least-recently-stored order). Everything lives in typed arrays:
+// a Map<bigint, …> costs ~100 bytes and a bigint allocation per key, this costs ~20 bytes per block plus
+// ~6–11 bytes of table, and lookups never allocate.
+//
+// Keys are the (lo, hi) uint32 words of vLLM's u64 event value. Linear probing with backward-shift
+// deletion (no tombstones), so a long-lived table with constant churn never degrades.
+
+/** "No entry / no slot" in Uint32 link fields. */
+export const NIL = 0xffffffff;
+
+const MIN_CAPACITY = 1024;
+const MAX_LOAD = 0.7;
+
+function grow32(a: Uint32Array, size: number, fill?: number): Uint32Array<ArrayBuffer> {
+  const b = new Uint32Array(size);
+  b.set(a);
+  if (fill !== undefined) b.fill(fill, a.length);
+  return b;
+}
+
+/** Mixes both words: tests and some publishers use small integers as hashes, real ones are uniform. */
+function mix(lo: number, hi: number): number {
+  let h = Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b);
+  h ^= h >>> 15;
+  return h;
+}
+
+export class BlockTable {
+  /** Low / high word of each slot's hash. */
+  keyLo = new Uint32Array(0);
+  keyHi = new Uint32Array(0);
+  /** First entry (owned by BlockIndex) of each slot, NIL when none. */
+  head = new Uint32Array(0);
+  /** Least-recently-stored order: doubly linked through slots; also the free-slot list (via lruNext). */
+  #lruPrev = new Uint32Array(0);
+  #lruNext = new Uint32Array(0);
+  #lruOldest = NIL;
+  #lruNewest = NIL;
+  #free = NIL;
+  #used = 0; // slots ever handed out (high-water mark)
+  #count = 0;
+  /** slot + 1, 0 = empty. */
+  #table = new Uint32Array(MIN_CAPACITY * 2);
+  #mask = MIN_CAPACITY * 2 - 1;
+
+  /** Live blocks. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /** Bytes held by the typed arrays (for stats and the memory benchmark). */
+  get bytes(): number {
+    return this.keyLo.length * 20 + this.#table.length * 4;
+  }
+
+  /** The slot of (lo, hi), or -1. */
+  find(lo: number, hi: number): number {
+    const table = this.#table;
+    const mask = this.#mask;
+    const keyLo = this.keyLo;
+    const keyHi = this.keyHi;
+    let i = mix(lo, hi) & mask;
+    for (;;) {
+      const s = table[i]!;
+      if (s === 0) return -1;
+      if (keyLo[s - 1] === lo && keyHi[s - 1] === hi) return s - 1;
+      i = (i + 1) & mask;
+    }
+  }
+
+  /** The slot of (lo, hi), created when absent; either way it becomes the most recently stored. */
+  upsert(lo: number, hi: number): number {
+    const found = this.find(lo, hi);
+    if (found >= 0) {
+      this.#touch(found);
+      return found;
+    }
+    if (this.#count + 1 > this.#table.length * MAX_LOAD) this.#rehash(this.#table.length * 2);
+    const slot = this.#alloc();
+    this.keyLo[slot] = lo;
+    this.keyHi[slot] = hi;
+    this.head[slot] = NIL;
+    let i = mix(lo, hi) & this.#mask;
+    while (this.#table[i] !== 0) i = (i + 1) & this.#mask;
+    this.#table[i] = slot + 1;
+    this.#count++;
+    this.#linkNewest(slot);
+    return slot;
+  }
+
+  /** The least recently stored live slot, or -1. */
+  oldest(): number {
+    return this.#lruOldest === NIL ? -1 : this.#lruOldest;
+  }
+
+  /** Removes a live slot (its entry list must already be empty). */
+  free(slot: number): void {
+    const lo = this.keyLo[slot]!;
+    const hi = this.keyHi[slot]!;
+    const table = this.#table;
+    const mask = this.#mask;
+    let i = mix(lo, hi) & mask;
+    while (table[i] !== slot + 1) i = (i + 1) & mask;
+    // Backward-shift: pull later members of the probe run into the hole unless that moves them before home.
+    let j = i;
+    for (;;) {
+      j = (j + 1) & mask;
+      const s = table[j]!;
+      if (s === 0) break;
+      const k = mix(this.keyLo[s - 1]!, this.keyHi[s - 1]!) & mask;
+      if (i <= j ? i < k && k <= j : i < k || k <= j) continue;
+      table[i] = s;
+      i = j;
+    }
+    table[i] = 0;
+    this.#unlink(slot);
+    this.#lruNext[slot] = this.#free;
+    this.#free = slot;
+    this.#count--;
+  }
+
+  #alloc(): number {
+    if (this.#free !== NIL) {
+      const slot = this.#free;
+      this.#free = this.#lruNext[slot]!;
+      return slot;
+    }
+    if (this.#used === this.keyLo.length) {
+      // ×1.5 rather than ×2 keeps the slack (and so bytes per entry at a given size) lower.
+      const size = Math.max(MIN_CAPACITY, Math.ceil(this.keyLo.length * 1.5));
+      this.keyLo = grow32(this.keyLo, size);
+      this.keyHi = grow32(this.keyHi, size);
+      this.head = grow32(this.head, size, NIL);
+      this.#lruPrev = grow32(this.#lruPrev, size);
+      this.#lruNext = grow32(this.#lruNext, size);
+    }
+    return this.#used++;
+  }
+
+  #rehash(size: number): void {
+    const old = this.#table;
+    const table = new Uint32Array(size);
+    const mask = size - 1;
+    for (let j = 0; j < old.length; j++) {
+      const s = old[j]!;
+      if (s === 0) continue;
+      let i = mix(this.keyLo[s - 1]!, this.keyHi[s - 1]!) & mask;
+      while (table[i] !== 0) i = (i + 1) & mask;
+      table[i] = s;
+    }
+    this.#table = table;
+    this.#mask = mask;
+  }
+
+  #linkNewest(slot: number): void {
+    this.#lruPrev[slot] = this.#lruNewest;
+    this.#lruNext[slot] = NIL;
+    if (this.#lruNewest !== NIL) this.#lruNext[this.#lruNewest] = slot;
+    else this.#lruOldest = slot;
+    this.#lruNewest = slot;
+  }
+
+  #unlink(slot: number): void {
+    const prev = this.#lruPrev[slot]!;
+    const next = this.#lruNext[slot]!;
+    if (prev !== NIL) this.#lruNext[prev] = next;
+    else this.#lruOldest = next;
+    if (next !== NIL) this.#lruPrev[next] = prev;
+    else this.#lruNewest = prev;
+  }
+
+  #touch(slot: number): void {
+    if (this.#lruNewest === slot) return;
+    this.#unlink(slot);
+    this.#linkNewest(slot);
+  }
+}
