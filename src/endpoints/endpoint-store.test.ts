@@ -1,0 +1,92 @@
+import { describe, expect, it } from "vitest";
+import type { EndpointChange, LoadMetrics } from "./endpoint.js";
+import { EndpointStore } from "./endpoint-store.js";
+import { parseEndpointList } from "./parse-endpoints.js";
+
+const metrics = (waiting: number): LoadMetrics => ({
+  waiting,
+  running: 1,
+  kvCacheUsage: 0.5,
+  blockSize: 64,
+  numGpuBlocks: 100,
+  prefixCachingHashAlgo: "sha256_cbor_64bit",
+  lora: null,
+});
+
+function fixture() {
+  let now = 1000;
+  const store = new EndpointStore({ staleAfterMs: 100, now: () => now });
+  const changes: string[] = [];
+  store.onChange((c: EndpointChange) => changes.push(`${c.kind} ${c.endpoint.address}`));
+  return { store, changes, advance: (ms: number) => (now += ms) };
+}
+
+describe("EndpointStore", () => {
+  it("tells listeners about additions, updates and removals, and replaceAll diffs the set", () => {
+    const { store, changes } = fixture();
+    store.replaceAll(parseEndpointList("10.0.0.1:80,10.0.0.2:80"));
+    store.replaceAll(parseEndpointList("10.0.0.2:80,10.0.0.3:80"));
+    const two = store.specs().find((s) => s.address === "10.0.0.2:80");
+    expect(two).toBeDefined();
+    if (two) expect(store.upsert({ ...two, name: "pod-2" })).toBe(true);
+    if (two) expect(store.upsert({ ...two, name: "pod-2" })).toBe(false);
+    expect(store.remove("10.0.0.9:80")).toBe(false);
+    expect(changes).toEqual([
+      "added 10.0.0.1:80",
+      "added 10.0.0.2:80",
+      "removed 10.0.0.1:80",
+      "added 10.0.0.3:80",
+      "updated 10.0.0.2:80",
+    ]);
+    expect(store.size).toBe(2);
+  });
+
+  it("keeps working when a listener throws, and unsubscribe stops notifications", () => {
+    const store = new EndpointStore();
+    const seen: string[] = [];
+    store.onChange(() => {
+      throw new Error("boom");
+    });
+    const off = store.onChange((c) => seen.push(c.kind));
+    store.replaceAll(parseEndpointList("10.0.0.1:80"));
+    off();
+    store.remove("10.0.0.1:80");
+    expect(seen).toEqual(["added"]);
+  });
+
+  it("tracks metrics state: pending → fresh → stale, failed until the next success", () => {
+    const { store, advance } = fixture();
+    store.replaceAll(parseEndpointList("10.0.0.1:80"));
+    expect(store.get("10.0.0.1:80")?.metricsState).toBe("pending");
+    store.recordMetrics("10.0.0.1:80", metrics(3));
+    expect(store.get("10.0.0.1:80")).toMatchObject({ metricsState: "fresh", metricsAgeMs: 0 });
+    advance(101);
+    expect(store.get("10.0.0.1:80")?.metricsState).toBe("stale");
+    store.recordFailure("10.0.0.1:80", "HTTP 500");
+    expect(store.get("10.0.0.1:80")).toMatchObject({ metricsState: "failed", lastScrapeError: "HTTP 500" });
+    expect(store.get("10.0.0.1:80")?.metrics?.waiting).toBe(3); // last good reading kept
+    store.recordMetrics("10.0.0.1:80", metrics(4));
+    expect(store.get("10.0.0.1:80")).toMatchObject({ metricsState: "fresh", lastScrapeError: null });
+    expect(store.stats()).toEqual({
+      total: 1,
+      ready: 1,
+      byState: { pending: 0, fresh: 1, stale: 0, failed: 0 },
+    });
+    store.recordMetrics("10.0.0.9:80", metrics(1)); // unknown (removed) endpoint: ignored
+    expect(store.size).toBe(1);
+  });
+
+  it("returns ready candidates only, restricted by a subset hint (exact address, else by IP)", () => {
+    const { store } = fixture();
+    store.replaceAll(parseEndpointList("10.0.0.1:80,10.0.0.1:81,10.0.0.2:80,10.0.0.3:80"));
+    store.upsert({ address: "10.0.0.3:80", ip: "10.0.0.3", port: 80, name: null, ready: false });
+    const addrs = (subset?: string[] | null) => store.candidates(subset).map((e) => e.address);
+    expect(addrs()).toEqual(["10.0.0.1:80", "10.0.0.1:81", "10.0.0.2:80"]);
+    expect(addrs(null)).toEqual(["10.0.0.1:80", "10.0.0.1:81", "10.0.0.2:80"]);
+    expect(addrs(["10.0.0.1:81"])).toEqual(["10.0.0.1:81"]);
+    expect(addrs(["10.0.0.1:9999"])).toEqual(["10.0.0.1:80", "10.0.0.1:81"]); // IP-only, as the reference EPP
+    expect(addrs(["10.0.0.2"])).toEqual(["10.0.0.2:80"]);
+    expect(addrs(["10.0.0.3:80"])).toEqual([]); // not ready
+    expect(addrs([])).toEqual([]);
+  });
+});
