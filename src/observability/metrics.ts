@@ -52,6 +52,9 @@ export class Metrics {
   readonly inflightRequests: Gauge;
   readonly cacheSignalMissing: Counter<"reason">;
 
+  // --- ext_proc streams (one per HTTP request Envoy sends through kvpick) ---
+  readonly extProcStreams: Gauge;
+
   constructor(registry: Registry = new Registry()) {
     this.registry = registry;
     const r = [registry];
@@ -125,6 +128,11 @@ export class Metrics {
     this.inflightRequests = new Gauge({
       name: "epp_inflight_requests",
       help: "Requests routed whose response has not finished.",
+      registers: r,
+    });
+    this.extProcStreams = new Gauge({
+      name: "epp_extproc_streams_active",
+      help: "Open ext_proc gRPC streams (Envoy keeps one per in-flight HTTP request).",
       registers: r,
     });
     this.cacheSignalMissing = new Counter({

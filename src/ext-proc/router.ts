@@ -1,0 +1,56 @@
+// The contract between the ext_proc protocol layer and routing: ext-proc/ calls a Router once per request,
+// after the complete request body (or at once for body-less requests); routing/ implements it and never
+// imports ext-proc/. Everything the Router needs from the wire is in RouteRequest.
+import type { EppError } from "../errors.js";
+
+export interface RouteRequest {
+  /** `x-request-id` from the client, or a generated UUID (then also set on the request towards the pod). */
+  requestId: string;
+  /** From the `:method` / `:path` pseudo headers ("" when absent). */
+  method: string;
+  path: string;
+  /** Every request header, lower-case names (pseudo headers included), `raw_value` decoded as UTF-8. */
+  headers: ReadonlyMap<string, string>;
+  /** The exact request body bytes, complete (empty for body-less requests such as GET /v1/models). */
+  body: Buffer;
+  /**
+   * Endpoints (`ip:port`) from the proxy's metadata `envoy.lb.subset_hint` /
+   * `x-gateway-destination-endpoint-subset`, or null when the proxy sent no hint. An empty array means
+   * "nothing eligible" (answer 503). Never taken from client headers: a client must not pick its backend.
+   */
+  subsetHint: readonly string[] | null;
+}
+
+/**
+ * Optional per-request hooks for the response path. Called synchronously from the stream's message
+ * handler, in wire order; they must not throw (exceptions are logged and swallowed) and must not block.
+ * `onDone` is called exactly once per routed request, also when the stream dies early.
+ */
+export interface ResponseObserver {
+  /** Response headers (lower-case names, `:status` included). */
+  onResponseHeaders?(headers: ReadonlyMap<string, string>): void;
+  /** Each response body chunk as Envoy delivered it; the chunk is already on its way back to Envoy. */
+  onResponseBody?(chunk: Buffer, endOfStream: boolean): void;
+  /** "complete" after the response's end of stream (or trailers); "aborted" if the stream ended first. */
+  onDone?(outcome: "complete" | "aborted"): void;
+}
+
+export type RouteOutcome =
+  | {
+      kind: "routed";
+      /** Exactly one numeric `ip:port` (or `[v6]:port`): Envoy's ORIGINAL_DST accepts nothing else. */
+      endpoint: string;
+      observer?: ResponseObserver;
+      /** Optional per-endpoint scores, sent as metadata `envoy.lb` / `x-gateway-destination-endpoint-scores`. */
+      endpointScores?: Record<string, unknown>;
+    }
+  | { kind: "rejected"; error: EppError };
+
+export interface Router {
+  /**
+   * Picks the endpoint for one request. May run concurrently for many requests. A rejection is returned,
+   * not thrown; a thrown exception is answered 500 and logged with its stack (an EppError thrown is
+   * answered with its own status).
+   */
+  route(request: RouteRequest): Promise<RouteOutcome>;
+}
