@@ -1,0 +1,296 @@
+// vLLM KV-event payload (msgspec msgpack `KVEventBatch`) → typed events. Pure: bytes in, values out.
+// Accepts every layout vLLM has shipped (shared/reference/vllm-kv-events.md §4): positional arrays of any
+// length ≥ tag + block_hashes (missing trailing fields = None, extra trailing fields skipped and counted),
+// named-field maps (missing keys = None, unknown keys skipped and counted), outer batch as array or map.
+// Unknown event tags are skipped and counted. Anything structurally wrong throws DecodeError: the caller
+// drops the whole batch, so bad bytes never reach the index.
+import { DecodeError, MsgpackReader } from "./msgpack-reader.js";
+
+export { DecodeError };
+
+export interface BlockStoredEvent {
+  type: "BlockStored";
+  /** Event values (u64; 32-byte bin values reduced to their last 8 bytes, big-endian). */
+  blockHashes: BigUint64Array;
+  /** Hash of the block before the first one; null when the blocks start at token 0. */
+  parentBlockHash: bigint | null;
+  /** Exactly the stored blocks' tokens (block count × block size). */
+  tokenIds: Uint32Array;
+  blockSize: number | null;
+  loraId: number | null;
+  /** "GPU", "CPU", …; null in layouts before v0.10.2 (which only had the GPU pool). */
+  medium: string | null;
+  loraName: string | null;
+  /** Per block: a tuple (array) of extra hash keys, or null. */
+  extraKeys: unknown[] | null;
+  /** KV-cache group of hybrid models; 0 for single-group models. */
+  groupIdx: number | null;
+  kvCacheSpecKind: string | null;
+  kvCacheSpecSlidingWindow: number | null;
+}
+
+export interface BlockRemovedEvent {
+  type: "BlockRemoved";
+  blockHashes: BigUint64Array;
+  medium: string | null;
+  groupIdx: number | null;
+}
+
+export interface AllBlocksClearedEvent {
+  type: "AllBlocksCleared";
+}
+
+export type KvEvent = BlockStoredEvent | BlockRemovedEvent | AllBlocksClearedEvent;
+
+export interface KvEventBatch {
+  /** Publisher wall-clock seconds when the scheduler step ran. */
+  ts: number;
+  events: KvEvent[];
+  /** null in the v0.9.0 layout (no rank) or when nil. */
+  dataParallelRank: number | null;
+  /** Events with a tag this decoder does not know (skipped). */
+  unknownTags: number;
+  /** Trailing array fields or map keys this decoder does not know (skipped). */
+  extraFields: number;
+}
+
+const STORED_FIELDS = 12; // tag + the 11 fields of the newest array layout (spec_kind)
+const REMOVED_FIELDS = 4; // tag + block_hashes, medium, group_idx
+
+/** Decodes one `KVEventBatch` payload; throws DecodeError on anything that is not one. */
+export function decodeBatch(payload: Uint8Array): KvEventBatch {
+  const r = new MsgpackReader(payload);
+  const batch: KvEventBatch = { ts: 0, events: [], dataParallelRank: null, unknownTags: 0, extraFields: 0 };
+  let sawEvents = false;
+  if (r.isArray()) {
+    const n = r.arrayLen();
+    if (n < 2) throw new DecodeError("batch array shorter than [ts, events]");
+    batch.ts = r.float();
+    readEvents(r, batch);
+    sawEvents = true;
+    if (n >= 3) batch.dataParallelRank = r.nil() ? null : r.int();
+    for (let i = 3; i < n; i++, batch.extraFields++) r.skip();
+  } else if (r.isMap()) {
+    const n = r.mapLen();
+    for (let i = 0; i < n; i++) {
+      const key = readKey(r);
+      if (key === "ts") batch.ts = r.float();
+      else if (key === "events") {
+        readEvents(r, batch);
+        sawEvents = true;
+      } else if (key === "data_parallel_rank") batch.dataParallelRank = r.nil() ? null : r.int();
+      else {
+        r.skip();
+        batch.extraFields++;
+      }
+    }
+  } else throw new DecodeError("batch is neither an array nor a map");
+  if (!sawEvents) throw new DecodeError("batch without events");
+  if (r.remaining !== 0) throw new DecodeError("trailing bytes after the batch");
+  return batch;
+}
+
+function readEvents(r: MsgpackReader, batch: KvEventBatch): void {
+  const n = r.arrayLen();
+  for (let i = 0; i < n; i++) {
+    const ev = r.isArray() ? readArrayEvent(r, batch) : r.isMap() ? readMapEvent(r, batch) : badEvent();
+    if (ev === null) batch.unknownTags++;
+    else batch.events.push(ev);
+  }
+}
+
+/** A map key: a string, or anything else skipped (and then matching no known key). */
+function readKey(r: MsgpackReader): string {
+  if (r.isStr()) return r.str();
+  r.skip();
+  return "";
+}
+
+function badEvent(): never {
+  throw new DecodeError("event is neither an array nor a map");
+}
+
+function readArrayEvent(r: MsgpackReader, batch: KvEventBatch): KvEvent | null {
+  const n = r.arrayLen();
+  if (n < 1) throw new DecodeError("empty event array");
+  const tag = r.str();
+  let read = 1;
+  let ev: KvEvent | null = null;
+  if (tag === "BlockStored" || tag === "BlockRemoved") {
+    if (n < 2) throw new DecodeError(`${tag} without block_hashes`);
+    const f = emptyFields();
+    const max = tag === "BlockStored" ? STORED_FIELDS : REMOVED_FIELDS;
+    const order = tag === "BlockStored" ? STORED_ORDER : REMOVED_ORDER;
+    for (; read < n && read < max; read++) readField(r, f, order[read - 1]!);
+    ev = build(tag, f);
+  } else if (tag === "AllBlocksCleared") ev = { type: tag };
+  for (; read < n; read++) {
+    r.skip();
+    if (ev !== null) batch.extraFields++;
+  }
+  return ev;
+}
+
+function readMapEvent(r: MsgpackReader, batch: KvEventBatch): KvEvent | null {
+  const n = r.mapLen();
+  const f = emptyFields();
+  let tag: string | null = null;
+  let unknown = 0;
+  for (let i = 0; i < n; i++) {
+    const key = readKey(r);
+    if (key === "type") tag = r.str();
+    else if (FIELD_NAMES.has(key)) readField(r, f, key as FieldName);
+    else {
+      r.skip();
+      unknown++;
+    }
+  }
+  if (tag === null) throw new DecodeError("map event without type");
+  if (tag !== "BlockStored" && tag !== "BlockRemoved" && tag !== "AllBlocksCleared") return null;
+  batch.extraFields += unknown;
+  if (tag === "AllBlocksCleared") return { type: tag };
+  return build(tag, f);
+}
+
+type FieldName =
+  | "block_hashes"
+  | "parent_block_hash"
+  | "token_ids"
+  | "block_size"
+  | "lora_id"
+  | "medium"
+  | "lora_name"
+  | "extra_keys"
+  | "group_idx"
+  | "kv_cache_spec_kind"
+  | "kv_cache_spec_sliding_window";
+
+const STORED_ORDER: readonly FieldName[] = [
+  "block_hashes",
+  "parent_block_hash",
+  "token_ids",
+  "block_size",
+  "lora_id",
+  "medium",
+  "lora_name",
+  "extra_keys",
+  "group_idx",
+  "kv_cache_spec_kind",
+  "kv_cache_spec_sliding_window",
+];
+const REMOVED_ORDER: readonly FieldName[] = ["block_hashes", "medium", "group_idx"];
+const FIELD_NAMES = new Set<string>(STORED_ORDER);
+
+interface Fields {
+  blockHashes: BigUint64Array | null;
+  parentBlockHash: bigint | null;
+  tokenIds: Uint32Array | null;
+  blockSize: number | null;
+  loraId: number | null;
+  medium: string | null;
+  loraName: string | null;
+  extraKeys: unknown[] | null;
+  groupIdx: number | null;
+  kvCacheSpecKind: string | null;
+  kvCacheSpecSlidingWindow: number | null;
+}
+
+const emptyFields = (): Fields => ({
+  blockHashes: null,
+  parentBlockHash: null,
+  tokenIds: null,
+  blockSize: null,
+  loraId: null,
+  medium: null,
+  loraName: null,
+  extraKeys: null,
+  groupIdx: null,
+  kvCacheSpecKind: null,
+  kvCacheSpecSlidingWindow: null,
+});
+
+const EMPTY_TOKENS = new Uint32Array(0);
+const parentWords = new Uint32Array(2);
+
+function readField(r: MsgpackReader, f: Fields, name: FieldName): void {
+  if (r.nil()) return;
+  switch (name) {
+    case "block_hashes": {
+      const n = r.arrayLen();
+      const hashes = new BigUint64Array(n);
+      const words = new Uint32Array(hashes.buffer);
+      for (let i = 0; i < n; i++) r.hashInto(words, i);
+      f.blockHashes = hashes;
+      return;
+    }
+    case "parent_block_hash":
+      r.hashInto(parentWords, 0);
+      f.parentBlockHash = (BigInt(parentWords[1]!) << 32n) | BigInt(parentWords[0]!);
+      return;
+    case "token_ids": {
+      const n = r.arrayLen();
+      const ids = new Uint32Array(n);
+      for (let i = 0; i < n; i++) {
+        const t = r.peek();
+        if (t < 0x80) {
+          ids[i] = t; // positive fixint: the common case for small vocabularies' ids, inlined
+          r.pos++;
+        } else {
+          const v = r.int();
+          if (v < 0 || v > 0xffffffff) throw new DecodeError("token id out of range");
+          ids[i] = v;
+        }
+      }
+      f.tokenIds = ids;
+      return;
+    }
+    case "block_size":
+      f.blockSize = r.int();
+      return;
+    case "lora_id":
+      f.loraId = r.int();
+      return;
+    case "medium":
+      f.medium = r.str();
+      return;
+    case "lora_name":
+      f.loraName = r.str();
+      return;
+    case "extra_keys": {
+      const v = r.any();
+      if (!Array.isArray(v)) throw new DecodeError("extra_keys is not a list");
+      f.extraKeys = v;
+      return;
+    }
+    case "group_idx":
+      f.groupIdx = r.int();
+      return;
+    case "kv_cache_spec_kind":
+      f.kvCacheSpecKind = r.str();
+      return;
+    case "kv_cache_spec_sliding_window":
+      f.kvCacheSpecSlidingWindow = r.int();
+      return;
+  }
+}
+
+function build(tag: "BlockStored" | "BlockRemoved", f: Fields): KvEvent {
+  if (f.blockHashes === null) throw new DecodeError(`${tag} without block_hashes`);
+  if (tag === "BlockRemoved") {
+    return { type: tag, blockHashes: f.blockHashes, medium: f.medium, groupIdx: f.groupIdx };
+  }
+  return {
+    type: tag,
+    blockHashes: f.blockHashes,
+    parentBlockHash: f.parentBlockHash,
+    tokenIds: f.tokenIds ?? EMPTY_TOKENS,
+    blockSize: f.blockSize,
+    loraId: f.loraId,
+    medium: f.medium,
+    loraName: f.loraName,
+    extraKeys: f.extraKeys,
+    groupIdx: f.groupIdx,
+    kvCacheSpecKind: f.kvCacheSpecKind,
+    kvCacheSpecSlidingWindow: f.kvCacheSpecSlidingWindow,
+  };
+}
