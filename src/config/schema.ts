@@ -31,6 +31,13 @@ const modelSchema = z.strictObject({
     .min(1, { error: "expected a directory path" }),
 });
 
+/** A scheduling plugin reference (GIE vocabulary); `parameters` are checked by the plugin's own schema. */
+const pluginRefSchema = z.strictObject({
+  type: z.string({ error: "expected a plugin type name" }).min(1, { error: "expected a plugin type name" }),
+  name: z.string().min(1).optional(),
+  parameters: z.record(z.string(), z.unknown()).default({}),
+});
+
 export const configSchema = z.strictObject({
   logLevel: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(", ")}` }).default("info"),
 
@@ -96,6 +103,34 @@ export const configSchema = z.strictObject({
       certPath: z.string().nullable().default(null),
       /** Request bodies above this are answered 413 (Envoy buffers nothing for us). */
       maxBodyBytes: intIn(1, 2 ** 31 - 1).default(16 * 1024 * 1024),
+    })
+    .prefault({}),
+
+  /** Load metrics scraped from every pod's vLLM `/metrics` (GIE: `--refresh-metrics-interval` 50ms). */
+  endpoints: z
+    .strictObject({
+      scrapeIntervalMs: intIn(1, 60_000).default(50),
+      /** Connect + full page; GIE's poll timeout is 1 s. */
+      scrapeTimeoutMs: intIn(1, 60_000).default(1000),
+      /** An older successful reading no longer counts as fresh (GIE's metrics-staleness-threshold, 2 s). */
+      staleAfterMs: intIn(1, 3_600_000).default(2000),
+      metricsPath: z.string().startsWith("/", { error: "expected a path starting with /" }).default("/metrics"),
+    })
+    .prefault({}),
+
+  /**
+   * The scheduling profile: filters → weighted scorers (each score in [0, 1]) → picker. Types name plugins
+   * in src/scheduling/plugins; each plugin validates its own `parameters`. Default = the issue's profile.
+   */
+  scheduling: z
+    .strictObject({
+      filters: z.array(pluginRefSchema).default(() => [{ type: "fresh-metrics-filter", parameters: {} }]),
+      scorers: z.array(pluginRefSchema.extend({ weight: numIn(0, 1e6).default(1) })).default(() => [
+        { type: "precise-prefix-cache-scorer", weight: 3, parameters: {} },
+        { type: "queue-scorer", weight: 2, parameters: {} },
+        { type: "kv-cache-utilization-scorer", weight: 2, parameters: {} },
+      ]),
+      picker: pluginRefSchema.default(() => ({ type: "max-score-picker", parameters: {} })),
     })
     .prefault({}),
 

@@ -27,7 +27,9 @@ class FakePod {
       this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
       res.on("close", () => this.inFlight--);
       this.handler(req, res);
-      this.#waiters = this.#waiters.filter((w) => (this.requests >= w.n ? (w.resolve(), false) : true));
+      const due = this.#waiters.filter((w) => this.requests >= w.n);
+      this.#waiters = this.#waiters.filter((w) => this.requests < w.n);
+      for (const w of due) w.resolve();
     });
     this.server.on("connection", () => this.connections++);
   }

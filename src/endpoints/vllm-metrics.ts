@@ -123,7 +123,7 @@ function sumCounts(list: Sample[], name: string): number {
   return sum;
 }
 
-const clamp01 = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);
+const clamp01 = (v: number) => Math.min(1, Math.max(0, v));
 
 function intLabel(labels: Record<string, string> | null, key: string): number | null {
   const raw = labels?.[key];

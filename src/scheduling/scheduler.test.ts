@@ -1,0 +1,158 @@
+import { describe, expect, it } from "vitest";
+import { EndpointStore } from "../endpoints/endpoint-store.js";
+import { parseEndpointList } from "../endpoints/parse-endpoints.js";
+import { parseConfig } from "../config/load.js";
+import { createScheduler } from "./create-scheduler.js";
+import { Scheduler } from "./scheduler.js";
+import { FakePrefixLookup, aRequest, anEndpoint, staticSource } from "./scheduling.fixture.js";
+import type { Endpoint, EndpointSource, PrefixLookup, Scorer } from "./types.js";
+
+const defaults = parseConfig({}).scheduling;
+const scheduler = (source: EndpointSource, lookup: PrefixLookup | null = null, random = Math.random) =>
+  createScheduler(defaults, { endpoints: source, prefixLookup: lookup, random });
+
+function picked(s: Scheduler, blocks = 10, subset?: string[]) {
+  const r = s.schedule(aRequest(blocks, subset));
+  if (r.kind !== "picked") throw new Error(`expected a pick, got ${r.kind}`);
+  return r;
+}
+
+describe("Scheduler with the default profile", () => {
+  const a = anEndpoint("10.0.0.1:8000", { waiting: 2, kvCacheUsage: 0.3 });
+  const b = anEndpoint("10.0.0.2:8000", { waiting: 2, kvCacheUsage: 0.3 });
+  const c = anEndpoint("10.0.0.3:8000", { waiting: 2, kvCacheUsage: 0.3 });
+
+  it("picks the longest cached prefix at equal load and reports it", () => {
+    const lookup = new FakePrefixLookup()
+      .hold("10.0.0.1:8000", 3)
+      .hold("10.0.0.2:8000", 8)
+      .hold("10.0.0.3:8000", 5);
+    const r = picked(scheduler(staticSource([a, b, c]), lookup));
+    expect(r.endpoint.address).toBe("10.0.0.2:8000");
+    expect(r.prefixMatchBlocks).toBe(8);
+    expect(r.totalBlocks).toBe(10);
+    expect(r.scores.map((s) => s.address)).toEqual(["10.0.0.2:8000", "10.0.0.3:8000", "10.0.0.1:8000"]);
+    expect(r.scores[0]).toEqual({
+      address: "10.0.0.2:8000",
+      total: expect.closeTo(3 * 0.8 + 2 * 1 + 2 * 0.7, 9),
+      byScorer: {
+        "precise-prefix-cache-scorer": 0.8,
+        "queue-scorer": 1,
+        "kv-cache-utilization-scorer": expect.closeTo(0.7, 9),
+      },
+    });
+    expect(lookup.calls).toBe(1); // scorer and report share one lookup
+  });
+
+  it("lets a lightly loaded pod beat an overloaded one holding the whole prefix", () => {
+    const hot = anEndpoint("10.0.0.1:8000", { waiting: 40, kvCacheUsage: 0.95 });
+    const idle = anEndpoint("10.0.0.2:8000", { waiting: 0, kvCacheUsage: 0.1 });
+    const lookup = new FakePrefixLookup().hold("10.0.0.1:8000", 10);
+    const r = picked(scheduler(staticSource([hot, idle]), lookup));
+    expect(r.endpoint.address).toBe("10.0.0.2:8000"); // 0 + 2 + 1.8 = 3.8 > 3 + 0 + 0.1
+    expect(r.prefixMatchBlocks).toBe(0);
+    expect(r.scores[1]?.byScorer["precise-prefix-cache-scorer"]).toBe(1);
+  });
+
+  it("credits CPU-resident blocks less than GPU ones", () => {
+    const lookup = new FakePrefixLookup().hold("10.0.0.1:8000", 10, 0.8).hold("10.0.0.2:8000", 9, 1);
+    expect(picked(scheduler(staticSource([a, b]), lookup)).endpoint.address).toBe("10.0.0.2:8000");
+  });
+
+  it("breaks ties at random: every tied candidate gets picked over many runs", () => {
+    const s = scheduler(staticSource([a, b, c]), new FakePrefixLookup());
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 300; i++) {
+      const address = picked(s).endpoint.address;
+      counts.set(address, (counts.get(address) ?? 0) + 1);
+    }
+    expect([...counts.keys()].sort()).toEqual(["10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000"]);
+    const rng = (v: number) => () => v; // the injected random decides the tie
+    expect(picked(scheduler(staticSource([a, b]), null, rng(0))).endpoint.address).toBe("10.0.0.2:8000");
+    expect(picked(scheduler(staticSource([a, b]), null, rng(0.99))).endpoint.address).toBe("10.0.0.1:8000");
+  });
+
+  it("maps endpoints to the index's pod ids: ip:port, else bare ip (bind-mode topics), else load only", () => {
+    const lookup = new FakePrefixLookup().hold("10.0.0.1", 4).hold("10.0.0.2:8000", 6);
+    const r = picked(scheduler(staticSource([a, b, c]), lookup));
+    const prefix = Object.fromEntries(
+      r.scores.map((s) => [s.address, s.byScorer["precise-prefix-cache-scorer"]]),
+    );
+    expect(prefix).toEqual({ "10.0.0.1:8000": 0.4, "10.0.0.2:8000": 0.6, "10.0.0.3:8000": 0 });
+  });
+
+  it("scores a request shorter than one block on load alone", () => {
+    const busy = anEndpoint("10.0.0.1:8000", { waiting: 5 });
+    const r = picked(scheduler(staticSource([busy, b]), new FakePrefixLookup().hold("10.0.0.1:8000", 4)), 0);
+    expect(r).toMatchObject({ endpoint: { address: "10.0.0.2:8000" }, prefixMatchBlocks: 0, totalBlocks: 0 });
+  });
+
+  it("restricts candidates to the subset hint and answers no-endpoints for an empty pool or subset", () => {
+    const store = new EndpointStore();
+    const s = scheduler(store, new FakePrefixLookup().hold("10.0.0.1:8000", 10));
+    expect(s.schedule(aRequest(10))).toEqual({ kind: "no-endpoints" });
+    store.replaceAll(parseEndpointList("10.0.0.1:8000,10.0.0.2:8000,10.0.0.3:8000"));
+    for (let i = 0; i < 20; i++)
+      expect(picked(s, 10, ["10.0.0.2:8000", "10.0.0.3:8000"]).endpoint.address).not.toBe("10.0.0.1:8000");
+    expect(s.schedule(aRequest(10, []))).toEqual({ kind: "no-endpoints" });
+    expect(s.schedule(aRequest(10, ["10.9.9.9:1"]))).toEqual({ kind: "no-endpoints" });
+  });
+
+  it("drops pods with failed or stale scrapes while a fresh pod exists, and fails open otherwise", () => {
+    const down = anEndpoint("10.0.0.1:8000", {}, "failed");
+    const stale = anEndpoint("10.0.0.2:8000", {}, "stale");
+    const lookup = new FakePrefixLookup().hold("10.0.0.1:8000", 10).hold("10.0.0.2:8000", 9);
+    const fresh = anEndpoint("10.0.0.3:8000", { waiting: 30, kvCacheUsage: 0.99 });
+    const r = picked(scheduler(staticSource([down, stale, fresh]), lookup));
+    expect(r.endpoint.address).toBe("10.0.0.3:8000");
+    expect(r.scores).toHaveLength(1);
+    // Metrics outage everywhere: nothing is dropped, load scores are 0, so the cache decides.
+    const outage = picked(scheduler(staticSource([down, stale]), lookup));
+    expect(outage.endpoint.address).toBe("10.0.0.1:8000");
+    expect(outage.scores[0]?.total).toBe(3);
+  });
+});
+
+describe("Scheduler core", () => {
+  const e1 = anEndpoint("10.0.0.1:80");
+  const e2 = anEndpoint("10.0.0.2:80");
+  const rogue = (values: number[]): Scorer => ({
+    type: "rogue",
+    name: "rogue",
+    role: "scorer",
+    score: () => values,
+  });
+  const base = {
+    filters: [],
+    picker: {
+      type: "p",
+      name: "p",
+      role: "picker" as const,
+      pick: (_c: unknown, s: readonly { endpoint: Endpoint; total: number }[]) => s.slice(0, 1),
+    },
+  };
+  const context = { prefixLookup: null, random: Math.random };
+
+  it("clamps scores to [0, 1] (NaN → 0) before weighting", () => {
+    const s = new Scheduler({
+      profile: { name: "t", ...base, scorers: [{ scorer: rogue([5, Number.NaN]), weight: 2 }] },
+      endpoints: staticSource([e1, e2]),
+      context,
+    });
+    const r = s.schedule(aRequest(1));
+    expect(r.kind === "picked" && r.scores.map((x) => x.total)).toEqual([2, 0]);
+  });
+
+  it("answers all-filtered naming the filter that emptied the list, and times plugins when asked", () => {
+    const dropAll = { type: "drop", name: "drop-all", role: "filter" as const, filter: () => [] };
+    const timed: string[] = [];
+    const s = new Scheduler({
+      profile: { name: "t", ...base, filters: [dropAll], scorers: [] },
+      endpoints: staticSource([e1]),
+      context,
+      observePlugin: (p, seconds) => timed.push(`${p.name} ${seconds >= 0}`),
+    });
+    expect(s.schedule(aRequest(1))).toEqual({ kind: "all-filtered", filteredBy: "drop-all" });
+    expect(timed).toEqual(["drop-all true"]);
+  });
+});

@@ -1,0 +1,108 @@
+// One scheduling cycle per request: candidates → filters → weighted scorers → picker (GIE semantics:
+// each score clamped to [0, 1], total = Σ weight × score, not normalised by Σ weights). Outcomes, including
+// "nothing to pick from", are returned as values; the caller maps them to HTTP statuses.
+import { SchedulingCycle } from "./cycle-state.js";
+import type {
+  Endpoint,
+  EndpointScore,
+  EndpointSource,
+  Plugin,
+  PluginContext,
+  ScoredEndpoint,
+  SchedulingProfile,
+  SchedulingRequest,
+  SchedulingResult,
+} from "./types.js";
+
+export interface SchedulerOptions {
+  readonly profile: SchedulingProfile;
+  readonly endpoints: EndpointSource;
+  readonly context: PluginContext;
+  /** Called with each plugin's run time when set (per-plugin latency metrics); costs two clock reads each. */
+  readonly observePlugin?: (plugin: Plugin, seconds: number) => void;
+}
+
+/** NaN and anything outside [0, 1] from a misbehaving scorer is pulled back into range. */
+const clamp01 = (v: number): number => (v > 0 ? Math.min(v, 1) : 0);
+
+export class Scheduler {
+  readonly profile: SchedulingProfile;
+  readonly #endpoints: EndpointSource;
+  readonly #context: PluginContext;
+  readonly #observe: ((plugin: Plugin, seconds: number) => void) | undefined;
+
+  constructor(options: SchedulerOptions) {
+    this.profile = options.profile;
+    this.#endpoints = options.endpoints;
+    this.#context = options.context;
+    this.#observe = options.observePlugin;
+  }
+
+  schedule(request: SchedulingRequest): SchedulingResult {
+    const cycle = new SchedulingCycle(request, this.#context.prefixLookup);
+    let candidates = this.#endpoints.candidates(request.subsetHint ?? null);
+    if (candidates.length === 0) return { kind: "no-endpoints" };
+
+    for (const filter of this.profile.filters) {
+      candidates = this.#timed(filter, () => filter.filter(cycle, candidates));
+      if (candidates.length === 0) return { kind: "all-filtered", filteredBy: filter.name };
+    }
+
+    const n = candidates.length;
+    const totals = new Float64Array(n);
+    const perScorer: Float64Array[] = [];
+    for (const { scorer, weight } of this.profile.scorers) {
+      const raw = this.#timed(scorer, () => scorer.score(cycle, candidates));
+      const clamped = new Float64Array(n);
+      for (let i = 0; i < n; i++) {
+        clamped[i] = clamp01(raw[i] ?? 0);
+        totals[i] = (totals[i] ?? 0) + weight * (clamped[i] ?? 0);
+      }
+      perScorer.push(clamped);
+    }
+
+    const scored: ScoredEndpoint[] = candidates.map((endpoint, i) => ({ endpoint, total: totals[i] ?? 0 }));
+    const picker = this.profile.picker;
+    const targets = this.#timed(picker, () => picker.pick(cycle, scored));
+    const winner = targets[0];
+    if (winner === undefined) return { kind: "all-filtered", filteredBy: picker.name };
+
+    const winnerIndex = candidates.indexOf(winner.endpoint);
+    const prefix = cycle.prefixMatch(candidates);
+    return {
+      kind: "picked",
+      endpoint: winner.endpoint,
+      targets: targets.map((t) => t.endpoint),
+      prefixMatchBlocks: winnerIndex < 0 ? 0 : (prefix.blocks[winnerIndex] ?? 0),
+      totalBlocks: prefix.totalBlocks,
+      scores: this.#report(candidates, totals, perScorer, winnerIndex),
+    };
+  }
+
+  /** All candidates' scores, the winner first, then by total descending. */
+  #report(
+    candidates: readonly Endpoint[],
+    totals: Float64Array,
+    perScorer: Float64Array[],
+    winner: number,
+  ): EndpointScore[] {
+    const names = this.profile.scorers.map((s) => s.scorer.name);
+    const rows = candidates.map((e, i) => {
+      const byScorer: Record<string, number> = {};
+      names.forEach((name, k) => {
+        byScorer[name] = perScorer[k]?.[i] ?? 0;
+      });
+      return { address: e.address, total: totals[i] ?? 0, byScorer, first: i === winner };
+    });
+    rows.sort((a, b) => (a.first !== b.first ? (a.first ? -1 : 1) : b.total - a.total));
+    return rows.map(({ address, total, byScorer }) => ({ address, total, byScorer }));
+  }
+
+  #timed<T>(plugin: Plugin, run: () => T): T {
+    if (this.#observe === undefined) return run();
+    const start = performance.now();
+    const out = run();
+    this.#observe(plugin, (performance.now() - start) / 1000);
+    return out;
+  }
+}

@@ -1,0 +1,144 @@
+// Scheduling contracts: what a request looks like to the scheduler, what filters, scorers and pickers
+// promise, and the read-only services they may use. Plugins depend on this file only (plus the endpoint
+// types); the scheduler never imports a plugin. Shaped after the GIE EPP framework so its configuration
+// vocabulary (filters → weighted scorers → picker) maps one to one.
+import type { Endpoint } from "../endpoints/endpoint.js";
+
+export type { Endpoint };
+
+/** The KV-block index as scheduling reads it (implemented by kv-index/block-index.ts). Synchronous, read-only. */
+export interface PrefixLookup {
+  /**
+   * For each podIds[i]: blocks[i] = consecutive blocks of `chain` from block 0 the pod holds (any medium);
+   * weighted[i] = sum over those blocks of the best medium weight (GPU 1.0, CPU 0.8), so weighted[i] ≤ blocks[i].
+   */
+  matchPrefix(
+    chain: BigUint64Array,
+    podIds: readonly string[],
+  ): { blocks: Uint32Array; weighted: Float64Array };
+  /** Whether the index has heard of this pod id (topic `kv@<id>@<model>`: "ip:port" or just "ip"). */
+  hasPod(podId: string): boolean;
+}
+
+/** One request, as produced by the director after parsing, tokenizing and hashing. Never mutated by plugins. */
+export interface SchedulingRequest {
+  readonly requestId: string;
+  /** Model the client asked for. */
+  readonly model: string;
+  /** Model after any rewrite; the KV events of this model are the ones that count. */
+  readonly targetModel: string;
+  /** vLLM block hashes of the prompt's full blocks, block 0 first (empty when shorter than one block). */
+  readonly blockHashes: BigUint64Array;
+  /** Request headers, lower-case names (e.g. `test-epp-endpoint-selection` for the conformance filter). */
+  readonly headers: ReadonlyMap<string, string>;
+  /** Gateway subset hint (`x-gateway-destination-endpoint-subset`); null/absent = the whole pool. */
+  readonly subsetHint?: readonly string[] | null;
+}
+
+/** Longest cached prefix per candidate, aligned with the candidate array it was computed for. */
+export interface PrefixMatch {
+  /** Blocks in the request (the denominator of the prefix score). */
+  readonly totalBlocks: number;
+  /** Consecutive blocks from block 0 cached on candidates[i]. */
+  readonly blocks: Uint32Array;
+  /** The same blocks weighted by medium (GPU 1.0, CPU 0.8). */
+  readonly weighted: Float64Array;
+}
+
+/**
+ * Per-request state shared by the plugins of one scheduling cycle, so expensive facts are computed once
+ * (GIE's CycleState). Lives for one `schedule()` call; synchronous, so no re-entrancy concerns.
+ */
+export interface CycleState {
+  readonly request: SchedulingRequest;
+  /** The prefix match for exactly this candidate array (memoised by identity); all zeros without an index. */
+  prefixMatch(candidates: readonly Endpoint[]): PrefixMatch;
+  /** A general memo for plugins' own per-request facts; `key` should be the plugin's type name. */
+  memo<T>(key: string, compute: () => T): T;
+}
+
+/** Shared, read-only services a plugin factory may capture. */
+export interface PluginContext {
+  /** Null when kvpick runs without an index (load-only routing). */
+  readonly prefixLookup: PrefixLookup | null;
+  /** Uniform in [0, 1); injectable so tie-breaks are testable. */
+  readonly random: () => number;
+}
+
+interface PluginBase {
+  /** Registered type name, e.g. `queue-scorer`. */
+  readonly type: string;
+  /** Instance name from config (defaults to the type); keys `byScorer` in results. */
+  readonly name: string;
+}
+
+/** Narrows the candidates. Returns a subset (may be the same array); must not mutate its input. */
+export interface Filter extends PluginBase {
+  readonly role: "filter";
+  filter(cycle: CycleState, candidates: readonly Endpoint[]): readonly Endpoint[];
+}
+
+/**
+ * Scores every candidate: returns one number per candidate, aligned by index, meant to lie in [0, 1]
+ * (higher is better). The scheduler clamps to [0, 1] and treats NaN as 0, so a buggy scorer cannot dominate.
+ * Must handle an empty candidate list and must not mutate its input.
+ */
+export interface Scorer extends PluginBase {
+  readonly role: "scorer";
+  score(cycle: CycleState, candidates: readonly Endpoint[]): ArrayLike<number>;
+}
+
+/** A candidate with its weighted total (Σ weight × clamped score) after scoring. */
+export interface ScoredEndpoint {
+  readonly endpoint: Endpoint;
+  readonly total: number;
+}
+
+/** Chooses targets from the scored candidates: best first, at least one when `scored` is non-empty. */
+export interface Picker extends PluginBase {
+  readonly role: "picker";
+  pick(cycle: CycleState, scored: readonly ScoredEndpoint[]): readonly ScoredEndpoint[];
+}
+
+export type Plugin = Filter | Scorer | Picker;
+export type PluginRole = Plugin["role"];
+
+/** One configured profile: run in this order. Weights are ≥ 0 and not normalised (as GIE). */
+export interface SchedulingProfile {
+  readonly name: string;
+  readonly filters: readonly Filter[];
+  readonly scorers: readonly { readonly scorer: Scorer; readonly weight: number }[];
+  readonly picker: Picker;
+}
+
+/** One candidate's scores in a result. `byScorer` holds clamped, unweighted scores keyed by scorer name. */
+export interface EndpointScore {
+  readonly address: string;
+  readonly total: number;
+  readonly byScorer: Readonly<Record<string, number>>;
+}
+
+/**
+ * The outcome of one scheduling cycle. Expected failures are values, mapped to HTTP by the caller:
+ * `no-endpoints` → 503 (pool empty, none ready, or nothing in the subset); `all-filtered` → 429.
+ */
+export type SchedulingResult =
+  | {
+      readonly kind: "picked";
+      readonly endpoint: Endpoint;
+      /** Every target the picker returned, best first (`endpoint` is targets[0]); for fallback lists. */
+      readonly targets: readonly Endpoint[];
+      /** Cached prefix of the request on `endpoint`, in blocks, and the request's block count. */
+      readonly prefixMatchBlocks: number;
+      readonly totalBlocks: number;
+      /** Every scored candidate, picked endpoint first, the rest by total descending. */
+      readonly scores: readonly EndpointScore[];
+    }
+  | { readonly kind: "no-endpoints" }
+  | { readonly kind: "all-filtered"; readonly filteredBy: string };
+
+/** The scheduler's source of candidates (endpoints/endpoint-store.ts implements it). */
+export interface EndpointSource {
+  /** Ready endpoints, restricted by the subset hint when one is given (an empty hint selects none). */
+  candidates(subset?: readonly string[] | null): readonly Endpoint[];
+}
