@@ -1,0 +1,319 @@
+// Request body → the prompt token ids vLLM would prefill. Renders chat bodies (chat-request.ts), cuts the
+// prompt at added tokens and takes each text section's ids from an exact LRU cache (segment-encoder.ts,
+// token-cache.ts); uncached text beyond `workerThresholdChars` is encoded on a piscina worker pool so the
+// event loop never stalls on a cold long prompt.
+import { performance } from "node:perf_hooks";
+import { Piscina } from "piscina";
+import type { Config } from "../config/schema.js";
+import { EppError, badRequest } from "../errors.js";
+import type { Logger } from "../observability/logger.js";
+import type { Metrics } from "../observability/metrics.js";
+import { buildChatContext, renderChat } from "./chat-request.js";
+import { ChatTemplate } from "./chat-template.js";
+import { SegmentEncoder } from "./segment-encoder.js";
+import { type CacheNamespace, TokenCache } from "./token-cache.js";
+import { bundledTokenizerDir, loadTokenizerFiles, type TokenizerFiles } from "./tokenizer-files.js";
+import type { WorkerTask } from "./tokenize-worker.js";
+
+export type OpenAiEndpoint = "/v1/chat/completions" | "/v1/completions";
+
+export interface TokenizeResult {
+  /** The prompt token ids vLLM would prefill. */
+  tokenIds: Uint32Array;
+  /** Where the work ran: cache = every section was cached (or the prompt was given as ids). */
+  mode: "cache" | "main" | "worker";
+  renderMicros: number;
+  tokenizeMicros: number;
+}
+
+interface LoadedTokenizer {
+  files: TokenizerFiles;
+  encoder: SegmentEncoder;
+  /** The tokenizer's default template, or null when it has none. */
+  template: ChatTemplate | null;
+  ns: CacheNamespace;
+  /** Section-0 entries, for tokenizers whose first section encodes differently. */
+  ns0: CacheNamespace;
+}
+
+/** Request-level templates compiled recently (clients repeat the same one); small and bounded. */
+const MAX_REQUEST_TEMPLATES = 32;
+
+export class TokenizationService {
+  readonly #config: Config["tokenizer"];
+  readonly #log: Logger;
+  readonly #metrics: Metrics | undefined;
+  readonly #cache: TokenCache;
+  readonly #loaded = new Map<string, Promise<LoadedTokenizer>>();
+  readonly #requestTemplates = new Map<string, ChatTemplate>();
+  #pool: Piscina<WorkerTask, Uint32Array[]> | null = null;
+
+  constructor(options: { config: Config["tokenizer"]; logger: Logger; metrics?: Metrics }) {
+    this.#config = options.config;
+    this.#log = options.logger.child({ component: "tokenization" });
+    this.#metrics = options.metrics;
+    this.#cache = new TokenCache(options.config.cacheBytes);
+  }
+
+  /** Tokenizer directory of a served model name. */
+  dirFor(model: string): string {
+    return (
+      this.#config.models[model]?.tokenizerDir ?? this.#config.defaultTokenizerDir ?? bundledTokenizerDir()
+    );
+  }
+
+  async tokenize(
+    model: string,
+    endpoint: OpenAiEndpoint,
+    body: Record<string, unknown>,
+  ): Promise<TokenizeResult> {
+    const tk = await this.#load(this.dirFor(model));
+    const t0 = performance.now();
+    let text: string;
+    let addSpecial: boolean;
+    if (endpoint === "/v1/chat/completions") {
+      text = this.#render(tk, body);
+      addSpecial = false; // vLLM chat default: the template writes every special token itself
+    } else {
+      const prompt = completionPrompt(body.prompt);
+      if (typeof prompt !== "string") {
+        return { tokenIds: prompt, mode: "cache", renderMicros: 0, tokenizeMicros: 0 };
+      }
+      text = prompt;
+      addSpecial = true; // vLLM completions default: BOS for Llama-style tokenizers, nothing for Qwen
+    }
+    const t1 = performance.now();
+    const { ids, mode } = await this.#encode(tk, text, addSpecial);
+    const t2 = performance.now();
+    this.#metrics?.tokenizeSeconds.observe({ mode }, (t2 - t0) / 1e3);
+    return { tokenIds: ids, mode, renderMicros: (t1 - t0) * 1e3, tokenizeMicros: (t2 - t1) * 1e3 };
+  }
+
+  async renderChat(model: string, body: Record<string, unknown>): Promise<string> {
+    return this.#render(await this.#load(this.dirFor(model)), body);
+  }
+
+  /** Entries and bytes held by the segment cache. */
+  cacheStats(): { entries: number; bytes: number } {
+    return { entries: this.#cache.size, bytes: this.#cache.bytes };
+  }
+
+  async close(): Promise<void> {
+    const pool = this.#pool;
+    this.#pool = null;
+    this.#cache.clear();
+    if (pool) await pool.destroy();
+  }
+
+  #render(tk: LoadedTokenizer, body: Record<string, unknown>): string {
+    const template = this.#templateFor(tk, body);
+    return renderChat(template, buildChatContext(body, template, tk.files.specialTokens));
+  }
+
+  /** transformers' choice: the request's template (or a named one), "tool_use" with tools, else the default. */
+  #templateFor(tk: LoadedTokenizer, body: Record<string, unknown>): ChatTemplate {
+    const requested = body.chat_template;
+    let source: string | undefined;
+    if (typeof requested === "string" && requested.length > 0) {
+      source = tk.files.namedTemplates[requested] ?? requested;
+    } else if (requested !== undefined && requested !== null) {
+      throw badRequest("chat_template: expected a string");
+    } else if (Array.isArray(body.tools) && tk.files.namedTemplates.tool_use !== undefined) {
+      source = tk.files.namedTemplates.tool_use;
+    }
+    if (source === undefined) {
+      if (tk.template === null) throw badRequest(`the tokenizer at ${tk.files.dir} has no chat template`);
+      return tk.template;
+    }
+    let compiled = this.#requestTemplates.get(source);
+    if (compiled === undefined) {
+      try {
+        compiled = new ChatTemplate(source);
+      } catch (err) {
+        throw badRequest(`chat_template: cannot parse (${(err as Error).message})`, err);
+      }
+      if (this.#requestTemplates.size >= MAX_REQUEST_TEMPLATES) this.#requestTemplates.clear();
+      this.#requestTemplates.set(source, compiled);
+    }
+    return compiled;
+  }
+
+  #load(dir: string): Promise<LoadedTokenizer> {
+    let p = this.#loaded.get(dir);
+    if (p === undefined) {
+      p = this.#loadNow(dir);
+      // A failed load is retried by the next request (the directory may be mounted later).
+      p.catch(() => this.#loaded.delete(dir));
+      this.#loaded.set(dir, p);
+    }
+    return p;
+  }
+
+  async #loadNow(dir: string): Promise<LoadedTokenizer> {
+    const started = performance.now();
+    const files = await loadTokenizerFiles(dir);
+    let encoder: SegmentEncoder;
+    let template: ChatTemplate | null = null;
+    try {
+      encoder = new SegmentEncoder(files);
+    } catch (err) {
+      throw new EppError(
+        "EPP_TOKENIZER",
+        `tokenizer dir ${dir}: cannot build the tokenizer: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
+    }
+    try {
+      if (files.chatTemplate !== null) template = new ChatTemplate(files.chatTemplate);
+    } catch (err) {
+      throw new EppError(
+        "EPP_TOKENIZER",
+        `tokenizer dir ${dir}: cannot parse the chat template: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
+    }
+    this.#log.info({ dir, ms: Math.round(performance.now() - started) }, "tokenizer loaded");
+    const pool = this.#workers();
+    if (pool) {
+      // Warm the workers now, so the first cold long prompt does not also wait for a tokenizer load.
+      for (let i = 0; i < this.#config.workerThreads; i++) {
+        pool
+          .run({ dir, sections: [] })
+          .catch((err: unknown) => this.#log.warn({ dir, err }, "worker warm-up failed"));
+      }
+    }
+    return {
+      files,
+      encoder,
+      template,
+      ns: this.#cache.namespace(dir),
+      ns0: this.#cache.namespace(`${dir}\u0000first`),
+    };
+  }
+
+  #workers(): Piscina<WorkerTask, Uint32Array[]> | null {
+    if (this.#config.workerThreads === 0) return null;
+    this.#pool ??= new Piscina<WorkerTask, Uint32Array[]>({
+      // Resolved beside this file, so it works from dist/ and from any working directory.
+      filename: new URL("./tokenize-worker.js", import.meta.url).href,
+      minThreads: this.#config.workerThreads,
+      maxThreads: this.#config.workerThreads,
+      idleTimeout: 2 ** 31 - 1, // a restarted worker would reload the tokenizer (~1 s)
+    });
+    return this.#pool;
+  }
+
+  async #encode(
+    tk: LoadedTokenizer,
+    text: string,
+    addSpecial: boolean,
+  ): Promise<{ ids: Uint32Array; mode: TokenizeResult["mode"] }> {
+    const enc = tk.encoder;
+    const threshold = this.#config.workerThresholdChars;
+    if (!enc.segmentable) {
+      const pool = text.length > threshold ? this.#workers() : null;
+      if (pool) {
+        const [ids] = await pool.run({
+          dir: tk.files.dir,
+          sections: [],
+          whole: { text, addSpecialTokens: addSpecial },
+        });
+        return { ids: ids!, mode: "worker" };
+      }
+      return { ids: enc.encodeWhole(text, addSpecial), mode: "main" };
+    }
+    const pieces = enc.split(text);
+    const found: (Uint32Array | undefined)[] = new Array(pieces.length);
+    const pending: (string | undefined)[] = new Array(pieces.length);
+    const misses = new Map<string, { text: string; section: number; ns: CacheNamespace }>();
+    let missChars = 0;
+    let hits = 0;
+    for (let i = 0; i < pieces.length; i++) {
+      const p = pieces[i]!;
+      if (p.text === undefined) continue;
+      const ns = enc.firstSectionDiffers && p.section === 0 ? tk.ns0 : tk.ns;
+      const ids = this.#cache.get(ns, p.text);
+      if (ids !== undefined) {
+        found[i] = ids;
+        hits++;
+      } else {
+        // Dedup within the request; section-0 entries get their own key space.
+        const key = ns === tk.ns0 ? `\u0000${p.text}` : p.text;
+        pending[i] = key;
+        if (!misses.has(key)) {
+          misses.set(key, { text: p.text, section: p.section, ns });
+          missChars += p.text.length;
+        }
+      }
+    }
+    let mode: TokenizeResult["mode"] = "cache";
+    const computed = new Map<string, Uint32Array>();
+    if (misses.size > 0) {
+      const list = [...misses.entries()];
+      const pool = missChars > threshold ? this.#workers() : null;
+      let results: Uint32Array[];
+      if (pool) {
+        mode = "worker";
+        results = await pool.run({
+          dir: tk.files.dir,
+          sections: list.map(([, m]) => ({ text: m.text, section: m.section })),
+        });
+      } else {
+        mode = "main";
+        results = list.map(([, m]) => enc.encodeSection(m.text, m.section));
+      }
+      list.forEach(([key, m], i) => {
+        computed.set(key, results[i]!);
+        this.#cache.set(m.ns, m.text, results[i]!);
+      });
+    }
+    this.#metrics?.tokenCacheHits.inc(hits);
+    this.#metrics?.tokenCacheMisses.inc(misses.size);
+    this.#metrics?.tokenCacheBytes.set(this.#cache.bytes);
+    let total = 0;
+    for (let i = 0; i < pieces.length; i++) {
+      const p = pieces[i]!;
+      if (p.text === undefined) total++;
+      else {
+        found[i] ??= computed.get(pending[i]!)!;
+        total += found[i]!.length;
+      }
+    }
+    let out: Uint32Array = new Uint32Array(total);
+    let at = 0;
+    for (let i = 0; i < pieces.length; i++) {
+      const p = pieces[i]!;
+      if (p.text === undefined) out[at++] = p.id;
+      else {
+        out.set(found[i]!, at);
+        at += found[i]!.length;
+      }
+    }
+    if (addSpecial) out = enc.addSpecialTokens(out) ?? enc.encodeWhole(text, true);
+    return { ids: out, mode };
+  }
+}
+
+const U32_MAX = 2 ** 32 - 1;
+const isTokenId = (v: unknown): v is number =>
+  typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= U32_MAX;
+
+/**
+ * A completions `prompt`: a string, or token ids used as is. A batch (array of strings or of id arrays)
+ * is routed by its first prompt: one request goes to one pod, and the batch shares the pod's cache.
+ */
+export function completionPrompt(prompt: unknown): string | Uint32Array {
+  if (typeof prompt === "string") return prompt;
+  if (!Array.isArray(prompt) || prompt.length === 0) {
+    throw badRequest("prompt: expected a string, an array of token ids, or a non-empty batch of those");
+  }
+  if (prompt.every(isTokenId)) return Uint32Array.from(prompt);
+  const first: unknown = prompt[0];
+  if (typeof first === "string") return first;
+  if (Array.isArray(first) && first.length > 0 && first.every(isTokenId)) return Uint32Array.from(first);
+  throw badRequest("prompt: expected a string, an array of token ids, or a non-empty batch of those");
+}
