@@ -1,0 +1,106 @@
+// Hash-configuration check: vLLM and kvpick must agree on hash algorithm, PYTHONHASHSEED and block size,
+// or every lookup silently misses (the most common cause of a 0 % hit rate in the field). A BlockStored
+// that starts at token 0 (parent null) carries the tokens of its first block, so kvpick recomputes that
+// block's hash with its own configuration and compares.
+import { BlockHasher } from "../kv-index/block-hash.js";
+import type { HashAlgo } from "../config/schema.js";
+import type { Logger } from "../observability/logger.js";
+import type { Metrics } from "../observability/metrics.js";
+import type { BlockStoredEvent } from "./decode.js";
+
+/** The `tokenizer` config fields that define kvpick's hashes. */
+export interface HashCheckConfig {
+  hashAlgo: HashAlgo;
+  hashSeed: string | null;
+  blockSize: number;
+}
+
+interface PodCheck {
+  checks: number;
+  mismatches: number;
+  warnedHash: boolean;
+  warnedBlockSize: boolean;
+}
+
+export class HashCheck {
+  readonly #cfg: HashCheckConfig;
+  readonly #hasher: BlockHasher | null;
+  readonly #log: Logger;
+  readonly #metrics: Metrics;
+  readonly #pods = new Map<string, PodCheck>();
+  #saidDisabled = false;
+
+  constructor(cfg: HashCheckConfig, logger: Logger, metrics: Metrics) {
+    this.#cfg = cfg;
+    this.#log = logger;
+    this.#metrics = metrics;
+    this.#hasher =
+      cfg.hashSeed === null
+        ? null
+        : new BlockHasher({ scheme: cfg.hashAlgo, hashSeed: cfg.hashSeed, blockSize: cfg.blockSize });
+  }
+
+  check(pod: string, ev: BlockStoredEvent): void {
+    const bs = this.#cfg.blockSize;
+    if (ev.blockSize !== null && ev.blockSize !== bs) {
+      const p = this.#pod(pod);
+      if (!p.warnedBlockSize) {
+        p.warnedBlockSize = true;
+        this.#log.warn(
+          { pod, eventBlockSize: ev.blockSize, configBlockSize: bs },
+          "pod publishes a different block size than tokenizer.blockSize: its cache can never match; align vLLM --block-size and tokenizer.blockSize",
+        );
+      }
+      return;
+    }
+    if (ev.parentBlockHash !== null || ev.tokenIds.length < bs || ev.blockHashes.length === 0) return;
+    // LoRA, cache_salt and multimodal requests hash extra keys kvpick cannot see here: skip them.
+    if (ev.loraId !== null || ev.loraName !== null || (ev.extraKeys !== null && ev.extraKeys[0] != null))
+      return;
+    if (this.#hasher === null) {
+      if (!this.#saidDisabled) {
+        this.#saidDisabled = true;
+        this.#log.info(
+          "block-hash check disabled: tokenizer.hashSeed is not set (set it to the pods' PYTHONHASHSEED)",
+        );
+      }
+      return;
+    }
+    const p = this.#pod(pod);
+    p.checks++;
+    const mine = this.#hasher.hash(ev.tokenIds.subarray(0, bs))[0]!;
+    if (mine === ev.blockHashes[0]) return;
+    p.mismatches++;
+    this.#metrics.kvHashMismatches.inc({ pod });
+    if (p.warnedHash) return;
+    p.warnedHash = true;
+    this.#log.warn(
+      {
+        pod,
+        eventHash: ev.blockHashes[0]!.toString(),
+        kvpickHash: mine.toString(),
+        hashAlgo: this.#cfg.hashAlgo,
+        blockSize: bs,
+      },
+      "block hash from pod differs from kvpick's: prefix-cache routing will miss. Likely causes: PYTHONHASHSEED / vLLM --hash-seed differs from tokenizer.hashSeed (or is unset, making vLLM's root hash random), vLLM --block-size differs from tokenizer.blockSize, --prefix-caching-hash-algo differs from tokenizer.hashAlgo, or a vLLM version with another hash scheme (0.10.0-0.10.1 use sha256_cbor_64bit, 0.10.2+ sha256_cbor). Requests with cache_salt on vLLM < 0.14 also differ: ignore if most checks match (podStates().hashChecks)",
+    );
+  }
+
+  stats(pod: string): { checks: number; mismatches: number } {
+    const p = this.#pods.get(pod);
+    return { checks: p?.checks ?? 0, mismatches: p?.mismatches ?? 0 };
+  }
+
+  forget(pod: string): void {
+    this.#pods.delete(pod);
+  }
+
+  #pod(pod: string): PodCheck {
+    let p = this.#pods.get(pod);
+    if (p === undefined) {
+      p = { checks: 0, mismatches: 0, warnedHash: false, warnedBlockSize: false };
+      this.#pods.set(pod, p);
+    }
+    return p;
+  }
+}
