@@ -82,8 +82,7 @@ async function setup(handler: Handler, scraper: { timeoutMs?: number; intervalMs
 describe("LoadScraper", () => {
   it("records a vLLM reading summed over engines", async () => {
     const { address, store, scraper } = await setup(serve(TWO_ENGINE_PAGE));
-    const outcome = await scraper.scrapeNow(address);
-    expect(outcome.ok).toBe(true);
+    await scraper.scrapeAllNow();
     expect(store.get(address)).toMatchObject({
       metricsState: "fresh",
       metrics: { waiting: 5, running: 5, kvCacheUsage: 0.375, blockSize: 64, numGpuBlocks: 27000 },

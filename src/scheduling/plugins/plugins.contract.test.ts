@@ -1,0 +1,124 @@
+// Contract suite over every registered plugin: parameters are strict, scores stay in [0, 1] and align with
+// the candidates, inputs are never mutated, and empty candidate lists are handled.
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "../../errors.js";
+import { SchedulingCycle } from "../cycle-state.js";
+import { FakePrefixLookup, aRequest, anEndpoint } from "../scheduling.fixture.js";
+import type { Endpoint, Plugin, PluginContext } from "../types.js";
+import { BUILTIN_PLUGINS, createPluginRegistry } from "./index.js";
+
+const registry = createPluginRegistry();
+const lookup = new FakePrefixLookup().hold("10.0.0.1:80", 7).hold("10.0.0.2", 3, 0.8).hold("10.0.0.4:80", 99);
+const context: PluginContext = { prefixLookup: lookup, random: Math.random };
+
+/** Deterministic pseudo-random states covering fresh, stale, failed and pending pods. */
+function states(): Endpoint[][] {
+  const out: Endpoint[][] = [[]];
+  let seed = 7;
+  const rnd = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+  const kinds = ["fresh", "fresh", "stale", "failed", "pending"] as const;
+  for (let n = 1; n <= 6; n++) {
+    for (let k = 0; k < 5; k++) {
+      out.push(
+        Array.from({ length: n }, (_, i) =>
+          anEndpoint(
+            `10.0.0.${i + 1}:80`,
+            { waiting: Math.floor(rnd() * 50), kvCacheUsage: rnd() },
+            kinds[Math.floor(rnd() * kinds.length)],
+          ),
+        ),
+      );
+    }
+  }
+  out.push([anEndpoint("10.0.0.1:80", { waiting: 3 }), anEndpoint("10.0.0.2:80", { waiting: 3 })]); // all equal
+  return out;
+}
+
+const deepFreeze = <T>(list: T[]): T[] => {
+  for (const e of list) Object.freeze(e);
+  return Object.freeze(list) as T[];
+};
+
+describe.each(BUILTIN_PLUGINS.map((f) => [f.type, f] as const))("plugin %s", (type, factory) => {
+  const plugin: Plugin = registry.create({ type }, null, context, "test");
+
+  it("has its type and role, and strict parameters", () => {
+    expect(plugin).toMatchObject({ type, name: type, role: factory.role });
+    expect(() => registry.create({ type, parameters: { nonsense: 1 } }, null, context, "p")).toThrow(
+      ConfigError,
+    );
+  });
+
+  it("handles every state without mutating its input", () => {
+    for (const candidates of states()) {
+      const frozen = deepFreeze([...candidates]);
+      const before = JSON.stringify(frozen);
+      for (const blocks of [0, 1, 10]) {
+        const cycle = new SchedulingCycle(aRequest(blocks), lookup);
+        if (plugin.role === "scorer") {
+          const scores = Array.from(plugin.score(cycle, frozen));
+          expect(scores).toHaveLength(frozen.length);
+          for (const s of scores) expect(s >= 0 && s <= 1).toBe(true);
+        } else if (plugin.role === "filter") {
+          const kept = plugin.filter(cycle, frozen);
+          for (const e of kept) expect(frozen).toContain(e);
+          if (frozen.length > 0) expect(kept.length).toBeGreaterThan(0); // the in-tree filter fails open
+        } else {
+          const scored = deepFreeze(frozen.map((endpoint, i) => ({ endpoint, total: (i * 7) % 3 })));
+          const targets = plugin.pick(cycle, scored);
+          expect(targets.length).toBe(frozen.length === 0 ? 0 : 1);
+          const best = Math.max(...scored.map((s) => s.total));
+          for (const t of targets) expect(t.total).toBe(best);
+        }
+      }
+      expect(JSON.stringify(frozen)).toBe(before);
+    }
+  });
+});
+
+describe("individual plugin behaviour", () => {
+  const cycle = (blocks = 10) => new SchedulingCycle(aRequest(blocks), lookup);
+  const scorer = (type: string) => {
+    const p = registry.create({ type }, "scorer", context, "t");
+    if (p.role !== "scorer") throw new Error("not a scorer");
+    return (list: Endpoint[], blocks = 10) => Array.from(p.score(cycle(blocks), list));
+  };
+
+  it("queue-scorer: min-max of waiting, all equal → 1, non-fresh → 0", () => {
+    const score = scorer("queue-scorer");
+    const e = (n: number, w: number, s: "fresh" | "failed" = "fresh") =>
+      anEndpoint(`10.0.0.${n}:80`, { waiting: w }, s);
+    expect(score([e(1, 0), e(2, 5), e(3, 10), e(4, 0, "failed")])).toEqual([1, 0.5, 0, 0]);
+    expect(score([e(1, 4), e(2, 4)])).toEqual([1, 1]);
+  });
+
+  it("kv-cache-utilization-scorer: 1 − usage", () => {
+    const score = scorer("kv-cache-utilization-scorer");
+    expect(
+      score([anEndpoint("10.0.0.1:80", { kvCacheUsage: 0.25 }), anEndpoint("10.0.0.2:80", {}, "pending")]),
+    ).toEqual([0.75, 0]);
+  });
+
+  it("precise-prefix-cache-scorer: weighted prefix / total blocks, capped by the request length", () => {
+    const score = scorer("precise-prefix-cache-scorer");
+    const list = [1, 2, 3, 4].map((n) => anEndpoint(`10.0.0.${n}:80`));
+    const s = score(list);
+    expect(s.map((x) => Math.round(x * 1000) / 1000)).toEqual([0.7, 0.24, 0, 1]);
+    expect(score(list, 0)).toEqual([0, 0, 0, 0]);
+  });
+
+  it("max-score-picker returns maxNumOfEndpoints targets best first", () => {
+    const p = registry.create(
+      { type: "max-score-picker", parameters: { maxNumOfEndpoints: 2 } },
+      "picker",
+      context,
+      "t",
+    );
+    if (p.role !== "picker") throw new Error("not a picker");
+    const scored = [0.1, 0.9, 0.5].map((total, i) => ({ endpoint: anEndpoint(`10.0.0.${i + 1}:80`), total }));
+    expect(p.pick(cycle(), scored).map((s) => s.total)).toEqual([0.9, 0.5]);
+  });
+});
