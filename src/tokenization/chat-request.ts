@@ -108,8 +108,11 @@ export function buildChatContext(
     if (typeof v !== "boolean") throw badRequest(`${name}: expected true or false`);
     return v;
   };
-  const addGen = flag("add_generation_prompt", true);
   const cont = flag("continue_final_message", false);
+  // vLLM defaults add_generation_prompt to true, and then rejects continue_final_message alone (transformers
+  // refuses both). kvpick defaults it to false in that case: vLLM's answer is the client's business, and the
+  // prompt a client that also sends add_generation_prompt=false gets is this one.
+  const addGen = flag("add_generation_prompt", !cont);
   if (addGen && cont) {
     throw badRequest("add_generation_prompt and continue_final_message cannot both be true");
   }
