@@ -111,6 +111,23 @@ describe("LoadScraper", () => {
     expect(store.get(address)?.metricsState).toBe("failed");
   });
 
+  it("fails a page cut off mid-body or larger than maxPageBytes", async () => {
+    const cut: Handler = (_req, res) => {
+      res.writeHead(200, { "content-length": "100000" });
+      res.write("vllm:num_requests_waiting 1\n", () => res.socket?.destroy());
+    };
+    const { pod, address, scraper } = await setup(cut);
+    const truncated = await scraper.scrapeNow(address);
+    expect(truncated.ok).toBe(false);
+    pod.handler = serve(TWO_ENGINE_PAGE);
+    const store = new EndpointStore();
+    store.replaceAll(parseEndpointList(address));
+    const limited = new LoadScraper(store, { maxPageBytes: 100 });
+    cleanups.push(() => limited.stop());
+    expect(await limited.scrapeNow(address)).toEqual({ ok: false, reason: "page larger than 100 bytes" });
+    expect(store.get(address)?.metricsState).toBe("failed");
+  });
+
   it("times out a pod that does not answer, and the reading goes stale meanwhile", async () => {
     const { pod, address, store, scraper, advance } = await setup(serve(TWO_ENGINE_PAGE), { timeoutMs: 100 });
     await scraper.scrapeNow(address);
@@ -125,8 +142,10 @@ describe("LoadScraper", () => {
 
   it("polls continuously on one kept-alive connection without overlapping scrapes", async () => {
     const slow: Handler = (_req, res) => setTimeout(() => serve(TWO_ENGINE_PAGE)(_req, res), 5);
-    const { pod, scraper } = await setup(slow);
+    const { pod, address, scraper } = await setup(slow);
     scraper.start();
+    await pod.requestsReached(2);
+    await Promise.all([scraper.scrapeNow(address), scraper.scrapeNow(address)]); // join, never overlap
     await pod.requestsReached(6);
     expect(pod.maxInFlight).toBe(1);
     expect(pod.connections).toBe(1);

@@ -128,7 +128,8 @@ export class LoadScraper {
     poller.timer = null;
     if (poller.stopped) return;
     const started = performance.now();
-    void this.#scrape(poller).then(() => {
+    // Join a scrapeNow() already in flight rather than starting a second, overlapping scrape.
+    void (poller.inFlight ?? this.#scrape(poller)).then(() => {
       if (poller.stopped) return;
       const wait = Math.max(0, this.#intervalMs - (performance.now() - started));
       poller.timer = setTimeout(() => this.#tick(poller), wait);
