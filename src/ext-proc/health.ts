@@ -2,7 +2,12 @@
 // SERVING while the process runs; `readiness`, `""`, the ExternalProcessor service name and Helm's
 // `inference-extension` are SERVING iff kvpick is ready (and not draining); any other name is
 // SERVICE_UNKNOWN. Watch sends the status at once and again whenever it changes.
-import type { ServerUnaryCall, ServerWritableStream, sendUnaryData, UntypedServiceImplementation } from "@grpc/grpc-js";
+import type {
+  ServerUnaryCall,
+  ServerWritableStream,
+  sendUnaryData,
+  UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 import { EXT_PROC_SERVICE } from "./protos.js";
 
 export type ServingStatus = "SERVING" | "NOT_SERVING" | "SERVICE_UNKNOWN";

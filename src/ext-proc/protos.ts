@@ -61,7 +61,11 @@ export interface HeaderMap {
 export interface HeaderValueOption {
   header?: HeaderValue;
   append?: { value?: boolean };
-  append_action?: "APPEND_IF_EXISTS_OR_ADD" | "ADD_IF_ABSENT" | "OVERWRITE_IF_EXISTS_OR_ADD" | "OVERWRITE_IF_EXISTS";
+  append_action?:
+    | "APPEND_IF_EXISTS_OR_ADD"
+    | "ADD_IF_ABSENT"
+    | "OVERWRITE_IF_EXISTS_OR_ADD"
+    | "OVERWRITE_IF_EXISTS";
   keep_empty_value?: boolean;
 }
 export interface HeaderMutation {
@@ -159,7 +163,10 @@ export function headerMapToMap(map: HeaderMap | undefined): Map<string, string> 
   for (const h of map?.headers ?? []) {
     if (h.key === undefined) continue;
     const raw = h.raw_value;
-    out.set(h.key.toLowerCase(), raw !== undefined && raw.length > 0 ? raw.toString("utf8") : (h.value ?? ""));
+    out.set(
+      h.key.toLowerCase(),
+      raw !== undefined && raw.length > 0 ? raw.toString("utf8") : (h.value ?? ""),
+    );
   }
   return out;
 }

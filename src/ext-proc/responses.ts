@@ -16,7 +16,10 @@ export const BODY_CHUNK_BYTES = 62_000;
 export type Direction = "request" | "response";
 
 export function setHeader(key: string, value: string): HeaderValueOption {
-  return { header: { key, raw_value: Buffer.from(value, "utf8") }, append_action: "OVERWRITE_IF_EXISTS_OR_ADD" };
+  return {
+    header: { key, raw_value: Buffer.from(value, "utf8") },
+    append_action: "OVERWRITE_IF_EXISTS_OR_ADD",
+  };
 }
 
 export interface Destination {
@@ -78,7 +81,11 @@ export function trailersResponse(direction: Direction): ProcessingResponse {
 }
 
 /** One FULL_DUPLEX `streamed_response` carrying `chunk` (≤ BODY_CHUNK_BYTES). */
-export function streamedBodyResponse(direction: Direction, chunk: Buffer, endOfStream: boolean): ProcessingResponse {
+export function streamedBodyResponse(
+  direction: Direction,
+  chunk: Buffer,
+  endOfStream: boolean,
+): ProcessingResponse {
   const response = { body_mutation: { streamed_response: { body: chunk, end_of_stream: endOfStream } } };
   return direction === "request" ? { request_body: { response } } : { response_body: { response } };
 }
@@ -87,7 +94,11 @@ export function streamedBodyResponse(direction: Direction, chunk: Buffer, endOfS
  * `body` re-chunked into streamed responses of ≤ BODY_CHUNK_BYTES; `endOfStream` goes on the last one.
  * An empty body with end of stream is one empty chunk (Envoy needs the EoS); without it, nothing.
  */
-export function streamedBodyResponses(direction: Direction, body: Buffer, endOfStream: boolean): ProcessingResponse[] {
+export function streamedBodyResponses(
+  direction: Direction,
+  body: Buffer,
+  endOfStream: boolean,
+): ProcessingResponse[] {
   if (body.length === 0) return endOfStream ? [streamedBodyResponse(direction, body, true)] : [];
   const out: ProcessingResponse[] = [];
   for (let at = 0; at < body.length; at += BODY_CHUNK_BYTES) {

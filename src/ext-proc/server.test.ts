@@ -2,70 +2,11 @@
 // fake Router. Asserts what Envoy would forward (destination, metadata, body) and every rule it enforces.
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EnvoyClient, type EnvoyRequest, splitAt, splitInto } from "../../test/support/envoy-client.js";
-import { createLogger } from "../observability/logger.js";
-import { Metrics } from "../observability/metrics.js";
-import type { ResponseObserver, RouteOutcome, Router, RouteRequest } from "./router.js";
-import { createExtProcServer, type ExtProcServer } from "./server.js";
+import { type EnvoyRequest, splitAt, splitInto } from "../../test/support/envoy-client.js";
+import { chat, ENDPOINT, type Harness, startHarness } from "../../test/support/ext-proc-harness.js";
+import type { ResponseObserver } from "./router.js";
 
-const ENDPOINT = "10.0.0.5:8000";
 const SECRET = "zebra-prompt-text-that-must-never-be-logged";
-
-class FakeRouter implements Router {
-  calls: RouteRequest[] = [];
-  handler: (r: RouteRequest) => Promise<RouteOutcome> | RouteOutcome = () => ({ kind: "routed", endpoint: ENDPOINT });
-  async route(r: RouteRequest): Promise<RouteOutcome> {
-    this.calls.push(r);
-    return this.handler(r);
-  }
-}
-
-export interface Harness {
-  router: FakeRouter;
-  server: ExtProcServer;
-  client: EnvoyClient;
-  logs: string[];
-  metrics: Metrics;
-  ports: { grpcPort: number; healthPort: number };
-  stop(): Promise<void>;
-}
-
-export async function startHarness(opts: { secure?: boolean; maxBodyBytes?: number; certPath?: string } = {}): Promise<Harness> {
-  const router = new FakeRouter();
-  const logs: string[] = [];
-  const logger = createLogger({ level: "debug", destination: { write: (s: string) => void logs.push(s) } });
-  const metrics = new Metrics();
-  const server = createExtProcServer({
-    router,
-    logger,
-    grpcPort: 0,
-    healthPort: 0,
-    host: "127.0.0.1",
-    secureServing: opts.secure ?? false,
-    certPath: opts.certPath ?? null,
-    maxBodyBytes: opts.maxBodyBytes ?? 4 * 1024 * 1024,
-    isReady: () => true,
-    metrics,
-  });
-  const ports = await server.start();
-  const client = new EnvoyClient(`127.0.0.1:${ports.grpcPort}`, { tls: opts.secure ?? false });
-  await client.waitForReady();
-  return {
-    router,
-    server,
-    client,
-    logs,
-    metrics,
-    ports,
-    async stop() {
-      client.close();
-      await server.shutdown(1_000);
-    },
-  };
-}
-
-const chat = (content: string) =>
-  Buffer.from(JSON.stringify({ model: "qwen3", messages: [{ role: "user", content }] }), "utf8");
 
 describe("ext_proc server (plaintext, FULL_DUPLEX_STREAMED)", () => {
   let h: Harness;
@@ -87,7 +28,11 @@ describe("ext_proc server (plaintext, FULL_DUPLEX_STREAMED)", () => {
     const body = chat(`héllo 世界 🙂 ${SECRET} ✓`);
     const multibyte = body.indexOf(Buffer.from("世")) + 1; // inside a 3-byte sequence
     const emoji = body.indexOf(Buffer.from("🙂")) + 2; // inside a 4-byte sequence
-    const splits = [[body], ...[2, 3, 7, 16].map((n) => splitInto(body, n)), splitAt(body, [multibyte, emoji])];
+    const splits = [
+      [body],
+      ...[2, 3, 7, 16].map((n) => splitInto(body, n)),
+      splitAt(body, [multibyte, emoji]),
+    ];
     for (const chunks of splits) {
       const res = await routeOnce({ chunks });
       expect(h.router.calls).toHaveLength(1);
@@ -141,7 +86,10 @@ describe("ext_proc server (plaintext, FULL_DUPLEX_STREAMED)", () => {
   });
 
   it("overwrites a client-supplied destination header (raw_value only, append unset)", async () => {
-    const res = await routeOnce({ body: chat("hi"), headers: { "x-gateway-destination-endpoint": "6.6.6.6:1" } });
+    const res = await routeOnce({
+      body: chat("hi"),
+      headers: { "x-gateway-destination-endpoint": "6.6.6.6:1" },
+    });
     expect(h.router.calls[0]!.headers.get("x-gateway-destination-endpoint")).toBe("6.6.6.6:1");
     expect(res.destination).toBe(ENDPOINT);
     const set = res.setHeaders.find((s) => s.key === "x-gateway-destination-endpoint")!;
@@ -168,7 +116,11 @@ describe("ext_proc server (plaintext, FULL_DUPLEX_STREAMED)", () => {
   });
 
   it("sends endpoint scores in envoy.lb metadata when the router gives them", async () => {
-    h.router.handler = () => ({ kind: "routed", endpoint: ENDPOINT, endpointScores: { [ENDPOINT]: 0.9, "10.0.0.6:8000": 0.1 } });
+    h.router.handler = () => ({
+      kind: "routed",
+      endpoint: ENDPOINT,
+      endpointScores: { [ENDPOINT]: 0.9, "10.0.0.6:8000": 0.1 },
+    });
     const res = await routeOnce({ body: chat("a") });
     h.router.handler = () => ({ kind: "routed", endpoint: ENDPOINT });
     expect(res.dynamicMetadata["envoy.lb"]).toEqual({
@@ -199,7 +151,12 @@ describe("ext_proc server (plaintext, FULL_DUPLEX_STREAMED)", () => {
       onDone: (o) => seen.push(`done ${o}`),
     };
     h.router.handler = () => ({ kind: "routed", endpoint: ENDPOINT, observer });
-    const sse = ['data: {"choices":[]}\n\n', "data: ", '{"usage":{"prompt_tokens":3}}\n\n', "data: [DONE]\n\n"];
+    const sse = [
+      'data: {"choices":[]}\n\n',
+      "data: ",
+      '{"usage":{"prompt_tokens":3}}\n\n',
+      "data: [DONE]\n\n",
+    ];
     const big = randomBytes(150_000);
     const res = await routeOnce({
       body: chat("stream"),
@@ -217,7 +174,10 @@ describe("ext_proc server (plaintext, FULL_DUPLEX_STREAMED)", () => {
   });
 
   it("answers response trailers and a header-only response", async () => {
-    let res = await routeOnce({ body: chat("a"), response: { chunks: ["{}"], trailers: { "grpc-status": "0" } } });
+    let res = await routeOnce({
+      body: chat("a"),
+      response: { chunks: ["{}"], trailers: { "grpc-status": "0" } },
+    });
     expect(res.responseBody.toString()).toBe("{}");
     res = await routeOnce({ body: chat("a"), response: { status: 204 } });
     expect(res.responseBody.length).toBe(0);

@@ -104,9 +104,16 @@ export function createExtProcServer(options: ExtProcServerOptions): ExtProcServe
 
   return {
     async start() {
-      const creds = await serverCredentials({ secureServing: options.secureServing, certPath: options.certPath });
+      const creds = await serverCredentials({
+        secureServing: options.secureServing,
+        certPath: options.certPath,
+      });
       const grpcPort = await bind(grpcServer, options.grpcPort, creds);
-      const healthPort = await bind(healthServer, options.healthPort, grpc.ServerCredentials.createInsecure());
+      const healthPort = await bind(
+        healthServer,
+        options.healthPort,
+        grpc.ServerCredentials.createInsecure(),
+      );
       logger.info({ grpcPort, healthPort, tls: options.secureServing }, "ext_proc server listening");
       return { grpcPort, healthPort };
     },

@@ -9,7 +9,12 @@ import { randomUUID } from "node:crypto";
 import { type ServerDuplexStream, status as grpcStatus } from "@grpc/grpc-js";
 import { EppError } from "../errors.js";
 import type { Logger } from "../observability/logger.js";
-import { type BodySendMode, headerMapToMap, type ProcessingRequest, type ProcessingResponse } from "./protos.js";
+import {
+  type BodySendMode,
+  headerMapToMap,
+  type ProcessingRequest,
+  type ProcessingResponse,
+} from "./protos.js";
 import {
   asEppError,
   continueBodyResponse,
@@ -99,17 +104,23 @@ export class ExtProcStream {
       if (msg.observability_mode === true) return;
       switch (msg.request) {
         case "request_headers":
-          return this.#onRequestHeaders(msg);
+          this.#onRequestHeaders(msg);
+          return;
         case "request_body":
-          return this.#onRequestBody(msg.request_body?.body ?? EMPTY, msg.request_body?.end_of_stream === true);
+          this.#onRequestBody(msg.request_body?.body ?? EMPTY, msg.request_body?.end_of_stream === true);
+          return;
         case "request_trailers":
-          return this.#onRequestTrailers();
+          this.#onRequestTrailers();
+          return;
         case "response_headers":
-          return this.#onResponseHeaders(msg);
+          this.#onResponseHeaders(msg);
+          return;
         case "response_body":
-          return this.#onResponseBody(msg.response_body?.body ?? EMPTY, msg.response_body?.end_of_stream === true);
+          this.#onResponseBody(msg.response_body?.body ?? EMPTY, msg.response_body?.end_of_stream === true);
+          return;
         case "response_trailers":
-          return this.#onResponseTrailers();
+          this.#onResponseTrailers();
+          return;
         default:
           this.#logger().debug({ request: msg.request }, "ext_proc message without a known request kind");
       }
@@ -119,7 +130,10 @@ export class ExtProcStream {
   }
 
   #onRequestHeaders(msg: ProcessingRequest): void {
-    if (this.#phase !== "headers") return this.#unexpected("request_headers");
+    if (this.#phase !== "headers") {
+      this.#unexpected("request_headers");
+      return;
+    }
     const pc = msg.protocol_config;
     if (pc?.request_body_mode !== undefined) this.#requestMode = pc.request_body_mode;
     if (pc?.response_body_mode !== undefined) this.#responseMode = pc.response_body_mode;
@@ -134,7 +148,8 @@ export class ExtProcStream {
     // No body follows (GET /v1/models), or Envoy will send none (mode NONE): route at once.
     if (msg.request_headers?.end_of_stream === true || this.#requestMode === "NONE") {
       this.#hasBody = false;
-      return this.#route();
+      this.#route();
+      return;
     }
     switch (this.#requestMode) {
       case "FULL_DUPLEX_STREAMED":
@@ -143,12 +158,17 @@ export class ExtProcStream {
       case "BUFFERED":
       case "BUFFERED_PARTIAL":
         this.#phase = "body";
-        return this.#write(continueHeadersResponse("request", true));
+        this.#write(continueHeadersResponse("request", true));
+        return;
       default:
         // STREAMED/GRPC release the headers before the EPP sees the body: routing on the body is impossible.
-        return this.#reject(
-          new EppError("EPP_INTERNAL", `unsupported request body mode ${this.#requestMode} (use FULL_DUPLEX_STREAMED)`),
+        this.#reject(
+          new EppError(
+            "EPP_INTERNAL",
+            `unsupported request body mode ${this.#requestMode} (use FULL_DUPLEX_STREAMED)`,
+          ),
         );
+        return;
     }
   }
 
@@ -157,9 +177,13 @@ export class ExtProcStream {
     if (this.#phase !== "body") return;
     if (this.#bodyBytes + chunk.length > this.#opts.maxBodyBytes) {
       this.#chunks = [];
-      return this.#reject(
-        new EppError("EPP_BODY_TOO_LARGE", `request body exceeds the limit of ${this.#opts.maxBodyBytes} bytes`),
+      this.#reject(
+        new EppError(
+          "EPP_BODY_TOO_LARGE",
+          `request body exceeds the limit of ${this.#opts.maxBodyBytes} bytes`,
+        ),
       );
+      return;
     }
     if (chunk.length > 0) this.#chunks.push(chunk);
     this.#bodyBytes += chunk.length;
@@ -171,7 +195,8 @@ export class ExtProcStream {
     if (this.#phase === "body") {
       // FULL_DUPLEX with trailers: they replace the EoS chunk and are answered after the body.
       this.#requestTrailers = true;
-      return this.#route();
+      this.#route();
+      return;
     }
     if (this.#phase === "routing") this.#requestTrailers = true;
     else if (this.#phase === "routed") this.#write(trailersResponse("request"));
@@ -192,11 +217,15 @@ export class ExtProcStream {
         subsetHint: this.#subsetHint,
       });
     } catch (err) {
-      return this.#fail(err);
+      this.#fail(err);
+      return;
     }
     outcome.then(
       (result) => {
-        if (result.kind === "rejected") return this.#reject(result.error);
+        if (result.kind === "rejected") {
+          this.#reject(result.error);
+          return;
+        }
         this.#observer = result.observer;
         this.#routed({ endpoint: result.endpoint, endpointScores: result.endpointScores }, body);
       },
@@ -207,7 +236,10 @@ export class ExtProcStream {
   #routed(destination: Destination, body: Buffer): void {
     this.#phase = "routed";
     this.#opts.onOutcome?.(200);
-    if (this.#closed) return this.#reportRequestDone("aborted"); // Envoy gave up while we were routing
+    if (this.#closed) {
+      this.#reportRequestDone("aborted"); // Envoy gave up while we were routing
+      return;
+    }
     const dest: Destination = this.#generatedRequestId
       ? { ...destination, extraHeaders: [["x-request-id", this.#requestId!]] }
       : destination;
@@ -226,7 +258,10 @@ export class ExtProcStream {
   }
 
   #onResponseHeaders(msg: ProcessingRequest): void {
-    if (this.#phase !== "routed") return this.#unexpected("response_headers");
+    if (this.#phase !== "routed") {
+      this.#unexpected("response_headers");
+      return;
+    }
     this.#sawResponseHeaders = true;
     const observer = this.#observer;
     if (observer?.onResponseHeaders !== undefined) {
@@ -246,12 +281,16 @@ export class ExtProcStream {
       this.#write(continueBodyResponse("response"));
     }
     const observer = this.#observer;
-    if (observer?.onResponseBody !== undefined) this.#observe(() => observer.onResponseBody?.(chunk, endOfStream));
+    if (observer?.onResponseBody !== undefined)
+      this.#observe(() => observer.onResponseBody?.(chunk, endOfStream));
     if (endOfStream) this.#responseComplete();
   }
 
   #onResponseTrailers(): void {
-    if (this.#phase !== "routed") return this.#unexpected("response_trailers");
+    if (this.#phase !== "routed") {
+      this.#unexpected("response_trailers");
+      return;
+    }
     this.#write(trailersResponse("response"));
     this.#responseComplete();
   }
@@ -289,7 +328,8 @@ export class ExtProcStream {
 
   #fail(err: unknown): void {
     const error = asEppError(err);
-    if (error.code === "EPP_INTERNAL") this.#logger().error({ err }, "unexpected failure while handling a request");
+    if (error.code === "EPP_INTERNAL")
+      this.#logger().error({ err }, "unexpected failure while handling a request");
     if (this.#phase === "routed") {
       // The routing answer is already out: an ImmediateResponse now would be spurious. Fail the stream.
       this.#close(false);
@@ -319,7 +359,8 @@ export class ExtProcStream {
     this.#chunks = [];
     if (ok) this.#call.end();
     // grpc-js turns an 'error' event into the call's status; Envoy then fails the request (500).
-    else if (!this.#call.cancelled) this.#call.emit("error", { code: grpcStatus.INTERNAL, details: "kvpick: stream failed" });
+    else if (!this.#call.cancelled)
+      this.#call.emit("error", { code: grpcStatus.INTERNAL, details: "kvpick: stream failed" });
     this.#opts.onClose?.();
   }
 }
@@ -331,5 +372,8 @@ function subsetHintOf(msg: ProcessingRequest): string[] | null {
   const plain = fromValue(value);
   // The protocol sends a list of `ip:port`; a comma-joined string is accepted too.
   const items = Array.isArray(plain) ? plain : typeof plain === "string" ? plain.split(",") : [];
-  return items.filter((x): x is string => typeof x === "string").map((x) => x.trim()).filter((x) => x !== "");
+  return items
+    .filter((x): x is string => typeof x === "string")
+    .map((x) => x.trim())
+    .filter((x) => x !== "");
 }

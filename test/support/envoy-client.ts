@@ -48,7 +48,9 @@ export interface EnvoyRequest {
   /** Simulated upstream response, sent once the request is routed. */
   response?: EnvoyResponseSpec;
   /** Cancel the stream (RST) at this point instead of finishing. */
-  abortAt?: "after-headers" | "after-body" | "after-response-headers";
+  abortAt?: "after-headers" | "after-body-sent" | "after-body" | "after-response-headers";
+  /** Cancels the stream (as Envoy does when the client goes away) whenever it fires. */
+  signal?: AbortSignal;
   timeoutMs?: number;
 }
 
@@ -65,7 +67,13 @@ export interface EnvoyResult {
   /** Request body as forwarded upstream, and the sizes of kvpick's chunks. */
   body: Buffer;
   bodyChunkSizes: number[];
-  immediate: { status: number; body: Buffer; json: unknown; headers: Map<string, string>; details: string } | null;
+  immediate: {
+    status: number;
+    body: Buffer;
+    json: unknown;
+    headers: Map<string, string>;
+    details: string;
+  } | null;
   /** Response body as forwarded downstream. */
   responseBody: Buffer;
   responseChunkSizes: number[];
@@ -139,6 +147,8 @@ export class EnvoyClient {
       ? grpc.credentials.createSsl(null, null, null, { rejectUnauthorized: false })
       : grpc.credentials.createInsecure();
     this.#client = new Service(address, creds, {
+      // Envoy sends no SNI to the EPP by default; an IP as TLS server name is invalid (RFC 6066).
+      ...(options.tls ? { "grpc.ssl_target_name_override": "kvpick" } : {}),
       "grpc.max_receive_message_length": -1,
       "grpc.max_send_message_length": -1,
     });
@@ -155,15 +165,21 @@ export class EnvoyClient {
   }
 
   async process(req: EnvoyRequest): Promise<EnvoyResult> {
-    const call = (this.#client as unknown as { Process(): grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse> }).Process();
+    const call = (
+      this.#client as unknown as { Process(): grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse> }
+    ).Process();
     const inbox = new Inbox();
     call.on("data", (m: ProcessingResponse) => inbox.push(m));
     call.on("status", (s: grpc.StatusObject) => inbox.end(s.code));
     call.on("error", (e: grpc.ServiceError) => inbox.end(e.code));
     const run = new Exchange(req, call, inbox);
+    const cancel = () => call.cancel();
+    if (req.signal?.aborted) cancel();
+    req.signal?.addEventListener("abort", cancel, { once: true });
     try {
       return await run.run();
     } finally {
+      req.signal?.removeEventListener("abort", cancel);
       if (!inbox.ended) call.cancel();
     }
   }
@@ -248,8 +264,10 @@ class Exchange {
       const key = o.header?.key ?? "";
       const raw = o.header?.raw_value;
       const value = o.header?.value ?? "";
-      if (raw !== undefined && raw.length > 0 && value !== "") this.r.violations.push(`${key}: both value and raw_value set`);
-      if ((raw === undefined || raw.length === 0) && value !== "") this.r.violations.push(`${key}: value without raw_value (Envoy sends an empty header)`);
+      if (raw !== undefined && raw.length > 0 && value !== "")
+        this.r.violations.push(`${key}: both value and raw_value set`);
+      if ((raw === undefined || raw.length === 0) && value !== "")
+        this.r.violations.push(`${key}: value without raw_value (Envoy sends an empty header)`);
       const text = raw?.toString("utf8") ?? "";
       const append = o.append?.value;
       this.r.setHeaders.push({ key, value: text, append, appendAction: o.append_action });
@@ -306,7 +324,7 @@ class Exchange {
       this.#mode === "FULL_DUPLEX_STREAMED" || !hasBody
         ? await this.#fullDuplexRequest(chunks, hasBody)
         : await this.#bufferedRequest(chunks);
-    if (this.#abort("after-body")) return this.#finish(false);
+    if (this.#aborted || this.#abort("after-body")) return this.#finish(false);
     if (!routed || req.response === undefined) return this.#finish(true);
     await this.#responsePhase(req.response);
     return this.#finish(!this.#aborted);
@@ -320,9 +338,11 @@ class Exchange {
         const last = i === chunks.length - 1 && req.trailers === undefined;
         this.#send({ request_body: { body: c, end_of_stream: last } });
       });
-      if (chunks.length === 0 && req.trailers === undefined) this.#send({ request_body: { body: Buffer.alloc(0), end_of_stream: true } });
+      if (chunks.length === 0 && req.trailers === undefined)
+        this.#send({ request_body: { body: Buffer.alloc(0), end_of_stream: true } });
       if (req.trailers !== undefined) this.#send({ request_trailers: { trailers: headerMap(req.trailers) } });
       if (req.duplicateEos) this.#send({ request_body: { body: Buffer.alloc(0), end_of_stream: true } });
+      if (this.#abort("after-body-sent")) return false;
     }
     const m = await this.#next("the request headers response");
     if (m === null || this.r.immediate !== null) return false;
@@ -333,7 +353,8 @@ class Exchange {
     const common = m.request_headers?.response;
     this.r.clearRouteCache = common?.clear_route_cache === true;
     this.#applyRequestMutation(common?.header_mutation);
-    if (common?.body_mutation !== undefined) this.r.violations.push("body mutation on a FULL_DUPLEX header response");
+    if (common?.body_mutation !== undefined)
+      this.r.violations.push("body mutation on a FULL_DUPLEX header response");
     if (!hasBody) return true;
     // Body: streamed_response chunks until end_of_stream (or a trailers response when trailers were sent).
     const parts: Buffer[] = [];
@@ -354,13 +375,16 @@ class Exchange {
         this.r.violations.push("FULL_DUPLEX body response without streamed_response");
         continue;
       }
-      if (b.request_body?.response?.header_mutation !== undefined) this.r.violations.push("header mutation on a FULL_DUPLEX body response (ignored by Envoy)");
+      if (b.request_body?.response?.header_mutation !== undefined)
+        this.r.violations.push("header mutation on a FULL_DUPLEX body response (ignored by Envoy)");
       const chunk = sr.body ?? Buffer.alloc(0);
-      if (chunk.length > CHUNK_LIMIT) this.r.violations.push(`request body chunk of ${chunk.length} bytes > ${CHUNK_LIMIT}`);
+      if (chunk.length > CHUNK_LIMIT)
+        this.r.violations.push(`request body chunk of ${chunk.length} bytes > ${CHUNK_LIMIT}`);
       parts.push(chunk);
       this.r.bodyChunkSizes.push(chunk.length);
       if (sr.end_of_stream === true) {
-        if (req.trailers !== undefined) this.r.violations.push("end_of_stream chunk although the request had trailers");
+        if (req.trailers !== undefined)
+          this.r.violations.push("end_of_stream chunk although the request had trailers");
         else break;
       }
     }
@@ -391,7 +415,8 @@ class Exchange {
     this.#applyRequestMutation(common?.header_mutation);
     this.r.clearRouteCache ||= common?.clear_route_cache === true;
     const mutation = common?.body_mutation;
-    if (mutation?.streamed_response !== undefined) this.r.violations.push("streamed_response in BUFFERED mode");
+    if (mutation?.streamed_response !== undefined)
+      this.r.violations.push("streamed_response in BUFFERED mode");
     this.r.body = mutation?.clear_body ? Buffer.alloc(0) : (mutation?.body ?? body);
     this.r.bodyChunkSizes = [this.r.body.length];
     const cl = this.r.upstreamHeaders.get("content-length");
@@ -415,7 +440,8 @@ class Exchange {
     const buffered = this.#respMode === "BUFFERED";
     const readHeaders = async () => {
       const h = await this.#next("the response headers response");
-      if (h?.response !== "response_headers") this.r.violations.push(`expected a response_headers answer, got ${h?.response}`);
+      if (h?.response !== "response_headers")
+        this.r.violations.push(`expected a response_headers answer, got ${h?.response}`);
     };
     if (buffered || spec.lockstep || eosOnHeaders) await readHeaders();
     if (eosOnHeaders) return;
@@ -425,8 +451,10 @@ class Exchange {
       this.#send({ response_body: { body, end_of_stream: spec.trailers === undefined } });
       const b = await this.#next("the response body response");
       const mutation = b?.response_body?.response?.body_mutation;
-      if (b?.response !== "response_body") this.r.violations.push(`expected a response_body answer, got ${b?.response}`);
-      if (mutation?.streamed_response !== undefined) this.r.violations.push("streamed_response in BUFFERED mode");
+      if (b?.response !== "response_body")
+        this.r.violations.push(`expected a response_body answer, got ${b?.response}`);
+      if (mutation?.streamed_response !== undefined)
+        this.r.violations.push("streamed_response in BUFFERED mode");
       parts.push(mutation?.body ?? body);
     } else {
       let headersRead = spec.lockstep === true;
@@ -437,7 +465,8 @@ class Exchange {
           if (b === null) return this.r.violations.push("stream ended during the response body");
           if (!headersRead) {
             headersRead = true;
-            if (b.response !== "response_headers") this.r.violations.push(`spurious ${b.response} before the response headers answer`);
+            if (b.response !== "response_headers")
+              this.r.violations.push(`spurious ${b.response} before the response headers answer`);
             continue;
           }
           const sr = b.response_body?.response?.body_mutation?.streamed_response;
@@ -446,7 +475,8 @@ class Exchange {
             continue;
           }
           const c = sr.body ?? Buffer.alloc(0);
-          if (c.length > CHUNK_LIMIT) this.r.violations.push(`response chunk of ${c.length} bytes > ${CHUNK_LIMIT}`);
+          if (c.length > CHUNK_LIMIT)
+            this.r.violations.push(`response chunk of ${c.length} bytes > ${CHUNK_LIMIT}`);
           parts.push(c);
           this.r.responseChunkSizes.push(c.length);
           got += c.length;
@@ -463,7 +493,11 @@ class Exchange {
       } else if (chunks.length === 0) {
         await readHeaders();
       } else {
-        chunks.forEach((c, i) => this.#send({ response_body: { body: c, end_of_stream: i === lastIdx && spec.trailers === undefined } }));
+        for (const [i, c] of chunks.entries()) {
+          this.#send({
+            response_body: { body: c, end_of_stream: i === lastIdx && spec.trailers === undefined },
+          });
+        }
         const total = chunks.reduce((n, c) => n + c.length, 0);
         await readEcho(total, spec.trailers === undefined);
       }

@@ -1,0 +1,70 @@
+// Starts the ext_proc server on 127.0.0.1 (ports 0) with a fake Router and an Envoy-behaving client, for
+// the ext-proc tests. Logs are captured so tests can check that no body text is ever logged.
+import { createLogger } from "../../src/observability/logger.js";
+import { Metrics } from "../../src/observability/metrics.js";
+import type { RouteOutcome, Router, RouteRequest } from "../../src/ext-proc/router.js";
+import { createExtProcServer, type ExtProcServer } from "../../src/ext-proc/server.js";
+import { EnvoyClient } from "./envoy-client.js";
+
+export const ENDPOINT = "10.0.0.5:8000";
+
+export const chat = (content: string) =>
+  Buffer.from(JSON.stringify({ model: "qwen3", messages: [{ role: "user", content }] }), "utf8");
+
+export class FakeRouter implements Router {
+  calls: RouteRequest[] = [];
+  handler: (r: RouteRequest) => Promise<RouteOutcome> | RouteOutcome = () => ({
+    kind: "routed",
+    endpoint: ENDPOINT,
+  });
+  async route(r: RouteRequest): Promise<RouteOutcome> {
+    this.calls.push(r);
+    return this.handler(r);
+  }
+}
+
+export interface Harness {
+  router: FakeRouter;
+  server: ExtProcServer;
+  client: EnvoyClient;
+  logs: string[];
+  metrics: Metrics;
+  ports: { grpcPort: number; healthPort: number };
+  stop(): Promise<void>;
+}
+
+export async function startHarness(
+  opts: { secure?: boolean; maxBodyBytes?: number; certPath?: string; isReady?: () => boolean } = {},
+): Promise<Harness> {
+  const router = new FakeRouter();
+  const logs: string[] = [];
+  const logger = createLogger({ level: "debug", destination: { write: (s: string) => void logs.push(s) } });
+  const metrics = new Metrics();
+  const server = createExtProcServer({
+    router,
+    logger,
+    grpcPort: 0,
+    healthPort: 0,
+    host: "127.0.0.1",
+    secureServing: opts.secure ?? false,
+    certPath: opts.certPath ?? null,
+    maxBodyBytes: opts.maxBodyBytes ?? 4 * 1024 * 1024,
+    isReady: opts.isReady ?? (() => true),
+    metrics,
+  });
+  const ports = await server.start();
+  const client = new EnvoyClient(`127.0.0.1:${ports.grpcPort}`, { tls: opts.secure ?? false });
+  await client.waitForReady();
+  return {
+    router,
+    server,
+    client,
+    logs,
+    metrics,
+    ports,
+    async stop() {
+      client.close();
+      await server.shutdown(1_000);
+    },
+  };
+}
