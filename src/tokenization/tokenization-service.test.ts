@@ -1,0 +1,136 @@
+// The service's caching, worker pool and loading behaviour on the bundled Qwen3 tokenizer.
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { afterAll, describe, expect, it } from "vitest";
+import { configSchema } from "../config/schema.js";
+import { EppError } from "../errors.js";
+import { createLogger } from "../observability/logger.js";
+import { Metrics } from "../observability/metrics.js";
+import { SegmentEncoder } from "./segment-encoder.js";
+import { TokenizationService } from "./tokenization-service.js";
+import { bundledTokenizerDir, loadTokenizerFiles } from "./tokenizer-files.js";
+
+const CHAT = "/v1/chat/completions";
+const base = configSchema.parse({}).tokenizer;
+const silent = createLogger({ level: "silent" });
+const SENTENCE = "The travel desk books flights, hotels and trains for employees; 東京 trips need approval. ";
+const services: TokenizationService[] = [];
+const make = (overrides: Partial<typeof base>, logger = silent, metrics?: Metrics) => {
+  const s = new TokenizationService({
+    config: { ...base, ...overrides },
+    logger,
+    ...(metrics ? { metrics } : {}),
+  });
+  services.push(s);
+  return s;
+};
+afterAll(() => Promise.all(services.map((s) => s.close())));
+
+describe("TokenizationService", () => {
+  it("reuses a long cached system prompt when a new user turn follows", async () => {
+    const metrics = new Metrics();
+    const svc = make({ workerThreads: 0 }, silent, metrics);
+    const system = SENTENCE.repeat(300); // ~6k tokens
+    const first = await svc.tokenize("m", CHAT, {
+      messages: [
+        { role: "system", content: system },
+        { role: "user", content: "a" },
+      ],
+    });
+    expect(first.mode).toBe("main");
+    const hitsBefore = (await metrics.tokenCacheHits.get()).values[0]!.value;
+    const second = await svc.tokenize("m", CHAT, {
+      messages: [
+        { role: "system", content: system },
+        { role: "user", content: "b?" },
+      ],
+    });
+    const hitsAfter = (await metrics.tokenCacheHits.get()).values[0]!.value;
+    expect(first.tokenIds.length).toBeGreaterThan(5000);
+    expect(hitsAfter - hitsBefore).toBeGreaterThanOrEqual(2); // system section and the "assistant\n" tail
+    expect(Array.from(second.tokenIds.subarray(0, 3000))).toEqual(
+      Array.from(first.tokenIds.subarray(0, 3000)),
+    );
+    const again = await svc.tokenize("m", CHAT, {
+      messages: [
+        { role: "system", content: system },
+        { role: "user", content: "b?" },
+      ],
+    });
+    expect(again.mode).toBe("cache");
+    expect(Array.from(again.tokenIds)).toEqual(Array.from(second.tokenIds));
+    expect(svc.cacheStats().bytes).toBeGreaterThan(0);
+  });
+
+  it("keeps the event loop responsive while a worker tokenizes a cold 30k-token prompt, with equal output", {
+    timeout: 120_000,
+  }, async () => {
+    const onWorker = make({ workerThreads: 1, workerThresholdChars: 1000 });
+    const onMain = make({ workerThreads: 0 });
+    const body = { messages: [{ role: "user", content: `${SENTENCE.repeat(1700)}#${Date.now()}` }] };
+    await onWorker.tokenize("m", CHAT, { messages: [{ role: "user", content: "warm-up" }] }); // loads the tokenizer
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const viaWorker = await onWorker.tokenize("m", CHAT, body);
+    clearInterval(timer);
+    const viaMain = await onMain.tokenize("m", CHAT, body);
+    expect(viaWorker.mode).toBe("worker");
+    expect(viaMain.mode).toBe("main");
+    expect(viaWorker.tokenIds.length).toBeGreaterThan(30_000);
+    expect(Array.from(viaWorker.tokenIds)).toEqual(Array.from(viaMain.tokenIds));
+    // The main thread ran its timers while the worker worked (a blocked loop would tick at most once).
+    expect(ticks).toBeGreaterThan(5);
+  });
+
+  it("loads each tokenizer directory once for concurrent first calls", async () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk, _enc, cb) => (lines.push(String(chunk)), cb()) });
+    const svc = make({ workerThreads: 0 }, createLogger({ level: "info", destination: sink }));
+    const bodies = ["a", "b", "c", "d"].map((c) => ({ messages: [{ role: "user", content: c }] }));
+    await Promise.all(bodies.map((b) => svc.tokenize("m", CHAT, b)));
+    expect(lines.filter((l) => l.includes("tokenizer loaded")).length).toBe(1);
+    expect(lines.join("")).not.toContain('"a"'); // no prompt text in logs
+  });
+
+  it("reports a missing or broken tokenizer directory as EPP_TOKENIZER naming the directory", async () => {
+    const missing = join(tmpdir(), "kvpick-no-such-dir");
+    const svc = make({ workerThreads: 0, models: { other: { tokenizerDir: missing } } });
+    const err = await svc
+      .tokenize("other", CHAT, { messages: [{ role: "user", content: "x" }] })
+      .catch((e: unknown) => e);
+    expect((err as EppError).code).toBe("EPP_TOKENIZER");
+    expect((err as EppError).message).toContain(missing);
+    const broken = await mkdtemp(join(tmpdir(), "kvpick-tok-"));
+    await writeFile(join(broken, "tokenizer.json"), "{not json");
+    const svc2 = make({ workerThreads: 0, defaultTokenizerDir: broken });
+    const err2 = await svc2
+      .tokenize("x", CHAT, { messages: [{ role: "user", content: "x" }] })
+      .catch((e: unknown) => e);
+    expect(err2).toBeInstanceOf(EppError);
+    expect((err2 as EppError).code).toBe("EPP_TOKENIZER");
+    expect((err2 as EppError).message).toContain(broken);
+  });
+
+  it("caches exactly: cached completions equal the library's whole-text encoding on random prompts", {
+    timeout: 60_000,
+  }, async () => {
+    const cached = make({ workerThreads: 0 });
+    const enc = new SegmentEncoder(await loadTokenizerFiles(bundledTokenizerDir()));
+    const words = ["a", " b", "<|im_start|>", "\n", "東京", "😀", "  ", "<think>", "x1", "é", "e\u0301"];
+    let seed = 1;
+    const rnd = () => {
+      seed = (seed * 16807) % 2147483647;
+      return seed / 2147483647;
+    };
+    for (let n = 0; n < 500; n++) {
+      const prompt = Array.from(
+        { length: 1 + Math.floor(rnd() * 30) },
+        () => words[Math.floor(rnd() * words.length)],
+      ).join("");
+      const { tokenIds } = await cached.tokenize("m", "/v1/completions", { prompt });
+      expect(Array.from(tokenIds)).toEqual(Array.from(enc.encodeWhole(prompt, true)));
+    }
+  });
+});
