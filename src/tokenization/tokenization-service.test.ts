@@ -86,7 +86,12 @@ describe("TokenizationService", () => {
 
   it("loads each tokenizer directory once for concurrent first calls", async () => {
     const lines: string[] = [];
-    const sink = new Writable({ write: (chunk, _enc, cb) => (lines.push(String(chunk)), cb()) });
+    const sink = new Writable({
+      write: (chunk, _enc, cb) => {
+        lines.push(String(chunk));
+        cb();
+      },
+    });
     const svc = make({ workerThreads: 0 }, createLogger({ level: "info", destination: sink }));
     const bodies = ["a", "b", "c", "d"].map((c) => ({ messages: [{ role: "user", content: c }] }));
     await Promise.all(bodies.map((b) => svc.tokenize("m", CHAT, b)));
