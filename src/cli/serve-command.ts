@@ -1,0 +1,142 @@
+// `kvpick serve`: flags (GIE names where GIE has them) → config overrides → the app, until SIGTERM/SIGINT.
+import { once } from "node:events";
+import { createApp } from "../app.js";
+import { loadConfig } from "../config/load.js";
+import type { Config, ConfigInput } from "../config/schema.js";
+import { ConfigError } from "../errors.js";
+import { createLogger } from "../observability/logger.js";
+import { type FlagSpec, type FlagValues, FlagError, parseFlags, usage } from "./flags.js";
+
+export const SERVE_FLAGS: Record<string, FlagSpec> = {
+  "config-file": { kind: "string", help: "YAML/JSON configuration file" },
+  "config-text": { kind: "string", help: "inline YAML/JSON configuration (instead of --config-file)" },
+  "grpc-port": { kind: "int", help: "ext_proc gRPC port", default: "9002" },
+  "grpc-health-port": { kind: "int", help: "gRPC health port", default: "9003" },
+  "metrics-port": { kind: "int", help: "Prometheus /metrics, /healthz, /readyz port", default: "9090" },
+  "secure-serving": {
+    kind: "bool",
+    help: "TLS on the ext_proc port (self-signed unless --cert-path)",
+    default: "true",
+  },
+  "cert-path": { kind: "string", help: "directory holding tls.crt and tls.key" },
+  endpoints: { kind: "list", help: "static pool: ip:port,ip:port" },
+  "block-size": { kind: "int", help: "vLLM --block-size", default: "64" },
+  "hash-seed": { kind: "string", help: "the vLLM pods' PYTHONHASHSEED (required: no safe default)" },
+  "hash-algo": {
+    kind: "string",
+    help: "vLLM --prefix-caching-hash-algo: sha256_cbor_64bit | sha256_cbor",
+    default: "sha256_cbor_64bit",
+  },
+  "tokenizer-dir": { kind: "string", help: "tokenizer of models without a mapping (default: bundled Qwen3)" },
+  "kv-events-endpoint": {
+    kind: "string",
+    help: "ZeroMQ SUB bind address (bind mode)",
+    default: "tcp://*:5557",
+  },
+  "kv-events-mode": { kind: "string", help: "bind | connect", default: "bind" },
+  "kv-events-port": { kind: "int", help: "pods' ZeroMQ PUB port (connect mode)", default: "5557" },
+  "max-body-bytes": { kind: "int", help: "larger request bodies get 413", default: "16777216" },
+  "refresh-metrics-interval": {
+    kind: "string",
+    help: "pod /metrics scrape interval (e.g. 50ms)",
+    default: "50ms",
+  },
+  "log-level": { kind: "string", help: "trace | debug | info | warn | error", default: "info" },
+};
+
+/** Flags → the config keys they override (only the flags given). */
+export function overridesFromFlags(v: FlagValues): ConfigInput {
+  const pick = <T>(name: string) => v[name] as T | undefined;
+  return {
+    logLevel: pick<Config["logLevel"]>("log-level"),
+    tokenizer: {
+      blockSize: pick<number>("block-size"),
+      hashSeed: pick<string>("hash-seed"),
+      hashAlgo: pick<Config["tokenizer"]["hashAlgo"]>("hash-algo"),
+      defaultTokenizerDir: pick<string>("tokenizer-dir"),
+    },
+    kvEvents: {
+      endpoint: pick<string>("kv-events-endpoint"),
+      mode: pick<"bind" | "connect">("kv-events-mode"),
+      port: pick<number>("kv-events-port"),
+    },
+    endpoints: {
+      scrapeIntervalMs: durationMs(pick<string>("refresh-metrics-interval"), "refresh-metrics-interval"),
+    },
+    server: {
+      grpcPort: pick<number>("grpc-port"),
+      grpcHealthPort: pick<number>("grpc-health-port"),
+      metricsPort: pick<number>("metrics-port"),
+      secureServing: pick<boolean>("secure-serving"),
+      certPath: pick<string>("cert-path"),
+      maxBodyBytes: pick<number>("max-body-bytes"),
+    },
+    pool: { endpoints: pick<string[]>("endpoints") },
+  } as ConfigInput;
+}
+
+/** Go-style durations as GIE's flags take them: "50ms", "2s", "1m"; a bare number is milliseconds. */
+export function durationMs(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (m === null) throw new FlagError(`--${flag}: expected a duration like 50ms or 2s, got "${text}"`);
+  const n = Number(m[1]);
+  return Math.round(m[2] === "s" ? n * 1000 : m[2] === "m" ? n * 60_000 : n);
+}
+
+export function configFromArgs(argv: string[]): { config: Config; help: boolean } {
+  const { values, help } = parseFlags(argv, SERVE_FLAGS);
+  if (values["config-file"] !== undefined && values["config-text"] !== undefined) {
+    throw new FlagError("--config-file and --config-text are mutually exclusive");
+  }
+  const config = loadConfig({
+    file: values["config-file"] as string | undefined,
+    text: values["config-text"] as string | undefined,
+    overrides: overridesFromFlags(values),
+  });
+  return { config, help };
+}
+
+export async function runServeCommand(argv: string[]): Promise<number> {
+  let config: Config;
+  try {
+    const parsed = configFromArgs(argv);
+    if (parsed.help) {
+      process.stdout.write(usage("serve", "[flags]", SERVE_FLAGS));
+      return 0;
+    }
+    config = parsed.config;
+  } catch (err) {
+    if (err instanceof FlagError || err instanceof ConfigError) {
+      process.stderr.write(`kvpick serve: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  return serve(config);
+}
+
+/** Runs until SIGTERM / SIGINT; returns the exit code. */
+export async function serve(config: Config, banner?: (ports: object) => void): Promise<number> {
+  const logger = createLogger({ level: config.logLevel });
+  let app: ReturnType<typeof createApp>;
+  try {
+    app = createApp({ config, logger });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`kvpick serve: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const ports = await app.start();
+  banner?.(ports);
+  const signal = await Promise.race([
+    once(process, "SIGTERM").then(() => "SIGTERM"),
+    once(process, "SIGINT").then(() => "SIGINT"),
+  ]);
+  logger.info({ signal }, "kvpick stopping");
+  await app.stop(30_000);
+  logger.flush();
+  return 0;
+}

@@ -1,0 +1,264 @@
+// The routing decision for one request (implements ext-proc's Router): parse once, tokenize once, hash
+// once, schedule, then audit. The cache signal is an optimisation: if it cannot be computed for a reason
+// that is not the client's fault, the request is still routed, on load alone.
+import { randomInt } from "node:crypto";
+import { EppError } from "../errors.js";
+import type { ResponseObserver, RouteOutcome, RouteRequest, Router } from "../ext-proc/router.js";
+import type { BlockHasher } from "../kv-index/block-hash.js";
+import type { Logger } from "../observability/logger.js";
+import type { Metrics } from "../observability/metrics.js";
+import type { Endpoint, EndpointSource, SchedulingResult } from "../scheduling/types.js";
+import { type InferenceRequest, parseInferenceRequest } from "./openai-request.js";
+import { UsageReader } from "./usage-reader.js";
+
+/** The tokenizer as routing needs it (tokenization/tokenization-service.ts implements it). */
+export interface PromptTokenizer {
+  tokenize(
+    model: string,
+    endpoint: "/v1/chat/completions" | "/v1/completions",
+    body: Record<string, unknown>,
+  ): Promise<{ tokenIds: Uint32Array; renderMicros: number; tokenizeMicros: number }>;
+}
+
+/** The scheduler as routing needs it (scheduling/scheduler.ts implements it). */
+export interface RequestScheduler {
+  schedule(request: {
+    requestId: string;
+    model: string;
+    targetModel: string;
+    blockHashes: BigUint64Array;
+    headers: ReadonlyMap<string, string>;
+    subsetHint: readonly string[] | null;
+  }): SchedulingResult;
+}
+
+export interface DirectorOptions {
+  tokenizer: PromptTokenizer;
+  /** Null when kvpick has no hash configuration: every request is routed on load alone. */
+  hasher: BlockHasher | null;
+  scheduler: RequestScheduler;
+  endpoints: EndpointSource;
+  logger: Logger;
+  metrics: Metrics;
+  /** Put every candidate's scores in the response metadata (debugging). */
+  emitEndpointScores?: boolean;
+}
+
+const EMPTY_CHAIN = new BigUint64Array(0);
+
+export class Director implements Router {
+  readonly #o: DirectorOptions;
+  readonly #log: Logger;
+
+  constructor(options: DirectorOptions) {
+    this.#o = options;
+    this.#log = options.logger.child({ component: "director" });
+  }
+
+  async route(request: RouteRequest): Promise<RouteOutcome> {
+    // 1. Body-less requests (GET /v1/models …) carry no prompt: any ready pod, at once (as GIE does).
+    if (request.body.length === 0) return this.#routeBodyless(request);
+    const started = performance.now();
+    const m = this.#o.metrics;
+
+    // 2. Parse once. A body kvpick cannot read is the client's fault: 400.
+    let parsed: InferenceRequest;
+    try {
+      parsed = parseInferenceRequest(request.path, request.body);
+    } catch (err) {
+      return this.#reject(request, null, err);
+    }
+    const parsedAt = performance.now();
+    m.stageSeconds.observe({ stage: "parse" }, (parsedAt - started) / 1000);
+
+    // 3. Tokenize and hash once (scorers read the chain through the scheduling cycle).
+    let chain: BigUint64Array = EMPTY_CHAIN;
+    let promptTokens: number | null = null;
+    if (parsed.kind !== "other" && this.#o.hasher !== null) {
+      const endpoint = parsed.kind === "chat" ? "/v1/chat/completions" : "/v1/completions";
+      try {
+        const { tokenIds } = await this.#o.tokenizer.tokenize(parsed.model, endpoint, parsed.body);
+        promptTokens = tokenIds.length;
+        const tokenizedAt = performance.now();
+        m.stageSeconds.observe({ stage: "tokenize" }, (tokenizedAt - parsedAt) / 1000);
+        chain = this.#o.hasher.hash(tokenIds, { cacheSalt: parsed.cacheSalt });
+        m.stageSeconds.observe({ stage: "hash" }, (performance.now() - tokenizedAt) / 1000);
+      } catch (err) {
+        if (err instanceof EppError && err.code === "EPP_BAD_REQUEST")
+          return this.#reject(request, parsed, err);
+        // Not the client's fault (tokenizer files missing, template bug): route without the cache signal.
+        m.cacheSignalMissing.inc({ reason: err instanceof EppError ? err.code : "internal" });
+        this.#log.warn(
+          { "x-request-id": request.requestId, model: parsed.model, err: errorText(err) },
+          "tokenization failed: routing on load alone",
+        );
+      }
+    } else if (parsed.kind !== "other") {
+      m.cacheSignalMissing.inc({ reason: "no-hash-config" });
+    }
+
+    // 4. Schedule.
+    const scoreStart = performance.now();
+    const result = this.#o.scheduler.schedule({
+      requestId: request.requestId,
+      model: parsed.model,
+      targetModel: parsed.model,
+      blockHashes: chain,
+      headers: request.headers,
+      subsetHint: request.subsetHint,
+    });
+    const done = performance.now();
+    m.stageSeconds.observe({ stage: "score" }, (done - scoreStart) / 1000);
+    if (result.kind === "no-endpoints") {
+      return this.#reject(
+        request,
+        parsed,
+        new EppError("EPP_NO_ENDPOINTS", "failed to find endpoint candidates for serving the request"),
+      );
+    }
+    if (result.kind === "all-filtered") {
+      return this.#reject(
+        request,
+        parsed,
+        new EppError(
+          "EPP_OVERLOADED",
+          `failed to find target endpoint: every candidate filtered by ${result.filteredBy}`,
+        ),
+      );
+    }
+
+    // 5. Record and audit. One info line per routed request, no prompt text.
+    const schedulingMicros = Math.round((done - started) * 1000);
+    m.schedulingSeconds.observe(schedulingMicros / 1e6);
+    m.objectiveRequests.inc({ model_name: parsed.model, target_model_name: parsed.model });
+    m.endpointPicks.inc({ endpoint: result.endpoint.address });
+    m.prefixHitBlocks.observe(result.prefixMatchBlocks);
+    if (result.totalBlocks > 0) m.prefixHitRatio.observe(result.prefixMatchBlocks / result.totalBlocks);
+    const winner = result.scores[0];
+    const runnerUp = result.scores[1];
+    this.#log.info(
+      {
+        "x-request-id": request.requestId,
+        model: parsed.model,
+        targetModel: parsed.model,
+        endpoint: endpointName(result.endpoint),
+        Address: result.endpoint.address,
+        ...(result.endpoint.name === null ? {} : { NamespacedName: result.endpoint.name }),
+        promptTokens,
+        prefixMatchBlocks: result.prefixMatchBlocks,
+        totalBlocks: result.totalBlocks,
+        score: round(winner?.total),
+        scores: winner?.byScorer,
+        runnerUp: runnerUp?.address ?? null,
+        runnerUpScore: round(runnerUp?.total),
+        candidates: result.scores.length,
+        schedulingLatencyUs: schedulingMicros,
+      },
+      "Request handled",
+    );
+    const predicted = result.prefixMatchBlocks * (this.#o.hasher?.blockSize ?? 0);
+    return {
+      kind: "routed",
+      endpoint: result.endpoint.address,
+      observer: this.#usageObserver(request.requestId, result.endpoint.address, predicted),
+      ...(this.#o.emitEndpointScores ? { endpointScores: scoresOf(result) } : {}),
+    };
+  }
+
+  #routeBodyless(request: RouteRequest): RouteOutcome {
+    const candidates = this.#o.endpoints.candidates(request.subsetHint);
+    if (candidates.length === 0) {
+      const error =
+        request.subsetHint === null
+          ? new EppError("EPP_INTERNAL", "no pods available in datastore")
+          : new EppError("EPP_NO_ENDPOINTS", "failed to find endpoint candidates for serving the request");
+      return this.#reject(request, null, error);
+    }
+    const pick = candidates[randomInt(candidates.length)]!;
+    this.#o.metrics.endpointPicks.inc({ endpoint: pick.address });
+    this.#log.info(
+      {
+        "x-request-id": request.requestId,
+        method: request.method,
+        path: request.path.split("?", 1)[0],
+        endpoint: endpointName(pick),
+        Address: pick.address,
+        schedulingLatencyUs: 0,
+      },
+      "Request handled",
+    );
+    return { kind: "routed", endpoint: pick.address };
+  }
+
+  #reject(request: RouteRequest, parsed: InferenceRequest | null, err: unknown): RouteOutcome {
+    const error =
+      err instanceof EppError
+        ? err
+        : new EppError("EPP_INTERNAL", "internal error while routing", { cause: err });
+    const model = parsed?.model ?? "";
+    this.#o.metrics.objectiveRequestErrors.inc({
+      model_name: model,
+      target_model_name: model,
+      error_code: error.code,
+    });
+    const level = error.httpStatus >= 500 ? "warn" : "info";
+    this.#log[level](
+      {
+        "x-request-id": request.requestId,
+        model,
+        status: error.httpStatus,
+        code: error.code,
+        reason: error.message,
+      },
+      "Request rejected",
+    );
+    return { kind: "rejected", error };
+  }
+
+  /** Compares kvpick's prediction with the cached tokens vLLM reports in `usage`. */
+  #usageObserver(requestId: string, address: string, predictedTokens: number): ResponseObserver {
+    const reader = new UsageReader();
+    const m = this.#o.metrics;
+    return {
+      onResponseHeaders: (headers) => reader.setContentType(headers.get("content-type")),
+      onResponseBody: (chunk, endOfStream) => reader.push(chunk, endOfStream),
+      onDone: (outcome) => {
+        const usage = reader.usage;
+        if (usage === null || usage.cachedTokens === null) return;
+        m.predictedCachedTokens.inc(predictedTokens);
+        m.actualCachedTokens.inc(usage.cachedTokens);
+        if (usage.promptTokens > 0)
+          m.cachedTokensError.observe((usage.cachedTokens - predictedTokens) / usage.promptTokens);
+        this.#log.debug(
+          {
+            "x-request-id": requestId,
+            Address: address,
+            outcome,
+            promptTokens: usage.promptTokens,
+            predictedCachedTokens: predictedTokens,
+            actualCachedTokens: usage.cachedTokens,
+          },
+          "Response usage",
+        );
+      },
+    };
+  }
+}
+
+function endpointName(e: Endpoint): string {
+  return e.name ?? e.address;
+}
+
+function round(v: number | undefined): number | null {
+  return v === undefined ? null : Math.round(v * 1e4) / 1e4;
+}
+
+function scoresOf(result: Extract<SchedulingResult, { kind: "picked" }>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const s of result.scores) out[s.address] = { total: s.total, ...s.byScorer };
+  return out;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
