@@ -173,7 +173,16 @@ export class ChatTemplate {
     const env = new Environment();
     for (const [k, v] of Object.entries(GLOBALS)) env.set(k, v);
     for (const [k, v] of Object.entries(context)) env.setVariable(k, toRuntime(v) as never);
-    return (new HfInterpreter(env).run(this.#program) as RuntimeLike).value as string;
+    // The library resolves an undefined variable (`enable_thinking is defined`) by throwing and catching an
+    // Error; capturing its stack through the deep interpreter recursion cost ~2/3 of a render. Render is
+    // synchronous, so no other code sees the limit.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      return (new HfInterpreter(env).run(this.#program) as RuntimeLike).value as string;
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
   }
 }
 
