@@ -5,11 +5,12 @@
 import { performance } from "node:perf_hooks";
 import { Piscina } from "piscina";
 import type { Config } from "../config/schema.js";
-import { EppError, badRequest } from "../errors.js";
+import { badRequest, EppError } from "../errors.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import { buildChatContext, renderChat } from "./chat-request.js";
 import { ChatTemplate } from "./chat-template.js";
+import { completionPrompt } from "./completion-prompt.js";
 import { SegmentEncoder } from "./segment-encoder.js";
 import { type CacheNamespace, TokenCache } from "./token-cache.js";
 import { bundledTokenizerDir, loadTokenizerFiles, type TokenizerFiles } from "./tokenizer-files.js";
@@ -296,24 +297,4 @@ export class TokenizationService {
     if (addSpecial) out = enc.addSpecialTokens(out) ?? enc.encodeWhole(text, true);
     return { ids: out, mode };
   }
-}
-
-const U32_MAX = 2 ** 32 - 1;
-const isTokenId = (v: unknown): v is number =>
-  typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= U32_MAX;
-
-/**
- * A completions `prompt`: a string, or token ids used as is. A batch (array of strings or of id arrays)
- * is routed by its first prompt: one request goes to one pod, and the batch shares the pod's cache.
- */
-export function completionPrompt(prompt: unknown): string | Uint32Array {
-  if (typeof prompt === "string") return prompt;
-  if (!Array.isArray(prompt) || prompt.length === 0) {
-    throw badRequest("prompt: expected a string, an array of token ids, or a non-empty batch of those");
-  }
-  if (prompt.every(isTokenId)) return Uint32Array.from(prompt);
-  const first: unknown = prompt[0];
-  if (typeof first === "string") return first;
-  if (Array.isArray(first) && first.length > 0 && first.every(isTokenId)) return Uint32Array.from(first);
-  throw badRequest("prompt: expected a string, an array of token ids, or a non-empty batch of those");
 }
