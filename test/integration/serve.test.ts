@@ -176,6 +176,26 @@ describe("kvpick serve, end to end", () => {
     expect(r.body.equals(body)).toBe(true);
   });
 
+  it("works in BUFFERED mode and re-chunks bodies above 62,000 bytes", async () => {
+    const long = json({ model: "Qwen3-32B", messages: [{ role: "user", content: "word ".repeat(40_000) }] });
+    expect(long.length).toBeGreaterThan(3 * 62_000);
+    const streamed = await k.client.process({
+      path: "/v1/chat/completions",
+      chunks: splitAt(long, [1000, 70_000]),
+    });
+    expect(streamed.violations).toEqual([]);
+    expect(streamed.body.equals(long)).toBe(true);
+    expect(Math.max(...streamed.bodyChunkSizes)).toBeLessThanOrEqual(62_000);
+    const buffered = await k.client.process({
+      path: "/v1/chat/completions",
+      body: json(firstTurn),
+      mode: "BUFFERED",
+    });
+    expect(buffered.violations).toEqual([]);
+    expect(pods.map((p) => p.address)).toContain(buffered.destination);
+    expect(buffered.body.equals(json(firstTurn))).toBe(true);
+  });
+
   it("answers the documented errors with OpenAI-style JSON bodies", async () => {
     const bad = await k.client.process({ path: "/v1/chat/completions", body: "{not json" });
     expect(bad.immediate?.status).toBe(400);

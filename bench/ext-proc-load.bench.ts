@@ -1,0 +1,243 @@
+// ext_proc load test on loopback: a real `kvpick serve` child process, 8 fake vLLM pods (/metrics), KV
+// events for the shared system prompts on a real ZeroMQ socket, and a lean Envoy-like gRPC load generator
+// in this process (FULL_DUPLEX_STREAMED: headers, whole body, wait for the header response, drain the body
+// echo, end). EPP overhead = time from writing the last body byte to receiving the header response.
+// Run: npx tsc -p tsconfig.json && node dist/bench/ext-proc-load.bench.js [--seconds 10] [--profile]
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import * as grpc from "@grpc/grpc-js";
+import { parseConfig } from "../src/config/load.js";
+import { EXT_PROC_SERVICE, loadProtos, serviceOf } from "../src/ext-proc/protos.js";
+import { BlockHasher } from "../src/kv-index/block-hash.js";
+import { createLogger } from "../src/observability/logger.js";
+import { TokenizationService } from "../src/tokenization/tokenization-service.js";
+import { FakeVllmPod } from "../test/support/fake-vllm-pod.js";
+import { KvEventPublisher } from "../test/support/kv-event-publisher.js";
+import { repoRoot } from "../test/support/golden.js";
+
+const SECONDS = Number(process.argv[process.argv.indexOf("--seconds") + 1]) || 10;
+const PODS = 8;
+const PROMPTS = 16;
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  s.listen(0, "127.0.0.1");
+  await once(s, "listening");
+  const port = (s.address() as { port: number }).port;
+  s.close();
+  return port;
+}
+
+/** ~8k-token system prompts, distinct per "customer". */
+function systemPrompt(i: number): string {
+  const words = [
+    "policy",
+    "travel",
+    "hotel",
+    "budget",
+    "approval",
+    "economy",
+    "manager",
+    "receipt",
+    "refund",
+  ];
+  const out: string[] = [`You are assistant #${i} of customer ${i}.`];
+  for (let s = 0; s < 500; s++)
+    out.push(`Rule ${s} for customer ${i}: ${words[(s * 7 + i) % words.length]} ${s % 13} applies.`);
+  return out.join(" ");
+}
+
+/** Request bodies are built from pre-serialised halves so the generator spends its CPU on the wire, not JSON. */
+function requestBody(prompt: number, n: number): Buffer {
+  const question = `Question ${n}: may I book a ${n % 5} star hotel for ${n % 9} nights in city ${n}?`;
+  return Buffer.concat([bodyHeads[prompt]!, Buffer.from(JSON.stringify(question)), BODY_TAIL]);
+}
+
+const systemPrompts = Array.from({ length: PROMPTS }, (_, i) => systemPrompt(i));
+const bodyHeads = systemPrompts.map((sp) =>
+  Buffer.from(
+    `{"model":"Qwen3-32B","stream":true,"messages":[{"role":"system","content":${JSON.stringify(sp)}},{"role":"user","content":`,
+  ),
+);
+const BODY_TAIL = Buffer.from("}]}");
+type Call = grpc.ClientDuplexStream<Record<string, unknown>, Record<string, unknown>>;
+
+/** One request as Envoy sends it; resolves with the EPP overhead in ms. */
+function oneRequest(client: grpc.Client, body: Buffer, id: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const call = (client as unknown as { Process(): Call }).Process();
+    let sentAt = 0;
+    let overhead = -1;
+    call.on("data", (m: Record<string, unknown>) => {
+      if (m.immediate_response)
+        return reject(new Error(`immediate response ${JSON.stringify(m.immediate_response)}`));
+      if (m.request_headers && overhead < 0) overhead = performance.now() - sentAt;
+      const sr = (
+        m.request_body as {
+          response?: { body_mutation?: { streamed_response?: { end_of_stream?: boolean } } };
+        }
+      )?.response?.body_mutation?.streamed_response;
+      if (sr?.end_of_stream) {
+        call.end();
+        resolve(overhead);
+      }
+    });
+    call.on("error", (e) => (e as grpc.ServiceError).code !== grpc.status.CANCELLED && reject(e));
+    call.write({
+      request_headers: {
+        headers: {
+          headers: [
+            { key: ":method", raw_value: Buffer.from("POST") },
+            { key: ":path", raw_value: Buffer.from("/v1/chat/completions") },
+            { key: "content-type", raw_value: Buffer.from("application/json") },
+            { key: "x-request-id", raw_value: Buffer.from(`bench-${id}`) },
+          ],
+        },
+        end_of_stream: false,
+      },
+    });
+    sentAt = performance.now();
+    call.write({ request_body: { body, end_of_stream: true } });
+  });
+}
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+async function closedLoop(client: grpc.Client, concurrency: number, seconds: number) {
+  const lat: number[] = [];
+  const end = performance.now() + seconds * 1000;
+  let n = 0;
+  const worker = async () => {
+    while (performance.now() < end) {
+      const i = n++;
+      lat.push(await oneRequest(client, requestBody(i % PROMPTS, i), i));
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const elapsed = (performance.now() - t0) / 1000;
+  lat.sort((a, b) => a - b);
+  return { rps: lat.length / elapsed, p50: pct(lat, 50), p99: pct(lat, 99), n: lat.length };
+}
+
+async function openLoop(client: grpc.Client, rate: number, seconds: number) {
+  const lat: number[] = [];
+  const pending: Promise<void>[] = [];
+  const t0 = performance.now();
+  const total = rate * seconds;
+  for (let i = 0; i < total; i++) {
+    const due = t0 + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    pending.push(
+      oneRequest(client, requestBody(i % PROMPTS, 1_000_000 + i), 1_000_000 + i).then(
+        (ms) => void lat.push(ms),
+      ),
+    );
+  }
+  await Promise.all(pending);
+  const elapsed = (performance.now() - t0) / 1000;
+  lat.sort((a, b) => a - b);
+  return { rps: lat.length / elapsed, p50: pct(lat, 50), p99: pct(lat, 99), n: lat.length };
+}
+
+async function main() {
+  const pods = await Promise.all(
+    Array.from({ length: PODS }, (_, i) => new FakeVllmPod(`127.0.0.${31 + i}`).start()),
+  );
+  const [grpcPort, healthPort, metricsPort, kvPort] = await Promise.all([
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+  ]);
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      // --profile writes a V8 CPU profile of the EPP (for `node --prof-process`-style analysis in DevTools).
+      ...(process.argv.includes("--profile") ? ["--cpu-prof", "--cpu-prof-dir=/tmp/kvpick-prof"] : []),
+      `${repoRoot}/dist/src/main.js`,
+      "serve",
+      "--hash-seed=42",
+      "--secure-serving=false",
+      `--grpc-port=${grpcPort}`,
+      `--grpc-health-port=${healthPort}`,
+      `--metrics-port=${metricsPort}`,
+      `--kv-events-endpoint=tcp://127.0.0.1:${kvPort}`,
+      `--endpoints=${pods.map((p) => p.address).join(",")}`,
+      "--log-level=warn",
+    ],
+    { stdio: ["ignore", "ignore", "inherit"] },
+  );
+  try {
+    const Service = serviceOf(loadProtos(), EXT_PROC_SERVICE);
+    const client = new Service(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure(), {
+      "grpc.max_receive_message_length": -1,
+    });
+    await new Promise<void>((res, rej) =>
+      client.waitForReady(Date.now() + 20_000, (e) => (e ? rej(e) : res())),
+    );
+
+    // Warm the EPP's tokenizer cache with every system prompt (the "warm system prompt" condition).
+    for (let i = 0; i < PROMPTS; i++) await oneRequest(client, requestBody(i, -1 - i), -1 - i);
+
+    // Every system prompt is cached on two pods, as vLLM would report it.
+    const tokenizer = new TokenizationService({
+      config: parseConfig({}).tokenizer,
+      logger: createLogger({ level: "silent" }),
+    });
+    const hasher = new BlockHasher({ scheme: "sha256_cbor_64bit", hashSeed: "42", blockSize: 64 });
+    const pubs = pods.map((p) => {
+      const pub = new KvEventPublisher({ topic: `kv@${p.ip}@Qwen3-32B` });
+      pub.connect(`tcp://127.0.0.1:${kvPort}`);
+      return pub;
+    });
+    let tokens = 0;
+    for (let i = 0; i < PROMPTS; i++) {
+      const { tokenIds } = await tokenizer.tokenize(
+        "Qwen3-32B",
+        "/v1/chat/completions",
+        JSON.parse(requestBody(i, 0).toString()),
+      );
+      tokens = tokenIds.length;
+      const chain = hasher.hash(tokenIds);
+      for (const pub of [pubs[i % PODS]!, pubs[(i + 3) % PODS]!]) {
+        await pub.publish([{ type: "BlockStored", hashes: [...chain], parent: null, blockSize: 64 }]);
+      }
+    }
+    await tokenizer.close();
+    const metrics = async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    // Publishers are slow joiners: resend until every pod's events are counted.
+    for (let round = 0; round < 50 && !/epp_kv_index_blocks [1-9]/.test(await metrics()); round++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    console.log(
+      `# ext_proc load: ${PODS} pods, ${PROMPTS} system prompts, ~${tokens} tokens per request, ${SECONDS}s per row`,
+    );
+    console.log("| load | requests | req/s | EPP overhead p50 | p99 |");
+    console.log("|---|---|---|---|---|");
+    const row = (name: string, r: { rps: number; p50: number; p99: number; n: number }) =>
+      console.log(
+        `| ${name} | ${r.n} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} ms | ${r.p99.toFixed(2)} ms |`,
+      );
+    row("open loop 500 req/s", await openLoop(client, 500, SECONDS));
+    row("closed loop, 16 streams", await closedLoop(client, 16, SECONDS));
+    row("closed loop, 64 streams", await closedLoop(client, 64, SECONDS));
+    const text = await metrics();
+    const hit = /epp_prefix_hit_ratio_sum ([\d.e+]+)/.exec(text)?.[1];
+    const cnt = /epp_prefix_hit_ratio_count (\d+)/.exec(text)?.[1];
+    if (hit && cnt)
+      console.log(`mean prefix hit ratio on the chosen pod: ${(Number(hit) / Number(cnt)).toFixed(3)}`);
+    client.close();
+    for (const p of pubs) p.close();
+  } finally {
+    child.kill("SIGTERM");
+    await once(child, "exit");
+    await Promise.all(pods.map((p) => p.close()));
+  }
+}
+
+await main();
