@@ -171,7 +171,7 @@ describe("abandoned streams", () => {
     const bodies = Array.from({ length: 1_000 }, (_, i) => chat(`request ${i} ${"x".repeat(i * 50)}`));
     h.router.calls = [];
     const results = await Promise.all(
-      bodies.map((b, i) => h.client.process({ chunks: splitInto(b, 1 + (i % 4)) })),
+      bodies.map((b, i) => h.client.process({ chunks: splitInto(b, 1 + (i % 4)), timeoutMs: 50_000 })),
     );
     results.forEach((r, i) => {
       expect(r.violations).toEqual([]);

@@ -253,7 +253,9 @@ export class ExtProcStream {
       this.#write(routedBufferedBodyResponse(dest, body));
     }
     if (this.#requestTrailers) this.#write(trailersResponse("request"));
-    this.#logger().debug({ endpoint: destination.endpoint, bodyBytes: body.length }, "request routed");
+    if (this.#opts.logger.isLevelEnabled("debug")) {
+      this.#logger().debug({ endpoint: destination.endpoint, bodyBytes: body.length }, "request routed");
+    }
     if (this.#peerHalfClosed) this.#close(true);
   }
 

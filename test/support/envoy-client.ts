@@ -150,6 +150,9 @@ export class EnvoyClient {
       // Envoy sends no SNI to the EPP by default; an IP as TLS server name is invalid (RFC 6066).
       ...(options.tls ? { "grpc.ssl_target_name_override": "kvpick" } : {}),
       "grpc.max_receive_message_length": -1,
+      // Envoy's HTTP/2 windows default to 256 MiB; grpc-js' 64 KiB would throttle echoed bodies.
+      "grpc-node.flow_control_window": 64 << 20,
+
       "grpc.max_send_message_length": -1,
     });
   }
