@@ -8,7 +8,7 @@
 //   same pod (the per-pod reverse index, so clearing a pod is O(its entries)), pod<<8|medium, ref count.
 //   22 bytes per entry + ~28–32 bytes per distinct block: ≈ 50–60 bytes per entry when blocks are
 //   mostly held by one pod, less when shared (bench/kv-index.bench.ts measures it).
-import { BlockTable, NIL } from "./block-table.js";
+import { BlockTable, HEAD, NIL, REC } from "./block-table.js";
 
 /** Credit of a block held in a medium that has no configured weight (e.g. a connector's "DISK"). */
 export const UNKNOWN_MEDIUM_WEIGHT = 0.5;
@@ -44,11 +44,12 @@ export class BlockIndex {
   readonly maxEntries: number;
   readonly #blocks = new BlockTable();
   // Entries.
+  /** Lookup-path fields interleaved, [next entry of the block (also the free list), pod<<8|medium], so a
+   * list step touches one cache line. */
+  #eLink = new Uint32Array(0);
   #eBlock = new Uint32Array(0);
-  #eNextInBlock = new Uint32Array(0); // also the free-entry list
   #ePodPrev = new Uint32Array(0);
   #ePodNext = new Uint32Array(0);
-  #ePodMed = new Uint32Array(0);
   #eRef = new Uint16Array(0);
   #eUsed = 0;
   #eFree = NIL;
@@ -66,7 +67,6 @@ export class BlockIndex {
   readonly #weights: Record<string, number>;
   // matchPrefix scratch, reused so lookups allocate only their result.
   #podLocal = new Int32Array(0);
-  #seen = new Int32Array(0);
   #best = new Float64Array(0);
 
   constructor(options: BlockIndexOptions) {
@@ -90,16 +90,12 @@ export class BlockIndex {
     const blocks = new Uint32Array(n);
     const weighted = new Float64Array(n);
     if (n === 0 || chain.length === 0 || this.#entries === 0) return { blocks, weighted };
-    if (this.#seen.length < n) {
-      this.#seen = new Int32Array(n);
-      this.#best = new Float64Array(n);
-    }
+    if (this.#best.length < n) this.#best = new Float64Array(n);
     if (this.#podLocal.length < this.#podHead.length) {
       this.#podLocal = new Int32Array(this.#podHead.length).fill(-1);
     }
     const podLocal = this.#podLocal;
-    const seen = this.#seen.fill(0, 0, n);
-    const best = this.#best;
+    const lastW = this.#best;
     let alive = 0;
     let dupes = false;
     for (let l = 0; l < n; l++) {
@@ -113,30 +109,34 @@ export class BlockIndex {
     }
     const words = new Uint32Array(chain.buffer, chain.byteOffset, chain.length * 2);
     const table = this.#blocks;
-    const head = table.head;
-    const next = this.#eNextInBlock;
-    const podMed = this.#ePodMed;
+    const rec = table.rec;
+    const link = this.#eLink;
     const mw = this.#mediumWeight;
+    // Block-major walk: a pod advances when one of its entries is seen for block i while it holds 0..i−1
+    // (blocks[l] === i); a second medium of the same block only upgrades the weight. Pods not seen stay
+    // behind and never match again, so no per-pod pass is needed per block.
     for (let i = 0; i < chain.length && alive > 0; i++) {
       const slot = table.find(words[2 * i]!, words[2 * i + 1]!);
       if (slot < 0) break;
-      const mark = i + 1;
-      for (let e = head[slot]!; e !== NIL; e = next[e]!) {
-        const pm = podMed[e]!;
-        const l = podLocal[pm >>> 8]!;
-        if (l < 0 || blocks[l] !== i) continue; // not asked for, or its prefix already ended
-        const w = mw[pm & 0xff]!;
-        if (seen[l] !== mark) {
-          seen[l] = mark;
-          best[l] = w;
-        } else if (w > best[l]!) best[l] = w;
-      }
+      const next = i + 1;
       alive = 0;
-      for (let l = 0; l < n; l++) {
-        if (blocks[l] === i && seen[l] === mark) {
-          blocks[l] = mark;
-          weighted[l]! += best[l]!;
+      for (let e = rec[slot * REC + HEAD]!; e !== NIL; e = link[2 * e]!) {
+        const pm = link[2 * e + 1]!;
+        const l = podLocal[pm >>> 8]!;
+        if (l < 0) continue;
+        const at = blocks[l]!;
+        if (at === i) {
+          const w = mw[pm & 0xff]!;
+          blocks[l] = next;
+          weighted[l]! += w;
+          lastW[l] = w;
           alive++;
+        } else if (at === next) {
+          const w = mw[pm & 0xff]!;
+          if (w > lastW[l]!) {
+            weighted[l]! += w - lastW[l]!;
+            lastW[l] = w;
+          }
         }
       }
     }
@@ -200,9 +200,10 @@ export class BlockIndex {
 
   #storeOne(pm: number, lo: number, hi: number): void {
     const slot = this.#blocks.upsert(lo, hi);
-    const head = this.#blocks.head;
-    for (let e = head[slot]!; e !== NIL; e = this.#eNextInBlock[e]!) {
-      if (this.#ePodMed[e] === pm) {
+    const rec = this.#blocks.rec;
+    const h = slot * REC + HEAD;
+    for (let e = rec[h]!; e !== NIL; e = this.#eLink[2 * e]!) {
+      if (this.#eLink[2 * e + 1] === pm) {
         // Saturated counts stay until the pod is cleared or the block evicted: harmless, and 65k copies is absurd.
         if (this.#eRef[e]! < MAX_REF) this.#eRef[e]!++;
         return;
@@ -211,10 +212,10 @@ export class BlockIndex {
     const e = this.#allocEntry();
     const p = pm >>> 8;
     this.#eBlock[e] = slot;
-    this.#ePodMed[e] = pm;
+    this.#eLink[2 * e + 1] = pm;
     this.#eRef[e] = 1;
-    this.#eNextInBlock[e] = head[slot]!;
-    head[slot] = e;
+    this.#eLink[2 * e] = rec[h]!;
+    rec[h] = e;
     const ph = this.#podHead[p]!;
     this.#ePodPrev[e] = NIL;
     this.#ePodNext[e] = ph;
@@ -227,8 +228,8 @@ export class BlockIndex {
   #removeOne(pm: number, lo: number, hi: number): void {
     const slot = this.#blocks.find(lo, hi);
     if (slot < 0) return;
-    for (let e = this.#blocks.head[slot]!; e !== NIL; e = this.#eNextInBlock[e]!) {
-      if (this.#ePodMed[e] !== pm) continue;
+    for (let e = this.#blocks.rec[slot * REC + HEAD]!; e !== NIL; e = this.#eLink[2 * e]!) {
+      if (this.#eLink[2 * e + 1] !== pm) continue;
       if (this.#eRef[e]! > 1 && this.#eRef[e]! < MAX_REF) this.#eRef[e]!--;
       else if (this.#eRef[e] === 1) this.#dropEntry(e, true);
       return;
@@ -239,23 +240,24 @@ export class BlockIndex {
   #dropEntry(e: number, fromBlock: boolean): void {
     const slot = this.#eBlock[e]!;
     if (fromBlock) {
-      const head = this.#blocks.head;
-      if (head[slot] === e) head[slot] = this.#eNextInBlock[e]!;
+      const rec = this.#blocks.rec;
+      const h = slot * REC + HEAD;
+      if (rec[h] === e) rec[h] = this.#eLink[2 * e]!;
       else {
-        let prev = head[slot]!;
-        while (this.#eNextInBlock[prev] !== e) prev = this.#eNextInBlock[prev]!;
-        this.#eNextInBlock[prev] = this.#eNextInBlock[e]!;
+        let prev = rec[h]!;
+        while (this.#eLink[2 * prev] !== e) prev = this.#eLink[2 * prev]!;
+        this.#eLink[2 * prev] = this.#eLink[2 * e]!;
       }
-      if (head[slot] === NIL) this.#blocks.free(slot);
+      if (rec[h] === NIL) this.#blocks.free(slot);
     }
-    const p = this.#ePodMed[e]! >>> 8;
+    const p = this.#eLink[2 * e + 1]! >>> 8;
     const prev = this.#ePodPrev[e]!;
     const next = this.#ePodNext[e]!;
     if (prev !== NIL) this.#ePodNext[prev] = next;
     else this.#podHead[p] = next;
     if (next !== NIL) this.#ePodPrev[next] = prev;
     if (--this.#podCount[p]! === 0) this.#podsWithEntries--;
-    this.#eNextInBlock[e] = this.#eFree;
+    this.#eLink[2 * e] = this.#eFree;
     this.#eFree = e;
     this.#entries--;
   }
@@ -272,11 +274,11 @@ export class BlockIndex {
     while (this.#entries > this.maxEntries) {
       const slot = this.#blocks.oldest();
       if (slot < 0) return;
-      const head = this.#blocks.head;
-      let e = head[slot]!;
-      head[slot] = NIL;
+      const rec = this.#blocks.rec;
+      let e = rec[slot * REC + HEAD]!;
+      rec[slot * REC + HEAD] = NIL;
       while (e !== NIL) {
-        const next = this.#eNextInBlock[e]!;
+        const next = this.#eLink[2 * e]!;
         this.#dropEntry(e, false);
         this.#evictions++;
         e = next;
@@ -288,18 +290,17 @@ export class BlockIndex {
   #allocEntry(): number {
     if (this.#eFree !== NIL) {
       const e = this.#eFree;
-      this.#eFree = this.#eNextInBlock[e]!;
+      this.#eFree = this.#eLink[2 * e]!;
       return e;
     }
     if (this.#eUsed === this.#eBlock.length) {
       // ×1.5, capped just above maxEntries: one store may overshoot by a block's worth before eviction runs.
       const cap = this.maxEntries + 1024;
       const size = Math.min(cap, Math.max(1024, Math.ceil(this.#eBlock.length * 1.5)));
+      this.#eLink = grow32(this.#eLink, size * 2);
       this.#eBlock = grow32(this.#eBlock, size);
-      this.#eNextInBlock = grow32(this.#eNextInBlock, size);
       this.#ePodPrev = grow32(this.#ePodPrev, size);
       this.#ePodNext = grow32(this.#ePodNext, size);
-      this.#ePodMed = grow32(this.#ePodMed, size);
       const ref = new Uint16Array(size);
       ref.set(this.#eRef);
       this.#eRef = ref;

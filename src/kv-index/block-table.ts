@@ -12,10 +12,9 @@ export const NIL = 0xffffffff;
 const MIN_CAPACITY = 1024;
 const MAX_LOAD = 0.7;
 
-function grow32(a: Uint32Array, size: number, fill?: number): Uint32Array<ArrayBuffer> {
+function grow32(a: Uint32Array, size: number): Uint32Array<ArrayBuffer> {
   const b = new Uint32Array(size);
   b.set(a);
-  if (fill !== undefined) b.fill(fill, a.length);
   return b;
 }
 
@@ -26,15 +25,18 @@ function mix(lo: number, hi: number): number {
   return h;
 }
 
+/** Words per slot record in `rec`: [lo, hi, head, lruNext]. One 16-byte record = one cache line touched
+ * per block on the lookup path (key compare and entry-list head), instead of one per field array. */
+export const REC = 4;
+export const HEAD = 2;
+const NEXT = 3;
+
 export class BlockTable {
-  /** Low / high word of each slot's hash. */
-  keyLo = new Uint32Array(0);
-  keyHi = new Uint32Array(0);
-  /** First entry (owned by BlockIndex) of each slot, NIL when none. */
-  head = new Uint32Array(0);
-  /** Least-recently-stored order: doubly linked through slots; also the free-slot list (via lruNext). */
+  /** Slot records: hash lo/hi words, first entry (owned by BlockIndex, NIL when none), next in LRU order
+   * (also the free-slot list). */
+  rec = new Uint32Array(0);
+  /** Least-recently-stored order: doubly linked through slots. */
   #lruPrev = new Uint32Array(0);
-  #lruNext = new Uint32Array(0);
   #lruOldest = NIL;
   #lruNewest = NIL;
   #free = NIL;
@@ -51,20 +53,20 @@ export class BlockTable {
 
   /** Bytes held by the typed arrays (for stats and the memory benchmark). */
   get bytes(): number {
-    return this.keyLo.length * 20 + this.#table.length * 4;
+    return this.#lruPrev.length * 20 + this.#table.length * 4;
   }
 
   /** The slot of (lo, hi), or -1. */
   find(lo: number, hi: number): number {
     const table = this.#table;
     const mask = this.#mask;
-    const keyLo = this.keyLo;
-    const keyHi = this.keyHi;
+    const rec = this.rec;
     let i = mix(lo, hi) & mask;
     for (;;) {
       const s = table[i]!;
       if (s === 0) return -1;
-      if (keyLo[s - 1] === lo && keyHi[s - 1] === hi) return s - 1;
+      const r = (s - 1) * REC;
+      if (rec[r] === lo && rec[r + 1] === hi) return s - 1;
       i = (i + 1) & mask;
     }
   }
@@ -78,9 +80,9 @@ export class BlockTable {
     }
     if (this.#count + 1 > this.#table.length * MAX_LOAD) this.#rehash(this.#table.length * 2);
     const slot = this.#alloc();
-    this.keyLo[slot] = lo;
-    this.keyHi[slot] = hi;
-    this.head[slot] = NIL;
+    this.rec[slot * REC] = lo;
+    this.rec[slot * REC + 1] = hi;
+    this.rec[slot * REC + HEAD] = NIL;
     let i = mix(lo, hi) & this.#mask;
     while (this.#table[i] !== 0) i = (i + 1) & this.#mask;
     this.#table[i] = slot + 1;
@@ -96,8 +98,8 @@ export class BlockTable {
 
   /** Removes a live slot (its entry list must already be empty). */
   free(slot: number): void {
-    const lo = this.keyLo[slot]!;
-    const hi = this.keyHi[slot]!;
+    const lo = this.rec[slot * REC]!;
+    const hi = this.rec[slot * REC + 1]!;
     const table = this.#table;
     const mask = this.#mask;
     let i = mix(lo, hi) & mask;
@@ -108,14 +110,14 @@ export class BlockTable {
       j = (j + 1) & mask;
       const s = table[j]!;
       if (s === 0) break;
-      const k = mix(this.keyLo[s - 1]!, this.keyHi[s - 1]!) & mask;
+      const k = this.#home(s - 1) & mask;
       if (i <= j ? i < k && k <= j : i < k || k <= j) continue;
       table[i] = s;
       i = j;
     }
     table[i] = 0;
     this.#unlink(slot);
-    this.#lruNext[slot] = this.#free;
+    this.rec[slot * REC + NEXT] = this.#free;
     this.#free = slot;
     this.#count--;
   }
@@ -123,17 +125,14 @@ export class BlockTable {
   #alloc(): number {
     if (this.#free !== NIL) {
       const slot = this.#free;
-      this.#free = this.#lruNext[slot]!;
+      this.#free = this.rec[slot * REC + NEXT]!;
       return slot;
     }
-    if (this.#used === this.keyLo.length) {
+    if (this.#used === this.#lruPrev.length) {
       // ×1.5 rather than ×2 keeps the slack (and so bytes per entry at a given size) lower.
-      const size = Math.max(MIN_CAPACITY, Math.ceil(this.keyLo.length * 1.5));
-      this.keyLo = grow32(this.keyLo, size);
-      this.keyHi = grow32(this.keyHi, size);
-      this.head = grow32(this.head, size, NIL);
+      const size = Math.max(MIN_CAPACITY, Math.ceil(this.#lruPrev.length * 1.5));
+      this.rec = grow32(this.rec, size * REC);
       this.#lruPrev = grow32(this.#lruPrev, size);
-      this.#lruNext = grow32(this.#lruNext, size);
     }
     return this.#used++;
   }
@@ -145,7 +144,7 @@ export class BlockTable {
     for (let j = 0; j < old.length; j++) {
       const s = old[j]!;
       if (s === 0) continue;
-      let i = mix(this.keyLo[s - 1]!, this.keyHi[s - 1]!) & mask;
+      let i = this.#home(s - 1) & mask;
       while (table[i] !== 0) i = (i + 1) & mask;
       table[i] = s;
     }
@@ -153,18 +152,22 @@ export class BlockTable {
     this.#mask = mask;
   }
 
+  #home(slot: number): number {
+    return mix(this.rec[slot * REC]!, this.rec[slot * REC + 1]!);
+  }
+
   #linkNewest(slot: number): void {
     this.#lruPrev[slot] = this.#lruNewest;
-    this.#lruNext[slot] = NIL;
-    if (this.#lruNewest !== NIL) this.#lruNext[this.#lruNewest] = slot;
+    this.rec[slot * REC + NEXT] = NIL;
+    if (this.#lruNewest !== NIL) this.rec[this.#lruNewest * REC + NEXT] = slot;
     else this.#lruOldest = slot;
     this.#lruNewest = slot;
   }
 
   #unlink(slot: number): void {
     const prev = this.#lruPrev[slot]!;
-    const next = this.#lruNext[slot]!;
-    if (prev !== NIL) this.#lruNext[prev] = next;
+    const next = this.rec[slot * REC + NEXT]!;
+    if (prev !== NIL) this.rec[prev * REC + NEXT] = next;
     else this.#lruOldest = next;
     if (next !== NIL) this.#lruPrev[next] = prev;
     else this.#lruNewest = prev;

@@ -1,0 +1,139 @@
+// BlockIndex benchmarks: apply throughput (block events/s, one core), matchPrefix latency for a 128-block
+// chain across 8 and 64 pods (p50/p99), and memory per block-pod entry at 1 M and 10 M entries.
+// Run: node dist/bench/kv-index.bench.js
+// Memory is measured in a fresh child process per size (node --expose-gc): gc, read heapUsed +
+// arrayBuffers, fill the index, gc, read again; (after − before) / entries. Fresh processes keep garbage
+// from the other benchmarks out of the figure.
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { BlockIndex } from "../src/kv-index/block-index.js";
+
+const W = { GPU: 1, CPU: 0.8 };
+let seed = 0x1234567;
+/** xorshift32: hashes are uniform like sha256 low bits; cheap enough not to dominate the timings. */
+function rnd32(): number {
+  seed ^= seed << 13;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  return seed >>> 0;
+}
+function randomWords(blocks: number): Uint32Array {
+  const w = new Uint32Array(blocks * 2);
+  for (let i = 0; i < w.length; i++) w[i] = rnd32();
+  return w;
+}
+const fmt = (n: number) => n.toLocaleString("en-US", { maximumFractionDigits: 1 });
+
+function applyThroughput(): void {
+  // vLLM sends one BlockStored per request per step with a few to a few hundred blocks; use 16.
+  const perEvent = 16;
+  const pods = Array.from({ length: 8 }, (_, i) => `10.0.0.${i}:8000`);
+  for (const [label, maxEntries, total] of [
+    ["store, below cap (4 M blocks)", 8_000_000, 4_000_000],
+    ["store at cap 1 M (evicting)", 1_000_000, 4_000_000],
+  ] as const) {
+    const ix = new BlockIndex({ maxEntries, mediumWeights: W });
+    const words = randomWords(total);
+    const t0 = performance.now();
+    for (let off = 0, e = 0; off < total; off += perEvent, e++) {
+      ix.store(pods[e % 8]!, "GPU", words.subarray(2 * off, 2 * (off + perEvent)), perEvent);
+    }
+    const s = (performance.now() - t0) / 1000;
+    console.log(`apply ${label}: ${fmt(total / s / 1e6)} M block events/s (${fmt(s * 1000)} ms)`);
+  }
+  // Steady state: store a block, later remove it (vLLM evicts as it stores), 1 M live entries.
+  const ix = new BlockIndex({ maxEntries: 16_000_000, mediumWeights: W });
+  const live = 1_000_000;
+  const words = randomWords(live * 4);
+  for (let off = 0; off < live; off += perEvent)
+    ix.store(pods[0]!, "GPU", words.subarray(2 * off, 2 * (off + perEvent)), perEvent);
+  const t0 = performance.now();
+  let n = 0;
+  for (let off = live; off < live * 4; off += perEvent) {
+    ix.store(pods[0]!, "GPU", words.subarray(2 * off, 2 * (off + perEvent)), perEvent);
+    const old = off - live;
+    ix.remove(pods[0]!, "GPU", words.subarray(2 * old, 2 * (old + perEvent)), perEvent);
+    n += 2 * perEvent;
+  }
+  const s = (performance.now() - t0) / 1000;
+  console.log(`apply store+remove churn at 1 M live entries: ${fmt(n / s / 1e6)} M block events/s`);
+}
+
+function lookupLatency(podCount: number): void {
+  const ix = new BlockIndex({ maxEntries: 16_000_000, mediumWeights: W });
+  const pods = Array.from({ length: podCount }, (_, i) => `10.0.${i >> 8}.${i & 255}:8000`);
+  // Background: 1 M unrelated entries spread over the pods, so the table is realistically large.
+  const bg = randomWords(1_000_000);
+  for (let off = 0, e = 0; off < 1_000_000; off += 64, e++)
+    ix.store(pods[e % podCount]!, "GPU", bg.subarray(2 * off, 2 * (off + 64)), 64);
+  // The request: 128 blocks. Every pod holds a prefix of it (worst case: nobody drops out early);
+  // pod i holds 128 − (i mod 8) blocks on GPU, and every other pod also holds them on CPU.
+  const chain = new BigUint64Array(128);
+  const cw = new Uint32Array(chain.buffer);
+  cw.set(randomWords(128));
+  pods.forEach((p, i) => {
+    const n = 128 - (i % 8);
+    ix.store(p, "GPU", cw, n);
+    if (i % 2 === 0) ix.store(p, "CPU", cw, n);
+  });
+  const iters = 20_000;
+  const times = new Float64Array(iters);
+  let sink = 0;
+  for (let i = 0; i < 2000; i++) sink += ix.matchPrefix(chain, pods).blocks[0]!; // warm-up (JIT)
+  for (let i = 0; i < iters; i++) {
+    const t = process.hrtime.bigint();
+    sink += ix.matchPrefix(chain, pods).blocks[0]!;
+    times[i] = Number(process.hrtime.bigint() - t) / 1000;
+  }
+  times.sort();
+  const q = (p: number) => times[Math.min(iters - 1, Math.floor(p * iters))]!;
+  console.log(
+    `matchPrefix 128 blocks × ${podCount} pods: p50 ${q(0.5).toFixed(1)} µs, p99 ${q(0.99).toFixed(1)} µs, max ${q(1).toFixed(1)} µs (sink ${sink > 0})`,
+  );
+}
+
+function memoryPerEntry(entries: number, podsPerBlock: number): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) {
+    console.log("memory: run with node --expose-gc for memory figures");
+    return;
+  }
+  const used = () => {
+    gc();
+    const m = process.memoryUsage();
+    return m.heapUsed + m.arrayBuffers;
+  };
+  const before = used();
+  const ix = new BlockIndex({ maxEntries: entries, mediumWeights: W });
+  const pods = Array.from({ length: 8 }, (_, i) => `10.0.0.${i}:8000`);
+  const batch = 4096;
+  const words = new Uint32Array(batch * 2);
+  for (let done = 0; done < entries; done += batch * podsPerBlock) {
+    for (let i = 0; i < words.length; i++) words[i] = rnd32();
+    for (let p = 0; p < podsPerBlock; p++) ix.store(pods[(done / batch + p) % 8]!, "GPU", words, batch);
+  }
+  const after = used();
+  const st = ix.stats();
+  console.log(
+    `memory at ${fmt(st.entries / 1e6)} M entries (${podsPerBlock} pod(s)/block, ${fmt(st.blocks / 1e6)} M blocks): ` +
+      `${fmt((after - before) / st.entries)} bytes/entry measured (heap + array buffers), ` +
+      `${fmt(ix.bytes / st.entries)} bytes/entry allocated by the typed arrays`,
+  );
+}
+
+if (process.argv[2] === "--memory") {
+  memoryPerEntry(Number(process.argv[3]), Number(process.argv[4]));
+} else {
+  applyThroughput();
+  lookupLatency(8);
+  lookupLatency(64);
+  for (const [entries, pods] of [
+    [1_000_000, 1],
+    [1_000_000, 2],
+    [10_000_000, 1],
+    [10_000_000, 2],
+  ] as const) {
+    const args = ["--expose-gc", fileURLToPath(import.meta.url), "--memory", String(entries), String(pods)];
+    process.stdout.write(execFileSync(process.execPath, args, { encoding: "utf8" }));
+  }
+}
