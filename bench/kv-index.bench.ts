@@ -59,7 +59,8 @@ function applyThroughput(): void {
   console.log(`apply store+remove churn at 1 M live entries: ${fmt(n / s / 1e6)} M block events/s`);
 }
 
-function lookupLatency(podCount: number): void {
+/** `spread`: pod i holds a prefix of (i × 37) mod 129 blocks, so pods drop out along the chain. */
+function lookupLatency(podCount: number, spread = false): void {
   const ix = new BlockIndex({ maxEntries: 16_000_000, mediumWeights: W });
   const pods = Array.from({ length: podCount }, (_, i) => `10.0.${i >> 8}.${i & 255}:8000`);
   // Background: 1 M unrelated entries spread over the pods, so the table is realistically large.
@@ -72,7 +73,7 @@ function lookupLatency(podCount: number): void {
   const cw = new Uint32Array(chain.buffer);
   cw.set(randomWords(128));
   pods.forEach((p, i) => {
-    const n = 128 - (i % 8);
+    const n = spread ? (i * 37) % 129 : 128 - (i % 8);
     ix.store(p, "GPU", cw, n);
     if (i % 2 === 0) ix.store(p, "CPU", cw, n);
   });
@@ -88,22 +89,25 @@ function lookupLatency(podCount: number): void {
   times.sort();
   const q = (p: number) => times[Math.min(iters - 1, Math.floor(p * iters))]!;
   console.log(
-    `matchPrefix 128 blocks × ${podCount} pods: p50 ${q(0.5).toFixed(1)} µs, p99 ${q(0.99).toFixed(1)} µs, max ${q(1).toFixed(1)} µs (sink ${sink > 0})`,
+    `matchPrefix 128 blocks × ${podCount} pods${spread ? " (prefixes spread 0..128)" : " (all hold 120+)"}: p50 ${q(0.5).toFixed(1)} µs, p99 ${q(0.99).toFixed(1)} µs, max ${q(1).toFixed(1)} µs (sink ${sink > 0})`,
   );
 }
 
-function memoryPerEntry(entries: number, podsPerBlock: number): void {
+async function memoryPerEntry(entries: number, podsPerBlock: number): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (gc === undefined) {
     console.log("memory: run with node --expose-gc for memory figures");
     return;
   }
-  const used = () => {
+  // Freed ArrayBuffer backing stores are released by a task after the GC: collect, yield, collect.
+  const used = async () => {
+    gc();
+    await new Promise((r) => setTimeout(r, 50));
     gc();
     const m = process.memoryUsage();
     return m.heapUsed + m.arrayBuffers;
   };
-  const before = used();
+  const before = await used();
   const ix = new BlockIndex({ maxEntries: entries, mediumWeights: W });
   const pods = Array.from({ length: 8 }, (_, i) => `10.0.0.${i}:8000`);
   const batch = 4096;
@@ -112,7 +116,7 @@ function memoryPerEntry(entries: number, podsPerBlock: number): void {
     for (let i = 0; i < words.length; i++) words[i] = rnd32();
     for (let p = 0; p < podsPerBlock; p++) ix.store(pods[(done / batch + p) % 8]!, "GPU", words, batch);
   }
-  const after = used();
+  const after = await used();
   const st = ix.stats();
   console.log(
     `memory at ${fmt(st.entries / 1e6)} M entries (${podsPerBlock} pod(s)/block, ${fmt(st.blocks / 1e6)} M blocks): ` +
@@ -122,11 +126,12 @@ function memoryPerEntry(entries: number, podsPerBlock: number): void {
 }
 
 if (process.argv[2] === "--memory") {
-  memoryPerEntry(Number(process.argv[3]), Number(process.argv[4]));
+  await memoryPerEntry(Number(process.argv[3]), Number(process.argv[4]));
 } else {
   applyThroughput();
   lookupLatency(8);
   lookupLatency(64);
+  lookupLatency(64, true);
   for (const [entries, pods] of [
     [1_000_000, 1],
     [1_000_000, 2],

@@ -227,23 +227,9 @@ function readField(r: MsgpackReader, f: Fields, name: FieldName): void {
       r.hashInto(parentWords, 0);
       f.parentBlockHash = (BigInt(parentWords[1]!) << 32n) | BigInt(parentWords[0]!);
       return;
-    case "token_ids": {
-      const n = r.arrayLen();
-      const ids = new Uint32Array(n);
-      for (let i = 0; i < n; i++) {
-        const t = r.peek();
-        if (t < 0x80) {
-          ids[i] = t; // positive fixint: the common case for small vocabularies' ids, inlined
-          r.pos++;
-        } else {
-          const v = r.int();
-          if (v < 0 || v > 0xffffffff) throw new DecodeError("token id out of range");
-          ids[i] = v;
-        }
-      }
-      f.tokenIds = ids;
+    case "token_ids":
+      f.tokenIds = r.uint32s(r.arrayLen());
       return;
-    }
     case "block_size":
       f.blockSize = r.int();
       return;

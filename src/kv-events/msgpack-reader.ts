@@ -161,6 +161,38 @@ export class MsgpackReader {
     return this.#dv.getUint32(this.pos + off);
   }
 
+  /**
+   * `n` integers in [0, 2^32) into a Uint32Array (token ids: a few per byte of payload, the bulk of every
+   * BlockStored). Common widths are inlined with a local cursor; anything else goes through int().
+   */
+  uint32s(n: number): Uint32Array {
+    const out = new Uint32Array(n);
+    const b = this.#b;
+    const end = b.length;
+    let p = this.pos;
+    for (let i = 0; i < n; i++) {
+      const t = p < end ? b[p]! : -1;
+      if (t >= 0 && t < 0x80) {
+        out[i] = t;
+        p++;
+      } else if (t === 0xcd && p + 3 <= end) {
+        out[i] = (b[p + 1]! << 8) | b[p + 2]!;
+        p += 3;
+      } else if (t === 0xce && p + 5 <= end) {
+        out[i] = this.#dv.getUint32(p + 1);
+        p += 5;
+      } else {
+        this.pos = p;
+        const v = this.int(); // other widths, or the DecodeError for truncation / non-ints
+        if (v < 0 || v > 0xffffffff) throw new DecodeError("expected an unsigned 32-bit integer");
+        out[i] = v;
+        p = this.pos;
+      }
+    }
+    this.pos = p;
+    return out;
+  }
+
   /** A float64/float32, or an integer (msgspec writes floats as float64; be lenient anyway). */
   float(): number {
     const t = this.peek();

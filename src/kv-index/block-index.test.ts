@@ -130,3 +130,33 @@ describe("BlockIndex", () => {
     expect(ix.matchPrefix(chainOf(), ["a"]).blocks[0]).toBe(0);
   });
 });
+
+describe("BlockIndex at its cap", () => {
+  it("stays exact when one event stores far more blocks than the cap", () => {
+    const ix = new BlockIndex({ maxEntries: 1000, mediumWeights: W });
+    const hashes = Array.from({ length: 5000 }, (_, i) => BigInt(i + 1));
+    store(ix, "a", "GPU", ...hashes);
+    expect(ix.stats()).toEqual({ entries: 1000, blocks: 1000, pods: 1, evictions: 4000 });
+    expect(match(ix, hashes.slice(4000), ["a"]).blocks).toEqual([1000]);
+    ix.clearPod("a");
+    expect(ix.stats().entries).toBe(0);
+  });
+
+  it("keeps many pods per block consistent through growth, removal and clearing", () => {
+    const ix = new BlockIndex({ maxEntries: 100_000, mediumWeights: W });
+    const pods = Array.from({ length: 40 }, (_, i) => `p${i}`);
+    const chain = [11n, 22n, 33n];
+    for (const p of pods) {
+      store(ix, p, "GPU", ...chain);
+      store(ix, p, "CPU", ...chain);
+    }
+    expect(ix.stats()).toEqual({ entries: 240, blocks: 3, pods: 40, evictions: 0 });
+    for (const p of pods.slice(0, 20)) remove(ix, p, "GPU", 22n);
+    for (const p of pods.slice(10, 30)) ix.clearPod(p);
+    const r = ix.matchPrefix(BigUint64Array.from(chain), pods);
+    const want = pods.map((_, i) => (i >= 10 && i < 30 ? 0 : 3));
+    expect([...r.blocks]).toEqual(want);
+    const wantW = pods.map((_, i) => (i < 10 ? 2.8 : i < 30 ? 0 : 3));
+    expect([...r.weighted].map((x) => Math.round(x * 10) / 10)).toEqual(wantW);
+  });
+});

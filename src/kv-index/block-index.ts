@@ -3,12 +3,15 @@
 // read by the scheduler through `matchPrefix`.
 //
 // Layout (all typed arrays, no per-entry objects):
-// - BlockTable: hash → block slot, with the least-recently-stored order used for eviction.
-// - Entries, one per (block, pod, medium): block slot, next entry of the same block, prev/next entry of the
-//   same pod (the per-pod reverse index, so clearing a pod is O(its entries)), pod<<8|medium, ref count.
-//   22 bytes per entry + ~28–32 bytes per distinct block: ≈ 50–60 bytes per entry when blocks are
-//   mostly held by one pod, less when shared (bench/kv-index.bench.ts measures it).
-import { BlockTable, HEAD, NIL, REC } from "./block-table.js";
+// - BlockTable: hash → block slot (16-byte record: key, chunk offset, entry count), with the
+//   least-recently-stored order used for eviction. ~25 bytes per block + ~6–11 bytes of hash table.
+// - EntryChunks: per block, its entries contiguous — [pod<<8|medium, node] + a ref count = 10 bytes each
+//   (chunk capacities are powers of two: a block held by 3 pods uses 4 slots).
+// - Nodes, one per entry: the per-pod reverse index (block slot, prev, next = 12 bytes), so clearing a pod
+//   is O(its entries) and a removal unlinks in O(1).
+// ≈ 55 bytes per entry when blocks are held by one pod, less when shared (bench/kv-index.bench.ts).
+import { BlockTable, CHUNK, LEN, NIL, REC } from "./block-table.js";
+import { EntryChunks } from "./entry-chunks.js";
 
 /** Credit of a block held in a medium that has no configured weight (e.g. a connector's "DISK"). */
 export const UNKNOWN_MEDIUM_WEIGHT = 0.5;
@@ -44,15 +47,13 @@ export class BlockIndex {
   readonly maxEntries: number;
   readonly #blocks = new BlockTable();
   // Entries.
-  /** Lookup-path fields interleaved, [next entry of the block (also the free list), pod<<8|medium], so a
-   * list step touches one cache line. */
-  #eLink = new Uint32Array(0);
-  #eBlock = new Uint32Array(0);
-  #ePodPrev = new Uint32Array(0);
-  #ePodNext = new Uint32Array(0);
-  #eRef = new Uint16Array(0);
-  #eUsed = 0;
-  #eFree = NIL;
+  readonly #chunks = new EntryChunks();
+  // Nodes of the per-pod reverse lists (one per entry); #nNext doubles as the free-node list.
+  #nBlock = new Uint32Array(0);
+  #nPrev = new Uint32Array(0);
+  #nNext = new Uint32Array(0);
+  #nUsed = 0;
+  #nFree = NIL;
   #entries = 0;
   #evictions = 0;
   // Pods: id ↔ small integer; per pod the head of its entry list and its entry count.
@@ -110,7 +111,7 @@ export class BlockIndex {
     const words = new Uint32Array(chain.buffer, chain.byteOffset, chain.length * 2);
     const table = this.#blocks;
     const rec = table.rec;
-    const link = this.#eLink;
+    const items = this.#chunks.items;
     const mw = this.#mediumWeight;
     // Block-major walk: a pod advances when one of its entries is seen for block i while it holds 0..i−1
     // (blocks[l] === i); a second medium of the same block only upgrades the weight. Pods not seen stay
@@ -120,8 +121,10 @@ export class BlockIndex {
       if (slot < 0) break;
       const next = i + 1;
       alive = 0;
-      for (let e = rec[slot * REC + HEAD]!; e !== NIL; e = link[2 * e]!) {
-        const pm = link[2 * e + 1]!;
+      const r = slot * REC;
+      const end = 2 * (rec[r + CHUNK]! + rec[r + LEN]!);
+      for (let k = 2 * rec[r + CHUNK]!; k < end; k += 2) {
+        const pm = items[k]!;
         const l = podLocal[pm >>> 8]!;
         if (l < 0) continue;
         const at = blocks[l]!;
@@ -175,7 +178,7 @@ export class BlockIndex {
 
   /** Bytes held by the index's typed arrays (excluding the small pod/medium maps). */
   get bytes(): number {
-    return this.#blocks.bytes + this.#eBlock.length * 22;
+    return this.#blocks.bytes + this.#chunks.capacity * 10 + this.#nBlock.length * 12;
   }
 
   // ---- write API: used only by src/kv-events ----
@@ -186,8 +189,11 @@ export class BlockIndex {
    */
   store(podId: string, medium: string, words: Uint32Array, count: number): void {
     const pm = (this.#pod(podId) << 8) | this.#medium(medium);
-    for (let i = 0; i < count; i++) this.#storeOne(pm, words[2 * i]!, words[2 * i + 1]!);
-    this.#evict();
+    for (let i = 0; i < count; i++) {
+      this.#storeOne(pm, words[2 * i]!, words[2 * i + 1]!);
+      // Per block, not per event: the node arrays are sized to the cap, and one event may be huge.
+      if (this.#entries > this.maxEntries) this.#evict();
+    }
   }
 
   /** Drops one reference of each block for that pod and medium only (a CPU copy outlives the GPU copy). */
@@ -199,28 +205,45 @@ export class BlockIndex {
   }
 
   #storeOne(pm: number, lo: number, hi: number): void {
-    const slot = this.#blocks.upsert(lo, hi);
-    const rec = this.#blocks.rec;
-    const h = slot * REC + HEAD;
-    for (let e = rec[h]!; e !== NIL; e = this.#eLink[2 * e]!) {
-      if (this.#eLink[2 * e + 1] === pm) {
+    const blocks = this.#blocks;
+    const slot = blocks.upsert(lo, hi);
+    const rec = blocks.rec;
+    const r = slot * REC;
+    const len = rec[r + LEN]!;
+    let off = rec[r + CHUNK]!;
+    const ch = this.#chunks;
+    for (let k = 0; k < len; k++) {
+      if (ch.items[2 * (off + k)] === pm) {
         // Saturated counts stay until the pod is cleared or the block evicted: harmless, and 65k copies is absurd.
-        if (this.#eRef[e]! < MAX_REF) this.#eRef[e]!++;
+        if (ch.ref[off + k]! < MAX_REF) ch.ref[off + k]!++;
         return;
       }
     }
-    const e = this.#allocEntry();
+    if (off === NIL) {
+      off = ch.alloc(0);
+      rec[r + CHUNK] = off;
+    } else if (len === 1 << blocks.cls[slot]!) {
+      const cls = blocks.cls[slot]!;
+      const grown = ch.alloc(cls + 1); // may reallocate the pool: read arrays from `ch` after this
+      ch.items.copyWithin(2 * grown, 2 * off, 2 * (off + len));
+      ch.ref.copyWithin(grown, off, off + len);
+      ch.free(off, cls);
+      off = grown;
+      rec[r + CHUNK] = off;
+      blocks.cls[slot] = cls + 1;
+    }
     const p = pm >>> 8;
-    this.#eBlock[e] = slot;
-    this.#eLink[2 * e + 1] = pm;
-    this.#eRef[e] = 1;
-    this.#eLink[2 * e] = rec[h]!;
-    rec[h] = e;
+    const node = this.#allocNode();
+    this.#nBlock[node] = slot;
     const ph = this.#podHead[p]!;
-    this.#ePodPrev[e] = NIL;
-    this.#ePodNext[e] = ph;
-    if (ph !== NIL) this.#ePodPrev[ph] = e;
-    this.#podHead[p] = e;
+    this.#nPrev[node] = NIL;
+    this.#nNext[node] = ph;
+    if (ph !== NIL) this.#nPrev[ph] = node;
+    this.#podHead[p] = node;
+    ch.items[2 * (off + len)] = pm;
+    ch.items[2 * (off + len) + 1] = node;
+    ch.ref[off + len] = 1;
+    rec[r + LEN] = len + 1;
     if (this.#podCount[p]!++ === 0) this.#podsWithEntries++;
     this.#entries++;
   }
@@ -228,84 +251,97 @@ export class BlockIndex {
   #removeOne(pm: number, lo: number, hi: number): void {
     const slot = this.#blocks.find(lo, hi);
     if (slot < 0) return;
-    for (let e = this.#blocks.rec[slot * REC + HEAD]!; e !== NIL; e = this.#eLink[2 * e]!) {
-      if (this.#eLink[2 * e + 1] !== pm) continue;
-      if (this.#eRef[e]! > 1 && this.#eRef[e]! < MAX_REF) this.#eRef[e]!--;
-      else if (this.#eRef[e] === 1) this.#dropEntry(e, true);
+    const r = slot * REC;
+    const off = this.#blocks.rec[r + CHUNK]!;
+    const len = this.#blocks.rec[r + LEN]!;
+    const ch = this.#chunks;
+    for (let k = 0; k < len; k++) {
+      if (ch.items[2 * (off + k)] !== pm) continue;
+      const ref = ch.ref[off + k]!;
+      if (ref > 1 && ref < MAX_REF) ch.ref[off + k] = ref - 1;
+      else if (ref === 1) this.#dropItem(slot, k);
       return;
     }
   }
 
-  /** Unlinks an entry from its pod list and (when asked) its block list, freeing an emptied block. */
-  #dropEntry(e: number, fromBlock: boolean): void {
-    const slot = this.#eBlock[e]!;
-    if (fromBlock) {
-      const rec = this.#blocks.rec;
-      const h = slot * REC + HEAD;
-      if (rec[h] === e) rec[h] = this.#eLink[2 * e]!;
-      else {
-        let prev = rec[h]!;
-        while (this.#eLink[2 * prev] !== e) prev = this.#eLink[2 * prev]!;
-        this.#eLink[2 * prev] = this.#eLink[2 * e]!;
-      }
-      if (rec[h] === NIL) this.#blocks.free(slot);
+  /** Removes entry k of a block (swap with the last), unlinking its node; frees an emptied block. */
+  #dropItem(slot: number, k: number): void {
+    const rec = this.#blocks.rec;
+    const r = slot * REC;
+    const off = rec[r + CHUNK]!;
+    const last = rec[r + LEN]! - 1;
+    const ch = this.#chunks;
+    this.#unlinkNode(ch.items[2 * (off + k) + 1]!, ch.items[2 * (off + k)]! >>> 8);
+    if (k !== last) {
+      ch.items[2 * (off + k)] = ch.items[2 * (off + last)]!;
+      ch.items[2 * (off + k) + 1] = ch.items[2 * (off + last) + 1]!;
+      ch.ref[off + k] = ch.ref[off + last]!;
     }
-    const p = this.#eLink[2 * e + 1]! >>> 8;
-    const prev = this.#ePodPrev[e]!;
-    const next = this.#ePodNext[e]!;
-    if (prev !== NIL) this.#ePodNext[prev] = next;
-    else this.#podHead[p] = next;
-    if (next !== NIL) this.#ePodPrev[next] = prev;
-    if (--this.#podCount[p]! === 0) this.#podsWithEntries--;
-    this.#eLink[2 * e] = this.#eFree;
-    this.#eFree = e;
+    rec[r + LEN] = last;
     this.#entries--;
-  }
-
-  #clearPodIdx(p: number): void {
-    for (let e = this.#podHead[p]!; e !== NIL; ) {
-      const next = this.#ePodNext[e]!;
-      this.#dropEntry(e, true);
-      e = next;
-    }
-  }
-
-  #evict(): void {
-    while (this.#entries > this.maxEntries) {
-      const slot = this.#blocks.oldest();
-      if (slot < 0) return;
-      const rec = this.#blocks.rec;
-      let e = rec[slot * REC + HEAD]!;
-      rec[slot * REC + HEAD] = NIL;
-      while (e !== NIL) {
-        const next = this.#eLink[2 * e]!;
-        this.#dropEntry(e, false);
-        this.#evictions++;
-        e = next;
-      }
+    if (last === 0) {
+      ch.free(off, this.#blocks.cls[slot]!);
       this.#blocks.free(slot);
     }
   }
 
-  #allocEntry(): number {
-    if (this.#eFree !== NIL) {
-      const e = this.#eFree;
-      this.#eFree = this.#eLink[2 * e]!;
-      return e;
+  #unlinkNode(node: number, p: number): void {
+    const prev = this.#nPrev[node]!;
+    const next = this.#nNext[node]!;
+    if (prev !== NIL) this.#nNext[prev] = next;
+    else this.#podHead[p] = next;
+    if (next !== NIL) this.#nPrev[next] = prev;
+    if (--this.#podCount[p]! === 0) this.#podsWithEntries--;
+    this.#nNext[node] = this.#nFree;
+    this.#nFree = node;
+  }
+
+  #clearPodIdx(p: number): void {
+    const ch = this.#chunks;
+    const rec = this.#blocks.rec;
+    for (let node = this.#podHead[p]!; node !== NIL; ) {
+      const next = this.#nNext[node]!;
+      const slot = this.#nBlock[node]!;
+      const off = rec[slot * REC + CHUNK]!;
+      let k = 0;
+      while (ch.items[2 * (off + k) + 1] !== node) k++;
+      this.#dropItem(slot, k);
+      node = next;
     }
-    if (this.#eUsed === this.#eBlock.length) {
-      // ×1.5, capped just above maxEntries: one store may overshoot by a block's worth before eviction runs.
+  }
+
+  #evict(): void {
+    const ch = this.#chunks;
+    while (this.#entries > this.maxEntries) {
+      const slot = this.#blocks.oldest();
+      if (slot < 0) return;
+      const r = slot * REC;
+      const off = this.#blocks.rec[r + CHUNK]!;
+      const len = this.#blocks.rec[r + LEN]!;
+      for (let k = 0; k < len; k++)
+        this.#unlinkNode(ch.items[2 * (off + k) + 1]!, ch.items[2 * (off + k)]! >>> 8);
+      this.#entries -= len;
+      this.#evictions += len;
+      ch.free(off, this.#blocks.cls[slot]!);
+      this.#blocks.free(slot);
+    }
+  }
+
+  #allocNode(): number {
+    if (this.#nFree !== NIL) {
+      const n = this.#nFree;
+      this.#nFree = this.#nNext[n]!;
+      return n;
+    }
+    if (this.#nUsed === this.#nBlock.length) {
+      // ×1.5, capped just above maxEntries (eviction runs after every block, so at most one over).
       const cap = this.maxEntries + 1024;
-      const size = Math.min(cap, Math.max(1024, Math.ceil(this.#eBlock.length * 1.5)));
-      this.#eLink = grow32(this.#eLink, size * 2);
-      this.#eBlock = grow32(this.#eBlock, size);
-      this.#ePodPrev = grow32(this.#ePodPrev, size);
-      this.#ePodNext = grow32(this.#ePodNext, size);
-      const ref = new Uint16Array(size);
-      ref.set(this.#eRef);
-      this.#eRef = ref;
+      const size = Math.min(cap, Math.max(1024, Math.ceil(this.#nBlock.length * 1.5)));
+      this.#nBlock = grow32(this.#nBlock, size);
+      this.#nPrev = grow32(this.#nPrev, size);
+      this.#nNext = grow32(this.#nNext, size);
     }
-    return this.#eUsed++;
+    return this.#nUsed++;
   }
 
   #pod(podId: string): number {

@@ -25,18 +25,22 @@ function mix(lo: number, hi: number): number {
   return h;
 }
 
-/** Words per slot record in `rec`: [lo, hi, head, lruNext]. One 16-byte record = one cache line touched
- * per block on the lookup path (key compare and entry-list head), instead of one per field array. */
+/** Words per slot record in `rec`: [lo, hi, chunk, len]. One 16-byte record = one cache line touched per
+ * block on the lookup path (key compare, then where its entries are), instead of one per field array. */
 export const REC = 4;
-export const HEAD = 2;
-const NEXT = 3;
+/** Offset of the block's entry chunk (owned by BlockIndex), NIL when none. */
+export const CHUNK = 2;
+/** Entries in the chunk. */
+export const LEN = 3;
 
 export class BlockTable {
-  /** Slot records: hash lo/hi words, first entry (owned by BlockIndex, NIL when none), next in LRU order
-   * (also the free-slot list). */
+  /** Slot records, see REC. */
   rec = new Uint32Array(0);
-  /** Least-recently-stored order: doubly linked through slots. */
+  /** Size class of each slot's chunk (capacity 2^cls entries), owned by BlockIndex. */
+  cls = new Uint8Array(0);
+  /** Least-recently-stored order: doubly linked through slots; lruNext is also the free-slot list. */
   #lruPrev = new Uint32Array(0);
+  #lruNext = new Uint32Array(0);
   #lruOldest = NIL;
   #lruNewest = NIL;
   #free = NIL;
@@ -53,7 +57,7 @@ export class BlockTable {
 
   /** Bytes held by the typed arrays (for stats and the memory benchmark). */
   get bytes(): number {
-    return this.#lruPrev.length * 20 + this.#table.length * 4;
+    return this.#lruPrev.length * 25 + this.#table.length * 4;
   }
 
   /** The slot of (lo, hi), or -1. */
@@ -82,7 +86,9 @@ export class BlockTable {
     const slot = this.#alloc();
     this.rec[slot * REC] = lo;
     this.rec[slot * REC + 1] = hi;
-    this.rec[slot * REC + HEAD] = NIL;
+    this.rec[slot * REC + CHUNK] = NIL;
+    this.rec[slot * REC + LEN] = 0;
+    this.cls[slot] = 0;
     let i = mix(lo, hi) & this.#mask;
     while (this.#table[i] !== 0) i = (i + 1) & this.#mask;
     this.#table[i] = slot + 1;
@@ -117,7 +123,7 @@ export class BlockTable {
     }
     table[i] = 0;
     this.#unlink(slot);
-    this.rec[slot * REC + NEXT] = this.#free;
+    this.#lruNext[slot] = this.#free;
     this.#free = slot;
     this.#count--;
   }
@@ -125,7 +131,7 @@ export class BlockTable {
   #alloc(): number {
     if (this.#free !== NIL) {
       const slot = this.#free;
-      this.#free = this.rec[slot * REC + NEXT]!;
+      this.#free = this.#lruNext[slot]!;
       return slot;
     }
     if (this.#used === this.#lruPrev.length) {
@@ -133,6 +139,10 @@ export class BlockTable {
       const size = Math.max(MIN_CAPACITY, Math.ceil(this.#lruPrev.length * 1.5));
       this.rec = grow32(this.rec, size * REC);
       this.#lruPrev = grow32(this.#lruPrev, size);
+      this.#lruNext = grow32(this.#lruNext, size);
+      const cls = new Uint8Array(size);
+      cls.set(this.cls);
+      this.cls = cls;
     }
     return this.#used++;
   }
@@ -158,16 +168,16 @@ export class BlockTable {
 
   #linkNewest(slot: number): void {
     this.#lruPrev[slot] = this.#lruNewest;
-    this.rec[slot * REC + NEXT] = NIL;
-    if (this.#lruNewest !== NIL) this.rec[this.#lruNewest * REC + NEXT] = slot;
+    this.#lruNext[slot] = NIL;
+    if (this.#lruNewest !== NIL) this.#lruNext[this.#lruNewest] = slot;
     else this.#lruOldest = slot;
     this.#lruNewest = slot;
   }
 
   #unlink(slot: number): void {
     const prev = this.#lruPrev[slot]!;
-    const next = this.rec[slot * REC + NEXT]!;
-    if (prev !== NIL) this.rec[prev * REC + NEXT] = next;
+    const next = this.#lruNext[slot]!;
+    if (prev !== NIL) this.#lruNext[prev] = next;
     else this.#lruOldest = next;
     if (next !== NIL) this.#lruPrev[next] = prev;
     else this.#lruNewest = prev;

@@ -42,14 +42,17 @@ export type EventSpec = StoredSpec | RemovedSpec | ClearedSpec;
 const ORDER: Layout[] = ["v0.9.0", "v0.10.0", "v0.10.2", "lora_name", "extra_keys", "group_idx", "spec_kind"];
 const since = (layout: Layout, l: Layout) => layout === "map" || ORDER.indexOf(layout) >= ORDER.indexOf(l);
 
-/** msgspec writes ints in their shortest form: a bigint only when it does not fit a safe number. */
+/**
+ * msgspec writes ints in their shortest form. Numbers up to u32 get that from @msgpack/msgpack; anything
+ * wider stays a bigint (→ uint 64), since with useBigInt64 the encoder writes numbers above 2^32 as float64.
+ */
 function wireHash(h: bigint, asBytes: boolean | undefined): number | bigint | Uint8Array {
   if (asBytes) {
     const b = new Uint8Array(32);
     new DataView(b.buffer).setBigUint64(24, h);
     return b;
   }
-  return h <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(h) : h;
+  return h <= 0xffffffffn ? Number(h) : h;
 }
 
 /** One event in `layout`, as the plain value msgspec would serialise. */
