@@ -67,8 +67,9 @@ export class BlockIndex {
   readonly #mediumWeight = new Float64Array(MAX_MEDIA + 1);
   readonly #weights: Record<string, number>;
   // matchPrefix scratch, reused so lookups allocate only their result.
-  #podLocal = new Int32Array(0);
-  #best = new Float64Array(0);
+  #at = new Int32Array(0);
+  #sum = new Float64Array(0);
+  #lastW = new Float64Array(0);
 
   constructor(options: BlockIndexOptions) {
     if (!Number.isInteger(options.maxEntries) || options.maxEntries < 1) {
@@ -81,7 +82,7 @@ export class BlockIndex {
   /**
    * For each podIds[i]: blocks[i] = number of consecutive blocks of `chain`, from block 0, that the pod holds
    * in any medium; weighted[i] = sum over those blocks of the best medium weight the pod holds each in.
-   * Unknown pods get 0. Runs in O(matched blocks × (pods + entries per block)); never allocates beyond the result.
+   * Unknown pods get 0. Runs in O(matched blocks × entries per block); never allocates beyond the result.
    */
   matchPrefix(
     chain: BigUint64Array,
@@ -91,22 +92,23 @@ export class BlockIndex {
     const blocks = new Uint32Array(n);
     const weighted = new Float64Array(n);
     if (n === 0 || chain.length === 0 || this.#entries === 0) return { blocks, weighted };
-    if (this.#best.length < n) this.#best = new Float64Array(n);
-    if (this.#podLocal.length < this.#podHead.length) {
-      this.#podLocal = new Int32Array(this.#podHead.length).fill(-1);
+    if (this.#at.length < this.#podHead.length) {
+      this.#at = new Int32Array(this.#podHead.length).fill(-1);
+      this.#sum = new Float64Array(this.#podHead.length);
+      this.#lastW = new Float64Array(this.#podHead.length);
     }
-    const podLocal = this.#podLocal;
-    const lastW = this.#best;
+    // State per pod number (not per position in podIds) so the inner loop does one lookup per entry.
+    // at[p] = blocks matched so far for queried pods, -1 for pods not asked about.
+    const at = this.#at;
+    const sum = this.#sum;
+    const lastW = this.#lastW;
     let alive = 0;
-    let dupes = false;
     for (let l = 0; l < n; l++) {
       const p = this.#podIdx.get(podIds[l]!);
-      if (p === undefined) continue;
-      if (podLocal[p] !== -1) dupes = true;
-      else {
-        podLocal[p] = l;
-        alive++;
-      }
+      if (p === undefined || at[p] === 0) continue; // unknown, or listed twice
+      at[p] = 0;
+      sum[p] = 0;
+      alive++;
     }
     const words = new Uint32Array(chain.buffer, chain.byteOffset, chain.length * 2);
     const table = this.#blocks;
@@ -114,8 +116,8 @@ export class BlockIndex {
     const items = this.#chunks.items;
     const mw = this.#mediumWeight;
     // Block-major walk: a pod advances when one of its entries is seen for block i while it holds 0..i−1
-    // (blocks[l] === i); a second medium of the same block only upgrades the weight. Pods not seen stay
-    // behind and never match again, so no per-pod pass is needed per block.
+    // (at === i); a second medium of the same block only upgrades the weight. Pods not seen stay behind
+    // and never match again, so no per-pod pass is needed per block.
     for (let i = 0; i < chain.length && alive > 0; i++) {
       const slot = table.find(words[2 * i]!, words[2 * i + 1]!);
       if (slot < 0) break;
@@ -125,29 +127,34 @@ export class BlockIndex {
       const end = 2 * (rec[r + CHUNK]! + rec[r + LEN]!);
       for (let k = 2 * rec[r + CHUNK]!; k < end; k += 2) {
         const pm = items[k]!;
-        const l = podLocal[pm >>> 8]!;
-        if (l < 0) continue;
-        const at = blocks[l]!;
-        if (at === i) {
+        const p = pm >>> 8;
+        const a = at[p]!;
+        if (a === i) {
           const w = mw[pm & 0xff]!;
-          blocks[l] = next;
-          weighted[l]! += w;
-          lastW[l] = w;
+          at[p] = next;
+          sum[p]! += w;
+          lastW[p] = w;
           alive++;
-        } else if (at === next) {
+        } else if (a === next) {
           const w = mw[pm & 0xff]!;
-          if (w > lastW[l]!) {
-            weighted[l]! += w - lastW[l]!;
-            lastW[l] = w;
+          if (w > lastW[p]!) {
+            sum[p]! += w - lastW[p]!;
+            lastW[p] = w;
           }
         }
       }
     }
     for (let l = 0; l < n; l++) {
       const p = this.#podIdx.get(podIds[l]!);
-      if (p !== undefined) podLocal[p] = -1;
+      if (p !== undefined && at[p] !== -1) {
+        blocks[l] = at[p]!;
+        weighted[l] = sum[p]!;
+      }
     }
-    if (dupes) this.#copyDuplicates(podIds, blocks, weighted);
+    for (let l = 0; l < n; l++) {
+      const p = this.#podIdx.get(podIds[l]!);
+      if (p !== undefined) at[p] = -1;
+    }
     return { blocks, weighted };
   }
 
@@ -362,17 +369,5 @@ export class BlockIndex {
     if (m < MAX_MEDIA) this.#mediumIdx.set(name, m);
     this.#mediumWeight[m] = Object.hasOwn(this.#weights, name) ? this.#weights[name]! : UNKNOWN_MEDIUM_WEIGHT;
     return m;
-  }
-
-  #copyDuplicates(podIds: readonly string[], blocks: Uint32Array, weighted: Float64Array): void {
-    const first = new Map<string, number>();
-    for (let l = 0; l < podIds.length; l++) {
-      const f = first.get(podIds[l]!);
-      if (f === undefined) first.set(podIds[l]!, l);
-      else {
-        blocks[l] = blocks[f]!;
-        weighted[l] = weighted[f]!;
-      }
-    }
   }
 }
