@@ -160,3 +160,44 @@ describe("BlockHasher", () => {
     );
   });
 });
+
+describe("BlockHasher memo", () => {
+  const plain = new BlockHasher({ scheme: "sha256_cbor_64bit", hashSeed: "42", blockSize: 16 });
+  const randomTokens = (n: number, seed: number) => {
+    let x = seed;
+    return Array.from({ length: n }, () => {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      return x % 152_000;
+    });
+  };
+
+  for (const scheme of ["sha256_cbor_64bit", "sha256_cbor"] as const) {
+    it(`gives exactly the unmemoised chain and reuses shared prefixes (${scheme})`, () => {
+      const ref = new BlockHasher({ scheme, hashSeed: "42", blockSize: 16 });
+      const memo = new BlockHasher({ scheme, hashSeed: "42", blockSize: 16, memoBlocks: 1000 });
+      const system = randomTokens(16 * 20, 1);
+      for (let r = 0; r < 30; r++) {
+        const tokens = [...system, ...randomTokens(16 * 3 + (r % 16), 100 + r)];
+        expect(toDecimalStrings(memo.hash(tokens))).toEqual(toDecimalStrings(ref.hash(tokens)));
+      }
+      expect(memo.memoStats().hits).toBeGreaterThanOrEqual(29 * 20);
+    });
+  }
+
+  it("stays exact when the memo is far too small and slots are overwritten mid-chain", () => {
+    const tiny = new BlockHasher({ scheme: "sha256_cbor_64bit", hashSeed: "42", blockSize: 16, memoBlocks: 3 });
+    for (let r = 0; r < 20; r++) {
+      const tokens = randomTokens(16 * 10, r % 4);
+      expect(toDecimalStrings(tiny.hash(tokens))).toEqual(toDecimalStrings(plain.hash(tokens)));
+    }
+  });
+
+  it("never serves a memoised block to a request with extras", () => {
+    const memo = new BlockHasher({ scheme: "sha256_cbor_64bit", hashSeed: "42", blockSize: 16, memoBlocks: 100 });
+    const tokens = randomTokens(64, 7);
+    memo.hash(tokens);
+    const salted = memo.hash(tokens, { cacheSalt: "tenant-a" });
+    expect(toDecimalStrings(salted)).toEqual(toDecimalStrings(plain.hash(tokens, { cacheSalt: "tenant-a" })));
+    expect(salted[0]).not.toBe(plain.hash(tokens)[0]);
+  });
+});

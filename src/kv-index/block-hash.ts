@@ -6,6 +6,7 @@
 // memory through `new Uint32Array(chain.buffer)` as little-endian word pairs, lo = words[2i],
 // hi = words[2i+1]. No 64-bit hash ever passes through a JS number.
 import { hash as oneShotHash } from "node:crypto";
+import { BlockHashMemo } from "./block-hash-memo.js";
 import { CborWriter } from "./cbor-writer.js";
 
 /**
@@ -21,6 +22,11 @@ export interface BlockHasherOptions {
   hashSeed: string;
   /** vLLM `--block-size`. */
   blockSize: number;
+  /**
+   * Recently hashed blocks to remember (exact: a hit is verified against parent and tokens); 0 = none.
+   * Requests sharing a system prompt then pay sha256 only for their new blocks.
+   */
+  memoBlocks?: number;
 }
 
 /** Per-request additions to vLLM's `extra` tuple. Plain text requests have none (`extra` = None). */
@@ -45,6 +51,9 @@ export class BlockHasher {
   /** sha256 of the CBOR-encoded seed: vLLM's NONE_HASH (full digest; the 64-bit scheme uses its low 8 bytes). */
   readonly rootDigest: Uint8Array;
   readonly #w = new CborWriter(1024);
+  readonly #memo: BlockHashMemo | null;
+  /** The memo's digest view is overwritten by later stores: a hit's digest is copied here. */
+  readonly #scratch = [new Uint8Array(32), new Uint8Array(32)] as const;
 
   constructor(options: BlockHasherOptions) {
     if (!Number.isInteger(options.blockSize) || options.blockSize < 1) {
@@ -56,6 +65,13 @@ export class BlockHasher {
     const w = new CborWriter(64);
     w.text(options.hashSeed);
     this.rootDigest = new Uint8Array(sha256(w.view()));
+    const memo = options.memoBlocks ?? 0;
+    this.#memo = memo > 0 ? new BlockHashMemo(memo, options.blockSize) : null;
+  }
+
+  /** Memo hits and misses since creation (both 0 without a memo). */
+  memoStats(): { hits: number; misses: number } {
+    return { hits: this.#memo?.hits ?? 0, misses: this.#memo?.misses ?? 0 };
   }
 
   /** NONE_HASH as vLLM's events would carry it (low 64 bits). */
@@ -82,21 +98,32 @@ export class BlockHasher {
     const w = this.#w;
     const full = this.scheme === "sha256_cbor";
     let parent: Uint8Array = this.rootDigest; // full digest; the 64-bit scheme reads bytes 24..31
+    const memo = this.#memo;
     for (let b = 0; b < n; b++) {
-      w.reset();
-      w.arrayHead(3);
-      if (full) w.bytes(parent);
-      else w.uint64BE(isZero64(parent) ? this.rootDigest : parent, 24);
-      w.arrayHead(bs);
       const base = b * bs;
-      for (let i = 0; i < bs; i++) w.uint(tokens[base + i]!);
       const extra = b === 0 ? extra0 : extraRest;
-      w.ensure(extra.length);
-      w.buf.set(extra, w.pos);
-      w.pos += extra.length;
-      const digest = sha256(w.view());
-      words[2 * b] = digest.readUInt32BE(28);
-      words[2 * b + 1] = digest.readUInt32BE(24);
+      // The memo is keyed on parent and tokens only, so blocks carrying extras (LoRA, salt) bypass it.
+      const memoKey = memo !== null && extra === NULL_EXTRA ? memo.key(parent, tokens, base) : -1;
+      let digest: Uint8Array | null = memoKey >= 0 ? memo!.find(memoKey, parent, tokens, base) : null;
+      if (digest !== null) {
+        const copy = this.#scratch[b & 1]!;
+        copy.set(digest);
+        digest = copy;
+      } else {
+        w.reset();
+        w.arrayHead(3);
+        if (full) w.bytes(parent);
+        else w.uint64BE(isZero64(parent) ? this.rootDigest : parent, 24);
+        w.arrayHead(bs);
+        for (let i = 0; i < bs; i++) w.uint(tokens[base + i]!);
+        w.ensure(extra.length);
+        w.buf.set(extra, w.pos);
+        w.pos += extra.length;
+        digest = sha256(w.view());
+        if (memoKey >= 0) memo!.store(memoKey, parent, tokens, base, digest);
+      }
+      words[2 * b] = readU32BE(digest, 28);
+      words[2 * b + 1] = readU32BE(digest, 24);
       parent = digest;
     }
     return out;
@@ -129,6 +156,10 @@ function encodeExtras(extras: BlockExtras | undefined): [Uint8Array, Uint8Array]
     return w.view().slice();
   };
   return [encode(true), encode(false)];
+}
+
+function readU32BE(b: Uint8Array, off: number): number {
+  return ((b[off]! << 24) | (b[off + 1]! << 16) | (b[off + 2]! << 8) | b[off + 3]!) >>> 0;
 }
 
 export function readU64BE(bytes: Uint8Array, off: number): bigint {
