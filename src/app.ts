@@ -101,6 +101,7 @@ export function createApp(options: AppOptions): App {
     scheme: config.tokenizer.hashAlgo,
     hashSeed: config.tokenizer.hashSeed!,
     blockSize: config.tokenizer.blockSize,
+    memoBlocks: config.tokenizer.hashMemoBlocks,
   });
   const scheduler = createScheduler(config.scheduling, { endpoints, prefixLookup: index });
   const director = new Director({ tokenizer, hasher, scheduler, endpoints, logger, metrics });

@@ -63,6 +63,11 @@ export const configSchema = z.strictObject({
       cacheBytes: intIn(0, 2 ** 40).default(256 * 1024 * 1024),
       /** Prompts with more uncached characters than this are tokenized on a worker thread. */
       workerThresholdChars: intIn(0, 2 ** 31).default(16 * 1024),
+      /**
+       * Recently hashed blocks kept for reuse by requests sharing a prefix (exact: hits are verified);
+       * 320 bytes each at block size 64, so the default 65,536 (4 M tokens of prompts) costs 21 MB.
+       */
+      hashMemoBlocks: intIn(0, 2 ** 24).default(65_536),
       /** Tokenizer worker threads (0 = always tokenize on the main thread). */
       workerThreads: intIn(0, 64).default(1),
     })
