@@ -11,6 +11,10 @@ export interface EndpointSpec {
   readonly name: string | null;
   /** Only ready endpoints are scheduling candidates. Static endpoints are always ready. */
   readonly ready: boolean;
+  /** Kubernetes discovery: the pod ("namespace/name") this endpoint belongs to. */
+  readonly pod?: string;
+  /** Kubernetes discovery: index of the pool's target port (data-parallel rank); the KV-event port offset. */
+  readonly rank?: number;
 }
 
 /** LoRA state from `vllm:lora_requests_info` (its latest sample). */
