@@ -5,6 +5,7 @@
 // Run: npx tsc -p tsconfig.json && node dist/bench/ext-proc-load.bench.js [--seconds 10] [--profile]
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { parseConfig } from "../src/config/load.js";
@@ -100,6 +101,40 @@ function oneRequest(client: grpc.Client, body: Buffer, id: number): Promise<numb
     sentAt = performance.now();
     call.write({ request_body: { body, end_of_stream: true } });
   });
+}
+
+/** CPU seconds (user + system) the EPP process has used so far, from /proc (Linux). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+/** Cumulative bucket counts of the EPP's own `epp_scheduling_duration_seconds` histogram. */
+function schedulingBuckets(text: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const m of text.matchAll(/^epp_scheduling_duration_seconds_bucket\{le="([^"]+)"\} (\d+)/gm)) {
+    out.set(m[1] === "+Inf" ? Number.POSITIVE_INFINITY : Number(m[1]), Number(m[2]));
+  }
+  return out;
+}
+
+/** Quantile (ms) from the difference of two bucket snapshots, interpolated linearly inside a bucket. */
+function bucketQuantile(before: Map<number, number>, after: Map<number, number>, q: number): number {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const total = (after.get(Number.POSITIVE_INFINITY) ?? 0) - (before.get(Number.POSITIVE_INFINITY) ?? 0);
+  let prevBound = 0;
+  let prevCount = 0;
+  for (const b of bounds) {
+    const c = (after.get(b) ?? 0) - (before.get(b) ?? 0);
+    if (c >= q * total) {
+      if (!Number.isFinite(b)) return prevBound * 1000;
+      const within = c - prevCount === 0 ? 0 : (q * total - prevCount) / (c - prevCount);
+      return (prevBound + within * (b - prevBound)) * 1000;
+    }
+    prevBound = b;
+    prevCount = c;
+  }
+  return Number.NaN;
 }
 
 function pct(sorted: number[], p: number): number {
@@ -217,15 +252,29 @@ async function main() {
     console.log(
       `# ext_proc load: ${PODS} pods, ${PROMPTS} system prompts, ~${tokens} tokens per request, ${SECONDS}s per row`,
     );
-    console.log("| load | requests | req/s | EPP overhead p50 | p99 |");
-    console.log("|---|---|---|---|---|");
-    const row = (name: string, r: { rps: number; p50: number; p99: number; n: number }) =>
+    console.log(
+      "| load | requests | req/s | overhead seen by the client p50 / p99 | EPP scheduling p50 / p99 (server histogram) | EPP CPU per request | EPP req/s per core |",
+    );
+    console.log("|---|---|---|---|---|---|---|");
+    const row = async (
+      name: string,
+      run: () => Promise<{ rps: number; p50: number; p99: number; n: number }>,
+    ) => {
+      const cpu0 = cpuSeconds(child.pid!);
+      const h0 = schedulingBuckets(await metrics());
+      const r = await run();
+      const cpuMs = ((cpuSeconds(child.pid!) - cpu0) * 1000) / r.n;
+      const h1 = schedulingBuckets(await metrics());
+      const s50 = bucketQuantile(h0, h1, 0.5);
+      const s99 = bucketQuantile(h0, h1, 0.99);
       console.log(
-        `| ${name} | ${r.n} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} ms | ${r.p99.toFixed(2)} ms |`,
+        `| ${name} | ${r.n} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} / ${r.p99.toFixed(2)} ms | ` +
+          `${s50.toFixed(2)} / ${s99.toFixed(2)} ms | ${cpuMs.toFixed(3)} ms | ${(1000 / cpuMs).toFixed(0)} |`,
       );
-    row("open loop 500 req/s", await openLoop(client, 500, SECONDS));
-    row("closed loop, 16 streams", await closedLoop(client, 16, SECONDS));
-    row("closed loop, 64 streams", await closedLoop(client, 64, SECONDS));
+    };
+    await row("open loop 500 req/s", () => openLoop(client, 500, SECONDS));
+    await row("closed loop, 16 streams", () => closedLoop(client, 16, SECONDS));
+    await row("closed loop, 64 streams", () => closedLoop(client, 64, SECONDS));
     const text = await metrics();
     const hit = /epp_prefix_hit_ratio_sum ([\d.e+]+)/.exec(text)?.[1];
     const cnt = /epp_prefix_hit_ratio_count (\d+)/.exec(text)?.[1];

@@ -2,18 +2,10 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../errors.js";
+import { configProblems } from "../../test/support/config-problems.js";
 import { loadConfig, parseConfig } from "./load.js";
 
-function problems(fn: () => unknown): readonly string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error("expected a ConfigError");
-}
+const problems = configProblems;
 
 describe("config", () => {
   it("fills every default", () => {

@@ -1,21 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../config/load.js";
-import { ConfigError } from "../errors.js";
+import { configProblems } from "../../test/support/config-problems.js";
 import { createScheduler } from "./create-scheduler.js";
 import { createPluginRegistry } from "./plugins/index.js";
 import { staticSource } from "./scheduling.fixture.js";
 
 const context = { prefixLookup: null, random: Math.random };
 
-function problems(fn: () => unknown): readonly string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error("expected a ConfigError");
-}
+const problems = configProblems;
 
 describe("PluginRegistry", () => {
   it("builds the default profile from Config with the issue's weights", () => {
