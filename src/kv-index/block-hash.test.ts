@@ -185,7 +185,12 @@ describe("BlockHasher memo", () => {
   }
 
   it("stays exact when the memo is far too small and slots are overwritten mid-chain", () => {
-    const tiny = new BlockHasher({ scheme: "sha256_cbor_64bit", hashSeed: "42", blockSize: 16, memoBlocks: 3 });
+    const tiny = new BlockHasher({
+      scheme: "sha256_cbor_64bit",
+      hashSeed: "42",
+      blockSize: 16,
+      memoBlocks: 3,
+    });
     for (let r = 0; r < 20; r++) {
       const tokens = randomTokens(16 * 10, r % 4);
       expect(toDecimalStrings(tiny.hash(tokens))).toEqual(toDecimalStrings(plain.hash(tokens)));
@@ -193,7 +198,12 @@ describe("BlockHasher memo", () => {
   });
 
   it("never serves a memoised block to a request with extras", () => {
-    const memo = new BlockHasher({ scheme: "sha256_cbor_64bit", hashSeed: "42", blockSize: 16, memoBlocks: 100 });
+    const memo = new BlockHasher({
+      scheme: "sha256_cbor_64bit",
+      hashSeed: "42",
+      blockSize: 16,
+      memoBlocks: 100,
+    });
     const tokens = randomTokens(64, 7);
     memo.hash(tokens);
     const salted = memo.hash(tokens, { cacheSalt: "tenant-a" });
