@@ -1,0 +1,102 @@
+// The routing decision in-process (no gRPC): Director.route on warm ~7.5k-token chat requests against 8
+// endpoints and a BlockIndex, with and without the block-hash memo, plus the stage costs measured apart.
+// Run: npx tsc -p tsconfig.json && node dist/bench/director.bench.js
+import { parseConfig } from "../src/config/load.js";
+import { EndpointStore } from "../src/endpoints/endpoint-store.js";
+import { parseEndpointList } from "../src/endpoints/parse-endpoints.js";
+import type { RouteRequest } from "../src/ext-proc/router.js";
+import { BlockHasher } from "../src/kv-index/block-hash.js";
+import { BlockIndex } from "../src/kv-index/block-index.js";
+import { createLogger } from "../src/observability/logger.js";
+import { Metrics } from "../src/observability/metrics.js";
+import { Director } from "../src/routing/director.js";
+import { createScheduler } from "../src/scheduling/create-scheduler.js";
+import { TokenizationService } from "../src/tokenization/tokenization-service.js";
+
+const N = 3000;
+const config = parseConfig({ tokenizer: { hashSeed: "42" } });
+const logger = createLogger({ level: "info", destination: { write() {} } });
+const words = ["policy", "travel", "hotel", "budget", "approval", "economy", "manager", "receipt", "refund"];
+const system = (i: number) =>
+  [
+    `You are assistant #${i}.`,
+    ...Array.from(
+      { length: 500 },
+      (_, s) => `Rule ${s} for customer ${i}: ${words[(s * 7 + i) % 9]} ${s % 13} applies.`,
+    ),
+  ].join(" ");
+const prompts = Array.from({ length: 16 }, (_, i) => system(i));
+const body = (i: number, n: number) => ({
+  model: "Qwen3-32B",
+  messages: [
+    { role: "system", content: prompts[i] },
+    {
+      role: "user",
+      content: `Question ${n}: may I book a ${n % 5} star hotel for ${n % 9} nights in city ${n}?`,
+    },
+  ],
+});
+const request = (i: number, n: number): RouteRequest => ({
+  requestId: `r${n}`,
+  method: "POST",
+  path: "/v1/chat/completions",
+  headers: new Map(),
+  body: Buffer.from(JSON.stringify(body(i, n))),
+  subsetHint: null,
+});
+
+async function meanMicros(label: string, fn: (n: number) => unknown): Promise<void> {
+  const t = performance.now();
+  for (let n = 0; n < N; n++) await fn(n);
+  console.log(`| ${label} | ${(((performance.now() - t) / N) * 1000).toFixed(0)} µs |`);
+}
+
+const tokenizer = new TokenizationService({
+  config: config.tokenizer,
+  logger: createLogger({ level: "silent" }),
+});
+const endpoints = new EndpointStore({});
+endpoints.replaceAll(parseEndpointList(Array.from({ length: 8 }, (_, i) => `10.0.0.${i}:8000`)));
+for (let i = 0; i < 8; i++) {
+  endpoints.recordMetrics(`10.0.0.${i}:8000`, {
+    waiting: i % 3,
+    running: 2,
+    kvCacheUsage: 0.2,
+    blockSize: 64,
+    numGpuBlocks: 4802,
+    prefixCachingHashAlgo: null,
+    lora: null,
+  });
+}
+const index = new BlockIndex({ maxEntries: 1_000_000, mediumWeights: { GPU: 1, CPU: 0.8 } });
+const scheduler = createScheduler(config.scheduling, { endpoints, prefixLookup: index });
+
+// Warm the token cache with every system prompt.
+for (let i = 0; i < 16; i++) await tokenizer.tokenize("Qwen3-32B", "/v1/chat/completions", body(i, -1));
+const sample = await tokenizer.tokenize("Qwen3-32B", "/v1/chat/completions", body(0, 0));
+console.log(`# Director.route, warm ${sample.tokenIds.length}-token chat requests, 8 endpoints, ${N} runs`);
+console.log("| step | mean |");
+console.log("|---|---:|");
+const bodies = Array.from({ length: N }, (_, n) => request(n % 16, 1000 + n));
+for (const memoBlocks of [0, 65_536]) {
+  const hasher = new BlockHasher({ scheme: "sha256_cbor_64bit", hashSeed: "42", blockSize: 64, memoBlocks });
+  const director = new Director({ tokenizer, hasher, scheduler, endpoints, logger, metrics: new Metrics() });
+  for (let i = 0; i < 16; i++) await director.route(request(i, i));
+  await meanMicros(`Director.route, memo ${memoBlocks} blocks`, (n) => director.route(bodies[n]!));
+}
+const parsed = bodies.map((b) => JSON.parse(b.body.toString()) as Record<string, unknown>);
+await meanMicros("JSON.parse of the body", (n) => JSON.parse(bodies[n]!.body.toString()));
+await meanMicros("render (chat template)", (n) => tokenizer.renderChat("Qwen3-32B", parsed[n]!));
+await meanMicros("render + tokenize (warm)", (n) =>
+  tokenizer.tokenize("Qwen3-32B", "/v1/chat/completions", parsed[n]!),
+);
+const plain = new BlockHasher({ scheme: "sha256_cbor_64bit", hashSeed: "42", blockSize: 64 });
+const memo = new BlockHasher({
+  scheme: "sha256_cbor_64bit",
+  hashSeed: "42",
+  blockSize: 64,
+  memoBlocks: 65_536,
+});
+await meanMicros("hash, no memo", () => plain.hash(sample.tokenIds));
+await meanMicros("hash, memo", () => memo.hash(sample.tokenIds));
+await tokenizer.close();
