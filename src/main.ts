@@ -16,6 +16,7 @@ const commands: Record<string, () => Promise<Command>> = {
   hash: async () => (await import("./cli/hash-command.js")).runHashCommand,
   serve: async () => (await import("./cli/serve-command.js")).runServeCommand,
   demo: async () => (await import("./cli/demo-command.js")).runDemoCommand,
+  sim: async () => (await import("./cli/sim-command.js")).runSimCommand,
 };
 
 async function main(argv: string[]): Promise<number> {
