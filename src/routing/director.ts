@@ -18,6 +18,8 @@ export interface PromptTokenizer {
     endpoint: "/v1/chat/completions" | "/v1/completions",
     body: Record<string, unknown>,
   ): Promise<{ tokenIds: Uint32Array; renderMicros: number; tokenizeMicros: number }>;
+  /** The tokenizer directory a model name resolves to (for the once-per-model diagnostic line). */
+  dirFor?(model: string): string;
 }
 
 /** The scheduler as routing needs it (scheduling/scheduler.ts implements it). */
@@ -46,9 +48,13 @@ export interface DirectorOptions {
 
 const EMPTY_CHAIN = new BigUint64Array(0);
 
+/** Distinct model names reported once each; client-chosen names, so the memory is bounded. */
+const MAX_MODELS_REPORTED = 1000;
+
 export class Director implements Router {
   readonly #o: DirectorOptions;
   readonly #log: Logger;
+  readonly #modelsSeen = new Set<string>();
 
   constructor(options: DirectorOptions) {
     this.#o = options;
@@ -70,6 +76,8 @@ export class Director implements Router {
     }
     const parsedAt = performance.now();
     m.stageSeconds.observe({ stage: "parse" }, (parsedAt - started) / 1000);
+    if (!this.#modelsSeen.has(parsed.model) && this.#modelsSeen.size < MAX_MODELS_REPORTED)
+      this.#firstSight(parsed.model);
 
     // 3. Tokenize and hash once (scorers read the chain through the scheduling cycle).
     let chain: BigUint64Array = EMPTY_CHAIN;
@@ -163,6 +171,18 @@ export class Director implements Router {
       observer: this.#usageObserver(request.requestId, result.endpoint.address, predicted),
       ...(this.#o.emitEndpointScores ? { endpointScores: scoresOf(result) } : {}),
     };
+  }
+
+  /**
+   * One line per new model name: which tokenizer it is hashed with. A model that falls back to the default
+   * tokenizer while its pods use another one is a classic silent 0 % hit rate.
+   */
+  #firstSight(model: string): void {
+    this.#modelsSeen.add(model);
+    this.#log.info(
+      { model, tokenizerDir: this.#o.tokenizer.dirFor?.(model) ?? null, hashing: this.#o.hasher !== null },
+      "first request for model",
+    );
   }
 
   #routeBodyless(request: RouteRequest): RouteOutcome {
