@@ -233,6 +233,20 @@ export class Metrics {
     });
   }
 
+  /** 1/0 per pool endpoint: has kvpick ever received its KV events? Read at scrape time. */
+  watchEventSources(source: { seen(): Map<string, 0 | 1> }): void {
+    new Gauge({
+      name: "epp_kv_pod_events_seen",
+      help: "1 when KV events from this pool endpoint have been received, 0 while it never published (0 % hit rate).",
+      labelNames: ["endpoint"],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [endpoint, v] of source.seen()) this.set({ endpoint }, v);
+      },
+    });
+  }
+
   /** Exposes the index's size at scrape time. */
   watchIndex(index: IndexStatsSource): void {
     const r = [this.registry];

@@ -241,6 +241,9 @@ describe("kvpick serve, end to end", () => {
     expect(text).toMatch(/^epp_scheduling_duration_seconds_count \d+/m);
     expect(text).toMatch(/^epp_kv_events_applied_total\{pod="127\.0\.0\.\d+",type="BlockStored"\} 1/m);
     expect(text).toMatch(/^epp_kv_index_entries \d+/m);
+    // One pod published events (the reference-verification test), the others never did.
+    expect(text.match(/^epp_kv_pod_events_seen\{endpoint="127\.0\.0\.\d+:\d+"\} 1$/gm)).toHaveLength(1);
+    expect(text.match(/^epp_kv_pod_events_seen\{endpoint="127\.0\.0\.\d+:\d+"\} 0$/gm)).toHaveLength(3);
   });
 });
 
