@@ -1,11 +1,17 @@
 // The composition root: the one file that imports every module. It builds kvpick from a validated Config,
 // wires the pieces, and owns the start and stop order.
 import type { Config } from "./config/schema.js";
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { EndpointSpec } from "./endpoints/endpoint.js";
 import { EndpointStore } from "./endpoints/endpoint-store.js";
+import { KubeApi, loadKubeConfig } from "./endpoints/kube-api.js";
+import { KubeDiscovery } from "./endpoints/kube-discovery.js";
+import { LabelSelectorError, parseSelector } from "./endpoints/kube-label-selector.js";
 import { LoadScraper } from "./endpoints/load-scraper.js";
 import { parseEndpointList } from "./endpoints/parse-endpoints.js";
 import { ConfigError } from "./errors.js";
 import { createExtProcServer, type ExtProcServer } from "./ext-proc/server.js";
+import { SilentPods } from "./kv-events/silent-pods.js";
 import { KvEventSubscriber } from "./kv-events/subscriber.js";
 import { BlockHasher } from "./kv-index/block-hash.js";
 import { BlockIndex } from "./kv-index/block-index.js";
@@ -21,6 +27,10 @@ export interface AppOptions {
   logger: Logger;
   /** Bind address of every listener; "0.0.0.0" in a pod, "127.0.0.1" in tests. */
   host?: string;
+  /** Kubernetes credentials for discovery; default: in-cluster, else $KUBECONFIG / ~/.kube/config. */
+  kubeConfig?: KubeConfig;
+  /** Discovery retry tuning (tests). */
+  discoveryBackoffMs?: { initial: number; max: number };
 }
 
 export interface AppPorts {
@@ -37,6 +47,8 @@ export interface App {
   readonly index: BlockIndex;
   readonly endpoints: EndpointStore;
   readonly kvEvents: KvEventSubscriber;
+  /** Kubernetes discovery when the pool comes from an InferencePool or a selector, else null. */
+  readonly discovery: KubeDiscovery | null;
   start(): Promise<AppPorts>;
   /** Health → NOT_SERVING, in-flight streams get `graceMs` to finish, then everything closes. */
   stop(graceMs?: number): Promise<void>;
@@ -50,6 +62,37 @@ export function checkStartupConfig(config: Config): void {
         "There is no safe default: with another seed no block hash ever matches.",
     ]);
   }
+  const sources = poolSources(config);
+  if (sources.length > 1)
+    throw new ConfigError([`pool: ${sources.join(", ")} are mutually exclusive: configure one pool source`]);
+  const { endpointSelector, targetPorts } = config.pool;
+  if (endpointSelector !== null) {
+    try {
+      if (parseSelector(endpointSelector).length === 0) throw new LabelSelectorError("empty selector");
+    } catch (err) {
+      throw new ConfigError([`pool.endpointSelector (--endpoint-selector): ${(err as Error).message}`]);
+    }
+    if (targetPorts.length === 0)
+      throw new ConfigError([
+        "pool.targetPorts (--endpoint-target-ports): required with --endpoint-selector",
+      ]);
+  }
+}
+
+/** The configured pool sources, by flag name (GIE allows exactly one). */
+export function poolSources(config: Config): string[] {
+  const out: string[] = [];
+  if (config.pool.endpoints.length > 0) out.push("--endpoints");
+  if (config.pool.name !== null) out.push("--pool-name");
+  if (config.pool.endpointSelector !== null) out.push("--endpoint-selector");
+  return out;
+}
+
+/** Connect mode: a data-parallel rank publishes on the pod's KV-event port + rank. */
+function kvEventsEndpointOf(e: EndpointSpec, basePort: number): string | undefined {
+  if (e.rank === undefined) return undefined; // static endpoint: the subscriber's default (ip:basePort)
+  const host = e.ip.includes(":") ? `[${e.ip}]` : e.ip;
+  return `tcp://${host}:${basePort + e.rank}`;
 }
 
 export function createApp(options: AppOptions): App {
@@ -85,7 +128,8 @@ export function createApp(options: AppOptions): App {
   });
   endpoints.onChange((change) => {
     if (config.kvEvents.mode === "connect") {
-      if (change.kind === "added") kvEvents.addPod(change.endpoint.address);
+      if (change.kind === "added")
+        kvEvents.addPod(change.endpoint.address, kvEventsEndpointOf(change.endpoint, config.kvEvents.port));
       if (change.kind === "removed") kvEvents.removePod(change.endpoint.address);
     } else if (change.kind === "removed") {
       // Bind mode names pods by topic: "ip" (reference topic) or "ip:port". Another endpoint on the same IP
@@ -94,6 +138,14 @@ export function createApp(options: AppOptions): App {
       if (!endpoints.specs().some((s) => s.ip === change.endpoint.ip)) kvEvents.removePod(change.endpoint.ip);
     }
   });
+
+  const silentPods = new SilentPods({
+    members: () => endpoints.specs(),
+    podStates: () => kvEvents.podStates(),
+    logger: logger.child({ component: "kv-events" }),
+  });
+  metrics.watchEventSources(silentPods);
+  let silentTimer: NodeJS.Timeout | null = null;
 
   // 4. The read path: tokenize → hash → schedule.
   const tokenizer = new TokenizationService({ config: config.tokenizer, logger, metrics });
@@ -106,9 +158,32 @@ export function createApp(options: AppOptions): App {
   const scheduler = createScheduler(config.scheduling, { endpoints, prefixLookup: index });
   const director = new Director({ tokenizer, hasher, scheduler, endpoints, logger, metrics });
 
-  // 5. Servers. Ready once the pool is known (a static pool is known at start).
+  // Kubernetes discovery writes the store when the pool comes from an InferencePool or a selector.
+  const kube = config.pool.name !== null || config.pool.endpointSelector !== null;
+  const discovery = kube
+    ? new KubeDiscovery({
+        api: new KubeApi(options.kubeConfig ?? loadKubeConfig()),
+        store: endpoints,
+        logger,
+        namespace: config.pool.namespace ?? process.env.NAMESPACE ?? "default",
+        poolName: config.pool.name,
+        poolGroup: config.pool.group,
+        selector: config.pool.endpointSelector,
+        targetPorts: config.pool.targetPorts,
+        ...(options.discoveryBackoffMs === undefined
+          ? {}
+          : {
+              initialBackoffMs: options.discoveryBackoffMs.initial,
+              maxBackoffMs: options.discoveryBackoffMs.max,
+            }),
+      })
+    : null;
+
+  // 5. Servers. Ready once the pool is known (a static pool is known at start; a discovered one once its pods
+  // are listed) and not draining (SIGTERM: /readyz and gRPC health go NOT_SERVING before streams drain).
   let poolSynced = false;
-  const isReady = () => poolSynced;
+  let draining = false;
+  const isReady = () => !draining && (discovery === null ? poolSynced : discovery.synced());
   const extProc: ExtProcServer = createExtProcServer({
     router: director,
     logger,
@@ -135,10 +210,14 @@ export function createApp(options: AppOptions): App {
     index,
     endpoints,
     kvEvents,
+    discovery,
     async start() {
       await kvEvents.start();
-      endpoints.replaceAll(parseEndpointList(config.pool.endpoints));
+      if (discovery !== null)
+        discovery.start(); // readiness follows its sync; never blocks startup
+      else endpoints.replaceAll(parseEndpointList(config.pool.endpoints));
       scraper.start();
+      silentTimer = setInterval(() => silentPods.check(), 10_000).unref();
       poolSynced = true;
       const metricsPort = await admin.start();
       const { grpcPort, healthPort } = await extProc.start();
@@ -148,6 +227,7 @@ export function createApp(options: AppOptions): App {
           ...ports,
           secureServing: config.server.secureServing,
           endpoints: endpoints.size,
+          poolSource: poolSources(config)[0] ?? "none",
           kvEventsMode: config.kvEvents.mode,
           blockSize: config.tokenizer.blockSize,
           hashAlgo: config.tokenizer.hashAlgo,
@@ -158,8 +238,16 @@ export function createApp(options: AppOptions): App {
       return ports;
     },
     async stop(graceMs = 0) {
+      if (silentTimer !== null) clearInterval(silentTimer);
+      draining = true;
       await extProc.shutdown(graceMs);
-      await Promise.allSettled([admin.close(), scraper.stop(), kvEvents.close(), tokenizer.close()]);
+      await Promise.allSettled([
+        admin.close(),
+        scraper.stop(),
+        kvEvents.close(),
+        tokenizer.close(),
+        discovery?.stop(),
+      ]);
     },
   };
 }

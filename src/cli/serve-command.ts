@@ -1,6 +1,6 @@
 // `kvpick serve`: flags (GIE names where GIE has them) → config overrides → the app, until SIGTERM/SIGINT.
 import { once } from "node:events";
-import { createApp } from "../app.js";
+import { createApp, poolSources } from "../app.js";
 import { loadConfig } from "../config/load.js";
 import type { Config, ConfigInput } from "../config/schema.js";
 import { ConfigError } from "../errors.js";
@@ -19,7 +19,30 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
     default: "true",
   },
   "cert-path": { kind: "string", help: "directory holding tls.crt and tls.key" },
-  endpoints: { kind: "list", help: "static pool: ip:port,ip:port" },
+  endpoints: {
+    kind: "list",
+    help: "static pool: ip:port,ip:port (one of --endpoints/--pool-name/--endpoint-selector)",
+  },
+  "pool-name": { kind: "string", help: "InferencePool to discover the pool from (Kubernetes)" },
+  "pool-namespace": {
+    kind: "string",
+    help: "namespace of the pool and its pods (default $NAMESPACE, else default)",
+  },
+  "pool-group": {
+    kind: "string",
+    help: "InferencePool API group: inference.networking.k8s.io (v1) | inference.networking.x-k8s.io (v1alpha2)",
+    default: "inference.networking.k8s.io",
+  },
+  "endpoint-selector": { kind: "string", help: "pods by label selector, no CRDs: k=v,k2=v2" },
+  "endpoint-target-ports": {
+    kind: "list",
+    help: "model-server ports with --endpoint-selector (several = one endpoint per data-parallel rank)",
+  },
+  "drain-timeout": {
+    kind: "string",
+    help: "on SIGTERM: NOT_SERVING at once, in-flight streams get this long (e.g. 30s)",
+    default: "30s",
+  },
   "block-size": { kind: "int", help: "vLLM --block-size", default: "64" },
   "hash-seed": { kind: "string", help: "the vLLM pods' PYTHONHASHSEED (required: no safe default)" },
   "hash-algo": {
@@ -70,9 +93,25 @@ export function overridesFromFlags(v: FlagValues): ConfigInput {
       secureServing: pick<boolean>("secure-serving"),
       certPath: pick<string>("cert-path"),
       maxBodyBytes: pick<number>("max-body-bytes"),
+      drainTimeoutMs: durationMs(pick<string>("drain-timeout"), "drain-timeout"),
     },
-    pool: { endpoints: pick<string[]>("endpoints") },
+    pool: {
+      endpoints: pick<string[]>("endpoints"),
+      name: pick<string>("pool-name"),
+      namespace: pick<string>("pool-namespace"),
+      group: pick<Config["pool"]["group"]>("pool-group"),
+      endpointSelector: pick<string>("endpoint-selector"),
+      targetPorts: portList(pick<string[]>("endpoint-target-ports"), "endpoint-target-ports"),
+    },
   } as ConfigInput;
+}
+
+function portList(items: string[] | undefined, flag: string): number[] | undefined {
+  return items?.map((p) => {
+    if (!/^\d{1,5}$/.test(p) || Number(p) < 1 || Number(p) > 65535)
+      throw new FlagError(`--${flag}: "${p}" is not a port number`);
+    return Number(p);
+  });
 }
 
 /** Go-style durations as GIE's flags take them: "50ms", "2s", "1m"; a bare number is milliseconds. */
@@ -94,6 +133,14 @@ export function configFromArgs(argv: string[]): { config: Config; help: boolean 
     text: values["config-text"] as string | undefined,
     overrides: overridesFromFlags(values),
   });
+  // GIE: exactly one pool source. (`serve()` itself accepts none: the demo runs an empty pool.)
+  if (!help && poolSources(config).length !== 1) {
+    throw new FlagError(
+      poolSources(config).length === 0
+        ? "one of --pool-name, --endpoint-selector or --endpoints is required"
+        : `--pool-name, --endpoint-selector and --endpoints are mutually exclusive (got ${poolSources(config).join(", ")})`,
+    );
+  }
   return { config, help };
 }
 
@@ -136,7 +183,7 @@ export async function serve(config: Config, banner?: (ports: object) => void): P
     once(process, "SIGINT").then(() => "SIGINT"),
   ]);
   logger.info({ signal }, "kvpick stopping");
-  await app.stop(30_000);
+  await app.stop(config.server.drainTimeoutMs);
   logger.flush();
   return 0;
 }

@@ -108,6 +108,11 @@ export const configSchema = z.strictObject({
       certPath: z.string().nullable().default(null),
       /** Request bodies above this are answered 413 (Envoy buffers nothing for us). */
       maxBodyBytes: intIn(1, 2 ** 31 - 1).default(16 * 1024 * 1024),
+      /**
+       * On SIGTERM: readiness → NOT_SERVING at once, in-flight ext_proc streams get this long to finish, then
+       * they are cut (llm-d's --drain-timeout). Keep it below the pod's terminationGracePeriodSeconds.
+       */
+      drainTimeoutMs: intIn(0, 3_600_000).default(30_000),
     })
     .prefault({}),
 
@@ -139,10 +144,27 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 
-  /** A static pool (`--endpoints ip:port,…`); Kubernetes discovery fills the pool otherwise. */
+  /**
+   * Where the pool comes from — at most one of: a static list (`--endpoints ip:port,…`), an InferencePool
+   * (`--pool-name`), or a bare pod selector (`--endpoint-selector` + `--endpoint-target-ports`).
+   */
   pool: z
     .strictObject({
       endpoints: z.array(z.string()).default([]),
+      /** InferencePool to follow (GIE --pool-name). */
+      name: z.string().min(1).nullable().default(null),
+      /** Namespace of the pool and its pods; null = $NAMESPACE, else "default". */
+      namespace: z.string().min(1).nullable().default(null),
+      /** InferencePool API group: inference.networking.k8s.io (v1) or inference.networking.x-k8s.io (v1alpha2). */
+      group: z
+        .enum(["inference.networking.k8s.io", "inference.networking.x-k8s.io"], {
+          error: "expected inference.networking.k8s.io or inference.networking.x-k8s.io",
+        })
+        .default("inference.networking.k8s.io"),
+      /** Pods by label selector, without CRDs (GIE --endpoint-selector), e.g. "app=vllm,model=qwen". */
+      endpointSelector: z.string().min(1).nullable().default(null),
+      /** Model-server ports with endpointSelector; several = one endpoint per data-parallel rank. */
+      targetPorts: z.array(intIn(1, 65535)).max(8, { error: "expected at most 8 ports" }).default([]),
     })
     .prefault({}),
 });
