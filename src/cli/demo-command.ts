@@ -13,7 +13,11 @@ import { SIM_FLAGS, simSettings } from "./sim-command.js";
 
 const DEMO_FLAGS: Record<string, FlagSpec> = {
   port: { kind: "int", help: "HTTP port of the Envoy stand-in", default: "8080" },
-  "kv-events-port": { kind: "int", help: "kvpick's KV-event SUB port on 127.0.0.1 (0 = free)", default: "5557" },
+  "kv-events-port": {
+    kind: "int",
+    help: "kvpick's KV-event SUB port on 127.0.0.1 (0 = free)",
+    default: "5557",
+  },
   traffic: { kind: "bool", help: "run the built-in traffic generator and print a summary every 5 s" },
   "traffic-qps": { kind: "string", help: "generator: mean requests per second", default: "4" },
   "traffic-customers": { kind: "int", help: "generator: customers (distinct system prompts)", default: "16" },
@@ -41,7 +45,9 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
     throw err;
   }
   if (values["kv-events-connect"] !== undefined || values["kv-events-bind-port"] !== undefined) {
-    process.stderr.write("kvpick demo: the pods always publish to the demo's own kvpick (use `kvpick sim` for that)\n");
+    process.stderr.write(
+      "kvpick demo: the pods always publish to the demo's own kvpick (use `kvpick sim` for that)\n",
+    );
     return 2;
   }
   const sim = simSettings(values);

@@ -21,9 +21,19 @@ export const SIM_FLAGS: Record<string, FlagSpec> = {
     help: "loopback (pod i on 127.0.0.(101+i)) | single (127.0.0.1, topic ip:port) | auto",
     default: "auto",
   },
-  "kv-events-connect": { kind: "string", help: "dial kvpick's bound SUB (kvpick bind mode), e.g. tcp://127.0.0.1:5557" },
-  "kv-events-bind-port": { kind: "int", help: "bind each pod's PUB on <pod-ip>:<port> (kvpick connect mode)" },
-  "event-layout": { kind: "string", help: `KV-event layout: ${EVENT_LAYOUTS.join(" | ")}`, default: "v0.10.0" },
+  "kv-events-connect": {
+    kind: "string",
+    help: "dial kvpick's bound SUB (kvpick bind mode), e.g. tcp://127.0.0.1:5557",
+  },
+  "kv-events-bind-port": {
+    kind: "int",
+    help: "bind each pod's PUB on <pod-ip>:<port> (kvpick connect mode)",
+  },
+  "event-layout": {
+    kind: "string",
+    help: `KV-event layout: ${EVENT_LAYOUTS.join(" | ")}`,
+    default: "v0.10.0",
+  },
   "time-scale": { kind: "string", help: "run k× faster than real time, same ratios", default: "1" },
   "hash-seed": { kind: "string", help: "PYTHONHASHSEED of the simulated vLLM", default: "42" },
   "hash-algo": { kind: "string", help: "sha256_cbor_64bit | sha256_cbor", default: "sha256_cbor_64bit" },
@@ -31,16 +41,32 @@ export const SIM_FLAGS: Record<string, FlagSpec> = {
   model: { kind: "string", help: "served model name", default: "Qwen3-32B" },
   "num-gpu-blocks": { kind: "int", help: "KV blocks per pod", default: String(D.numGpuBlocks) },
   "max-num-seqs": { kind: "int", help: "sequences per step", default: String(D.maxNumSeqs) },
-  "max-num-batched-tokens": { kind: "int", help: "token budget per step", default: String(D.maxNumBatchedTokens) },
+  "max-num-batched-tokens": {
+    kind: "int",
+    help: "token budget per step",
+    default: String(D.maxNumBatchedTokens),
+  },
   "max-model-len": { kind: "int", help: "prompt + output limit", default: String(D.maxModelLen) },
-  "prefill-tokens-per-second": { kind: "string", help: "compute rate", default: String(D.prefillTokensPerSecond) },
-  "step-overhead-ms": { kind: "string", help: "fixed cost per step", default: String(D.stepOverheadSeconds * 1000) },
+  "prefill-tokens-per-second": {
+    kind: "string",
+    help: "compute rate",
+    default: String(D.prefillTokensPerSecond),
+  },
+  "step-overhead-ms": {
+    kind: "string",
+    help: "fixed cost per step",
+    default: String(D.stepOverheadSeconds * 1000),
+  },
   "attention-ns-per-token": {
     kind: "string",
     help: "cost per context token per step",
     default: String(D.attentionSecondsPerContextToken * 1e9),
   },
-  "default-max-tokens": { kind: "int", help: "chat output length when the request sets none", default: "256" },
+  "default-max-tokens": {
+    kind: "int",
+    help: "chat output length when the request sets none",
+    default: "256",
+  },
   "drop-event-fraction": { kind: "string", help: "fault: fraction of event batches dropped", default: "0" },
   "event-delay-ms": { kind: "string", help: "fault: simulated ms each event batch is delayed", default: "0" },
   "fail-request-fraction": { kind: "string", help: "fault: fraction of requests answered 500", default: "0" },
@@ -51,7 +77,8 @@ function num(v: FlagValues, name: string, fallback: number, min = 0, max = Numbe
   const raw = v[name];
   if (raw === undefined) return fallback;
   const n = Number(raw);
-  if (!Number.isFinite(n) || n < min || n > max) throw new FlagError(`--${name}: expected a number ${min}..${max}, got "${raw}"`);
+  if (!Number.isFinite(n) || n < min || n > max)
+    throw new FlagError(`--${name}: expected a number ${min}..${max}, got "${raw}"`);
   return n;
 }
 
@@ -75,9 +102,11 @@ export function simSettings(v: FlagValues): SimSettings {
   const ipMode = (v["ip-mode"] ?? "auto") as string;
   if (!["auto", "loopback", "single"].includes(ipMode)) throw new FlagError(`--ip-mode: unknown "${ipMode}"`);
   const layout = (v["event-layout"] ?? "v0.10.0") as string;
-  if (!(EVENT_LAYOUTS as readonly string[]).includes(layout)) throw new FlagError(`--event-layout: unknown "${layout}"`);
+  if (!(EVENT_LAYOUTS as readonly string[]).includes(layout))
+    throw new FlagError(`--event-layout: unknown "${layout}"`);
   const algo = (v["hash-algo"] ?? "sha256_cbor_64bit") as string;
-  if (!(HASH_ALGOS as readonly string[]).includes(algo)) throw new FlagError(`--hash-algo: unknown "${algo}"`);
+  if (!(HASH_ALGOS as readonly string[]).includes(algo))
+    throw new FlagError(`--hash-algo: unknown "${algo}"`);
   if (v["kv-events-connect"] !== undefined && v["kv-events-bind-port"] !== undefined)
     throw new FlagError("--kv-events-connect and --kv-events-bind-port are mutually exclusive");
   const kvEvents: SimSettings["kvEvents"] =
@@ -105,7 +134,8 @@ export function simSettings(v: FlagValues): SimSettings {
       maxModelLen: int("max-model-len", D.maxModelLen),
       prefillTokensPerSecond: num(v, "prefill-tokens-per-second", D.prefillTokensPerSecond, 1),
       stepOverheadSeconds: num(v, "step-overhead-ms", D.stepOverheadSeconds * 1000) / 1000,
-      attentionSecondsPerContextToken: num(v, "attention-ns-per-token", D.attentionSecondsPerContextToken * 1e9) / 1e9,
+      attentionSecondsPerContextToken:
+        num(v, "attention-ns-per-token", D.attentionSecondsPerContextToken * 1e9) / 1e9,
     },
     defaultMaxTokens: int("default-max-tokens", 256),
     faults: {

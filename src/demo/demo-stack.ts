@@ -51,7 +51,11 @@ export async function startDemoStack(o: DemoStackOptions): Promise<DemoStack> {
     tokenizer = started.tokenizer;
     // The pool is known only now (pods may take free ports): hand it to kvpick as a static pool.
     app.endpoints.replaceAll(parseEndpointList(cluster.pods.map((p) => p.address)));
-    front = new EnvoyFront({ extProcAddress: `127.0.0.1:${ports.grpcPort}`, port: o.frontPort, logger: o.logger });
+    front = new EnvoyFront({
+      extProcAddress: `127.0.0.1:${ports.grpcPort}`,
+      port: o.frontPort,
+      logger: o.logger,
+    });
     await front.start();
   } catch (err) {
     await front?.close();

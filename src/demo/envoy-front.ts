@@ -37,7 +37,14 @@ export interface EnvoyFrontOptions {
   logger: Logger;
 }
 
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te"]);
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "upgrade",
+  "proxy-connection",
+  "te",
+]);
 type Call = grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse>;
 
 const headerMap = (h: Iterable<[string, string]>) => ({
@@ -105,7 +112,8 @@ export class EnvoyFront {
 
 /** One request's journey; mirrors Envoy's ext_proc filter state machine for FULL_DUPLEX_STREAMED. */
 class Exchange {
-  #phase: "request-headers" | "request-body" | "response-headers" | "response-body" | "done" = "request-headers";
+  #phase: "request-headers" | "request-body" | "response-headers" | "response-body" | "done" =
+    "request-headers";
   #upstream: ReturnType<typeof httpRequest> | null = null;
   #destination: string | null = null;
   readonly #upstreamHeaders = new Map<string, string>();
@@ -147,7 +155,10 @@ class Exchange {
     });
     call.write({
       request_headers: { headers: headerMap(h), end_of_stream: !this.#hasBody },
-      protocol_config: { request_body_mode: "FULL_DUPLEX_STREAMED", response_body_mode: "FULL_DUPLEX_STREAMED" },
+      protocol_config: {
+        request_body_mode: "FULL_DUPLEX_STREAMED",
+        response_body_mode: "FULL_DUPLEX_STREAMED",
+      },
     } as ProcessingRequest);
     if (!this.#hasBody) return;
     // Every chunk goes to kvpick at once, without waiting for any answer (as Envoy).
@@ -157,12 +168,18 @@ class Exchange {
 
   #onMessage(m: ProcessingResponse): void {
     if (this.#phase === "done") return;
-    if (m.immediate_response !== undefined) return this.#immediate(m);
+    if (m.immediate_response !== undefined) {
+      this.#immediate(m);
+      return;
+    }
     switch (m.response) {
       case "request_headers": {
         applyMutation(this.#upstreamHeaders, m.request_headers?.response?.header_mutation);
         this.#destination = this.#upstreamHeaders.get("x-gateway-destination-endpoint") ?? null;
-        if (this.#destination === null) return this.#fail(503, "no x-gateway-destination-endpoint from kvpick");
+        if (this.#destination === null) {
+          this.#fail(503, "no x-gateway-destination-endpoint from kvpick");
+          return;
+        }
         this.#openUpstream();
         this.#phase = this.#hasBody ? "request-body" : "response-headers";
         if (!this.#hasBody) this.#upstream?.end();
@@ -223,7 +240,9 @@ class Exchange {
       headers,
     });
     this.#upstream = up;
-    up.on("error", (err) => this.#fail(503, `upstream connect error or disconnect/reset before headers: ${err.message}`));
+    up.on("error", (err) =>
+      this.#fail(503, `upstream connect error or disconnect/reset before headers: ${err.message}`),
+    );
     up.on("response", (ur) => {
       const rh: Array<[string, string]> = [[":status", String(ur.statusCode ?? 502)]];
       for (const [k, v] of Object.entries(ur.headers)) {

@@ -28,7 +28,8 @@ interface Sample {
   pod: string;
 }
 
-const WORDS = "account billing refund policy order invoice delivery warranty service contract premium support".split(" ");
+const WORDS =
+  "account billing refund policy order invoice delivery warranty service contract premium support".split(" ");
 
 function text(rng: Rng, words: number, prefix: string): string {
   const out: string[] = [prefix];
@@ -82,7 +83,10 @@ export class TrafficGenerator {
     const prompt = s.reduce((n, x) => n + x.prompt, 0);
     const cached = s.reduce((n, x) => n + x.cached, 0);
     for (const x of s) this.#picks.set(x.pod, (this.#picks.get(x.pod) ?? 0) + 1);
-    const picks = [...this.#picks].sort().map(([p, n]) => `${p}=${n}`).join(" ");
+    const picks = [...this.#picks]
+      .sort()
+      .map(([p, n]) => `${p}=${n}`)
+      .join(" ");
     const errors = this.#errors;
     this.#errors = 0;
     return (

@@ -83,7 +83,11 @@ export class VirtualClock implements SimClock {
   setTimer(delay: number, fn: () => void): TimerHandle {
     const p: Pending = { at: this.#now + Math.max(0, delay), seq: this.#seq++, fn, cancelled: false };
     this.#push(p);
-    return { cancel: () => void (p.cancelled = true) };
+    return {
+      cancel: () => {
+        p.cancelled = true;
+      },
+    };
   }
 
   /** Pending timers (cancelled ones included until popped). */

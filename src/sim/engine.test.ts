@@ -8,15 +8,29 @@ import type { SimKvEvent } from "./kv-event.js";
 
 const hasher = new BlockHasher({ scheme: "sha256_cbor_64bit", hashSeed: "42", blockSize: 64 });
 
-function makeEngine<C extends SimClock = VirtualClock>(over: Partial<EngineConfig> = {}, clock: C = new VirtualClock() as unknown as C) {
+function makeEngine<C extends SimClock = VirtualClock>(
+  over: Partial<EngineConfig> = {},
+  clock: C = new VirtualClock() as unknown as C,
+) {
   const config = { ...DEFAULT_ENGINE_CONFIG, ...over };
   const blocks = new BlockManager({ numGpuBlocks: config.numGpuBlocks, blockSize: config.blockSize });
   const batches: Array<{ events: SimKvEvent[]; time: number }> = [];
-  const engine = new Engine({ config, blocks, clock, onEvents: (events, time) => batches.push({ events, time }) });
+  const engine = new Engine({
+    config,
+    blocks,
+    clock,
+    onEvents: (events, time) => batches.push({ events, time }),
+  });
   return { engine, clock, batches, config };
 }
 
-function request(id: string, prompt: number[], maxTokens: number, done: FinishedRequest[], tokens?: number[]) {
+function request(
+  id: string,
+  prompt: number[],
+  maxTokens: number,
+  done: FinishedRequest[],
+  tokens?: number[],
+) {
   const fed = Uint32Array.from([...prompt, ...Array.from({ length: maxTokens - 1 }, (_, i) => 1000 + i)]);
   return {
     id,
@@ -59,7 +73,8 @@ describe("Engine (virtual time)", () => {
     const soloItl = t1[10]! - t1[9]!;
     expect(soloItl).toBeCloseTo(stepSeconds(config, 1, 100 + 10), 9);
     const tb: number[] = [];
-    for (let i = 0; i < 32; i++) engine.add(request(`b${i}`, prompt(10 + i, 100), 20, done, i === 0 ? tb : undefined));
+    for (let i = 0; i < 32; i++)
+      engine.add(request(`b${i}`, prompt(10 + i, 100), 20, done, i === 0 ? tb : undefined));
     clock.run();
     const batchItl = tb[10]! - tb[9]!;
     expect(batchItl).toBeGreaterThan(soloItl);
@@ -105,7 +120,8 @@ describe("Engine (virtual time)", () => {
       }
     expect(live.size).toBe(engine.blocks.cachedHashes);
     // Batches are published at step schedule times, in order.
-    for (let i = 1; i < batches.length; i++) expect(batches[i]!.time).toBeGreaterThanOrEqual(batches[i - 1]!.time);
+    for (let i = 1; i < batches.length; i++)
+      expect(batches[i]!.time).toBeGreaterThanOrEqual(batches[i - 1]!.time);
   });
 
   it("aborts free their blocks", () => {
@@ -132,12 +148,21 @@ describe("Engine (live time, scaled)", () => {
     const { engine, config } = makeEngine({}, clock);
     const done: FinishedRequest[] = [];
     const finished = new Promise<void>((resolve) =>
-      engine.add({ ...request("a", prompt(7, 6400), 3, done), onFinish: (f) => (done.push(f), resolve()) }),
+      engine.add({
+        ...request("a", prompt(7, 6400), 3, done),
+        onFinish: (f) => {
+          done.push(f);
+          resolve();
+        },
+      }),
     );
     await finished;
     const f = done[0]!;
     // Logical step times: the first token comes exactly one prefill step after scheduling.
     expect(f.firstToken - f.firstScheduled).toBeCloseTo(stepSeconds(config, 6400, 6400), 9);
-    expect(f.finished - f.firstToken).toBeCloseTo(stepSeconds(config, 1, 6401) + stepSeconds(config, 1, 6402), 9);
+    expect(f.finished - f.firstToken).toBeCloseTo(
+      stepSeconds(config, 1, 6401) + stepSeconds(config, 1, 6402),
+      9,
+    );
   });
 });

@@ -4,7 +4,7 @@
 // count and block pool allow; head-of-line blocking as vLLM), publish the step's KV events at schedule time
 // (vLLM emits them at allocation, before the forward pass), wait the step's duration, then sample one token
 // for every request whose prompt is fully computed. Logical step times never drift with timer lateness.
-import { type BlockManager, type KvSequence } from "./block-manager.js";
+import type { BlockManager, KvSequence } from "./block-manager.js";
 import type { SimClock, TimerHandle } from "./clock.js";
 import { type EngineConfig, stepSeconds } from "./engine-config.js";
 import type { SimKvEvent } from "./kv-event.js";

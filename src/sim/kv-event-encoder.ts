@@ -121,7 +121,9 @@ export class KvEventEncoder {
       if (!map) fields.push(["kv_cache_spec_sliding_window", () => w.nil()]);
     }
     if (map) {
-      w.map(fields.length + 1).str("type").str(ev.type);
+      w.map(fields.length + 1)
+        .str("type")
+        .str(ev.type);
       for (const [k, write] of fields) {
         w.str(k);
         write();

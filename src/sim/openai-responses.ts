@@ -80,14 +80,15 @@ export function fullResponse(kind: ApiKind, ids: ResponseIds, text: string, u: U
     object: "text_completion",
     created: ids.created,
     model: ids.model,
-    choices: [{ index: 0, text, logprobs: null, finish_reason: "length", stop_reason: null, prompt_logprobs: null }],
+    choices: [
+      { index: 0, text, logprobs: null, finish_reason: "length", stop_reason: null, prompt_logprobs: null },
+    ],
     usage: u,
   };
 }
 
 /** vLLM's ErrorResponse. */
 export function errorBody(status: number, message: string): string {
-  const type =
-    status === 400 ? "BadRequestError" : status === 404 ? "NotFoundError" : "InternalServerError";
+  const type = status === 400 ? "BadRequestError" : status === 404 ? "NotFoundError" : "InternalServerError";
   return JSON.stringify({ object: "error", message, type, param: null, code: status });
 }

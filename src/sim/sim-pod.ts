@@ -19,7 +19,15 @@ import { Engine, type FinishedRequest } from "./engine.js";
 import type { EventLayout } from "./kv-event-encoder.js";
 import { SimKvEventPublisher } from "./kv-event-publisher.js";
 import { metricsPage } from "./metrics-page.js";
-import { type ApiKind, DONE, errorBody, fullResponse, streamChunk, usage, usageChunk } from "./openai-responses.js";
+import {
+  type ApiKind,
+  DONE,
+  errorBody,
+  fullResponse,
+  streamChunk,
+  usage,
+  usageChunk,
+} from "./openai-responses.js";
 import { fedTokens, type OutputVocabulary, outputText } from "./output-vocabulary.js";
 import { type Rng, seededRng } from "./random.js";
 
@@ -198,7 +206,8 @@ export class SimPod {
     let body: Record<string, unknown>;
     try {
       const parsed: unknown = JSON.parse(raw.toString("utf8"));
-      if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error("not an object");
+      if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed))
+        throw new Error("not an object");
       body = parsed as Record<string, unknown>;
     } catch {
       return this.#error(res, 400, "invalid JSON body");
@@ -212,14 +221,20 @@ export class SimPod {
       const endpoint = kind === "chat" ? "/v1/chat/completions" : "/v1/completions";
       prompt = (await this.options.tokenizer.tokenize(this.options.model, endpoint, body)).tokenIds;
     } catch (err) {
-      if (err instanceof EppError && err.code === "EPP_BAD_REQUEST") return this.#error(res, 400, err.message);
+      if (err instanceof EppError && err.code === "EPP_BAD_REQUEST")
+        return this.#error(res, 400, err.message);
       throw err;
     }
     const requested = body.max_completion_tokens ?? body.max_tokens;
     // vLLM: completions default to 16 (OpenAI); chat runs to EOS, which the simulator replaces by a default.
     const maxTokens =
-      typeof requested === "number" ? requested : kind === "chat" ? (this.options.defaultMaxTokens ?? 256) : 16;
-    if (!Number.isInteger(maxTokens) || maxTokens < 1) return this.#error(res, 400, "max_tokens must be at least 1");
+      typeof requested === "number"
+        ? requested
+        : kind === "chat"
+          ? (this.options.defaultMaxTokens ?? 256)
+          : 16;
+    if (!Number.isInteger(maxTokens) || maxTokens < 1)
+      return this.#error(res, 400, "max_tokens must be at least 1");
     const stream = body.stream === true;
     const so = body.stream_options as { include_usage?: unknown } | undefined;
     const includeUsage = so?.include_usage === true;

@@ -10,7 +10,9 @@ import { until } from "../support/fake-vllm-pod.js";
 
 const SYSTEM =
   "You are the support assistant of Example Corp. " +
-  Array.from({ length: 80 }, (_, i) => `Rule ${i}: refunds within ${i + 3} days need receipt ${i * 7}.`).join(" ");
+  Array.from({ length: 80 }, (_, i) => `Rule ${i}: refunds within ${i + 3} days need receipt ${i * 7}.`).join(
+    " ",
+  );
 
 const chat = (question: string, extra: Record<string, unknown> = {}) => ({
   model: "Qwen3-32B",
@@ -65,14 +67,19 @@ describe("simulated pods + kvpick + Envoy stand-in", () => {
     const ownerIp = owner.split(":")[0]!;
     const ownerId = stack.cluster.ipMode === "loopback" ? ownerIp : owner;
     // Wait for the owner's BlockStored to reach kvpick's index.
-    await until(() => stack.app.index.hasPod(ownerId) && stack.app.index.stats().entries > 10, "events indexed");
+    await until(
+      () => stack.app.index.hasPod(ownerId) && stack.app.index.stats().entries > 10,
+      "events indexed",
+    );
     for (let i = 0; i < 5; i++) {
       const r = await post(chat(`Question number ${i}: can I return item ${i}?`), `e2e-${i + 2}`);
       expect(r.status).toBe(200);
       expect(r.pod).toBe(owner);
       expect(JSON.parse(r.text).usage.prompt_tokens_details.cached_tokens).toBeGreaterThan(1000);
     }
-    const handled = logs.filter((l) => l.msg === "Request handled" && String(l["x-request-id"]).startsWith("e2e-"));
+    const handled = logs.filter(
+      (l) => l.msg === "Request handled" && String(l["x-request-id"]).startsWith("e2e-"),
+    );
     expect(handled.length).toBe(6);
     expect(handled.at(-1)!.prefixMatchBlocks as number).toBeGreaterThan(15);
     const state = stack.app.kvEvents.podStates().find((s) => s.podId === ownerId)!;
@@ -83,7 +90,9 @@ describe("simulated pods + kvpick + Envoy stand-in", () => {
   it("streams SSE through the front with a final usage chunk", async () => {
     const r = await fetch(`${base}/v1/chat/completions`, {
       method: "POST",
-      body: JSON.stringify(chat("Stream please", { stream: true, stream_options: { include_usage: true }, max_tokens: 5 })),
+      body: JSON.stringify(
+        chat("Stream please", { stream: true, stream_options: { include_usage: true }, max_tokens: 5 }),
+      ),
     });
     expect(r.status).toBe(200);
     expect(r.headers.get("content-type")).toContain("text/event-stream");
