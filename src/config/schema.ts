@@ -124,7 +124,10 @@ export const configSchema = z.strictObject({
       scrapeTimeoutMs: intIn(1, 60_000).default(1000),
       /** An older successful reading no longer counts as fresh (GIE's metrics-staleness-threshold, 2 s). */
       staleAfterMs: intIn(1, 3_600_000).default(2000),
-      metricsPath: z.string().startsWith("/", { error: "expected a path starting with /" }).default("/metrics"),
+      metricsPath: z
+        .string()
+        .startsWith("/", { error: "expected a path starting with /" })
+        .default("/metrics"),
     })
     .prefault({}),
 
