@@ -204,6 +204,21 @@ export function createApp(options: AppOptions): App {
     isReady,
   });
 
+  /** Every configured tokenizer and the default one, loaded before serving; failures are logged, not fatal. */
+  const warmTokenizers = async () => {
+    for (const model of ["", ...Object.keys(config.tokenizer.models)]) {
+      try {
+        const dir = await tokenizer.warm(model);
+        logger.info({ model: model || "(default)", tokenizerDir: dir }, "tokenizer loaded");
+      } catch (err) {
+        logger.error(
+          { model: model || "(default)", err: err instanceof Error ? err.message : String(err) },
+          "tokenizer failed to load: its requests will be routed on load alone",
+        );
+      }
+    }
+  };
+
   return {
     config,
     metrics,
@@ -219,6 +234,7 @@ export function createApp(options: AppOptions): App {
       scraper.start();
       silentTimer = setInterval(() => silentPods.check(), 10_000).unref();
       poolSynced = true;
+      await warmTokenizers();
       const metricsPort = await admin.start();
       const { grpcPort, healthPort } = await extProc.start();
       const ports = { grpcPort, healthPort, metricsPort, kvEventsEndpoint: kvEvents.endpoint };

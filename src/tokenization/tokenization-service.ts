@@ -63,6 +63,16 @@ export class TokenizationService {
     );
   }
 
+  /**
+   * Loads a model's tokenizer now (at startup), so the first request does not pay for parsing
+   * tokenizer.json and a bad tokenizer directory is reported before traffic arrives.
+   */
+  async warm(model: string): Promise<string> {
+    const dir = this.dirFor(model);
+    await this.#load(dir);
+    return dir;
+  }
+
   async tokenize(
     model: string,
     endpoint: OpenAiEndpoint,
