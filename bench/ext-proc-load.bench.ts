@@ -6,7 +6,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { parseConfig } from "../src/config/load.js";
 import { EXT_PROC_SERVICE, loadProtos, serviceOf } from "../src/ext-proc/protos.js";
@@ -16,19 +15,11 @@ import { TokenizationService } from "../src/tokenization/tokenization-service.js
 import { FakeVllmPod } from "../test/support/fake-vllm-pod.js";
 import { KvEventPublisher } from "../test/support/kv-event-publisher.js";
 import { repoRoot } from "../test/support/golden.js";
+import { freePort } from "../test/support/free-port.js";
 
 const SECONDS = Number(process.argv[process.argv.indexOf("--seconds") + 1]) || 10;
 const PODS = 8;
 const PROMPTS = 16;
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, "127.0.0.1");
-  await once(s, "listening");
-  const port = (s.address() as { port: number }).port;
-  s.close();
-  return port;
-}
 
 /** ~8k-token system prompts, distinct per "customer". */
 function systemPrompt(i: number): string {

@@ -1,7 +1,6 @@
 // kvpick (createApp, as `kvpick serve --pool-name` builds it) against a fake Kubernetes API server:
 // readiness follows the pool sync, connect-mode KV-event subscriptions follow the pods (one per
 // data-parallel rank, on kvEvents.port + rank), and events from a rank's publisher land on that rank.
-import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { type App, createApp } from "../../src/app.js";
 import { parseConfig } from "../../src/config/load.js";
@@ -9,6 +8,7 @@ import { createLogger } from "../../src/observability/logger.js";
 import { FakeKubeApi, POOLS_V1, podObject, poolV1 } from "../support/fake-kube-api.js";
 import { until } from "../support/fake-vllm-pod.js";
 import { KvEventPublisher } from "../support/kv-event-publisher.js";
+import { freePort } from "../support/free-port.js";
 
 const POD_IP = "127.0.0.21";
 
@@ -27,7 +27,7 @@ afterEach(async () => {
 /** Two publishers bound on consecutive ports (rank 0 and rank 1 of one DP pod), as vLLM binds them. */
 async function bindRankPublishers(): Promise<{ base: number; pubs: KvEventPublisher[] }> {
   for (let attempt = 0; attempt < 20; attempt++) {
-    const base = await freePort();
+    const base = await freePort(POD_IP);
     const pubs = [0, 1].map(() => new KvEventPublisher({ topic: `kv@${POD_IP}@Qwen3-32B` }));
     try {
       for (const [rank, p] of pubs.entries()) await p.bind(`tcp://${POD_IP}:${base + rank}`);
@@ -37,17 +37,6 @@ async function bindRankPublishers(): Promise<{ base: number; pubs: KvEventPublis
     }
   }
   throw new Error("no two consecutive free ports");
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, POD_IP, () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 describe("kvpick serve with Kubernetes discovery", () => {

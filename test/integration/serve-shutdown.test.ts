@@ -3,12 +3,12 @@
 // process exits 0 once it has. Also: the CLI's pool-source rules.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import net from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import { EXT_PROC_SERVICE, HEALTH_SERVICE, loadProtos, serviceOf } from "../../src/ext-proc/protos.js";
+import { freePort } from "../support/free-port.js";
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const MAIN = join(repoRoot, "dist", "src", "main.js");
@@ -18,17 +18,6 @@ afterEach(() => {
   if (child !== null && child.exitCode === null) child.kill("SIGKILL");
   child = null;
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function health(port: number, service: string): Promise<string> {
   return new Promise((resolve) => {
