@@ -1,0 +1,224 @@
+// `npm run bench:routing [-- --quick] [--workloads a,b] [--policies a,b] [--seed N] [--event-delay-ms N]`
+// Routing-quality benchmark in virtual time: every policy on the same simulated 8-pod cluster (calibrated
+// Qwen3-32B / 2×H100 engines) and the same seeded request stream; writes bench/results/routing.md and SVG
+// charts, prints a summary and the issue's target ratios.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { DEFAULT_ENGINE_CONFIG } from "../../src/sim/engine-config.js";
+import { POLICY_LABELS, POLICY_NAMES, type PolicyName } from "./policies.js";
+import { overallTable, type PolicySummary, stageChart, stageTable } from "./report.js";
+import { summarize } from "./summary.js";
+import { runVirtual } from "./virtual-run.js";
+import { multiTurn, type Stage, sharedPrefix, siblingBursts, type Workload } from "./workloads.js";
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    workloads: { type: "string", default: "reference,zipf,bursts,multi-turn" },
+    policies: { type: "string", default: POLICY_NAMES.join(",") },
+    seed: { type: "string", default: "20250924" },
+    "event-delay-ms": { type: "string", default: "50" },
+    "stage-seconds": { type: "string" },
+    "max-in-flight": { type: "string", default: "512" },
+    out: { type: "string", default: "bench/results" },
+  },
+});
+
+const quick = values.quick;
+const seed = Number(values.seed);
+const eventDelaySeconds = Number(values["event-delay-ms"]) / 1000;
+const maxInFlight =
+  Number(values["max-in-flight"]) > 0 ? Number(values["max-in-flight"]) : Number.POSITIVE_INFINITY;
+const stageSeconds = Number(values["stage-seconds"] ?? (quick ? 20 : 60));
+const ladder = quick ? [3, 20, 40, 60] : [3, 10, 20, 30, 40, 50, 60];
+const stages = (qps: number[]): Stage[] => qps.map((q) => ({ qps: q, seconds: stageSeconds }));
+const policies = values.policies.split(",").map((p) => {
+  if (!(POLICY_NAMES as readonly string[]).includes(p)) throw new Error(`unknown policy ${p}`);
+  return p as PolicyName;
+});
+
+const reference = {
+  seed,
+  stages: stages(ladder),
+  groups: 150,
+  usersPerGroup: 5,
+  systemTokens: 6000,
+  questionTokens: 1200,
+  outputTokens: 1000,
+  zipfAlpha: null,
+};
+
+const builders: Record<string, () => Workload> = {
+  reference: () =>
+    sharedPrefix(
+      reference,
+      "reference",
+      "Reference: inference-perf shared_prefix",
+      `150 groups × 5 users, 6,000 system / 1,200 question / 1,000 output tokens (ignore_eos), each arrival one of ` +
+        `the 750 fixed prompts at random; Poisson load ${ladder.join(" → ")} QPS, ${stageSeconds} s per stage.`,
+    ),
+  zipf: () =>
+    sharedPrefix(
+      { ...reference, seed: seed + 1, zipfAlpha: 1.0 },
+      "zipf",
+      "Zipf-skewed customers (hot prefixes)",
+      `As the reference, but the customer (group) of each arrival is Zipf(α = 1.0) over the 150 groups ` +
+        `(the hottest customer ≈ 18 % of traffic); users uniform within a group. Poisson ${ladder.join(" → ")} QPS, ` +
+        `${stageSeconds} s per stage.`,
+    ),
+  bursts: () =>
+    siblingBursts({
+      seed: seed + 2,
+      background: { ...reference, seed: seed + 2, stages: stages(quick ? [5, 10] : [5, 10, 15]) },
+      burstEvery: 10,
+      burstSize: 16,
+    }),
+  "multi-turn": () =>
+    multiTurn({
+      seed: seed + 3,
+      stages: stages(quick ? [0.5, 2] : [0.5, 1, 2, 3]),
+      groups: 50,
+      systemTokens: 4000,
+      turns: 5,
+      questionTokens: 400,
+      outputTokens: 300,
+      meanThinkSeconds: 5,
+    }),
+};
+
+const pods = 8;
+const hashSeed = "42";
+const model = "Qwen/Qwen3-32B";
+const outDir = values.out;
+mkdirSync(outDir, { recursive: true });
+const command = `node dist/bench/routing/run.js ${process.argv.slice(2).join(" ")}`.trim();
+console.log(`routing benchmark (virtual time): ${command}`);
+console.log(
+  `seed ${seed}, ${pods} pods, event delay ${eventDelaySeconds * 1000} ms, scrape 50 ms, engine ${JSON.stringify(DEFAULT_ENGINE_CONFIG)}`,
+);
+
+const wall0 = performance.now();
+const sections: string[] = [];
+const ratioLines: string[] = [];
+for (const name of values.workloads.split(",")) {
+  const build = builders[name];
+  if (build === undefined) throw new Error(`unknown workload ${name}`);
+  const workload = build();
+  const turns = workload.sessions.reduce((n, s) => n + s.turns.length, 0);
+  console.log(`\n== ${workload.title}: ${turns} requests`);
+  const rows: PolicySummary[] = [];
+  for (const policy of policies) {
+    const result = runVirtual({
+      workload,
+      policy,
+      seed,
+      pods,
+      engine: DEFAULT_ENGINE_CONFIG,
+      eventDelaySeconds,
+      scrapeIntervalSeconds: 0.05,
+      hashSeed,
+      model,
+      maxInFlight,
+    });
+    const summary = summarize(result, workload);
+    rows.push({ policy, summary, wallSeconds: result.wallSeconds });
+    const f = summary.overall;
+    console.log(
+      `${policy.padEnd(12)} TTFT p50 ${f.ttftP50.toFixed(3)} p90 ${f.ttftP90.toFixed(3)} p99 ${f.ttftP99.toFixed(3)} s, ` +
+        `${Math.round(f.outputTokensPerSecond)} out tok/s, hit ${(f.hitRate * 100).toFixed(1)} %, ` +
+        `waiting ${f.meanWaiting.toFixed(1)}, preempt ${f.preemptions}, makespan ${result.makespan.toFixed(0)} s | ` +
+        `wall ${result.wallSeconds.toFixed(1)} s (routing ${(result.routingSeconds * 1000).toFixed(0)} ms` +
+        `${policy === "precise" ? `, ${result.eventBatches} event batches, ${result.indexEntriesAtEnd} index entries` : ""})`,
+    );
+  }
+  const ratios = targetRatios(rows);
+  if (ratios.length > 0) {
+    console.log(ratios.join("\n"));
+    ratioLines.push(`**${workload.title}**`, "", ...ratios.map((r) => `- ${r}`), "");
+  }
+  let section = `## ${workload.title}\n\n${workload.description}\n\n${overallTable(rows)}\n`;
+  if (workload.stages.length > 1) {
+    const ttftSvg = `routing-${workload.name}-ttft-p90.svg`;
+    const tputSvg = `routing-${workload.name}-throughput.svg`;
+    writeFileSync(
+      join(outDir, ttftSvg),
+      stageChart(rows, {
+        title: `${workload.title}: TTFT p90 by stage`,
+        yLabel: "TTFT p90 (s, log scale)",
+        logY: true,
+        value: (s) => s.ttftP90,
+      }),
+    );
+    writeFileSync(
+      join(outDir, tputSvg),
+      stageChart(rows, {
+        title: `${workload.title}: output throughput by stage`,
+        yLabel: "output tokens/s (cluster)",
+        logY: false,
+        value: (s) => s.outputTokensPerSecond,
+      }),
+    );
+    section += `${stageTable(rows)}\n![TTFT p90 vs QPS](${ttftSvg})\n![throughput vs QPS](${tputSvg})\n`;
+  }
+  if (ratios.length > 0) section += `\n${ratios.map((r) => `- ${r}`).join("\n")}\n`;
+  sections.push(section);
+}
+const wall = (performance.now() - wall0) / 1000;
+
+const md =
+  "# Routing benchmark (virtual time)\n\n" +
+  `Generated by \`npm run bench:routing${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}\` ` +
+  `(= \`${command}\`), seed ${seed}, wall time ${wall.toFixed(0)} s.\n\n` +
+  `Cluster: ${pods} simulated vLLM pods (src/sim Engine + BlockManager, calibrated Qwen3-32B on 2×H100 defaults: ` +
+  `${DEFAULT_ENGINE_CONFIG.numGpuBlocks} blocks × ${DEFAULT_ENGINE_CONFIG.blockSize} tokens, ` +
+  `${DEFAULT_ENGINE_CONFIG.prefillTokensPerSecond} tokens/s compute, ${DEFAULT_ENGINE_CONFIG.stepOverheadSeconds * 1000} ms step ` +
+  `overhead, ${DEFAULT_ENGINE_CONFIG.attentionSecondsPerContextToken * 1e9} ns per context token, max ${DEFAULT_ENGINE_CONFIG.maxNumBatchedTokens} ` +
+  `batched tokens) on a discrete-event clock. Load metrics are snapshotted every 50 ms (kvpick's scrape interval); ` +
+  `KV events reach kvpick's index ${eventDelaySeconds * 1000} ms after the engine step that produced them, through ` +
+  "the production KvEventIngest.handleMessage (msgspec bytes from the simulator's encoder) into a real BlockIndex. " +
+  "TTFT is measured from the request's arrival at the pod (routing is instantaneous in virtual time) to its first " +
+  "token; hit rate = Σ cached prompt tokens / Σ prompt tokens as the engines report them (usage cached_tokens); " +
+  "output tok/s = all output tokens / (first arrival → last completion); mean waiting queue = vLLM " +
+  "num_requests_waiting per pod, averaged over the load window.\n\n" +
+  "Policies:\n\n" +
+  "- **random**, **round-robin**: no state.\n" +
+  "- **load only**: kvpick's scheduler with queue-scorer (w 2) + kv-cache-utilization-scorer (w 2).\n" +
+  "- **approximate prefix**: GIE-style prefix-cache-scorer re-implemented as a plugin for kvpick's scheduler: " +
+  "the request JSON cut into 64-character blocks (16 tokens × 4), at most 256 blocks, chain-hashed; a per-pod LRU " +
+  "(31,250 blocks) of what was *routed* there, updated at routing time; score = matched/total; weights prefix 3 / " +
+  "queue 2 / kv 2. The prompt text is the token ids rendered at 4 characters per token.\n" +
+  "- **kvpick precise**: `createScheduler(parseConfig({}).scheduling, …)` — the default profile " +
+  "(fresh-metrics-filter → precise-prefix-cache 3 + queue 2 + kv-cache-utilization 2 → max-score-picker) — over " +
+  "the BlockIndex fed by the pods' KV events.\n" +
+  "- **ideal bound**: an oracle. Every pod holds every shared system prompt (pre-warmed before t = 0, with extra KV " +
+  "capacity for exactly those blocks, so the working-set capacity is the same as the other pods'), and each request " +
+  "goes to the pod with the fewest requests (waiting + running, read exactly, no scrape lag). It is a bound on " +
+  "what routing can buy for shared system prompts; conversation history (multi-turn) is *not* assumed cached, so " +
+  "precise can beat it there.\n\n" +
+  (ratioLines.length > 0 ? `## Target ratios (issue 5)\n\n${ratioLines.join("\n")}\n` : "") +
+  sections.join("\n");
+writeFileSync(join(outDir, quick ? "routing-quick.md" : "routing.md"), md);
+console.log(`\nwrote ${join(outDir, quick ? "routing-quick.md" : "routing.md")} (wall ${wall.toFixed(0)} s)`);
+
+function targetRatios(rows: readonly PolicySummary[]): string[] {
+  const get = (p: PolicyName) => rows.find((r) => r.policy === p)?.summary.overall;
+  const precise = get("precise");
+  if (precise === undefined) return [];
+  const out: string[] = [];
+  const r = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : "∞");
+  const random = get("random");
+  if (random !== undefined)
+    out.push(
+      `precise vs random: TTFT p90 ${r(random.ttftP90, precise.ttftP90)}× lower (target ≥ 100×), ` +
+        `throughput ${r(precise.outputTokensPerSecond, random.outputTokensPerSecond)}× (target ≥ 1.8×)`,
+    );
+  const approx = get("approximate");
+  if (approx !== undefined)
+    out.push(`precise vs approximate: TTFT p90 ${r(approx.ttftP90, precise.ttftP90)}× lower (target ≥ 10×)`);
+  const ideal = get("ideal");
+  if (ideal !== undefined)
+    out.push(`precise vs ideal: TTFT p90 ${r(precise.ttftP90, ideal.ttftP90)}× the ideal's (target ≤ 2×)`);
+  void POLICY_LABELS;
+  return out;
+}
