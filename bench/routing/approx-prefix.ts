@@ -53,7 +53,7 @@ export class RoutedBlockLru {
   readonly #pods: Map<number, true>[];
   readonly capacity: number;
 
-  constructor(pods: number, capacity = APPROX_DEFAULTS.lruCapacityPerServer) {
+  constructor(pods: number, capacity: number = APPROX_DEFAULTS.lruCapacityPerServer) {
     this.capacity = capacity;
     this.#pods = Array.from({ length: pods }, () => new Map<number, true>());
   }

@@ -167,9 +167,9 @@ export function runVirtual(o: RunOptions): RunResult {
   if (isIdeal) {
     warm.forEach((sys, g) => {
       const chain = hasher.hash(sys);
-      engines.forEach((e, p) =>
-        e.add({ id: `warm-${g}-${p}`, tokenIds: sys, chain, promptTokens: sys.length, maxTokens: 1 }),
-      );
+      engines.forEach((e, p) => {
+        e.add({ id: `warm-${g}-${p}`, tokenIds: sys, chain, promptTokens: sys.length, maxTokens: 1 });
+      });
     });
     clock.run();
   }
