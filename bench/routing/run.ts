@@ -95,7 +95,7 @@ mkdirSync(outDir, { recursive: true });
 const command = `node dist/bench/routing/run.js ${process.argv.slice(2).join(" ")}`.trim();
 console.log(`routing benchmark (virtual time): ${command}`);
 console.log(
-  `seed ${seed}, ${pods} pods, event delay ${eventDelaySeconds * 1000} ms, scrape 50 ms, engine ${JSON.stringify(DEFAULT_ENGINE_CONFIG)}`,
+  `seed ${seed}, ${pods} pods, max in flight ${maxInFlight}, event delay ${eventDelaySeconds * 1000} ms, scrape 50 ms, engine ${JSON.stringify(DEFAULT_ENGINE_CONFIG)}`,
 );
 
 const wall0 = performance.now();
@@ -139,8 +139,8 @@ for (const name of values.workloads.split(",")) {
   }
   let section = `## ${workload.title}\n\n${workload.description}\n\n${overallTable(rows)}\n`;
   if (workload.stages.length > 1) {
-    const ttftSvg = `routing-${workload.name}-ttft-p90.svg`;
-    const tputSvg = `routing-${workload.name}-throughput.svg`;
+    const ttftSvg = `routing${quick ? "-quick" : ""}-${workload.name}-ttft-p90.svg`;
+    const tputSvg = `routing${quick ? "-quick" : ""}-${workload.name}-throughput.svg`;
     writeFileSync(
       join(outDir, ttftSvg),
       stageChart(rows, {
@@ -177,7 +177,10 @@ const md =
   `batched tokens) on a discrete-event clock. Load metrics are snapshotted every 50 ms (kvpick's scrape interval); ` +
   `KV events reach kvpick's index ${eventDelaySeconds * 1000} ms after the engine step that produced them, through ` +
   "the production KvEventIngest.handleMessage (msgspec bytes from the simulator's encoder) into a real BlockIndex. " +
-  "TTFT is measured from the request's arrival at the pod (routing is instantaneous in virtual time) to its first " +
+  `Client: at most ${Number.isFinite(maxInFlight) ? maxInFlight : "unlimited"} requests in flight (inference-perf's ` +
+  "workers × worker concurrency; `--max-in-flight 0` = open loop); arrivals beyond the cap wait at the client, FIFO " +
+  "(column client wait), and the offered QPS above the cluster's capacity turns into that backlog. " +
+  "TTFT is measured from the request's send (its arrival at the pod (routing is instantaneous in virtual time) to its first " +
   "token; hit rate = Σ cached prompt tokens / Σ prompt tokens as the engines report them (usage cached_tokens); " +
   "output tok/s = all output tokens / (first arrival → last completion); mean waiting queue = vLLM " +
   "num_requests_waiting per pod, averaged over the load window.\n\n" +
