@@ -7,6 +7,7 @@ commands:
   serve   run the ext_proc endpoint picker
   hash    print the vLLM block hashes of an OpenAI request body
   demo    run kvpick with simulated vLLM pods (what \`npm start\` runs)
+  sim     run simulated vLLM pods (OpenAI API, vLLM /metrics, ZeroMQ KV events)
 
 run \`kvpick <command> --help\` for the flags of a command`;
 
