@@ -12,6 +12,12 @@ import { summarize } from "./summary.js";
 import { runVirtual } from "./virtual-run.js";
 import { multiTurn, type Stage, sharedPrefix, siblingBursts, type Workload } from "./workloads.js";
 
+// `--live`: the live mode (real kvpick serve + sim pods on sockets), see live.ts.
+if (process.argv.includes("--live")) {
+  const { main } = await import("./live.js");
+  process.exit(await main(process.argv.slice(2).filter((a) => a !== "--live")));
+}
+
 const { values } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
