@@ -1,4 +1,4 @@
-// `npm run bench:routing:live [-- --time-scale 10 --stage-seconds 30 --qps 3,6,10 --groups 40 …]`
+// `npm run bench:routing:live [-- --time-scale 5 --stage-seconds 40 --qps 3,6,10 --groups 40 --output-tokens 50 …]`
 // (also `node dist/bench/routing/run.js --live …`). The live mode of the routing benchmark: a short, scaled-down
 // reference workload replayed through a real `kvpick serve` process, real sockets and simulated pods at
 // --time-scale k (live-run.ts), next to the virtual-time run of the SAME workload (virtual-run.ts), so a
@@ -18,17 +18,18 @@ export async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      "time-scale": { type: "string", default: "10" },
-      "stage-seconds": { type: "string", default: "30" },
+      "time-scale": { type: "string", default: "5" },
+      "stage-seconds": { type: "string", default: "40" },
       qps: { type: "string", default: "3,6,10" },
       groups: { type: "string", default: "40" },
       "users-per-group": { type: "string", default: "5" },
-      "output-tokens": { type: "string", default: "100" },
+      "output-tokens": { type: "string", default: "50" },
       pods: { type: "string", default: "8" },
       seed: { type: "string", default: "20250924" },
       "max-in-flight": { type: "string", default: "256" },
       "event-delay-ms": { type: "string", default: "50" },
       runs: { type: "string", default: "precise,blind" },
+      "scrape-ms": { type: "string" },
       out: { type: "string", default: "bench/results" },
       main: { type: "string", default: "dist/src/main.js" },
     },
@@ -47,7 +48,7 @@ export async function main(argv: string[]): Promise<number> {
   const engine = DEFAULT_ENGINE_CONFIG;
   // kvpick's 50 ms scrape in simulated time = 50 / k wall ms (floor 10 ms: 8 pods × 100 scrapes/s is enough
   // CPU on a small machine).
-  const scrapeIntervalMs = Math.max(10, Math.round(50 / k));
+  const scrapeIntervalMs = Number(values["scrape-ms"] ?? Math.max(10, Math.round(50 / k)));
   const workload = sharedPrefix(
     {
       seed,
