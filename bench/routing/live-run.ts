@@ -222,6 +222,13 @@ export async function runLive(o: LiveOptions): Promise<LiveResult> {
   const children: ChildProcess[] = [];
   let front: EnvoyFront | null = null;
   const agent = new Agent({ keepAlive: true, maxSockets: o.maxInFlight });
+  // Ctrl-C / kill of the benchmark must not orphan the children.
+  const onSignal = () => {
+    for (const c of children) c.kill("SIGKILL");
+    process.exit(130);
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   try {
     const kvpick = startChild(
       o.mainJs,
@@ -363,6 +370,8 @@ export async function runLive(o: LiveOptions): Promise<LiveResult> {
     const tails = `\n--- kvpick serve stderr ---\n${kvTail.join("")}\n--- kvpick sim stderr ---\n${simTail.join("")}`;
     throw new Error(`${(err as Error).message}${tails}`);
   } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
     agent.destroy();
     await front?.close();
     await Promise.allSettled(children.map(stopChild));
