@@ -33,6 +33,11 @@ export interface SchedulingRequest {
   readonly headers: ReadonlyMap<string, string>;
   /** Gateway subset hint (`x-gateway-destination-endpoint-subset`); null/absent = the whole pool. */
   readonly subsetHint?: readonly string[] | null;
+  /**
+   * The LoRA adapter the request names, for `lora-affinity-scorer`: null = the base model (no adapter);
+   * absent = unknown (the scorer then treats `targetModel` as the adapter name, as GIE does).
+   */
+  readonly loraAdapter?: string | null;
 }
 
 /** Longest cached prefix per candidate, aligned with the candidate array it was computed for. */
