@@ -16,6 +16,13 @@ import { FakeVllmPod } from "../test/support/fake-vllm-pod.js";
 import { freePort } from "../test/support/free-port.js";
 import { repoRoot } from "../test/support/golden.js";
 
+try {
+  execFileSync("h2load", ["--version"], { stdio: "ignore" });
+} catch {
+  console.log("ext-proc-h2load: h2load not found (apt-get install nghttp2-client); skipped");
+  process.exit(0);
+}
+
 function grpcFrame(message: Buffer): Buffer {
   const head = Buffer.alloc(5);
   head.writeUInt32BE(message.length, 1); // byte 0 = 0: not compressed
