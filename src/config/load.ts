@@ -2,9 +2,11 @@
 // Precedence: defaults < file or text < overrides (flags). Errors name every bad field by its path.
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import type { z } from "zod";
 import { ConfigError } from "../errors.js";
+import { formatIssue } from "./format-issue.js";
 import { type Config, type ConfigInput, configSchema } from "./schema.js";
+
+export { formatIssue };
 
 export interface ConfigSources {
   /** Path of a YAML or JSON file. */
@@ -43,22 +45,6 @@ function parseText(text: string, origin: string): unknown {
   } catch (err) {
     throw new ConfigError([`${origin}: not valid YAML/JSON: ${(err as Error).message.split("\n")[0]}`]);
   }
-}
-
-/** `tokenizer.blockSize: expected integer 1..1024, got "sixty"` */
-export function formatIssue(issue: z.core.$ZodIssue): string {
-  const path = issue.path.length ? issue.path.map(String).join(".") : "(root)";
-  if (issue.code === "unrecognized_keys") {
-    return issue.keys.map((k) => `${path === "(root)" ? k : `${path}.${k}`}: unknown field`).join("; ");
-  }
-  const got = "input" in issue ? `, got ${describe(issue.input)}` : "";
-  return `${path}: ${issue.message}${got}`;
-}
-
-function describe(value: unknown): string {
-  if (value === undefined) return "nothing";
-  const json = JSON.stringify(value);
-  return json.length > 60 ? `${json.slice(0, 57)}...` : json;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

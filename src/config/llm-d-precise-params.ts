@@ -1,0 +1,114 @@
+// llm-d's precise prefix-cache parameters (`precise-prefix-cache-scorer` v0.3–v0.5, `precise-prefix-cache-
+// producer` ≥ v0.9, and ACK's `trackingConfig`) → the kvpick sections that carry the same contract: how a
+// prompt is hashed (tokenizer), where KV events arrive (kvEvents) and what a cached tier is worth (index).
+// Fields llm-d has but kvpick does not need are accepted and reported as ignored; anything else fails.
+import { z } from "zod";
+import type { ConfigInput } from "./schema.js";
+
+const tokenProcessorConfig = z.strictObject({
+  /** v0.3–v0.5 name: the indexer reproduced vLLM's hashes, so this is vLLM's --block-size. */
+  blockSize: z.number().int().min(1).max(1024).optional(),
+  /** ≥ v0.9 name for the same chunking. */
+  blockSizeTokens: z.number().int().min(1).max(1024).optional(),
+  /** The pods' PYTHONHASHSEED; YAML may give it as a number. */
+  hashSeed: z.union([z.string(), z.number()]).optional(),
+  /** ACK: the model whose tokenizer hashes prompts. */
+  model: z.string().optional(),
+});
+
+const backendConfigs = z.array(z.strictObject({ name: z.string().min(1), weight: z.number().min(0).max(1) }));
+
+const indexerConfig = z.strictObject({
+  tokenProcessorConfig: tokenProcessorConfig.optional(),
+  kvCacheBackendConfigs: backendConfigs.optional(),
+  // Index backends and tokenizer pools: kvpick has its own in-memory index and tokenizers.
+  kvBlockIndexConfig: z.unknown().optional(),
+  tokenizersPoolConfig: z.unknown().optional(),
+  kvBlockScorerConfig: z.unknown().optional(),
+  prefixStoreConfig: z.unknown().optional(),
+});
+
+const kvEventsConfig = z.strictObject({
+  zmqEndpoint: z.string().min(1).optional(),
+  topicFilter: z.string().optional(),
+  discoverPods: z.boolean().optional(),
+  podDiscoveryConfig: z
+    .strictObject({
+      socketPort: z.number().int().min(1).max(65535).optional(),
+      podLabelSelector: z.unknown().optional(),
+      podNamespace: z.unknown().optional(),
+      replaySocketPort: z.unknown().optional(),
+    })
+    .optional(),
+  engineType: z.literal("vllm", { error: "kvpick reads vLLM KV events only" }).optional(),
+  concurrency: z.unknown().optional(),
+});
+
+export const llmdPreciseParamsSchema = z.strictObject({
+  indexerConfig: indexerConfig.optional(),
+  kvEventsConfig: kvEventsConfig.optional(),
+  /** Newer llm-d puts it at the top level. */
+  tokenProcessorConfig: tokenProcessorConfig.optional(),
+  kvCacheBackendConfigs: backendConfigs.optional(),
+  speculativeIndexing: z.boolean().optional(),
+  speculativeTTL: z.string().optional(),
+});
+
+export type LlmdPreciseParams = z.infer<typeof llmdPreciseParamsSchema>;
+
+/** The kvpick sections these parameters imply, plus one line per llm-d field kvpick ignores. */
+export function preciseParamsToConfig(
+  params: LlmdPreciseParams,
+  at: string,
+): { config: ConfigInput; ignored: string[] } {
+  const ignored: string[] = [];
+  const config: {
+    tokenizer?: { blockSize?: number; hashSeed?: string };
+    kvEvents?: { mode?: "bind" | "connect"; endpoint?: string; port?: number; topicFilter?: string };
+    index?: { mediumWeights: Record<string, number> };
+  } = {};
+  const tp = { ...params.indexerConfig?.tokenProcessorConfig, ...params.tokenProcessorConfig };
+  const blockSize = tp.blockSize ?? tp.blockSizeTokens;
+  if (blockSize !== undefined || tp.hashSeed !== undefined) {
+    config.tokenizer = {
+      ...(blockSize === undefined ? {} : { blockSize }),
+      ...(tp.hashSeed === undefined ? {} : { hashSeed: String(tp.hashSeed) }),
+    };
+  }
+  if (tp.model !== undefined)
+    ignored.push(
+      `${at}tokenProcessorConfig.model (tokenizers come from tokenizer.models / defaultTokenizerDir)`,
+    );
+
+  const ev = params.kvEventsConfig;
+  if (ev !== undefined) {
+    const kv: NonNullable<typeof config.kvEvents> = {};
+    // A zmqEndpoint means llm-d's centralised mode: kvpick binds, pods connect. Without one, pod discovery
+    // (llm-d's default) means kvpick connects to each pod's publisher.
+    if (ev.zmqEndpoint !== undefined) Object.assign(kv, { mode: "bind", endpoint: ev.zmqEndpoint });
+    else if (ev.discoverPods === true) kv.mode = "connect";
+    if (ev.podDiscoveryConfig?.socketPort !== undefined) kv.port = ev.podDiscoveryConfig.socketPort;
+    if (ev.topicFilter !== undefined) kv.topicFilter = ev.topicFilter;
+    config.kvEvents = kv;
+    for (const k of ["concurrency"] as const)
+      if (ev[k] !== undefined) ignored.push(`${at}kvEventsConfig.${k}`);
+    for (const k of ["podLabelSelector", "podNamespace", "replaySocketPort"] as const)
+      if (ev.podDiscoveryConfig?.[k] !== undefined)
+        ignored.push(`${at}kvEventsConfig.podDiscoveryConfig.${k}`);
+  }
+
+  const tiers = params.kvCacheBackendConfigs ?? params.indexerConfig?.kvCacheBackendConfigs;
+  if (tiers !== undefined) {
+    config.index = { mediumWeights: Object.fromEntries(tiers.map((t) => [t.name.toUpperCase(), t.weight])) };
+  }
+  for (const k of [
+    "kvBlockIndexConfig",
+    "tokenizersPoolConfig",
+    "kvBlockScorerConfig",
+    "prefixStoreConfig",
+  ] as const)
+    if (params.indexerConfig?.[k] !== undefined) ignored.push(`${at}indexerConfig.${k}`);
+  for (const k of ["speculativeIndexing", "speculativeTTL"] as const)
+    if (params[k] !== undefined) ignored.push(`${at}${k}`);
+  return { config: config as ConfigInput, ignored };
+}
