@@ -1,8 +1,9 @@
 // Turns a config file / inline text / command-line overrides into one validated Config.
 // Precedence: defaults < file or text < overrides (flags). Errors name every bad field by its path.
 import { readFileSync } from "node:fs";
-import { parse as parseYaml } from "yaml";
+import { parseAllDocuments } from "yaml";
 import { ConfigError } from "../errors.js";
+import { fromDocuments } from "./foreign-config.js";
 import { formatIssue } from "./format-issue.js";
 import { type Config, type ConfigInput, configSchema } from "./schema.js";
 
@@ -18,18 +19,30 @@ export interface ConfigSources {
 }
 
 export function loadConfig(sources: ConfigSources = {}): Config {
-  let base: unknown = {};
-  if (sources.text !== undefined) base = parseText(sources.text, "--config-text");
+  return loadConfigWithNotes(sources).config;
+}
+
+/**
+ * As loadConfig, plus `notes`: the parts of a GIE/llm-d/ACK configuration kvpick accepted but ignores (the
+ * caller logs them once at info level, when it has a logger).
+ */
+export function loadConfigWithNotes(sources: ConfigSources = {}): { config: Config; notes: string[] } {
+  let docs: unknown[] = [];
+  let origin = "--config-text";
+  if (sources.text !== undefined) docs = parseText(sources.text, origin);
   else if (sources.file !== undefined) {
+    origin = sources.file;
     let text: string;
     try {
       text = readFileSync(sources.file, "utf8");
     } catch (err) {
       throw new ConfigError([`config file ${sources.file}: ${(err as Error).message}`]);
     }
-    base = parseText(text, sources.file);
+    docs = parseText(text, sources.file);
   }
-  return parseConfig(deepMerge(base ?? {}, sources.overrides ?? {}));
+  const { inputs, notes } = fromDocuments(docs, origin);
+  const base = inputs.reduce<unknown>((acc, input) => deepMerge(acc, input), {});
+  return { config: parseConfig(deepMerge(base, sources.overrides ?? {})), notes };
 }
 
 /** Validates an already parsed object; throws ConfigError listing every bad field. */
@@ -39,12 +52,16 @@ export function parseConfig(input: unknown): Config {
   throw new ConfigError(result.error.issues.map(formatIssue));
 }
 
-function parseText(text: string, origin: string): unknown {
-  try {
-    return parseYaml(text); // YAML is a superset of JSON
-  } catch (err) {
-    throw new ConfigError([`${origin}: not valid YAML/JSON: ${(err as Error).message.split("\n")[0]}`]);
+/** Every YAML document (`---`-separated) of the text; YAML is a superset of JSON. */
+function parseText(text: string, origin: string): unknown[] {
+  const docs = parseAllDocuments(text);
+  const list = Array.isArray(docs) ? docs : [docs];
+  for (const doc of list) {
+    const err = doc.errors[0];
+    if (err !== undefined)
+      throw new ConfigError([`${origin}: not valid YAML/JSON: ${err.message.split("\n")[0]}`]);
   }
+  return list.map((d) => d.toJS());
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
