@@ -156,7 +156,15 @@ export function createApp(options: AppOptions): App {
     memoBlocks: config.tokenizer.hashMemoBlocks,
   });
   const scheduler = createScheduler(config.scheduling, { endpoints, prefixLookup: index });
-  const director = new Director({ tokenizer, hasher, scheduler, endpoints, logger, metrics });
+  const director = new Director({
+    tokenizer,
+    hasher,
+    scheduler,
+    endpoints,
+    logger,
+    metrics,
+    emitEndpointScores: config.server.emitEndpointScores,
+  });
 
   // Kubernetes discovery writes the store when the pool comes from an InferencePool or a selector.
   const kube = config.pool.name !== null || config.pool.endpointSelector !== null;

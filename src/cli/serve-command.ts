@@ -1,7 +1,7 @@
 // `kvpick serve`: flags (GIE names where GIE has them) → config overrides → the app, until SIGTERM/SIGINT.
 import { once } from "node:events";
 import { createApp, poolSources } from "../app.js";
-import { loadConfig } from "../config/load.js";
+import { loadConfigWithNotes } from "../config/load.js";
 import type { Config, ConfigInput } from "../config/schema.js";
 import { ConfigError } from "../errors.js";
 import { createLogger } from "../observability/logger.js";
@@ -65,6 +65,11 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
     default: "50ms",
   },
   "log-level": { kind: "string", help: "trace | debug | info | warn | error", default: "info" },
+  "emit-endpoint-scores": {
+    kind: "bool",
+    help: "every candidate's scores in response metadata x-gateway-destination-endpoint-scores (debugging)",
+    default: "false",
+  },
 };
 
 /** Flags → the config keys they override (only the flags given). */
@@ -94,6 +99,7 @@ export function overridesFromFlags(v: FlagValues): ConfigInput {
       certPath: pick<string>("cert-path"),
       maxBodyBytes: pick<number>("max-body-bytes"),
       drainTimeoutMs: durationMs(pick<string>("drain-timeout"), "drain-timeout"),
+      emitEndpointScores: pick<boolean>("emit-endpoint-scores"),
     },
     pool: {
       endpoints: pick<string[]>("endpoints"),
@@ -123,12 +129,12 @@ export function durationMs(text: string | undefined, flag: string): number | und
   return Math.round(m[2] === "s" ? n * 1000 : m[2] === "m" ? n * 60_000 : n);
 }
 
-export function configFromArgs(argv: string[]): { config: Config; help: boolean } {
+export function configFromArgs(argv: string[]): { config: Config; help: boolean; notes: string[] } {
   const { values, help } = parseFlags(argv, SERVE_FLAGS);
   if (values["config-file"] !== undefined && values["config-text"] !== undefined) {
     throw new FlagError("--config-file and --config-text are mutually exclusive");
   }
-  const config = loadConfig({
+  const { config, notes } = loadConfigWithNotes({
     file: values["config-file"] as string | undefined,
     text: values["config-text"] as string | undefined,
     overrides: overridesFromFlags(values),
@@ -141,11 +147,12 @@ export function configFromArgs(argv: string[]): { config: Config; help: boolean 
         : `--pool-name, --endpoint-selector and --endpoints are mutually exclusive (got ${poolSources(config).join(", ")})`,
     );
   }
-  return { config, help };
+  return { config, help, notes };
 }
 
 export async function runServeCommand(argv: string[]): Promise<number> {
   let config: Config;
+  let notes: string[];
   try {
     const parsed = configFromArgs(argv);
     if (parsed.help) {
@@ -153,6 +160,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
       return 0;
     }
     config = parsed.config;
+    notes = parsed.notes;
   } catch (err) {
     if (err instanceof FlagError || err instanceof ConfigError) {
       process.stderr.write(`kvpick serve: ${err.message}\n`);
@@ -160,12 +168,19 @@ export async function runServeCommand(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  return serve(config);
+  return serve(config, undefined, notes);
 }
 
 /** Runs until SIGTERM / SIGINT; returns the exit code. */
-export async function serve(config: Config, banner?: (ports: object) => void): Promise<number> {
+export async function serve(
+  config: Config,
+  banner?: (ports: object) => void,
+  /** Parts of a GIE/llm-d/ACK configuration accepted but ignored (loadConfigWithNotes): one info line. */
+  configNotes: readonly string[] = [],
+): Promise<number> {
   const logger = createLogger({ level: config.logLevel });
+  if (configNotes.length > 0)
+    logger.info({ ignored: configNotes }, "configuration: accepted but not used by kvpick");
   let app: ReturnType<typeof createApp>;
   try {
     app = createApp({ config, logger });

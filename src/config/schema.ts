@@ -113,6 +113,8 @@ export const configSchema = z.strictObject({
        * they are cut (llm-d's --drain-timeout). Keep it below the pod's terminationGracePeriodSeconds.
        */
       drainTimeoutMs: intIn(0, 3_600_000).default(30_000),
+      /** Every candidate's scores in response metadata `envoy.lb` / `x-gateway-destination-endpoint-scores` (debugging; llm-d's --emit-endpoint-scores). */
+      emitEndpointScores: z.boolean({ error: "expected true or false" }).default(false),
     })
     .prefault({}),
 
