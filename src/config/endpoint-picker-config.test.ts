@@ -47,6 +47,7 @@ describe("EndpointPickerConfig", () => {
   });
 
   it("loads llm-d-router's producer + prefix-cache-scorer form as kvpick's precise scorer", () => {
+    const t = translate(fixture("llm-d-precise-producer.yaml"));
     const c = builds(fixture("llm-d-precise-producer.yaml"));
     expect(c.scheduling.scorers.map((s) => [s.type, s.name, s.weight])).toEqual([
       ["precise-prefix-cache-scorer", "precise-prefix", 2],
@@ -54,7 +55,11 @@ describe("EndpointPickerConfig", () => {
       ["queue-scorer", "queue-scorer", 1], // rule 6: scorer weight defaults to 1
     ]);
     expect(c.scheduling.picker.type).toBe("max-score-picker"); // rule 5: filled in
-    expect(c.tokenizer).toMatchObject({ blockSize: 16, hashSeed: "" });
+    // blockSizeTokens/hashSeed describe llm-d's own key chain, not vLLM's: left to --block-size/--hash-seed.
+    expect(c.tokenizer).toMatchObject({ blockSize: 64, hashSeed: null });
+    expect(t.ignored).toContainEqual(
+      expect.stringMatching(/^plugins\[1\]\.parameters\.tokenProcessorConfig \(llm-d's own/),
+    );
     expect(c.kvEvents).toMatchObject({ mode: "connect", port: 5557, topicFilter: "kv@" });
     expect(c.index.mediumWeights).toEqual({ GPU: 1, CPU: 0.8 });
   });

@@ -8,7 +8,10 @@ import type { ConfigInput } from "./schema.js";
 const tokenProcessorConfig = z.strictObject({
   /** v0.3–v0.5 name: the indexer reproduced vLLM's hashes, so this is vLLM's --block-size. */
   blockSize: z.number().int().min(1).max(1024).optional(),
-  /** ≥ v0.9 name for the same chunking. */
+  /**
+   * ≥ v0.9: the chunking of llm-d's *own* key chain (recomputed from token ids), with `hashSeed` seeding that
+   * chain. Neither is vLLM's block size or PYTHONHASHSEED, which kvpick needs: reported, not mapped.
+   */
   blockSizeTokens: z.number().int().min(1).max(1024).optional(),
   /** The pods' PYTHONHASHSEED; YAML may give it as a number. */
   hashSeed: z.union([z.string(), z.number()]).optional(),
@@ -68,10 +71,15 @@ export function preciseParamsToConfig(
     index?: { mediumWeights: Record<string, number> };
   } = {};
   const tp = { ...params.indexerConfig?.tokenProcessorConfig, ...params.tokenProcessorConfig };
-  const blockSize = tp.blockSize ?? tp.blockSizeTokens;
-  if (blockSize !== undefined || tp.hashSeed !== undefined) {
+  if (tp.blockSizeTokens !== undefined) {
+    // llm-d's own chain: mapping its seed onto vLLM's would hash every prompt wrongly and silently.
+    ignored.push(
+      `${at}tokenProcessorConfig (llm-d's own key chain; set tokenizer.blockSize / tokenizer.hashSeed, ` +
+        "i.e. --block-size / --hash-seed, to the vLLM pods' --block-size and PYTHONHASHSEED)",
+    );
+  } else if (tp.blockSize !== undefined || tp.hashSeed !== undefined) {
     config.tokenizer = {
-      ...(blockSize === undefined ? {} : { blockSize }),
+      ...(tp.blockSize === undefined ? {} : { blockSize: tp.blockSize }),
       ...(tp.hashSeed === undefined ? {} : { hashSeed: String(tp.hashSeed) }),
     };
   }
