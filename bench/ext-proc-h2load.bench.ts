@@ -5,16 +5,14 @@
 // the same prompt, so tokenization is fully cached: this measures kvpick's ceiling, not a realistic mix
 // (see ext-proc-load.bench.ts for distinct user turns).
 // Run: apt-get install nghttp2-client; npx tsc -p tsconfig.json && node dist/bench/ext-proc-h2load.bench.js [--profile]
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { once } from "node:events";
+import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as protoLoader from "@grpc/proto-loader";
 import { LOADER_OPTIONS, PROTO_DIR } from "../src/ext-proc/protos.js";
 import { FakeVllmPod } from "../test/support/fake-vllm-pod.js";
-import { freePort } from "../test/support/free-port.js";
-import { repoRoot } from "../test/support/golden.js";
+import { requestHeadersMessage, spawnServe } from "../test/support/serve-child.js";
 
 try {
   execFileSync("h2load", ["--version"], { stdio: "ignore" });
@@ -60,20 +58,7 @@ const def = protoLoader.loadSync("envoy/service/ext_proc/v3/external_processor.p
 const process_ = (def["envoy.service.ext_proc.v3.ExternalProcessor"] as protoLoader.ServiceDefinition)
   .Process!;
 const payload = Buffer.concat([
-  grpcFrame(
-    process_.requestSerialize({
-      request_headers: {
-        headers: {
-          headers: [
-            { key: ":method", raw_value: Buffer.from("POST") },
-            { key: ":path", raw_value: Buffer.from("/v1/chat/completions") },
-            { key: "content-type", raw_value: Buffer.from("application/json") },
-          ],
-        },
-        end_of_stream: false,
-      },
-    }),
-  ),
+  grpcFrame(process_.requestSerialize(requestHeadersMessage("/v1/chat/completions"))),
   grpcFrame(process_.requestSerialize({ request_body: { body, end_of_stream: true } })),
 ]);
 const dataFile = join(tmpdir(), `kvpick-h2load-${process.pid}.bin`);
@@ -82,29 +67,11 @@ writeFileSync(dataFile, payload);
 const pods = await Promise.all(
   Array.from({ length: 8 }, (_, i) => new FakeVllmPod(`127.0.0.${71 + i}`).start()),
 );
-const [grpcPort, healthPort, metricsPort, kvPort] = [
-  await freePort(),
-  await freePort(),
-  await freePort(),
-  await freePort(),
-];
-const child: ChildProcess = spawn(
-  process.execPath,
-  [
-    ...(process.argv.includes("--profile") ? ["--cpu-prof", "--cpu-prof-dir=/tmp/kvpick-prof"] : []),
-    `${repoRoot}/dist/src/main.js`,
-    "serve",
-    "--hash-seed=42",
-    "--secure-serving=false",
-    `--grpc-port=${grpcPort}`,
-    `--grpc-health-port=${healthPort}`,
-    `--metrics-port=${metricsPort}`,
-    `--kv-events-endpoint=tcp://127.0.0.1:${kvPort}`,
-    `--endpoints=${pods.map((p) => p.address).join(",")}`,
-    "--log-level=warn",
-  ],
-  { stdio: ["ignore", "ignore", "inherit"] },
-);
+const serve = await spawnServe([`--endpoints=${pods.map((p) => p.address).join(",")}`, "--log-level=warn"], {
+  nodeArgs: process.argv.includes("--profile") ? ["--cpu-prof", "--cpu-prof-dir=/tmp/kvpick-prof"] : [],
+});
+const { grpcPort } = serve;
+const child = serve.proc;
 try {
   const url = `http://127.0.0.1:${grpcPort}/envoy.service.ext_proc.v3.ExternalProcessor/Process`;
   const h2load = (n: number, clients: number, streams: number, rate?: number) => {
@@ -138,7 +105,6 @@ try {
   row("4 connections × 16 streams", 20_000, 4, 16);
   row("16 connections × 16 streams", 20_000, 16, 16);
 } finally {
-  child.kill("SIGTERM");
-  await once(child, "exit");
+  await serve.stop();
   await Promise.all(pods.map((p) => p.close()));
 }

@@ -1,10 +1,3 @@
-// ext_proc load test on loopback: a real `kvpick serve` child process, 8 fake vLLM pods (/metrics), KV
-// events for the shared system prompts on a real ZeroMQ socket, and a lean Envoy-like gRPC load generator
-// in this process (FULL_DUPLEX_STREAMED: headers, whole body, wait for the header response, drain the body
-// echo, end). EPP overhead = time from writing the last body byte to receiving the header response.
-// Run: npx tsc -p tsconfig.json && node dist/bench/ext-proc-load.bench.js [--seconds 10] [--profile]
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { parseConfig } from "../src/config/load.js";
@@ -14,8 +7,7 @@ import { createLogger } from "../src/observability/logger.js";
 import { TokenizationService } from "../src/tokenization/tokenization-service.js";
 import { FakeVllmPod } from "../test/support/fake-vllm-pod.js";
 import { KvEventPublisher } from "../test/support/kv-event-publisher.js";
-import { repoRoot } from "../test/support/golden.js";
-import { freePort } from "../test/support/free-port.js";
+import { requestHeadersMessage, spawnServe } from "../test/support/serve-child.js";
 
 const SECONDS = Number(process.argv[process.argv.indexOf("--seconds") + 1]) || 10;
 const PODS = 8;
@@ -76,19 +68,7 @@ function oneRequest(client: grpc.Client, body: Buffer, id: number): Promise<numb
       }
     });
     call.on("error", (e) => (e as grpc.ServiceError).code !== grpc.status.CANCELLED && reject(e));
-    call.write({
-      request_headers: {
-        headers: {
-          headers: [
-            { key: ":method", raw_value: Buffer.from("POST") },
-            { key: ":path", raw_value: Buffer.from("/v1/chat/completions") },
-            { key: "content-type", raw_value: Buffer.from("application/json") },
-            { key: "x-request-id", raw_value: Buffer.from(`bench-${id}`) },
-          ],
-        },
-        end_of_stream: false,
-      },
-    });
+    call.write(requestHeadersMessage("/v1/chat/completions", { "x-request-id": `bench-${id}` }));
     sentAt = performance.now();
     call.write({ request_body: { body, end_of_stream: true } });
   });
@@ -174,30 +154,15 @@ async function main() {
   const pods = await Promise.all(
     Array.from({ length: PODS }, (_, i) => new FakeVllmPod(`127.0.0.${31 + i}`).start()),
   );
-  const [grpcPort, healthPort, metricsPort, kvPort] = await Promise.all([
-    freePort(),
-    freePort(),
-    freePort(),
-    freePort(),
-  ]);
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      // --profile writes a V8 CPU profile of the EPP (for `node --prof-process`-style analysis in DevTools).
-      ...(process.argv.includes("--profile") ? ["--cpu-prof", "--cpu-prof-dir=/tmp/kvpick-prof"] : []),
-      `${repoRoot}/dist/src/main.js`,
-      "serve",
-      "--hash-seed=42",
-      "--secure-serving=false",
-      `--grpc-port=${grpcPort}`,
-      `--grpc-health-port=${healthPort}`,
-      `--metrics-port=${metricsPort}`,
-      `--kv-events-endpoint=tcp://127.0.0.1:${kvPort}`,
-      `--endpoints=${pods.map((p) => p.address).join(",")}`,
-      "--log-level=warn",
-    ],
-    { stdio: ["ignore", "ignore", "inherit"] },
+  const serve = await spawnServe(
+    [`--endpoints=${pods.map((p) => p.address).join(",")}`, "--log-level=warn"],
+    {
+      // --profile writes a V8 CPU profile of the EPP (open it in Chrome DevTools).
+      nodeArgs: process.argv.includes("--profile") ? ["--cpu-prof", "--cpu-prof-dir=/tmp/kvpick-prof"] : [],
+    },
   );
+  const { grpcPort, metricsPort, kvPort } = serve;
+  const child = serve.proc;
   try {
     const Service = serviceOf(loadProtos(), EXT_PROC_SERVICE);
     const client = new Service(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure(), {
@@ -274,8 +239,7 @@ async function main() {
     client.close();
     for (const p of pubs) p.close();
   } finally {
-    child.kill("SIGTERM");
-    await once(child, "exit");
+    await serve.stop();
     await Promise.all(pods.map((p) => p.close()));
   }
 }
