@@ -119,6 +119,8 @@ export function createApp(options: AppOptions): App {
 
   // 3. The pool and its load readings. Pods that leave the pool are forgotten by the index.
   const endpoints = new EndpointStore({ staleAfterMs: config.endpoints.staleAfterMs, logger });
+  metrics.watchPool(endpoints, config.pool.name ?? "static");
+  metrics.collectProcessMetrics();
   const scraper = new LoadScraper(endpoints, {
     intervalMs: config.endpoints.scrapeIntervalMs,
     timeoutMs: config.endpoints.scrapeTimeoutMs,

@@ -142,6 +142,8 @@ export function simSettings(v: FlagValues): SimSettings {
       dropEventFraction: num(v, "drop-event-fraction", 0, 0, 1),
       eventDelaySeconds: num(v, "event-delay-ms", 0) / 1000,
       failRequestFraction: num(v, "fail-request-fraction", 0, 0, 1),
+      metricsDelayMs: 0,
+      failMetrics: false,
     },
     logLevel: (v["log-level"] as string | undefined) ?? "info",
   };

@@ -107,6 +107,12 @@ export class EndpointStore {
     return out;
   }
 
+  /** Every endpoint, ready or not, with its latest load reading (metrics and diagnostics). */
+  endpoints(): Endpoint[] {
+    const now = this.#now();
+    return [...this.#entries.values()].map((entry) => this.#snapshot(entry, now));
+  }
+
   /** A successful scrape. Ignored for endpoints removed meanwhile (a scrape may finish after removal). */
   recordMetrics(address: string, metrics: LoadMetrics): void {
     const entry = this.#entries.get(address);

@@ -3,7 +3,14 @@
 // orchestrators record here, and sizes are read from `stats()` callbacks at scrape time.
 // kvpick's own names use the `epp_` prefix with unit suffixes; GIE-compatible `inference_*` names are kept
 // verbatim where the ecosystem's dashboards expect them.
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { Endpoint } from "../endpoints/endpoint.js";
+
+/** The pool as the scrape-time gauges read it (endpoints/endpoint-store.ts implements it). */
+export interface PoolStatsSource {
+  /** Every endpoint of the pool with its latest load reading, ready or not. */
+  endpoints(): readonly Endpoint[];
+}
 
 /** Sizes read at scrape time, so the index never pays for metrics on its hot path. */
 export interface IndexStatsSource {
@@ -278,5 +285,73 @@ export class Metrics {
       registers: r,
       collect: read("evictions"),
     });
+  }
+
+  /**
+   * Pool gauges at scrape time: GIE's `inference_pool_*` names (dashboards expect them) and per endpoint
+   * whether its load reading is fresh — a pod whose /metrics fails or lags is scored as saturated.
+   */
+  watchPool(pool: PoolStatsSource, poolName: string): void {
+    const r = [this.registry];
+    const fresh = (e: Endpoint) => e.ready && e.metricsState === "fresh" && e.metrics !== null;
+    new Gauge({
+      name: "epp_endpoint_metrics_fresh",
+      help: "1 while the endpoint's latest /metrics scrape succeeded recently, 0 when it failed, is stale or never ran.",
+      labelNames: ["endpoint", "state"],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const e of pool.endpoints())
+          this.set({ endpoint: e.address, state: e.metricsState }, fresh(e) ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "inference_pool_ready_pods",
+      help: "Ready endpoints in the pool (GIE name).",
+      labelNames: ["name"],
+      registers: r,
+      collect() {
+        this.set({ name: poolName }, pool.endpoints().filter((e) => e.ready).length);
+      },
+    });
+    const average = (read: (e: Endpoint) => number) =>
+      function (this: Gauge<"name">) {
+        const live = pool.endpoints().filter(fresh);
+        this.set(
+          { name: poolName },
+          live.length === 0 ? 0 : live.reduce((s, e) => s + read(e), 0) / live.length,
+        );
+      };
+    new Gauge({
+      name: "inference_pool_average_kv_cache_utilization",
+      help: "Mean KV-cache usage (0..1) over endpoints with fresh metrics (GIE name).",
+      labelNames: ["name"],
+      registers: r,
+      collect: average((e) => e.metrics?.kvCacheUsage ?? 0),
+    });
+    new Gauge({
+      name: "inference_pool_average_queue_size",
+      help: "Mean waiting requests over endpoints with fresh metrics (GIE name).",
+      labelNames: ["name"],
+      registers: r,
+      collect: average((e) => e.metrics?.waiting ?? 0),
+    });
+    new Gauge({
+      name: "inference_pool_per_pod_queue_size",
+      help: "Waiting requests per endpoint, from its latest scrape (GIE name).",
+      labelNames: ["name", "model_server_pod"],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const e of pool.endpoints())
+          if (e.metrics !== null)
+            this.set({ name: poolName, model_server_pod: e.name ?? e.address }, e.metrics.waiting);
+      },
+    });
+  }
+
+  /** Node process metrics (CPU, resident memory, heap, event-loop lag, GC) with their standard names. */
+  collectProcessMetrics(): void {
+    collectDefaultMetrics({ register: this.registry });
   }
 }

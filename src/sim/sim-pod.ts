@@ -38,6 +38,10 @@ export interface SimFaults {
   eventDelaySeconds: number;
   /** Fraction of inference requests answered 500. */
   failRequestFraction: number;
+  /** Real milliseconds `/metrics` waits before answering (a slow scrape; kvpick times out at 1 s). */
+  metricsDelayMs: number;
+  /** `/metrics` answers 500 (a failing scrape). */
+  failMetrics: boolean;
 }
 
 export interface SimPodOptions {
@@ -78,7 +82,14 @@ export class SimPod {
 
   constructor(options: SimPodOptions) {
     this.options = options;
-    this.faults = { dropEventFraction: 0, eventDelaySeconds: 0, failRequestFraction: 0, ...options.faults };
+    this.faults = {
+      dropEventFraction: 0,
+      eventDelaySeconds: 0,
+      failRequestFraction: 0,
+      metricsDelayMs: 0,
+      failMetrics: false,
+      ...options.faults,
+    };
     this.#rng = seededRng(options.seed ?? 7);
     this.#hasher = new BlockHasher({
       scheme: options.hashAlgo,
@@ -167,6 +178,9 @@ export class SimPod {
     try {
       if (req.method === "GET" && path === "/health") return void res.writeHead(200).end();
       if (req.method === "GET" && path === "/metrics") {
+        if (this.faults.metricsDelayMs > 0)
+          await new Promise((r) => setTimeout(r, this.faults.metricsDelayMs));
+        if (this.faults.failMetrics) return this.#error(res, 500, "metrics unavailable (simulated fault)");
         res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
         return void res.end(
           metricsPage({

@@ -19,7 +19,7 @@ export interface ServeChild {
 /** Plaintext, hash seed 42; `args` add to (or, for the same flag given later, override) these. */
 export async function spawnServe(
   args: readonly string[],
-  options: { nodeArgs?: readonly string[]; stdio?: StdioOptions } = {},
+  options: { nodeArgs?: readonly string[]; stdio?: StdioOptions; env?: Record<string, string> } = {},
 ): Promise<ServeChild> {
   const [grpcPort, healthPort, metricsPort, kvPort] = [
     await freePort(),
@@ -41,7 +41,7 @@ export async function spawnServe(
       `--kv-events-endpoint=tcp://127.0.0.1:${kvPort}`,
       ...args,
     ],
-    { stdio: options.stdio ?? ["ignore", "ignore", "inherit"] },
+    { stdio: options.stdio ?? ["ignore", "ignore", "inherit"], env: { ...process.env, ...options.env } },
   );
   return {
     proc,

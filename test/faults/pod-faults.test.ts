@@ -1,0 +1,182 @@
+// Faults of the processes around kvpick and of kvpick itself: a model pod killed mid-stream, pods whose
+// /metrics is slow or failing, a pod turning NotReady in Kubernetes, and kvpick SIGKILLed with requests
+// in flight and restarted. For each: every request gets an answer, kvpick stays up (or comes back), and the
+// hit rate the pods report returns to its level before the fault.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { FaultStack, note } from "../support/fault-stack.js";
+
+const customers = (tag: string, n = 8) => Array.from({ length: n }, (_, i) => `${tag}-customer-${i}`);
+
+async function baseline(stack: FaultStack, who: readonly string[]): Promise<number> {
+  await stack.wave(who);
+  const warm = await stack.wave(who);
+  expect(warm.statuses.get(200)).toBe(who.length);
+  expect(warm.hitRate).toBeGreaterThan(0.7);
+  note("baseline hit rate", warm.hitRate.toFixed(3));
+  return warm.hitRate;
+}
+
+async function recovers(stack: FaultStack, who: readonly string[], before: number): Promise<void> {
+  let last = 0;
+  for (let i = 0; i < 6 && last < before - 0.05; i++) {
+    const w = await stack.wave(who);
+    expect(w.statuses.get(200)).toBe(who.length);
+    last = w.hitRate;
+    note("recovery wave", i, "hit rate", last.toFixed(3));
+  }
+  expect(last).toBeGreaterThanOrEqual(before - 0.05);
+}
+
+/** kvpick's own view of an endpoint's load reading (`epp_endpoint_metrics_fresh`). */
+async function fresh(stack: FaultStack, address: string): Promise<boolean> {
+  return (await stack.metric("epp_endpoint_metrics_fresh", { endpoint: address })) === 1;
+}
+
+async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("pod and EPP faults (static pool)", () => {
+  let stack: FaultStack;
+
+  beforeAll(async () => {
+    // scrapeTimeoutMs 300: a slow /metrics is given up on quickly (the default is 1 s, as GIE).
+    stack = await FaultStack.start({
+      pods: 3,
+      serveArgs: ['--config-text={"endpoints":{"scrapeTimeoutMs":300}}'],
+    });
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  afterEach(async () => {
+    for (const p of stack.cluster.pods) p.setFaults({ metricsDelayMs: 0, failMetrics: false });
+  });
+
+  it("routes around pods whose /metrics is slow or failing, and takes them back", async () => {
+    const who = customers("scrape");
+    const before = await baseline(stack, who);
+    const [slow, failing] = stack.cluster.pods;
+    slow!.setFaults({ metricsDelayMs: 2_000 });
+    failing!.setFaults({ failMetrics: true });
+    await waitFor(
+      async () => !(await fresh(stack, slow!.address)) && !(await fresh(stack, failing!.address)),
+      "kvpick to notice the failing scrapes",
+    );
+    for (let i = 0; i < 2; i++) {
+      const w = await stack.wave(who);
+      expect(w.statuses.get(200)).toBe(who.length);
+      // A pod whose load kvpick cannot read is treated as saturated: the healthy pod takes the traffic.
+      expect(w.picks.every((p) => p === stack.cluster.pods[2]!.address)).toBe(true);
+    }
+    expect(stack.alive).toBe(true);
+    slow!.setFaults({ metricsDelayMs: 0 });
+    failing!.setFaults({ failMetrics: false });
+    await waitFor(
+      async () => (await fresh(stack, slow!.address)) && (await fresh(stack, failing!.address)),
+      "the scrapes to recover",
+    );
+    await recovers(stack, who, before);
+  });
+
+  it("survives a pod killed mid-stream and keeps answering on the others", async () => {
+    const who = customers("kill");
+    const before = await baseline(stack, who);
+    // A long streaming answer, so the pod dies while it is being streamed.
+    const res = await fetch(`http://127.0.0.1:${stack.front.port}/v1/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify({
+        model: "Qwen3-32B",
+        stream: true,
+        max_tokens: 20_000,
+        messages: [{ role: "user", content: "Write a very long story." }],
+      }),
+    });
+    expect(res.status).toBe(200);
+    const victimAddress = res.headers.get("x-kvpick-destination")!;
+    const victim = stack.cluster.pods.find((p) => p.address === victimAddress)!;
+    const reader = res.body!.getReader();
+    await reader.read(); // the first chunk is through: the stream is live
+    await victim.close();
+    let truncated = false;
+    try {
+      for (;;) {
+        const { done } = await reader.read();
+        if (done) break;
+      }
+    } catch {
+      truncated = true; // the front resets the client's connection when the upstream dies
+    }
+    note("stream after the kill:", truncated ? "reset" : "ended");
+
+    await waitFor(async () => !(await fresh(stack, victimAddress)), "kvpick to notice the dead pod");
+    const survivors = stack.cluster.pods.filter((p) => p !== victim).map((p) => p.address);
+    for (let i = 0; i < 2; i++) {
+      const w = await stack.wave(who);
+      expect(w.statuses.get(200)).toBe(who.length);
+      expect(w.picks.every((p) => survivors.includes(p))).toBe(true);
+    }
+    expect(stack.alive).toBe(true);
+    await recovers(stack, who, before);
+  });
+
+  it("comes back after SIGKILL with requests in flight and routes well again", async () => {
+    const who = customers("epp-kill", 12);
+    const before = await baseline(stack, who);
+    // Requests in flight when kvpick dies: each gets an answer from the gateway (200 if kvpick had already
+    // picked, else the gateway's error for a failed ext_proc call — Envoy's FailClose), none hangs.
+    const inflight = stack.wave(who, 12);
+    await new Promise((r) => setTimeout(r, 5));
+    await stack.killAndRestart();
+    const during = await inflight;
+    note("statuses while killed", [...during.statuses]);
+    expect(during.statuses.get(0) ?? 0).toBe(0);
+    expect([...during.statuses.keys()].every((s) => s === 200 || s === 500)).toBe(true);
+    expect(stack.alive).toBe(true);
+    await recovers(stack, who, before);
+  });
+});
+
+describe("pod NotReady (Kubernetes pool)", () => {
+  let stack: FaultStack;
+
+  beforeAll(async () => {
+    stack = await FaultStack.start({ pods: 3, kube: true });
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it("stops routing to a NotReady pod, forgets its cache, and routes well when it is back", async () => {
+    const who = customers("notready");
+    const before = await baseline(stack, who);
+    const gone = stack.cluster.pods[0]!;
+    const entriesOf = () => stack.metric("epp_endpoint_picks_total", { endpoint: gone.address });
+    stack.setReady(0, false);
+    await waitFor(
+      async () => (await stack.metric("inference_pool_ready_pods")) === 2,
+      "kvpick to drop the NotReady pod",
+    );
+    const picksBefore = await entriesOf();
+    for (let i = 0; i < 2; i++) {
+      const w = await stack.wave(who);
+      expect(w.statuses.get(200)).toBe(who.length);
+      expect(w.picks).not.toContain(gone.address);
+    }
+    expect(await entriesOf()).toBe(picksBefore);
+    stack.setReady(0, true);
+    await waitFor(
+      async () => (await stack.metric("inference_pool_ready_pods")) === 3,
+      "kvpick to take the pod back",
+    );
+    expect(stack.alive).toBe(true);
+    await recovers(stack, who, before);
+  });
+});
