@@ -166,6 +166,24 @@ async function main() {
     req.end(payload);
   };
 
+  /** Reads kvpick's memory and index size, prints the minute and starts the next one. */
+  const closeMinute = async () => {
+    const m = current!;
+    const text = await (await fetch(`${metricsUrl}/metrics`)).text();
+    const status = readFileSync(`/proc/${serve.proc.pid}/status`, "utf8");
+    m.rssMb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)![1]) / 1024;
+    m.heapMb = sample(text, "nodejs_heap_size_used_bytes") / 2 ** 20;
+    m.entries = sample(text, "epp_kv_index_entries");
+    minutes.push(m);
+    const lat = [...m.latenciesUs].sort((a, b) => a - b);
+    console.log(
+      `min ${m.minute}: ${m.requests} req (${m.failed} failed), hit ${((100 * m.cached) / Math.max(1, m.prompt)).toFixed(1)} %, ` +
+        `sched p50 ${quantile(lat, 0.5)} µs p99 ${quantile(lat, 0.99)} µs, rss ${m.rssMb.toFixed(0)} MB, ` +
+        `heap ${m.heapMb.toFixed(0)} MB, entries ${m.entries}, in flight ${inflight}`,
+    );
+    current = newMinute(m.minute + 1);
+  };
+
   const started = performance.now();
   const end = started + MINUTES * 60_000;
   let nextRestart = started + RESTART_EVERY * 1000;
@@ -189,26 +207,14 @@ async function main() {
       nextRestart += RESTART_EVERY * 1000;
     }
     if (now >= nextMinute) {
-      const text = await (await fetch(`${metricsUrl}/metrics`)).text();
-      const status = readFileSync(`/proc/${serve.proc.pid}/status`, "utf8");
-      current.rssMb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)![1]) / 1024;
-      current.heapMb = sample(text, "nodejs_heap_size_used_bytes") / 2 ** 20;
-      current.entries = sample(text, "epp_kv_index_entries");
-      minutes.push(current);
-      const m = current;
-      const lat = [...m.latenciesUs].sort((a, b) => a - b);
-      console.log(
-        `min ${m.minute}: ${m.requests} req (${m.failed} failed), hit ${((100 * m.cached) / Math.max(1, m.prompt)).toFixed(1)} %, ` +
-          `sched p50 ${quantile(lat, 0.5)} µs p99 ${quantile(lat, 0.99)} µs, rss ${m.rssMb.toFixed(0)} MB, ` +
-          `heap ${m.heapMb.toFixed(0)} MB, entries ${m.entries}, in flight ${inflight}`,
-      );
-      current = newMinute(m.minute + 1);
+      await closeMinute();
       nextMinute += 60_000;
     }
     await new Promise((r) => setTimeout(r, 5));
   }
-  // Let the last requests finish (bounded).
+  // Let the last requests finish (bounded), then close the last minute.
   for (let i = 0; i < 600 && inflight > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  if (current.requests > 0) await closeMinute();
   agent.destroy();
   await front.close();
   await serve.stop();
