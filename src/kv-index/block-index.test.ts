@@ -72,18 +72,46 @@ describe("BlockIndex", () => {
     expect(match(ix, hashes, ["a", "b", "c"]).blocks).toEqual([0, 0, 50]);
   });
 
-  it("evicts the least recently stored blocks past maxEntries", () => {
+  it("evicts the largest pod's least recently stored entries past maxEntries", () => {
     const ix = new BlockIndex({ maxEntries: 4, mediumWeights: W });
     store(ix, "a", "GPU", 1n, 2n);
-    store(ix, "b", "GPU", 1n); // block 1 is now the most recently stored (3 entries)
-    store(ix, "a", "GPU", 3n); // 4 entries
-    store(ix, "a", "GPU", 4n); // 5 > 4: block 2 is the oldest
-    expect(ix.stats()).toEqual({ entries: 4, blocks: 3, pods: 2, evictions: 1 });
-    expect(match(ix, [1n, 2n], ["a", "b"]).blocks).toEqual([1, 1]);
-    store(ix, "c", "GPU", 5n); // evicts block 1, held by a and b
-    expect(ix.stats().evictions).toBe(3);
-    expect(match(ix, [1n], ["a", "b"]).blocks).toEqual([0, 0]);
-    expect(match(ix, [3n], ["a"]).blocks).toEqual([1]);
+    store(ix, "b", "GPU", 1n);
+    store(ix, "a", "GPU", 3n); // 4 entries: a holds 3, b holds 1
+    store(ix, "a", "GPU", 4n); // 5 > 4: a is the largest pod, its oldest entry (block 1) goes
+    expect(ix.stats()).toEqual({ entries: 4, blocks: 4, pods: 2, evictions: 1 });
+    expect(match(ix, [1n], ["a", "b"]).blocks).toEqual([0, 1]);
+    expect(match(ix, [2n, 3n, 4n], ["a"]).blocks).toEqual([3]);
+    store(ix, "c", "GPU", 5n); // a again: block 2 goes
+    expect(ix.stats().evictions).toBe(2);
+    expect(match(ix, [2n], ["a"]).blocks).toEqual([0]);
+    expect(match(ix, [1n], ["b"]).blocks).toEqual([1]);
+    expect(match(ix, [5n], ["c"]).blocks).toEqual([1]);
+  });
+
+  it("keeps other pods' entries when one pod floods past the cap", () => {
+    const ix = new BlockIndex({ maxEntries: 1000, mediumWeights: W });
+    const honest = Array.from({ length: 100 }, (_, i) => BigInt(i + 1));
+    store(ix, "honest-1", "GPU", ...honest);
+    store(ix, "honest-2", "CPU", ...honest);
+    for (let burst = 0; burst < 50; burst++) {
+      const flood = Array.from({ length: 500 }, (_, i) => BigInt(1_000_000 + burst * 500 + i));
+      store(ix, "flooder", "GPU", ...flood);
+    }
+    expect(ix.stats().entries).toBe(1000);
+    expect(ix.stats().evictions).toBe(200 + 25_000 - 1000);
+    // The honest pods are far below their share: untouched. The flooder keeps its newest 800 entries.
+    expect(match(ix, honest, ["honest-1", "honest-2", "flooder"]).blocks).toEqual([100, 100, 0]);
+    const newest = Array.from({ length: 800 }, (_, i) => BigInt(1_000_000 + 25_000 - 800 + i));
+    expect(match(ix, newest, ["flooder"]).blocks).toEqual([800]);
+    // Under pressure from two large pods, they even out (450 each) and the small one keeps its 100.
+    const more = Array.from({ length: 900 }, (_, i) => BigInt(5_000_000 + i));
+    store(ix, "honest-1", "GPU", ...more);
+    expect(match(ix, honest, ["honest-1", "honest-2"]).blocks).toEqual([0, 100]);
+    expect(match(ix, more.slice(450), ["honest-1"]).blocks).toEqual([450]);
+    expect(match(ix, more.slice(449), ["honest-1"]).blocks).toEqual([0]);
+    expect(match(ix, newest.slice(350), ["flooder"]).blocks).toEqual([450]);
+    expect(match(ix, newest.slice(349), ["flooder"]).blocks).toEqual([0]);
+    expect(ix.stats().entries).toBe(1000);
   });
 
   it("survives growth and heavy churn with the same answers as a plain model", () => {

@@ -8,7 +8,9 @@
 // - EntryChunks: per block, its entries contiguous — [pod<<8|medium, node] + a ref count = 10 bytes each
 //   (chunk capacities are powers of two: a block held by 3 pods uses 4 slots).
 // - Nodes, one per entry: the per-pod reverse index (block slot, prev, next = 12 bytes), so clearing a pod
-//   is O(its entries) and a removal unlinks in O(1).
+//   is O(its entries) and a removal unlinks in O(1). Each pod's list runs newest → oldest (head → tail).
+// Past the cap, eviction is fair between pods: the oldest entries of the pod holding the most go first, so
+// one pod that floods (a bug, a storm of stores, a hostile pool member) cannot evict everybody else.
 // ≈ 55 bytes per entry when blocks are held by one pod, less when shared (bench/kv-index.bench.ts).
 import { BlockTable, CHUNK, LEN, NIL, REC } from "./block-table.js";
 import { EntryChunks } from "./entry-chunks.js";
@@ -20,7 +22,7 @@ const MAX_MEDIA = 255;
 const MAX_REF = 0xffff;
 
 export interface BlockIndexOptions {
-  /** Cap on block-pod-medium entries; past it whole least-recently-stored blocks are evicted. */
+  /** Cap on block-pod-medium entries; past it the largest pod's least recently stored entries are evicted. */
   maxEntries: number;
   /** Weight per medium name (vLLM's upper-case names, e.g. {GPU: 1, CPU: 0.8}). */
   mediumWeights: Record<string, number>;
@@ -59,6 +61,7 @@ export class BlockIndex {
   // Pods: id ↔ small integer; per pod the head of its entry list and its entry count.
   readonly #podIdx = new Map<string, number>();
   #podHead: number[] = [];
+  #podTail: number[] = [];
   #podCount: number[] = [];
   #podFree: number[] = [];
   #podsWithEntries = 0;
@@ -246,6 +249,7 @@ export class BlockIndex {
     this.#nPrev[node] = NIL;
     this.#nNext[node] = ph;
     if (ph !== NIL) this.#nPrev[ph] = node;
+    else this.#podTail[p] = node;
     this.#podHead[p] = node;
     ch.items[2 * (off + len)] = pm;
     ch.items[2 * (off + len) + 1] = node;
@@ -298,6 +302,7 @@ export class BlockIndex {
     if (prev !== NIL) this.#nNext[prev] = next;
     else this.#podHead[p] = next;
     if (next !== NIL) this.#nPrev[next] = prev;
+    else this.#podTail[p] = prev;
     if (--this.#podCount[p]! === 0) this.#podsWithEntries--;
     this.#nNext[node] = this.#nFree;
     this.#nFree = node;
@@ -317,21 +322,40 @@ export class BlockIndex {
     }
   }
 
+  /**
+   * Back to the cap, fairly: repeatedly take the pod holding the most entries and drop its oldest entries
+   * until it is down to the next largest pod's count (or the cap is met). With one pod this is plain LRU by
+   * store time; with many it evens the pods out, so a flood from one pod only ever evicts that pod's entries
+   * while the others stay within their share. One pass over the pods per batch, not per entry.
+   */
   #evict(): void {
-    const ch = this.#chunks;
     while (this.#entries > this.maxEntries) {
-      const slot = this.#blocks.oldest();
-      if (slot < 0) return;
-      const r = slot * REC;
-      const off = this.#blocks.rec[r + CHUNK]!;
-      const len = this.#blocks.rec[r + LEN]!;
-      for (let k = 0; k < len; k++)
-        this.#unlinkNode(ch.items[2 * (off + k) + 1]!, ch.items[2 * (off + k)]! >>> 8);
-      this.#entries -= len;
-      this.#evictions += len;
-      ch.free(off, this.#blocks.cls[slot]!);
-      this.#blocks.free(slot);
+      let big = -1;
+      let bigCount = 0;
+      let second = 0;
+      for (let p = 0; p < this.#podCount.length; p++) {
+        const c = this.#podCount[p]!;
+        if (c > bigCount) {
+          second = bigCount;
+          bigCount = c;
+          big = p;
+        } else if (c > second) second = c;
+      }
+      if (big < 0) return;
+      let n = Math.min(this.#entries - this.maxEntries, Math.max(1, bigCount - second));
+      while (n-- > 0) this.#dropNode(this.#podTail[big]!);
     }
+  }
+
+  /** Evicts the entry of one node (a pod's copy of one block, whatever its reference count). */
+  #dropNode(node: number): void {
+    const slot = this.#nBlock[node]!;
+    const off = this.#blocks.rec[slot * REC + CHUNK]!;
+    const items = this.#chunks.items;
+    let k = 0;
+    while (items[2 * (off + k) + 1] !== node) k++;
+    this.#dropItem(slot, k);
+    this.#evictions++;
   }
 
   #allocNode(): number {
@@ -358,6 +382,7 @@ export class BlockIndex {
     if (p > 0xffffff) throw new RangeError("more than 16M distinct pods");
     this.#podIdx.set(podId, p);
     this.#podHead[p] = NIL;
+    this.#podTail[p] = NIL;
     this.#podCount[p] = 0;
     return p;
   }

@@ -1,7 +1,6 @@
 // Open-addressing hash table of 64-bit block hashes → block slots, plus the per-block state the index needs
-// (head of its entry list, position in the least-recently-stored order). Everything lives in typed arrays:
-// a Map<bigint, …> costs ~100 bytes and a bigint allocation per key, this costs ~20 bytes per block plus
-// ~6–11 bytes of table, and lookups never allocate.
+// (where its entries are). Everything lives in typed arrays: a Map<bigint, …> costs ~100 bytes and a bigint
+// allocation per key, this costs 21 bytes per block plus ~6–11 bytes of table, and lookups never allocate.
 //
 // Keys are the (lo, hi) uint32 words of vLLM's u64 event value. Linear probing with backward-shift
 // deletion (no tombstones), so a long-lived table with constant churn never degrades.
@@ -38,11 +37,8 @@ export class BlockTable {
   rec = new Uint32Array(0);
   /** Size class of each slot's chunk (capacity 2^cls entries), owned by BlockIndex. */
   cls = new Uint8Array(0);
-  /** Least-recently-stored order: doubly linked through slots; lruNext is also the free-slot list. */
-  #lruPrev = new Uint32Array(0);
-  #lruNext = new Uint32Array(0);
-  #lruOldest = NIL;
-  #lruNewest = NIL;
+  /** Free-slot list, linked through this array. */
+  #freeNext = new Uint32Array(0);
   #free = NIL;
   #used = 0; // slots ever handed out (high-water mark)
   #count = 0;
@@ -57,7 +53,7 @@ export class BlockTable {
 
   /** Bytes held by the typed arrays (for stats and the memory benchmark). */
   get bytes(): number {
-    return this.#lruPrev.length * 25 + this.#table.length * 4;
+    return this.#freeNext.length * 21 + this.#table.length * 4;
   }
 
   /** The slot of (lo, hi), or -1. */
@@ -75,13 +71,10 @@ export class BlockTable {
     }
   }
 
-  /** The slot of (lo, hi), created when absent; either way it becomes the most recently stored. */
+  /** The slot of (lo, hi), created when absent. */
   upsert(lo: number, hi: number): number {
     const found = this.find(lo, hi);
-    if (found >= 0) {
-      this.#touch(found);
-      return found;
-    }
+    if (found >= 0) return found;
     if (this.#count + 1 > this.#table.length * MAX_LOAD) this.#rehash(this.#table.length * 2);
     const slot = this.#alloc();
     this.rec[slot * REC] = lo;
@@ -93,13 +86,7 @@ export class BlockTable {
     while (this.#table[i] !== 0) i = (i + 1) & this.#mask;
     this.#table[i] = slot + 1;
     this.#count++;
-    this.#linkNewest(slot);
     return slot;
-  }
-
-  /** The least recently stored live slot, or -1. */
-  oldest(): number {
-    return this.#lruOldest === NIL ? -1 : this.#lruOldest;
   }
 
   /** Removes a live slot (its entry list must already be empty). */
@@ -122,8 +109,7 @@ export class BlockTable {
       i = j;
     }
     table[i] = 0;
-    this.#unlink(slot);
-    this.#lruNext[slot] = this.#free;
+    this.#freeNext[slot] = this.#free;
     this.#free = slot;
     this.#count--;
   }
@@ -131,15 +117,14 @@ export class BlockTable {
   #alloc(): number {
     if (this.#free !== NIL) {
       const slot = this.#free;
-      this.#free = this.#lruNext[slot]!;
+      this.#free = this.#freeNext[slot]!;
       return slot;
     }
-    if (this.#used === this.#lruPrev.length) {
+    if (this.#used === this.#freeNext.length) {
       // ×1.5 rather than ×2 keeps the slack (and so bytes per entry at a given size) lower.
-      const size = Math.max(MIN_CAPACITY, Math.ceil(this.#lruPrev.length * 1.5));
+      const size = Math.max(MIN_CAPACITY, Math.ceil(this.#freeNext.length * 1.5));
       this.rec = grow32(this.rec, size * REC);
-      this.#lruPrev = grow32(this.#lruPrev, size);
-      this.#lruNext = grow32(this.#lruNext, size);
+      this.#freeNext = grow32(this.#freeNext, size);
       const cls = new Uint8Array(size);
       cls.set(this.cls);
       this.cls = cls;
@@ -164,28 +149,5 @@ export class BlockTable {
 
   #home(slot: number): number {
     return mix(this.rec[slot * REC]!, this.rec[slot * REC + 1]!);
-  }
-
-  #linkNewest(slot: number): void {
-    this.#lruPrev[slot] = this.#lruNewest;
-    this.#lruNext[slot] = NIL;
-    if (this.#lruNewest !== NIL) this.#lruNext[this.#lruNewest] = slot;
-    else this.#lruOldest = slot;
-    this.#lruNewest = slot;
-  }
-
-  #unlink(slot: number): void {
-    const prev = this.#lruPrev[slot]!;
-    const next = this.#lruNext[slot]!;
-    if (prev !== NIL) this.#lruNext[prev] = next;
-    else this.#lruOldest = next;
-    if (next !== NIL) this.#lruPrev[next] = prev;
-    else this.#lruNewest = prev;
-  }
-
-  #touch(slot: number): void {
-    if (this.#lruNewest === slot) return;
-    this.#unlink(slot);
-    this.#linkNewest(slot);
   }
 }

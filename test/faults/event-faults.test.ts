@@ -135,6 +135,8 @@ describe("KV-event faults", () => {
     const floodRate = sent / floodSeconds;
     const during = await requests;
     expect(during.statuses.get(200)).toBe(who.length);
+    // Eviction is fair between pods: the flood evicts the flooder's own entries, not the honest pods'.
+    expect(during.hitRate).toBeGreaterThanOrEqual(before - 0.05);
     pub.close();
     await stack.settle();
 
