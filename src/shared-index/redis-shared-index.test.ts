@@ -91,7 +91,10 @@ async function replica(url: string, redis: Record<string, unknown> = {}): Promis
       return { blocks: [...blocks], weighted: [...weighted].map(round) };
     },
   };
-  cleanups.push(() => shared.close(), () => reader.close());
+  cleanups.push(
+    () => shared.close(),
+    () => reader.close(),
+  );
   return r;
 }
 
