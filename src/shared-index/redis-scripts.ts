@@ -18,16 +18,27 @@ local w = {}
 for i = 0, nm - 1 do w[ARGV[4 + 2 * i]] = tonumber(ARGV[5 + 2 * i]) end
 local first = 4 + 2 * nm
 local at, sum, last, pods = {}, {}, {}, {}
+-- A pool has few distinct fields (pods × media): split each once, not once per block.
+local podOf, weightOf = {}, {}
 for b = 1, #ARGV - first + 1 do
   local fields = redis.call('HKEYS', prefix .. ARGV[first + b - 1])
   local alive = 0
   for j = 1, #fields do
     local f = fields[j]
-    local s = string.find(f, '|', 1, true)
-    if s then
-      local pod = string.sub(f, s + 1)
+    local pod = podOf[f]
+    if pod == nil then
+      local s = string.find(f, '|', 1, true)
+      if s then
+        pod = string.sub(f, s + 1)
+        weightOf[f] = w[string.sub(f, 1, s - 1)] or unknown
+      else
+        pod = false
+      end
+      podOf[f] = pod
+    end
+    if pod then
       local a = at[pod]
-      local x = w[string.sub(f, 1, s - 1)] or unknown
+      local x = weightOf[f]
       if a == b - 1 or (b == 1 and a == nil) then
         at[pod] = b
         sum[pod] = (sum[pod] or 0) + x
