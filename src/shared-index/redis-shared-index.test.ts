@@ -2,7 +2,7 @@
 // as the in-memory index answers; entries expire; Redis going away and coming back is survived.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { encodeBatch, type EventSpec, seqFrame } from "../../test/support/kv-event-publisher.js";
-import { type RedisServer, startRedisServer } from "../../test/support/redis-server.js";
+import { assertRedisInstalled, type RedisServer, startRedisServer } from "../../test/support/redis-server.js";
 import { parseConfig } from "../config/load.js";
 import { KvEventIngest } from "../kv-events/ingest.js";
 import { BlockIndex } from "../kv-index/block-index.js";
@@ -274,5 +274,18 @@ describe("shared index in Redis", () => {
     expect(await counter(r.metrics, "epp_redis_up", {})).toBe(1);
     expect(await r.redisMatch(q, ["p1", "p2"])).toEqual({ blocks: [4, 1], weighted: [3.8, 1] });
     expect(r.logs.some((l) => /reachable again/.test(String(l.msg)))).toBe(true);
+  });
+});
+
+describe("the Redis test set-up", () => {
+  it("fails with the install command when redis-server is missing, never skips", () => {
+    const path = process.env.PATH;
+    process.env.PATH = "/nonexistent";
+    try {
+      expect(() => assertRedisInstalled()).toThrow(/apt-get install -y redis-server/);
+    } finally {
+      process.env.PATH = path;
+    }
+    expect(() => assertRedisInstalled()).not.toThrow();
   });
 });
