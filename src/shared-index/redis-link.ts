@@ -87,11 +87,10 @@ export class RedisLink {
 
   async close(): Promise<void> {
     this.#closed = true;
-    try {
-      await this.client.quit();
-    } catch {
-      this.client.disconnect();
-    }
+    // QUIT lets replies in flight arrive; a dead or stalled Redis gets 500 ms, then the socket is dropped.
+    const quit = this.client.quit().catch(() => {});
+    await Promise.race([quit, new Promise((r) => setTimeout(r, 500).unref())]);
+    this.client.disconnect();
   }
 
   #set(up: boolean): void {
