@@ -8,7 +8,7 @@ import { KvEventIngest } from "../kv-events/ingest.js";
 import { BlockIndex } from "../kv-index/block-index.js";
 import { createLogger } from "../observability/logger.js";
 import { Metrics } from "../observability/metrics.js";
-import { createRedisSharedIndex, type RedisSharedIndex } from "./redis-shared-index.js";
+import { createRedisSharedIndex, type RedisSharedIndex, redactUrl } from "./redis-shared-index.js";
 
 const WEIGHTS = { GPU: 1, CPU: 0.8 };
 const HASH = { blockSize: 64, hashSeed: "42", hashAlgo: "sha256_cbor_64bit" as const };
@@ -287,5 +287,13 @@ describe("the Redis test set-up", () => {
       process.env.PATH = path;
     }
     expect(() => assertRedisInstalled()).not.toThrow();
+  });
+});
+
+describe("redactUrl", () => {
+  it("keeps the password out of logs", () => {
+    expect(redactUrl("redis://:s3cret@10.0.0.9:6379/2")).toBe("redis://:***@10.0.0.9:6379/2");
+    expect(redactUrl("rediss://kvpick:s3cret@redis:6380")).toBe("rediss://kvpick:***@redis:6380");
+    expect(redactUrl("redis://10.0.0.9:6379")).toBe("redis://10.0.0.9:6379");
   });
 });
