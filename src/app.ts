@@ -20,6 +20,7 @@ import type { Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { Director } from "./routing/director.js";
 import { createScheduler } from "./scheduling/create-scheduler.js";
+import { createRedisSharedIndex, type RedisSharedIndex } from "./shared-index/redis-shared-index.js";
 import { TokenizationService } from "./tokenization/tokenization-service.js";
 
 export interface AppOptions {
@@ -49,6 +50,8 @@ export interface App {
   readonly kvEvents: KvEventSubscriber;
   /** Kubernetes discovery when the pool comes from an InferencePool or a selector, else null. */
   readonly discovery: KubeDiscovery | null;
+  /** The shared index in Redis when `index.redis.url` is set, else null. */
+  readonly sharedIndex: RedisSharedIndex | null;
   start(): Promise<AppPorts>;
   /** Health → NOT_SERVING, in-flight streams get `graceMs` to finish, then everything closes. */
   stop(graceMs?: number): Promise<void>;
@@ -109,12 +112,18 @@ export function createApp(options: AppOptions): App {
     mediumWeights: config.index.mediumWeights,
   });
   metrics.watchIndex(index);
+  // Optional: every change is mirrored to Redis and every request also reads it (README "High availability").
+  const sharedIndex =
+    config.index.redis.url === null
+      ? null
+      : createRedisSharedIndex({ config: config.index, index, logger, metrics });
   const kvEvents = new KvEventSubscriber({
     config: config.kvEvents,
     hash: config.tokenizer,
     index,
     logger,
     metrics,
+    mirror: sharedIndex?.mirror,
   });
 
   // 3. The pool and its load readings. Pods that leave the pool are forgotten by the index.
@@ -166,6 +175,7 @@ export function createApp(options: AppOptions): App {
     logger,
     metrics,
     emitEndpointScores: config.server.emitEndpointScores,
+    sharedIndex: sharedIndex?.prefixSource ?? null,
   });
 
   // Kubernetes discovery writes the store when the pool comes from an InferencePool or a selector.
@@ -236,7 +246,9 @@ export function createApp(options: AppOptions): App {
     endpoints,
     kvEvents,
     discovery,
+    sharedIndex,
     async start() {
+      sharedIndex?.start();
       await kvEvents.start();
       if (discovery !== null)
         discovery.start(); // readiness follows its sync; never blocks startup
@@ -274,6 +286,7 @@ export function createApp(options: AppOptions): App {
         tokenizer.close(),
         discovery?.stop(),
       ]);
+      await sharedIndex?.close(); // after the subscriber: its last changes are flushed first
     },
   };
 }

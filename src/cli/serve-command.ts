@@ -58,6 +58,15 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
   },
   "kv-events-mode": { kind: "string", help: "bind | connect", default: "bind" },
   "kv-events-port": { kind: "int", help: "pods' ZeroMQ PUB port (connect mode)", default: "5557" },
+  "redis-url": {
+    kind: "string",
+    help: "shared block index in Redis, redis://host:port[/db] (replicas share it; warm restarts). Default: off",
+  },
+  "redis-key-prefix": {
+    kind: "string",
+    help: "prefix of kvpick's Redis keys (one per pool)",
+    default: "kvpick:",
+  },
   "max-body-bytes": { kind: "int", help: "larger request bodies get 413", default: "16777216" },
   "refresh-metrics-interval": {
     kind: "string",
@@ -87,6 +96,9 @@ export function overridesFromFlags(v: FlagValues): ConfigInput {
       endpoint: pick<string>("kv-events-endpoint"),
       mode: pick<"bind" | "connect">("kv-events-mode"),
       port: pick<number>("kv-events-port"),
+    },
+    index: {
+      redis: { url: pick<string>("redis-url"), keyPrefix: pick<string>("redis-key-prefix") },
     },
     endpoints: {
       scrapeIntervalMs: durationMs(pick<string>("refresh-metrics-interval"), "refresh-metrics-interval"),

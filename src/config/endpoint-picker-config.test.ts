@@ -40,10 +40,30 @@ describe("EndpointPickerConfig", () => {
     expect(c.kvEvents).toMatchObject({ mode: "bind", endpoint: "tcp://*:5557", topicFilter: "kv@" });
     expect(t.ignored).toEqual(
       expect.arrayContaining([
-        "plugins[1].parameters.indexerConfig.kvBlockIndexConfig",
+        "plugins[1].parameters.indexerConfig.kvBlockIndexConfig.enableMetrics",
         "plugins[1].parameters.indexerConfig.tokenizersPoolConfig",
       ]),
     );
+  });
+
+  it("maps llm-d's Redis index (kvBlockIndexConfig.redisConfig.address) onto index.redis.url", () => {
+    type Doc = { plugins: { parameters: { indexerConfig: Record<string, unknown> } }[] };
+    const base = fixture("llm-d-precise.yaml") as Doc;
+    const withRedis = (address: string) => {
+      const d = structuredClone(base);
+      d.plugins[1]!.parameters.indexerConfig.kvBlockIndexConfig = {
+        redisConfig: { address, backendType: "valkey" },
+        inMemoryConfig: { size: 1000 },
+      };
+      return d;
+    };
+    const c = builds(withRedis("redis://10.0.0.9:6379"));
+    expect(c.index.redis.url).toBe("redis://10.0.0.9:6379");
+    expect(builds(withRedis("redis-master:6379")).index.redis.url).toBe("redis://redis-master:6379");
+    expect(translate(withRedis("redis://r:6379")).ignored).toContain(
+      "plugins[1].parameters.indexerConfig.kvBlockIndexConfig.inMemoryConfig",
+    );
+    expect(builds(fixture("llm-d-precise.yaml")).index.redis.url).toBeNull();
   });
 
   it("loads llm-d-router's producer + prefix-cache-scorer form as kvpick's precise scorer", () => {

@@ -24,8 +24,18 @@ const backendConfigs = z.array(z.strictObject({ name: z.string().min(1), weight:
 const indexerConfig = z.strictObject({
   tokenProcessorConfig: tokenProcessorConfig.optional(),
   kvCacheBackendConfigs: backendConfigs.optional(),
-  // Index backends and tokenizer pools: kvpick has its own in-memory index and tokenizers.
-  kvBlockIndexConfig: z.unknown().optional(),
+  // Index backends: redisConfig maps onto kvpick's shared index (index.redis); in-memory ones are kvpick's own.
+  kvBlockIndexConfig: z
+    .looseObject({
+      redisConfig: z
+        .strictObject({
+          address: z.string().min(1),
+          backendType: z.enum(["redis", "valkey"]).optional(),
+        })
+        .optional(),
+    })
+    .optional(),
+  // Tokenizer pools: kvpick has its own tokenizers.
   tokenizersPoolConfig: z.unknown().optional(),
   kvBlockScorerConfig: z.unknown().optional(),
   prefixStoreConfig: z.unknown().optional(),
@@ -68,7 +78,7 @@ export function preciseParamsToConfig(
   const config: {
     tokenizer?: { blockSize?: number; hashSeed?: string };
     kvEvents?: { mode?: "bind" | "connect"; endpoint?: string; port?: number; topicFilter?: string };
-    index?: { mediumWeights: Record<string, number> };
+    index?: { mediumWeights?: Record<string, number>; redis?: { url: string } };
   } = {};
   const tp = { ...params.indexerConfig?.tokenProcessorConfig, ...params.tokenProcessorConfig };
   if (tp.blockSizeTokens !== undefined) {
@@ -109,12 +119,16 @@ export function preciseParamsToConfig(
   if (tiers !== undefined) {
     config.index = { mediumWeights: Object.fromEntries(tiers.map((t) => [t.name.toUpperCase(), t.weight])) };
   }
-  for (const k of [
-    "kvBlockIndexConfig",
-    "tokenizersPoolConfig",
-    "kvBlockScorerConfig",
-    "prefixStoreConfig",
-  ] as const)
+  const blockIndex = params.indexerConfig?.kvBlockIndexConfig;
+  if (blockIndex?.redisConfig !== undefined) {
+    // llm-d's Redis index: the same role as kvpick's shared index (address with or without the scheme).
+    const address = blockIndex.redisConfig.address;
+    const url = /^rediss?:\/\//.test(address) ? address : `redis://${address}`;
+    config.index = { ...config.index, redis: { url } };
+  }
+  for (const k of Object.keys(blockIndex ?? {}))
+    if (k !== "redisConfig") ignored.push(`${at}indexerConfig.kvBlockIndexConfig.${k}`);
+  for (const k of ["tokenizersPoolConfig", "kvBlockScorerConfig", "prefixStoreConfig"] as const)
     if (params.indexerConfig?.[k] !== undefined) ignored.push(`${at}indexerConfig.${k}`);
   for (const k of ["speculativeIndexing", "speculativeTTL"] as const)
     if (params[k] !== undefined) ignored.push(`${at}${k}`);

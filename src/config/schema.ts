@@ -87,13 +87,36 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 
-  /** The in-memory block index. */
+  /** The in-memory block index (and its optional shared copy in Redis). */
   index: z
     .strictObject({
       /** Cap on block-pod entries; past it the least recently stored blocks are evicted. */
       maxEntries: intIn(1, 2 ** 31).default(16 * 1024 * 1024),
       /** Credit of a cached block per medium when scoring a prefix (vLLM media names, upper case). */
       mediumWeights: z.record(z.string(), numIn(0, 1)).default({ GPU: 1, CPU: 0.8 }),
+      /**
+       * Optional shared index in Redis (README "High availability"): replicas mirror their index into it and
+       * read it per request (the union of every replica's pods; warm restarts). url null = off.
+       */
+      redis: z
+        .strictObject({
+          /** redis://[:password@]host:port[/db] or rediss:// (TLS); null = no shared index. */
+          url: z
+            .string({ error: "expected redis://host:port or null" })
+            .regex(/^rediss?:\/\/\S+$/, { error: "expected redis://host:port or rediss://host:port" })
+            .nullable()
+            .default(null),
+          /** Prefix of every key, so several pools (or kvpick deployments) can share one Redis. */
+          keyPrefix: z.string().max(256).default("kvpick:"),
+          /** An entry not re-stored for this long expires (bounds memory when removals are lost). */
+          ttlSeconds: intIn(1, 30 * 86_400).default(3600),
+          /** A request waits at most this long for Redis, then routes on the local index alone. */
+          lookupTimeoutMs: intIn(1, 60_000).default(5),
+          /** Changes waiting to be written; past it (Redis too slow) they are dropped and counted. */
+          maxPendingWrites: intIn(1, 100_000_000).default(100_000),
+          connectTimeoutMs: intIn(1, 60_000).default(2000),
+        })
+        .prefault({}),
     })
     .prefault({}),
 

@@ -8,6 +8,7 @@ import { RateLimitedLog } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import { DecodeError, decodeBatch, type KvEvent, type KvEventBatch } from "./decode.js";
 import { HashCheck, type HashCheckConfig } from "./hash-check.js";
+import type { IndexMirror } from "./index-mirror.js";
 import { PodState, type PodStateView } from "./pod-state.js";
 
 export type { HashCheckConfig, PodStateView };
@@ -21,6 +22,8 @@ export interface KvEventIngestOptions {
   logger: Logger;
   metrics: Metrics;
   hash: HashCheckConfig;
+  /** Told of every change after it is applied locally (the optional shared index in Redis). */
+  mirror?: IndexMirror | undefined;
 }
 
 /** `kv@<pod>@<model>` (llm-d convention; `<pod>` is an IP or ip:port). Any prefix before the first '@'. */
@@ -40,6 +43,7 @@ export class KvEventIngest {
   readonly #log: Logger;
   readonly #metrics: Metrics;
   readonly #hashCheck: HashCheck;
+  readonly #mirror: IndexMirror | null;
   readonly #states = new Map<string, PodState>();
   readonly #rate = new RateLimitedLog(10_000);
 
@@ -48,6 +52,7 @@ export class KvEventIngest {
     this.#log = options.logger;
     this.#metrics = options.metrics;
     this.#hashCheck = new HashCheck(options.hash, options.logger, options.metrics);
+    this.#mirror = options.mirror ?? null;
   }
 
   /**
@@ -94,6 +99,7 @@ export class KvEventIngest {
   /** Forgets a pod (it left the pool): clears its index entries and its sequence state. */
   forgetPod(podId: string): void {
     this.#index.clearPod(podId);
+    this.#mirror?.podCleared(podId);
     this.#hashCheck.forget(podId);
     if (this.#states.delete(podId)) {
       this.#metrics.kvPodStale.remove({ pod: podId });
@@ -134,6 +140,7 @@ export class KvEventIngest {
       // vLLM restarts at seq 0 with an empty cache and sends no AllBlocksCleared.
       m.kvPublisherRestarts.inc({ pod });
       this.#index.clearPod(pod);
+      this.#mirror?.podCleared(pod);
       state.setStale(seq !== 0n);
       this.#log.info(
         { pod, rank: batch.dataParallelRank, seq: seq.toString() },
@@ -147,6 +154,7 @@ export class KvEventIngest {
   #apply(pod: string, state: PodState, ev: KvEvent): void {
     if (ev.type === "AllBlocksCleared") {
       this.#index.clearPod(pod);
+      this.#mirror?.podCleared(pod);
       state.setStale(false); // a reset is a full, known state again
       state.appliedCleared.inc();
       return;
@@ -165,9 +173,11 @@ export class KvEventIngest {
     if (ev.type === "BlockStored") {
       this.#hashCheck.check(pod, ev);
       this.#index.store(pod, medium, words, ev.blockHashes.length);
+      this.#mirror?.touched(pod, medium, words, ev.blockHashes.length);
       state.appliedStored.inc();
     } else {
       this.#index.remove(pod, medium, words, ev.blockHashes.length);
+      this.#mirror?.touched(pod, medium, words, ev.blockHashes.length);
       state.appliedRemoved.inc();
     }
   }

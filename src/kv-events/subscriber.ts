@@ -9,6 +9,7 @@ import type { Config } from "../config/schema.js";
 import type { BlockIndex } from "../kv-index/block-index.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
+import type { IndexMirror } from "./index-mirror.js";
 import { type HashCheckConfig, KvEventIngest, type PodStateView } from "./ingest.js";
 
 export interface KvEventSubscriberOptions {
@@ -18,6 +19,8 @@ export interface KvEventSubscriberOptions {
   index: BlockIndex;
   logger: Logger;
   metrics: Metrics;
+  /** Optional mirror of every applied change (the shared index in Redis). */
+  mirror?: IndexMirror | undefined;
 }
 
 // vLLM's PUB uses hwm 100000; match it so a burst is queued rather than dropped (= a seq gap).
@@ -40,6 +43,7 @@ export class KvEventSubscriber {
       logger: this.#log,
       metrics: options.metrics,
       hash: options.hash,
+      mirror: options.mirror,
     });
   }
 

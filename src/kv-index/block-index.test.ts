@@ -188,3 +188,37 @@ describe("BlockIndex at its cap", () => {
     expect([...r.weighted].map((x) => Math.round(x * 10) / 10)).toEqual(wantW);
   });
 });
+
+describe("BlockIndex read-outs for a mirror", () => {
+  it("reports each entry's reference count and lists a pod's entries exactly", () => {
+    const ix = new BlockIndex({ maxEntries: 100, mediumWeights: W });
+    store(ix, "a", "GPU", BIG[0]!, BIG[1]!);
+    store(ix, "a", "GPU", BIG[1]!);
+    store(ix, "a", "CPU", BIG[2]!);
+    store(ix, "b", "GPU", BIG[0]!);
+    const w = (h: bigint) => new Uint32Array(BigUint64Array.of(h).buffer);
+    const ref = (pod: string, medium: string, h: bigint) => ix.refCount(pod, medium, w(h)[0]!, w(h)[1]!);
+    expect(ref("a", "GPU", BIG[1]!)).toBe(2);
+    expect(ref("a", "GPU", BIG[0]!)).toBe(1);
+    expect(ref("a", "CPU", BIG[1]!)).toBe(0);
+    expect(ref("nobody", "GPU", BIG[0]!)).toBe(0);
+    expect(ref("a", "DISK", BIG[0]!)).toBe(0);
+    expect(ix.podIds().sort()).toEqual(["a", "b"]);
+    const e = ix.podEntries("a");
+    const rows = e.media.map((m, i) => [
+      ((BigInt(e.words[2 * i + 1]!) << 32n) | BigInt(e.words[2 * i]!)).toString(),
+      m,
+      e.refs[i],
+    ]);
+    expect(rows.sort()).toEqual(
+      [
+        [BIG[0]!.toString(), "GPU", 1],
+        [BIG[1]!.toString(), "GPU", 2],
+        [BIG[2]!.toString(), "CPU", 1],
+      ].sort(),
+    );
+    ix.clearPod("b");
+    expect(ix.podIds()).toEqual(["a"]);
+    expect(ix.podEntries("b").refs.length).toBe(0);
+  });
+});

@@ -161,6 +161,62 @@ export class BlockIndex {
     return { blocks, weighted };
   }
 
+  /**
+   * References the pod holds on one block in one medium (0 = none): what a mirror of the index writes, as an
+   * absolute value, so replaying it is idempotent.
+   */
+  refCount(podId: string, medium: string, lo: number, hi: number): number {
+    const p = this.#podIdx.get(podId);
+    const m = this.#mediumIdx.get(medium);
+    if (p === undefined || m === undefined) return 0;
+    const slot = this.#blocks.find(lo, hi);
+    if (slot < 0) return 0;
+    const pm = (p << 8) | m;
+    const rec = this.#blocks.rec;
+    const off = rec[slot * REC + CHUNK]!;
+    const len = rec[slot * REC + LEN]!;
+    const items = this.#chunks.items;
+    for (let k = 0; k < len; k++) if (items[2 * (off + k)] === pm) return this.#chunks.ref[off + k]!;
+    return 0;
+  }
+
+  /** Pods holding at least one block. */
+  podIds(): string[] {
+    const out: string[] = [];
+    for (const [id, p] of this.#podIdx) if (this.#podCount[p]! > 0) out.push(id);
+    return out;
+  }
+
+  /**
+   * A copy of every entry the pod holds, most recently stored first: hashes as (lo, hi) word pairs, the
+   * medium name and the reference count of each. O(the pod's entries); for re-synchronising a mirror.
+   */
+  podEntries(podId: string): { words: Uint32Array; media: string[]; refs: Uint16Array } {
+    const p = this.#podIdx.get(podId);
+    const n = p === undefined ? 0 : this.#podCount[p]!;
+    const words = new Uint32Array(2 * n);
+    const media: string[] = new Array(n);
+    const refs = new Uint16Array(n);
+    if (p === undefined) return { words, media, refs };
+    const names: string[] = [];
+    for (const [name, m] of this.#mediumIdx) names[m] = name;
+    const rec = this.#blocks.rec;
+    const ch = this.#chunks;
+    let i = 0;
+    for (let node = this.#podHead[p]!; node !== NIL && i < n; node = this.#nNext[node]!, i++) {
+      const r = this.#nBlock[node]! * REC;
+      words[2 * i] = rec[r]!;
+      words[2 * i + 1] = rec[r + 1]!;
+      const off = rec[r + CHUNK]!;
+      let k = 0;
+      while (ch.items[2 * (off + k) + 1] !== node) k++;
+      // Media past MAX_MEDIA share the last index and have no single name; "" marks them.
+      media[i] = names[ch.items[2 * (off + k)]! & 0xff] ?? "";
+      refs[i] = ch.ref[off + k]!;
+    }
+    return { words, media, refs };
+  }
+
   /** True when the pod holds at least one block. */
   hasPod(podId: string): boolean {
     const p = this.#podIdx.get(podId);

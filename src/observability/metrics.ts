@@ -62,6 +62,13 @@ export class Metrics {
   // --- ext_proc streams (one per HTTP request Envoy sends through kvpick) ---
   readonly extProcStreams: Gauge;
 
+  // --- shared block index in Redis (index.redis) ---
+  readonly redisUp: Gauge;
+  readonly redisLookups: Counter<"outcome">;
+  readonly redisLookupSeconds: Histogram;
+  readonly redisWrites: Counter<"outcome">;
+  readonly redisPodClears: Counter<"outcome">;
+
   constructor(registry: Registry = new Registry()) {
     this.registry = registry;
     const r = [registry];
@@ -92,7 +99,7 @@ export class Metrics {
     });
     this.stageSeconds = new Histogram({
       name: "epp_request_stage_duration_seconds",
-      help: "Per-stage latency of the routing decision (stage = parse | tokenize | hash | score).",
+      help: "Per-stage latency of the routing decision (stage = parse | tokenize | hash | shared-index | score).",
       labelNames: ["stage"],
       buckets: STAGE_BUCKETS,
       registers: r,
@@ -146,6 +153,36 @@ export class Metrics {
       name: "epp_cache_signal_missing_total",
       help: "Requests routed on load alone because no block hashes could be computed, by reason.",
       labelNames: ["reason"],
+      registers: r,
+    });
+
+    this.redisUp = new Gauge({
+      name: "epp_redis_up",
+      help: "1 while the shared index's Redis connection is ready, else 0 (routing then uses the local index only).",
+      registers: r,
+    });
+    this.redisLookups = new Counter({
+      name: "epp_redis_lookups_total",
+      help: "Shared-index lookups per request, by outcome (ok | timeout | error | down); all but ok route on the local index.",
+      labelNames: ["outcome"],
+      registers: r,
+    });
+    this.redisLookupSeconds = new Histogram({
+      name: "epp_redis_lookup_duration_seconds",
+      help: "Round trip of one successful shared-index lookup (the whole chain in one EVALSHA).",
+      buckets: STAGE_BUCKETS,
+      registers: r,
+    });
+    this.redisWrites = new Counter({
+      name: "epp_redis_writes_total",
+      help: "Block-pod-medium entries mirrored to Redis, by outcome (written | dropped: Redis down or backlog full | failed).",
+      labelNames: ["outcome"],
+      registers: r,
+    });
+    this.redisPodClears = new Counter({
+      name: "epp_redis_pod_clears_total",
+      help: "Pods cleared in Redis (reset, publisher restart, left the pool), by outcome (done | failed).",
+      labelNames: ["outcome"],
       registers: r,
     });
 
@@ -237,6 +274,18 @@ export class Metrics {
       help: "Wall-clock time of the last batch received from a pod (alert when it stops moving).",
       labelNames: ["pod"],
       registers: r,
+    });
+  }
+
+  /** The shared index in Redis: its write backlog, read at scrape time. */
+  watchRedisMirror(source: { pendingWrites(): number }): void {
+    new Gauge({
+      name: "epp_redis_pending_writes",
+      help: "Block-pod-medium entries changed locally and not yet written to Redis (bounded by index.redis.maxPendingWrites).",
+      registers: [this.registry],
+      collect() {
+        this.set(source.pendingWrites());
+      },
     });
   }
 

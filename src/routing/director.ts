@@ -7,7 +7,7 @@ import type { ResponseObserver, RouteOutcome, RouteRequest, Router } from "../ex
 import type { BlockHasher } from "../kv-index/block-hash.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import type { Endpoint, EndpointSource, SchedulingResult } from "../scheduling/types.js";
+import type { Endpoint, EndpointSource, PrefixLookup, SchedulingResult } from "../scheduling/types.js";
 import { type InferenceRequest, parseInferenceRequest } from "./openai-request.js";
 import { UsageReader } from "./usage-reader.js";
 
@@ -31,7 +31,14 @@ export interface RequestScheduler {
     blockHashes: BigUint64Array;
     headers: ReadonlyMap<string, string>;
     subsetHint: readonly string[] | null;
+    prefixLookup?: PrefixLookup;
   }): SchedulingResult;
+}
+
+/** A shared KV index read per request (shared-index/redis-prefix-source.ts); resolves, never rejects. */
+export interface PrefixLookupSource {
+  /** The lookup to schedule `chain` with (the local index merged with the shared one, or local alone). */
+  lookupFor(chain: BigUint64Array): Promise<PrefixLookup>;
 }
 
 export interface DirectorOptions {
@@ -44,6 +51,8 @@ export interface DirectorOptions {
   metrics: Metrics;
   /** Put every candidate's scores in the response metadata (debugging). */
   emitEndpointScores?: boolean;
+  /** The optional shared index (index.redis): one round trip per request before scheduling. */
+  sharedIndex?: PrefixLookupSource | null;
 }
 
 const EMPTY_CHAIN = new BigUint64Array(0);
@@ -105,7 +114,16 @@ export class Director implements Router {
       m.cacheSignalMissing.inc({ reason: "no-hash-config" });
     }
 
-    // 4. Schedule.
+    // 4. Shared index (optional): the scheduler is synchronous, so Redis is read here, once per request.
+    let prefixLookup: PrefixLookup | undefined;
+    const shared = this.#o.sharedIndex;
+    if (shared != null && chain.length > 0) {
+      const lookupStart = performance.now();
+      prefixLookup = await shared.lookupFor(chain);
+      m.stageSeconds.observe({ stage: "shared-index" }, (performance.now() - lookupStart) / 1000);
+    }
+
+    // 5. Schedule.
     const scoreStart = performance.now();
     const result = this.#o.scheduler.schedule({
       requestId: request.requestId,
@@ -114,6 +132,7 @@ export class Director implements Router {
       blockHashes: chain,
       headers: request.headers,
       subsetHint: request.subsetHint,
+      ...(prefixLookup === undefined ? {} : { prefixLookup }),
     });
     const done = performance.now();
     m.stageSeconds.observe({ stage: "score" }, (done - scoreStart) / 1000);
@@ -135,7 +154,7 @@ export class Director implements Router {
       );
     }
 
-    // 5. Record and audit. One info line per routed request, no prompt text.
+    // 6. Record and audit. One info line per routed request, no prompt text.
     const schedulingMicros = Math.round((done - started) * 1000);
     m.schedulingSeconds.observe(schedulingMicros / 1e6);
     m.objectiveRequests.inc({ model_name: parsed.model, target_model_name: parsed.model });

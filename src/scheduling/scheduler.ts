@@ -39,7 +39,7 @@ export class Scheduler {
   }
 
   schedule(request: SchedulingRequest): SchedulingResult {
-    const cycle = new SchedulingCycle(request, this.#context.prefixLookup);
+    const cycle = new SchedulingCycle(request, request.prefixLookup ?? this.#context.prefixLookup);
     let candidates = this.#endpoints.candidates(request.subsetHint ?? null);
     if (candidates.length === 0) return { kind: "no-endpoints" };
 

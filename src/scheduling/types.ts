@@ -38,6 +38,11 @@ export interface SchedulingRequest {
    * absent = unknown (the scorer then treats `targetModel` as the adapter name, as GIE does).
    */
   readonly loraAdapter?: string | null;
+  /**
+   * This request's view of the KV index, replacing the context's `prefixLookup` when given: the director's
+   * merge of the local index with the shared index's answer for `blockHashes` (index.redis).
+   */
+  readonly prefixLookup?: PrefixLookup;
 }
 
 /** Longest cached prefix per candidate, aligned with the candidate array it was computed for. */

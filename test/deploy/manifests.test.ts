@@ -18,7 +18,12 @@ import { type K8sObject, kustomizeBuild, parseYamlFile } from "./kustomize.js";
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const DEPLOY = join(repoRoot, "deploy");
 const RENDERED = join(repoRoot, "test", "deploy", "rendered");
-const TARGETS = { base: "base", reference: "overlays/reference", "connect-mode": "overlays/connect-mode" };
+const TARGETS = {
+  base: "base",
+  reference: "overlays/reference",
+  "connect-mode": "overlays/connect-mode",
+  "bind-mode-redis": "overlays/bind-mode-redis",
+};
 
 type Container = {
   name: string;
@@ -110,9 +115,19 @@ describe("deploy/ manifests", () => {
             topic: "kv@$(POD_IP)@Qwen3-32B",
           });
           const [epp] = containers(find(objects, "Deployment", "kvpick"));
-          if (name === "reference") {
+          if (name === "reference" || name === "bind-mode-redis") {
             expect(kvConfig.endpoint).toBe("tcp://kvpick.$(NAMESPACE).svc.cluster.local:5557");
             expect(epp!.args).toContain("--kv-events-mode=bind");
+            if (name === "bind-mode-redis") {
+              // Several bind-mode replicas only make sense with the shared index, pointed at its Service.
+              const url = epp!.args!.find((a) => a.startsWith("--redis-url="))!.slice("--redis-url=".length);
+              const redis = find(objects, "Service", "kvpick-redis");
+              expect(url).toBe(`redis://${redis.metadata.name}:6379`);
+              expect(parseConfig({ index: { redis: { url } } }).index.redis.url).toBe(url);
+              expect(
+                (find(objects, "Deployment", "kvpick").spec as { replicas: number }).replicas,
+              ).toBeGreaterThan(1);
+            }
           } else {
             expect(kvConfig.endpoint).toBe("tcp://*:5557");
             expect(epp!.args).toContain("--kv-events-mode=connect");
