@@ -52,6 +52,16 @@ const utf8 = new TextDecoder("utf-8");
 /** Where a batch comes from: the live socket (may start a replay), a replay reply, or the held queue. */
 export type BatchSource = "live" | "replay" | "release";
 
+/** What the replays that just ended left behind, for the held batches they release. */
+interface ReleaseContext {
+  /** Replays made progress and none failed: a gap among the held batches may be replayed again. */
+  mayReplay: boolean;
+  /** Live batches were dropped while holding (kvEvents.maxHeldBatches). */
+  dropped: boolean;
+  /** A replay timed out or failed. */
+  failed: boolean;
+}
+
 export class KvEventIngest {
   readonly #index: BlockIndex;
   readonly #log: Logger;
@@ -140,7 +150,7 @@ export class KvEventIngest {
     const now = this.#now();
     const out: PodStateView[] = [];
     for (const s of this.#states.values()) {
-      if (s.lastEventMs === 0) continue; // a replay asked for on connect, nothing received yet
+      if (s.lastEventMs === 0) continue; // a replay asked for on connect, nothing heard yet
       this.#sync(s, now);
       out.push(s.view(now, this.#hashCheck.stats(s.podId)));
     }
@@ -152,6 +162,12 @@ export class KvEventIngest {
     const s = this.#states.get(podId);
     if (s === undefined || s.lastEventMs === 0) return null;
     return this.#sync(s, this.#now());
+  }
+
+  /** Replays running and waiting now, and the most ever running at once; null with replay off. */
+  replayStats(): { running: number; waiting: number; peakRunning: number } | null {
+    const q = this.#replays?.queue;
+    return q === undefined ? null : { running: q.running, waiting: q.waiting, peakRunning: q.peakRunning };
   }
 
   /** Waits for running replays after aborting every one (shutdown). */
@@ -195,6 +211,7 @@ export class KvEventIngest {
   #live(pod: string, model: string | null, seq: bigint, batch: KvEventBatch): void {
     const state = this.#state(pod);
     state.received.inc();
+    state.heard(Date.now());
     if (model !== null) state.model = model;
     const rank = batch.dataParallelRank;
     const p = state.publisher(rank);
@@ -205,8 +222,18 @@ export class KvEventIngest {
     else this.#ordered(state, rank, seq, batch, "live");
   }
 
-  /** Applies a batch in sequence order: duplicates are skipped; a jump is replayed, or recorded as loss. */
-  #ordered(state: PodState, rank: number | null, seq: bigint, batch: KvEventBatch, from: BatchSource): void {
+  /**
+   * Applies a batch in sequence order: duplicates are skipped; a jump is replayed when it may be (live
+   * batches, and held ones after a replay that made progress), else recorded as a loss.
+   */
+  #ordered(
+    state: PodState,
+    rank: number | null,
+    seq: bigint,
+    batch: KvEventBatch,
+    from: BatchSource,
+    release: ReleaseContext | null = null,
+  ): void {
     const p = state.publisher(rank);
     if (p.applied !== null && seq <= p.applied) return; // already applied (replayed, then received live)
     const expected = p.applied === null ? 0n : p.applied + 1n;
@@ -214,7 +241,10 @@ export class KvEventIngest {
       // Before any applied batch the jump is lost history (kvpick joined late): it hides blocks, never
       // invents them. After it, missed BlockRemoved events may leave blocks the pod no longer has.
       const afterKnown = p.applied !== null;
-      if (from === "live" && afterKnown) {
+      // A gap among held batches after a replay that made progress is new loss on the wire (the replay
+      // has moved past it): it may be replayed too. Without progress it could loop, so it may not.
+      const mayReplay = from === "live" || (from === "release" && release!.mayReplay);
+      if (mayReplay && afterKnown) {
         const missed = seq - expected;
         this.#metrics.kvSeqGaps.inc({ pod: state.podId });
         this.#metrics.kvSeqMissedBatches.inc(
@@ -222,7 +252,7 @@ export class KvEventIngest {
           missed > 2n ** 53n ? Number.MAX_SAFE_INTEGER : Number(missed),
         );
       }
-      if (from === "live" && this.#replays?.start(state, rank, expected, afterKnown ? "gap" : "joined")) {
+      if (mayReplay && this.#replays?.start(state, rank, expected, afterKnown ? "gap" : "joined")) {
         this.#hold(state, { rank, seq, batch });
         return;
       }
@@ -230,18 +260,23 @@ export class KvEventIngest {
         const reason: LossReason =
           from === "live"
             ? "gap"
-            : state.heldDropped > 0
-              ? "held-overflow"
-              : state.replayFailed
-                ? "replay-failed"
-                : "replay-incomplete";
+            : from === "replay"
+              ? "replay-incomplete"
+              : release!.dropped
+                ? "held-overflow"
+                : release!.failed
+                  ? "replay-failed"
+                  : "replay-incomplete";
         this.#loss(state, reason, { rank, expected: expected.toString(), seq: seq.toString() });
       }
     }
     this.#applyBatch(state, batch);
     p.applied = seq;
     state.accuracy.applied();
-    if (from === "replay") state.replayedBatches.inc();
+    if (from === "replay") {
+      state.replayedBatches.inc();
+      state.replayProgress++;
+    }
     this.#sync(state, this.#now());
   }
 
@@ -257,10 +292,20 @@ export class KvEventIngest {
   /** Every replay of the pod ended: applies the held live batches in arrival order. */
   #release(state: PodState): void {
     const held = state.held;
+    const ctx: ReleaseContext = {
+      mayReplay: state.replayProgress > 0 && !state.replayFailed,
+      dropped: state.heldDropped > 0,
+      failed: state.replayFailed,
+    };
     state.held = [];
-    for (const h of held) this.#ordered(state, h.rank, h.seq, h.batch, "release");
     state.heldDropped = 0;
     state.replayFailed = false;
+    state.replayProgress = 0;
+    for (const h of held) {
+      if (state.runs.size > 0)
+        state.held.push(h); // a new gap is being replayed: keep holding, in order
+      else this.#ordered(state, h.rank, h.seq, h.batch, "release", ctx);
+    }
     this.#sync(state, this.#now());
   }
 
@@ -273,6 +318,7 @@ export class KvEventIngest {
       this.#malformed(state.podId, "replay-payload", err instanceof Error ? err.message : String(err));
       return;
     }
+    state.heard(Date.now());
     this.#ordered(state, batch.dataParallelRank, seq, batch, "replay");
   }
 
@@ -294,8 +340,6 @@ export class KvEventIngest {
   #applyBatch(state: PodState, batch: KvEventBatch): void {
     const m = this.#metrics;
     const pod = state.podId;
-    state.lastEventMs = Date.now();
-    state.lastEventGauge.set(state.lastEventMs / 1000);
     if (batch.unknownTags > 0) m.kvEventsUnknown.inc({ pod, kind: "tag" }, batch.unknownTags);
     if (batch.extraFields > 0) m.kvEventsUnknown.inc({ pod, kind: "field" }, batch.extraFields);
     const started = performance.now();

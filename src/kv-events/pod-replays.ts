@@ -73,9 +73,10 @@ export class PodReplays {
       hole: false,
       applied: 0,
     };
-    const submitted = this.#queue.submit(endpoint, async () => {
+    let outcome: ReplayOutcome = { kind: "aborted", batches: 0 };
+    const job = async () => {
       let first: bigint | null = null;
-      const outcome = await requestReplay(
+      outcome = await requestReplay(
         endpoint,
         start,
         {
@@ -96,10 +97,11 @@ export class PodReplays {
         { timeoutMs: this.#s.timeoutMs, signal: run.controller.signal },
       );
       run.hole = first !== null && first > start;
-      this.#end(state, run, endpoint, start, reason, outcome);
       return outcome.kind === "complete" || outcome.kind === "aborted";
-    });
-    if (!submitted) return false;
+    };
+    // Ends the run once the queue has freed the endpoint: releasing held batches may replay it again.
+    const done = () => this.#end(state, run, endpoint, start, reason, outcome);
+    if (!this.#queue.submit(endpoint, job, done)) return false;
     state.runs.add(run);
     if (run.recovering) state.accuracy.recovering(1);
     return true;

@@ -10,7 +10,7 @@ export interface PodStateView {
   podId: string;
   /** Model name from the topic (`kv@<pod>@<model>`); null until a topic named one. */
   model: string | null;
-  /** Wall-clock ms of the last accepted batch (live or replayed). */
+  /** Wall-clock ms of the last batch received (live or replayed; 0 = none yet). */
   lastEventMs: number;
   /** Last applied sequence number per data-parallel rank (null rank = the v0.9.0 layout), decimal. */
   publishers: { rank: number | null; lastSeq: string }[];
@@ -79,6 +79,8 @@ export class PodState {
   heldDropped = 0;
   /** A replay since the last release timed out or failed. */
   replayFailed = false;
+  /** Batches applied by replays since the last release. */
+  replayProgress = 0;
   readonly #staleGauge: Settable;
   #stale = false;
   readonly #seqs = new Map<number, PublisherSeq>();
@@ -115,6 +117,12 @@ export class PodState {
     return [...this.#seqs].map(([k, p]) => [k === NO_RANK ? null : k, p]);
   }
 
+  /** A batch arrived (live or replayed), applied or held. */
+  heard(nowMs: number): void {
+    this.lastEventMs = nowMs;
+    this.lastEventGauge.set(nowMs / 1000);
+  }
+
   /** Keeps `epp_kv_pod_state_stale` equal to "degraded". */
   setStale(stale: boolean): void {
     if (stale === this.#stale) return;
@@ -129,6 +137,7 @@ export class PodState {
     this.held = [];
     this.heldDropped = 0;
     this.replayFailed = false;
+    this.replayProgress = 0;
   }
 
   view(now: number, hash: { checks: number; mismatches: number }): PodStateView {

@@ -16,7 +16,7 @@ export type ReplayJob = () => Promise<boolean>;
 export class ReplayQueue {
   readonly #o: ReplayQueueOptions;
   readonly #now: () => number;
-  readonly #waiting: { endpoint: string; job: ReplayJob }[] = [];
+  readonly #waiting: { endpoint: string; job: ReplayJob; done?: (ok: boolean) => void }[] = [];
   readonly #active = new Set<string>(); // endpoints waiting or running
   readonly #cooldownUntil = new Map<string, number>();
   readonly #jobs = new Set<Promise<void>>();
@@ -51,11 +51,14 @@ export class ReplayQueue {
     return this.#active.has(endpoint);
   }
 
-  /** Queues a replay; false (nothing queued) while the endpoint is busy or cooling down. */
-  submit(endpoint: string, job: ReplayJob): boolean {
+  /**
+   * Queues a replay; false (nothing queued) while the endpoint is busy or cooling down. `done` runs once
+   * the endpoint is free again (so it may submit the next replay of the same endpoint).
+   */
+  submit(endpoint: string, job: ReplayJob, done?: (ok: boolean) => void): boolean {
     if (this.busy(endpoint) || this.coolingDown(endpoint)) return false;
     this.#active.add(endpoint);
-    this.#waiting.push({ endpoint, job });
+    this.#waiting.push({ endpoint, job, ...(done === undefined ? {} : { done }) });
     this.#pump();
     return true;
   }
@@ -68,7 +71,7 @@ export class ReplayQueue {
 
   #pump(): void {
     while (this.#running < this.#o.maxConcurrent && this.#waiting.length > 0) {
-      const { endpoint, job } = this.#waiting.shift()!;
+      const { endpoint, job, done } = this.#waiting.shift()!;
       this.#running++;
       this.peakRunning = Math.max(this.peakRunning, this.#running);
       this.#o.onRunning?.(this.#running);
@@ -85,6 +88,7 @@ export class ReplayQueue {
         this.#active.delete(endpoint);
         this.#running--;
         this.#o.onRunning?.(this.#running);
+        done?.(ok);
         this.#pump();
       })();
       this.#jobs.add(p);

@@ -83,8 +83,13 @@ export class KvEventSubscriber {
   async bind(endpoint: string): Promise<string> {
     if (this.#bound !== null) throw new Error("kv-events subscriber already bound");
     const sock = this.#socket();
+    try {
+      await sock.bind(endpoint);
+    } catch (err) {
+      sock.close(); // e.g. the port is still held by a socket closing: the caller may retry
+      throw err;
+    }
     this.#bound = sock;
-    await sock.bind(endpoint);
     this.#log.info({ endpoint: sock.lastEndpoint }, "kv-events: listening for vLLM publishers");
     this.#run(sock, null);
     return sock.lastEndpoint ?? endpoint;
