@@ -58,6 +58,20 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
   },
   "kv-events-mode": { kind: "string", help: "bind | connect", default: "bind" },
   "kv-events-port": { kind: "int", help: "pods' ZeroMQ PUB port (connect mode)", default: "5557" },
+  "kv-events-replay-port": {
+    kind: "int",
+    help: "pods' vLLM replay_endpoint port (ROUTER; + data-parallel rank) to recover lost KV events; 0 = off",
+    default: "0",
+  },
+  "kv-events-accept-unknown-pods": {
+    kind: "bool",
+    help: "bind mode: accept KV events from pods outside the pool (default: counted and ignored)",
+    default: "false",
+  },
+  "metrics-bearer-token-file": {
+    kind: "string",
+    help: "file holding the bearer token /metrics requires (/healthz and /readyz stay open)",
+  },
   "max-body-bytes": { kind: "int", help: "larger request bodies get 413", default: "16777216" },
   "refresh-metrics-interval": {
     kind: "string",
@@ -87,6 +101,8 @@ export function overridesFromFlags(v: FlagValues): ConfigInput {
       endpoint: pick<string>("kv-events-endpoint"),
       mode: pick<"bind" | "connect">("kv-events-mode"),
       port: pick<number>("kv-events-port"),
+      replayPort: pick<number>("kv-events-replay-port"),
+      acceptUnknownPods: pick<boolean>("kv-events-accept-unknown-pods"),
     },
     endpoints: {
       scrapeIntervalMs: durationMs(pick<string>("refresh-metrics-interval"), "refresh-metrics-interval"),
@@ -100,6 +116,7 @@ export function overridesFromFlags(v: FlagValues): ConfigInput {
       maxBodyBytes: pick<number>("max-body-bytes"),
       drainTimeoutMs: durationMs(pick<string>("drain-timeout"), "drain-timeout"),
       emitEndpointScores: pick<boolean>("emit-endpoint-scores"),
+      metricsBearerTokenFile: pick<string>("metrics-bearer-token-file"),
     },
     pool: {
       endpoints: pick<string[]>("endpoints"),
