@@ -36,9 +36,9 @@ export interface ReplayRequestOptions {
 }
 
 const END = 0xffffffffffffffffn;
-// Applying replies is synchronous work: yield to the event loop every so many, so a 10,000-batch replay
-// never holds up requests.
-const YIELD_EVERY = 128;
+// Applying replies is synchronous work (~80 µs for a batch of 64 blocks) and queued replies resolve as
+// microtasks: yield to the event loop every so many, so a 10,000-batch replay never holds up requests.
+const YIELD_EVERY = 32;
 
 export function startSeqFrame(seq: bigint): Buffer {
   const b = Buffer.alloc(8);

@@ -5,6 +5,7 @@
 // - "v0.26" (vllm-project/vllm#45177): [identity, "", topic, seq, payload] … [identity, "", "", FF×8, ""]
 // Anything else is logged and ignored, as vLLM does. Requests are served one at a time, in arrival order
 // (vLLM serves them from its single publisher thread).
+import { setImmediate as yieldToLoop } from "node:timers/promises";
 import { Router } from "zeromq";
 import type { Logger } from "../observability/logger.js";
 import type { RingEntry } from "./replay-ring.js";
@@ -82,7 +83,10 @@ export class SimReplayServer {
     const entries = source.snapshot(start!.readBigUInt64BE());
     const topic = Buffer.from(source.topic);
     try {
+      let sent = 0;
       for (const e of entries) {
+        // vLLM replies from its own thread; here the pod shares the event loop with others (demo, tests).
+        if (++sent % 256 === 0) await yieldToLoop();
         if (source.epoch !== epoch) return; // restarted mid-reply: the old process would be gone
         const seq = Buffer.alloc(8);
         seq.writeBigUInt64BE(e.seq);
