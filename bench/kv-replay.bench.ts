@@ -71,7 +71,11 @@ async function run(layout: "v0.10" | "v0.26"): Promise<void> {
   stall.enable();
   const t0 = performance.now();
   // A first live batch at the ring's end: kvpick joined late, so it replays the whole ring from seq 0.
-  ingest.handleMessage([Buffer.from(pub.topic), seqFrame(BATCHES), pub.encoder.encode({ ts: 0, events: [] })]);
+  ingest.handleMessage([
+    Buffer.from(pub.topic),
+    seqFrame(BATCHES),
+    pub.encoder.encode({ ts: 0, events: [] }),
+  ]);
   while ((ingest.podStates()[0]?.replays ?? 1) > 0) await new Promise((r) => setTimeout(r, 1));
   const s = (performance.now() - t0) / 1000;
   stall.disable();

@@ -8,7 +8,8 @@ import type { BlockIndex } from "../kv-index/block-index.js";
 import type { Logger } from "../observability/logger.js";
 import { RateLimitedLog } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import { DecodeError, decodeBatch, type KvEvent, type KvEventBatch } from "./decode.js";
+import { BatchApplier } from "./batch-applier.js";
+import { DecodeError, decodeBatch, type KvEventBatch } from "./decode.js";
 import { HashCheck, type HashCheckConfig } from "./hash-check.js";
 import type { LossReason } from "./pod-accuracy.js";
 import { PodReplays, type ReplaySettings } from "./pod-replays.js";
@@ -67,6 +68,7 @@ export class KvEventIngest {
   readonly #log: Logger;
   readonly #metrics: Metrics;
   readonly #hashCheck: HashCheck;
+  readonly #applier: BatchApplier;
   readonly #admit: ((podId: string) => boolean) | null;
   readonly #replays: PodReplays | null;
   readonly #healAfterMs: number;
@@ -79,6 +81,7 @@ export class KvEventIngest {
     this.#log = options.logger;
     this.#metrics = options.metrics;
     this.#hashCheck = new HashCheck(options.hash, options.logger, options.metrics);
+    this.#applier = new BatchApplier(options.index, options.metrics, this.#hashCheck);
     this.#admit = options.admit ?? null;
     this.#healAfterMs = options.healAfterMs ?? 60_000;
     this.#now = options.now ?? Date.now;
@@ -122,13 +125,14 @@ export class KvEventIngest {
   /** Connect mode: the pod's socket (re)connected. Replays what it may have missed (from 0 if nothing yet). */
   connected(podId: string): void {
     if (this.#replays === null) return;
-    let state = this.#states.get(podId);
-    if (state === undefined) {
-      state = this.#state(podId);
+    const state = this.#state(podId);
+    const publishers = state.publishers();
+    // Nothing heard yet (first connection, or the last replay failed): from 0, the socket's own rank.
+    if (publishers.length === 0) {
       this.#replays.start(state, null, 0n, "connect");
       return;
     }
-    for (const [rank, p] of state.publishers())
+    for (const [rank, p] of publishers)
       this.#replays.start(state, rank, p.applied === null ? 0n : p.applied + 1n, "connect");
   }
 
@@ -270,7 +274,7 @@ export class KvEventIngest {
         this.#loss(state, reason, { rank, expected: expected.toString(), seq: seq.toString() });
       }
     }
-    this.#applyBatch(state, batch);
+    this.#applier.apply(state, batch);
     p.applied = seq;
     state.accuracy.applied();
     if (from === "replay") {
@@ -337,44 +341,6 @@ export class KvEventIngest {
     );
   }
 
-  #applyBatch(state: PodState, batch: KvEventBatch): void {
-    const m = this.#metrics;
-    const pod = state.podId;
-    if (batch.unknownTags > 0) m.kvEventsUnknown.inc({ pod, kind: "tag" }, batch.unknownTags);
-    if (batch.extraFields > 0) m.kvEventsUnknown.inc({ pod, kind: "field" }, batch.extraFields);
-    const started = performance.now();
-    for (const ev of batch.events) this.#apply(pod, state, ev);
-    m.kvApplySeconds.observe((performance.now() - started) / 1000);
-  }
-
-  #apply(pod: string, state: PodState, ev: KvEvent): void {
-    if (ev.type === "AllBlocksCleared") {
-      this.#index.clearPod(pod);
-      state.accuracy.reset(); // a reset is a full, known state again
-      state.appliedCleared.inc();
-      return;
-    }
-    if (!indexable(ev, state.fullAttentionGroups)) {
-      this.#metrics.kvEventsUnknown.inc({ pod, kind: "group" });
-      return;
-    }
-    // Before v0.10.2 events carry no medium: only the GPU pool published.
-    const medium = ev.medium ?? "GPU";
-    const words = new Uint32Array(
-      ev.blockHashes.buffer,
-      ev.blockHashes.byteOffset,
-      ev.blockHashes.length * 2,
-    );
-    if (ev.type === "BlockStored") {
-      if (this.#hashCheck.check(pod, ev)) state.accuracy.hashSuspect(this.#hashCheck.suspect(pod));
-      this.#index.store(pod, medium, words, ev.blockHashes.length);
-      state.appliedStored.inc();
-    } else {
-      this.#index.remove(pod, medium, words, ev.blockHashes.length);
-      state.appliedRemoved.inc();
-    }
-  }
-
   #loss(state: PodState, reason: LossReason, fields: Record<string, unknown> = {}): void {
     state.accuracy.loss(reason, this.#now());
     this.#sync(state, this.#now(), fields);
@@ -414,19 +380,4 @@ export class KvEventIngest {
     const suppressed = this.#rate.admit(`${key}|${pod}`);
     if (suppressed >= 0) this.#log.warn({ pod, ...fields, suppressed }, msg);
   }
-}
-
-/**
- * Hybrid models publish one event per KV-cache group. Only full-attention groups describe a reusable
- * prefix the way kvpick's chain does: index BlockStored events whose spec kind (when sent) is full
- * attention / MLA, remembering their group so the matching BlockRemoved (which carries no spec kind) is
- * indexed too; without a spec kind, only group 0 (single-group models always send 0 or nothing).
- */
-function indexable(ev: Exclude<KvEvent, { type: "AllBlocksCleared" }>, fullGroups: Set<number>): boolean {
-  if (ev.type === "BlockStored" && ev.kvCacheSpecKind !== null) {
-    const full = ev.kvCacheSpecKind === "full_attention" || ev.kvCacheSpecKind.startsWith("mla");
-    if (full && ev.groupIdx !== null && fullGroups.size < 64) fullGroups.add(ev.groupIdx);
-    return full;
-  }
-  return ev.groupIdx === null || ev.groupIdx === 0 || fullGroups.has(ev.groupIdx);
 }

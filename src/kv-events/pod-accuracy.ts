@@ -61,10 +61,15 @@ export class PodAccuracy {
     this.#hashMismatch = suspect;
   }
 
-  /** The publisher restarted and the pod was cleared: whatever was lost before no longer matters. */
-  reset(): void {
+  /** The pod's cache was reset (AllBlocksCleared): whatever was lost before no longer matters. */
+  clearLoss(): void {
     this.#lossAt = null;
     this.#lossReason = null;
+  }
+
+  /** The publisher restarted and the pod was cleared (its replays aborted): a fresh, known state. */
+  reset(): void {
+    this.clearLoss();
     this.#recovering = 0;
   }
 

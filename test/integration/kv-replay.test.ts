@@ -216,6 +216,41 @@ describe("KV-event replay", () => {
     expect(held(index, pod, batches)).toEqual(reference(pod, p, batches));
   });
 
+  it("connect mode: a reconnected subscription replays from the last applied seq + 1", async () => {
+    const pod = "127.0.0.1:8001";
+    const router = new FakeReplayRouter();
+    const replayAt = await router.bind();
+    cleanup.push(() => router.close());
+    const port = await freePort();
+    const first = new KvEventPublisher({ topic: "kv@127.0.0.1@m" });
+    await first.bind(`tcp://127.0.0.1:${port}`);
+    cleanup.push(() => first.close());
+    const { sub } = subscriber({ mode: "connect", replay: () => replayAt });
+    await sub.start();
+    sub.addPod(pod, `tcp://127.0.0.1:${port}`);
+    await until(() => router.requests.length === 1, "replay on the first connection");
+    expect(router.requests[0]!.start).toBe(0n);
+    await router.replyAll(router.requests[0]!, []); // nothing buffered yet
+    await first.publishUntil(() => sub.podStates().some((x) => x.podId === pod && x.replays === 0));
+    const applied = BigInt(appliedSeq(sub, pod)!);
+
+    // The pod's publisher goes away and comes back on the same port: ZeroMQ reconnects the SUB.
+    first.close();
+    const second = new KvEventPublisher({ topic: "kv@127.0.0.1@m", firstSeq: first.seq });
+    cleanup.push(() => second.close());
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await second.bind(`tcp://127.0.0.1:${port}`);
+        break;
+      } catch (err) {
+        if (attempt >= 50) throw err;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    await until(() => router.requests.length === 2, "replay on reconnection");
+    expect(router.requests[1]!.start).toBe(applied + 1n);
+  });
+
   it("without a replay socket: the gap degrades the pod (metric, log), cooldown spares the next one, then it heals", async () => {
     const pod = "10.1.0.3";
     const nothing = `tcp://127.0.0.1:${await freePort()}`;
