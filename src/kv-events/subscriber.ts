@@ -111,7 +111,10 @@ export class KvEventSubscriber {
     const socks = list.map((ep) => {
       const sock = this.#socket();
       // Proactive replay on connect and reconnect (llm-d): whatever the pod published meanwhile.
-      if (this.#replay) sock.events.on("connect", () => this.ingest.connected(podId));
+      if (this.#replay)
+        sock.events.on("connect", () => {
+          if (this.#pods.has(podId)) this.ingest.connected(podId); // not for a pod removed meanwhile
+        });
       sock.connect(ep); // ZeroMQ connects (and reconnects) in the background
       this.#run(sock, podId);
       return sock;
