@@ -236,7 +236,8 @@ export async function runSimCommand(argv: string[]): Promise<number> {
     `\nkvpick sim: ${cluster.pods.length} simulated vLLM pods (${s.model}, time scale ${s.timeScale}×, ` +
       `${cluster.ipMode} addressing, events ${s.kvEvents.mode === "off" ? "off" : s.kvEvents.mode === "connect" ? `→ ${s.kvEvents.endpoint}` : `bound on port ${s.kvEvents.port}`}):\n` +
       `${lines.join("\n")}\n` +
-      `kvpick: --endpoints ${cluster.pods.map((p) => p.address).join(",")} --hash-seed ${s.hashSeed}\n\n`,
+      `kvpick: --endpoints ${cluster.pods.map((p) => p.address).join(",")} --hash-seed ${s.hashSeed}` +
+      `${s.replay === null ? "" : ` --kv-events-replay-port ${s.replay.port}`}\n\n`,
   );
   await Promise.race([once(process, "SIGTERM"), once(process, "SIGINT")]);
   await cluster.close();
