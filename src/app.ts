@@ -11,15 +11,19 @@ import { LoadScraper } from "./endpoints/load-scraper.js";
 import { parseEndpointList } from "./endpoints/parse-endpoints.js";
 import { ConfigError } from "./errors.js";
 import { createExtProcServer, type ExtProcServer } from "./ext-proc/server.js";
+import { ACCURACY_STATES } from "./kv-events/pod-accuracy.js";
+import { PoolMembers } from "./kv-events/pool-members.js";
 import { SilentPods } from "./kv-events/silent-pods.js";
 import { KvEventSubscriber } from "./kv-events/subscriber.js";
 import { BlockHasher } from "./kv-index/block-hash.js";
 import { BlockIndex } from "./kv-index/block-index.js";
 import { type AdminServer, createAdminServer } from "./observability/admin-server.js";
+import { BearerToken } from "./observability/bearer-token.js";
 import type { Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { Director } from "./routing/director.js";
 import { createScheduler } from "./scheduling/create-scheduler.js";
+import type { PrefixLookup } from "./scheduling/types.js";
 import { createRedisSharedIndex, type RedisSharedIndex } from "./shared-index/redis-shared-index.js";
 import { TokenizationService } from "./tokenization/tokenization-service.js";
 
@@ -98,10 +102,19 @@ function kvEventsEndpointOf(e: EndpointSpec, basePort: number): string | undefin
   return `tcp://${host}:${basePort + e.rank}`;
 }
 
+/** tcp://<ip>:<port> with IPv6 in brackets. */
+function tcp(ip: string, port: number): string {
+  return `tcp://${ip.includes(":") ? `[${ip}]` : ip}:${port}`;
+}
+
 export function createApp(options: AppOptions): App {
   const { config, logger } = options;
   checkStartupConfig(config);
   const host = options.host ?? "0.0.0.0";
+  const metricsToken =
+    config.server.metricsBearerTokenFile === null
+      ? null
+      : new BearerToken(config.server.metricsBearerTokenFile, logger.child({ component: "admin" }));
 
   // 1. Observability.
   const metrics = new Metrics();
@@ -112,11 +125,25 @@ export function createApp(options: AppOptions): App {
     mediumWeights: config.index.mediumWeights,
   });
   metrics.watchIndex(index);
+  // How scheduling reads the index: a degraded pod's cache credit counts index.degradedCreditFactor (events
+  // lost, not recovered). `kvEvents` is read only at request time, after it exists.
+  const degradedFactor = config.index.degradedCreditFactor;
+  const prefixLookup: PrefixLookup = {
+    matchPrefix: (chain, pods) => index.matchPrefix(chain, pods),
+    hasPod: (pod) => index.hasPod(pod),
+    creditFactor: (pod) => (kvEvents.ingest.accuracy(pod) === "degraded" ? degradedFactor : 1),
+  };
   // Optional: every change is mirrored to Redis and every request also reads it (README "High availability").
   const sharedIndex =
     config.index.redis.url === null
       ? null
-      : createRedisSharedIndex({ config: config.index, index, logger, metrics });
+      : createRedisSharedIndex({ config: config.index, index, local: prefixLookup, logger, metrics });
+  // Bind mode: only pods of the pool may write the index (their topic names a member's ip or ip:port).
+  const members = new PoolMembers();
+  const endpoints = new EndpointStore({ staleAfterMs: config.endpoints.staleAfterMs, logger });
+  metrics.watchPool(endpoints, config.pool.name ?? "static");
+  metrics.collectProcessMetrics();
+  const replayPort = config.kvEvents.replayPort ?? 0;
   const kvEvents = new KvEventSubscriber({
     config: config.kvEvents,
     hash: config.tokenizer,
@@ -124,12 +151,24 @@ export function createApp(options: AppOptions): App {
     logger,
     metrics,
     mirror: sharedIndex?.mirror,
+    ...(config.kvEvents.mode === "bind" && !config.kvEvents.acceptUnknownPods
+      ? { admit: (pod: string) => members.has(pod) }
+      : {}),
+    // vLLM's replay ROUTER listens on replay_endpoint's port + DP rank; only pool members are dialled (a
+    // topic is chosen by its sender). A discovered endpoint knows its rank; an "ip" topic names the rank
+    // in its batches.
+    ...(replayPort > 0
+      ? {
+          replayEndpoint: (pod: string, rank: number | null) => {
+            const e = endpoints.get(pod);
+            if (e !== undefined) return tcp(e.ip, replayPort + (e.rank ?? rank ?? 0));
+            return members.has(pod) ? tcp(pod, replayPort + (rank ?? 0)) : null;
+          },
+        }
+      : {}),
   });
 
   // 3. The pool and its load readings. Pods that leave the pool are forgotten by the index.
-  const endpoints = new EndpointStore({ staleAfterMs: config.endpoints.staleAfterMs, logger });
-  metrics.watchPool(endpoints, config.pool.name ?? "static");
-  metrics.collectProcessMetrics();
   const scraper = new LoadScraper(endpoints, {
     intervalMs: config.endpoints.scrapeIntervalMs,
     timeoutMs: config.endpoints.scrapeTimeoutMs,
@@ -138,6 +177,8 @@ export function createApp(options: AppOptions): App {
     logger,
   });
   endpoints.onChange((change) => {
+    if (change.kind === "added") members.add(change.endpoint);
+    if (change.kind === "removed") members.remove(change.endpoint);
     if (config.kvEvents.mode === "connect") {
       if (change.kind === "added")
         kvEvents.addPod(change.endpoint.address, kvEventsEndpointOf(change.endpoint, config.kvEvents.port));
@@ -156,6 +197,7 @@ export function createApp(options: AppOptions): App {
     logger: logger.child({ component: "kv-events" }),
   });
   metrics.watchEventSources(silentPods);
+  metrics.watchPodAccuracy(silentPods, ACCURACY_STATES);
   let silentTimer: NodeJS.Timeout | null = null;
 
   // 4. The read path: tokenize → hash → schedule.
@@ -166,7 +208,7 @@ export function createApp(options: AppOptions): App {
     blockSize: config.tokenizer.blockSize,
     memoBlocks: config.tokenizer.hashMemoBlocks,
   });
-  const scheduler = createScheduler(config.scheduling, { endpoints, prefixLookup: index });
+  const scheduler = createScheduler(config.scheduling, { endpoints, prefixLookup });
   const director = new Director({
     tokenizer,
     hasher,
@@ -222,6 +264,7 @@ export function createApp(options: AppOptions): App {
     host,
     logger,
     isReady,
+    metricsToken,
   });
 
   /** Every configured tokenizer and the default one, loaded before serving; failures are logged, not fatal. */

@@ -67,6 +67,20 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
     help: "prefix of kvpick's Redis keys (one per pool)",
     default: "kvpick:",
   },
+  "kv-events-replay-port": {
+    kind: "int",
+    help: "pods' vLLM replay_endpoint port (ROUTER; + data-parallel rank) to recover lost KV events; 0 = off",
+    default: "0",
+  },
+  "kv-events-accept-unknown-pods": {
+    kind: "bool",
+    help: "bind mode: accept KV events from pods outside the pool (default: counted and ignored)",
+    default: "false",
+  },
+  "metrics-bearer-token-file": {
+    kind: "string",
+    help: "file holding the bearer token /metrics requires (/healthz and /readyz stay open)",
+  },
   "max-body-bytes": { kind: "int", help: "larger request bodies get 413", default: "16777216" },
   "refresh-metrics-interval": {
     kind: "string",
@@ -96,6 +110,8 @@ export function overridesFromFlags(v: FlagValues): ConfigInput {
       endpoint: pick<string>("kv-events-endpoint"),
       mode: pick<"bind" | "connect">("kv-events-mode"),
       port: pick<number>("kv-events-port"),
+      replayPort: pick<number>("kv-events-replay-port"),
+      acceptUnknownPods: pick<boolean>("kv-events-accept-unknown-pods"),
     },
     index: {
       redis: { url: pick<string>("redis-url"), keyPrefix: pick<string>("redis-key-prefix") },
@@ -112,6 +128,7 @@ export function overridesFromFlags(v: FlagValues): ConfigInput {
       maxBodyBytes: pick<number>("max-body-bytes"),
       drainTimeoutMs: durationMs(pick<string>("drain-timeout"), "drain-timeout"),
       emitEndpointScores: pick<boolean>("emit-endpoint-scores"),
+      metricsBearerTokenFile: pick<string>("metrics-bearer-token-file"),
     },
     pool: {
       endpoints: pick<string[]>("endpoints"),

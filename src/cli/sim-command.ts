@@ -7,6 +7,8 @@ import { createLogger } from "../observability/logger.js";
 import { LiveClock } from "../sim/clock.js";
 import { DEFAULT_ENGINE_CONFIG, type EngineConfig } from "../sim/engine-config.js";
 import { EVENT_LAYOUTS, type EventLayout } from "../sim/kv-event-encoder.js";
+import { DEFAULT_BUFFER_STEPS } from "../sim/kv-event-publisher.js";
+import { REPLAY_LAYOUTS, type ReplayLayout } from "../sim/kv-event-replay-server.js";
 import { type IpMode, type SimCluster, startSimCluster } from "../sim/sim-cluster.js";
 import type { SimFaults } from "../sim/sim-pod.js";
 import { TokenizationService } from "../tokenization/tokenization-service.js";
@@ -28,6 +30,20 @@ export const SIM_FLAGS: Record<string, FlagSpec> = {
   "kv-events-bind-port": {
     kind: "int",
     help: "bind each pod's PUB on <pod-ip>:<port> (kvpick connect mode)",
+  },
+  "kv-events-replay-port": {
+    kind: "int",
+    help: "bind vLLM's replay ROUTER (replay_endpoint) on <pod-ip>:<port> (single ip mode: port + i); kvpick kvEvents.replayPort",
+  },
+  "kv-events-replay-layout": {
+    kind: "string",
+    help: `replay reply layout: ${REPLAY_LAYOUTS.join(" | ")} (vLLM ≤ 0.25 without topic | ≥ 0.26 with topic)`,
+    default: "v0.10",
+  },
+  "kv-events-buffer-steps": {
+    kind: "int",
+    help: "vLLM buffer_steps: batches kept for replay",
+    default: String(DEFAULT_BUFFER_STEPS),
   },
   "event-layout": {
     kind: "string",
@@ -88,6 +104,8 @@ export interface SimSettings {
   ipMode: IpMode;
   kvEvents: { mode: "connect"; endpoint: string } | { mode: "bind"; port: number } | { mode: "off" };
   eventLayout: EventLayout;
+  /** vLLM replay sockets, or null without --kv-events-replay-port. */
+  replay: { port: number; layout: ReplayLayout; bufferSteps: number } | null;
   timeScale: number;
   hashSeed: string;
   hashAlgo: HashAlgo;
@@ -116,12 +134,25 @@ export function simSettings(v: FlagValues): SimSettings {
         ? { mode: "bind", port: v["kv-events-bind-port"] as number }
         : { mode: "off" };
   const int = (name: string, fallback: number) => (v[name] as number | undefined) ?? fallback;
+  const replayLayout = (v["kv-events-replay-layout"] ?? "v0.10") as string;
+  if (!(REPLAY_LAYOUTS as readonly string[]).includes(replayLayout))
+    throw new FlagError(`--kv-events-replay-layout: unknown "${replayLayout}"`);
+  const replayPort = v["kv-events-replay-port"] as number | undefined;
+  if (replayPort !== undefined && (replayPort < 1 || replayPort > 65535))
+    throw new FlagError(`--kv-events-replay-port: expected a port 1..65535, got ${replayPort}`);
+  const bufferSteps = int("kv-events-buffer-steps", DEFAULT_BUFFER_STEPS);
+  if (bufferSteps < 1)
+    throw new FlagError(`--kv-events-buffer-steps: expected at least 1, got ${bufferSteps}`);
   return {
     pods: int("pods", 4),
     basePort: int("base-port", 8001),
     ipMode: ipMode as IpMode,
     kvEvents,
     eventLayout: layout as EventLayout,
+    replay:
+      replayPort === undefined
+        ? null
+        : { port: replayPort, layout: replayLayout as ReplayLayout, bufferSteps },
     timeScale: num(v, "time-scale", 1, 1e-3, 1e6),
     hashSeed: (v["hash-seed"] as string | undefined) ?? "42",
     hashAlgo: algo as HashAlgo,
@@ -169,6 +200,7 @@ export async function startSim(
       logger,
       kvEvents: s.kvEvents,
       eventLayout: s.eventLayout,
+      kvEventsReplay: s.replay,
       defaultMaxTokens: s.defaultMaxTokens,
       faults: s.faults,
     });
@@ -197,12 +229,17 @@ export async function runSimCommand(argv: string[]): Promise<number> {
   }
   const logger = createLogger({ level: s.logLevel as "info" });
   const { cluster, tokenizer } = await startSim(s, logger);
-  const lines = cluster.pods.map((p) => `  http://${p.address}  topic ${p.topic}`);
+  const lines = cluster.pods.map(
+    (p) =>
+      `  http://${p.address}  topic ${p.topic}` +
+      (p.publisher?.replayEndpoint ? `  replay ${p.publisher.replayEndpoint}` : ""),
+  );
   process.stderr.write(
     `\nkvpick sim: ${cluster.pods.length} simulated vLLM pods (${s.model}, time scale ${s.timeScale}×, ` +
       `${cluster.ipMode} addressing, events ${s.kvEvents.mode === "off" ? "off" : s.kvEvents.mode === "connect" ? `→ ${s.kvEvents.endpoint}` : `bound on port ${s.kvEvents.port}`}):\n` +
       `${lines.join("\n")}\n` +
-      `kvpick: --endpoints ${cluster.pods.map((p) => p.address).join(",")} --hash-seed ${s.hashSeed}\n\n`,
+      `kvpick: --endpoints ${cluster.pods.map((p) => p.address).join(",")} --hash-seed ${s.hashSeed}` +
+      `${s.replay === null ? "" : ` --kv-events-replay-port ${s.replay.port}`}\n\n`,
   );
   await Promise.race([once(process, "SIGTERM"), once(process, "SIGINT")]);
   await cluster.close();

@@ -80,7 +80,7 @@ describe("EndpointPickerConfig", () => {
     expect(t.ignored).toContainEqual(
       expect.stringMatching(/^plugins\[1\]\.parameters\.tokenProcessorConfig \(llm-d's own/),
     );
-    expect(c.kvEvents).toMatchObject({ mode: "connect", port: 5557, topicFilter: "kv@" });
+    expect(c.kvEvents).toMatchObject({ mode: "connect", port: 5557, topicFilter: "kv@", replayPort: 5558 });
     expect(c.index.mediumWeights).toEqual({ GPU: 1, CPU: 0.8 });
   });
 

@@ -50,7 +50,8 @@ const kvEventsConfig = z.strictObject({
       socketPort: z.number().int().min(1).max(65535).optional(),
       podLabelSelector: z.unknown().optional(),
       podNamespace: z.unknown().optional(),
-      replaySocketPort: z.unknown().optional(),
+      /** vLLM's replay_endpoint port (llm-d/llm-d-router#1887) → kvEvents.replayPort. */
+      replaySocketPort: z.number().int().min(0).max(65535).optional(),
     })
     .optional(),
   engineType: z.literal("vllm", { error: "kvpick reads vLLM KV events only" }).optional(),
@@ -77,7 +78,13 @@ export function preciseParamsToConfig(
   const ignored: string[] = [];
   const config: {
     tokenizer?: { blockSize?: number; hashSeed?: string };
-    kvEvents?: { mode?: "bind" | "connect"; endpoint?: string; port?: number; topicFilter?: string };
+    kvEvents?: {
+      mode?: "bind" | "connect";
+      endpoint?: string;
+      port?: number;
+      topicFilter?: string;
+      replayPort?: number;
+    };
     index?: { mediumWeights?: Record<string, number>; redis?: { url: string } };
   } = {};
   const tp = { ...params.indexerConfig?.tokenProcessorConfig, ...params.tokenProcessorConfig };
@@ -106,11 +113,13 @@ export function preciseParamsToConfig(
     if (ev.zmqEndpoint !== undefined) Object.assign(kv, { mode: "bind", endpoint: ev.zmqEndpoint });
     else if (ev.discoverPods === true) kv.mode = "connect";
     if (ev.podDiscoveryConfig?.socketPort !== undefined) kv.port = ev.podDiscoveryConfig.socketPort;
+    if (ev.podDiscoveryConfig?.replaySocketPort !== undefined)
+      kv.replayPort = ev.podDiscoveryConfig.replaySocketPort;
     if (ev.topicFilter !== undefined) kv.topicFilter = ev.topicFilter;
     config.kvEvents = kv;
     for (const k of ["concurrency"] as const)
       if (ev[k] !== undefined) ignored.push(`${at}kvEventsConfig.${k}`);
-    for (const k of ["podLabelSelector", "podNamespace", "replaySocketPort"] as const)
+    for (const k of ["podLabelSelector", "podNamespace"] as const)
       if (ev.podDiscoveryConfig?.[k] !== undefined)
         ignored.push(`${at}kvEventsConfig.podDiscoveryConfig.${k}`);
   }

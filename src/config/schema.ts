@@ -84,6 +84,27 @@ export const configSchema = z.strictObject({
       port: port().default(5557),
       /** ZeroMQ prefix subscription. */
       topicFilter: z.string().default("kv@"),
+      /**
+       * The pods' vLLM `replay_endpoint` port (a ROUTER kvpick dials with a DEALER at
+       * tcp://<pod ip>:<replayPort + data-parallel rank>) to recover lost batches. null or 0 = replay off:
+       * vLLM has no default replay endpoint.
+       */
+      replayPort: port().nullable().default(null),
+      /** A replay with no reply for this long fails (vLLM answers between engine steps, ≤ 100 ms when idle). */
+      replayTimeoutMs: intIn(1, 600_000).default(2000),
+      /** After a failed replay, no new replay of that endpoint for this long (llm-d: 30 s). */
+      replayCooldownMs: intIn(0, 3_600_000).default(30_000),
+      /** Replays in flight at once; more wait their turn (llm-d: 8). */
+      maxConcurrentReplays: intIn(1, 1024).default(8),
+      /** Live batches held per pod while it replays (applied after the replayed ones); past it they are dropped. */
+      maxHeldBatches: intIn(1, 1_000_000).default(10_000),
+      /** A degraded pod without replay is trusted again after this long without further loss (and ≥ 1 batch). */
+      healAfterMs: intIn(0, 86_400_000).default(60_000),
+      /**
+       * Bind mode: accept events from pods outside the current pool. Default false: only pool members (topic
+       * pod id = an endpoint's ip or ip:port) may write the index; others are counted and ignored.
+       */
+      acceptUnknownPods: z.boolean({ error: "expected true or false" }).default(false),
     })
     .prefault({}),
 
@@ -94,6 +115,8 @@ export const configSchema = z.strictObject({
       maxEntries: intIn(1, 2 ** 31).default(16 * 1024 * 1024),
       /** Credit of a cached block per medium when scoring a prefix (vLLM media names, upper case). */
       mediumWeights: z.record(z.string(), numIn(0, 1)).default({ GPU: 1, CPU: 0.8 }),
+      /** Prefix credit of a pod whose KV-event state is degraded (events lost, not recovered), × this factor. */
+      degradedCreditFactor: numIn(0, 1).default(0.5),
       /**
        * Optional shared index in Redis (README "High availability"): replicas mirror their index into it and
        * read it per request (the union of every replica's pods; warm restarts). url null = off.
@@ -138,6 +161,11 @@ export const configSchema = z.strictObject({
       drainTimeoutMs: intIn(0, 3_600_000).default(30_000),
       /** Every candidate's scores in response metadata `envoy.lb` / `x-gateway-destination-endpoint-scores` (debugging; llm-d's --emit-endpoint-scores). */
       emitEndpointScores: z.boolean({ error: "expected true or false" }).default(false),
+      /**
+       * File holding a bearer token that `/metrics` requires (`Authorization: Bearer <token>`); null = open.
+       * Re-read every 30 s, so a rotated Secret takes effect. `/healthz` and `/readyz` stay open for probes.
+       */
+      metricsBearerTokenFile: z.string().min(1).nullable().default(null),
     })
     .prefault({}),
 

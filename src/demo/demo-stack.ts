@@ -33,7 +33,12 @@ export interface DemoStack {
 export async function startDemoStack(o: DemoStackOptions): Promise<DemoStack> {
   const config = parseConfig({
     tokenizer: { hashSeed: o.sim.hashSeed, hashAlgo: o.sim.hashAlgo, blockSize: o.sim.engine.blockSize },
-    kvEvents: { mode: "bind", endpoint: `tcp://127.0.0.1:${o.kvEventsPort === 0 ? "*" : o.kvEventsPort}` },
+    kvEvents: {
+      mode: "bind",
+      endpoint: `tcp://127.0.0.1:${o.kvEventsPort === 0 ? "*" : o.kvEventsPort}`,
+      // The pods' replay sockets (--kv-events-replay-port; kvpick dials <pod ip>:<port>, loopback addressing).
+      replayPort: o.sim.replay?.port ?? null,
+    },
     server: { grpcPort: 0, grpcHealthPort: 0, metricsPort: 0, secureServing: false },
     endpoints: { scrapeIntervalMs: o.scrapeIntervalMs ?? 50 },
   });

@@ -20,6 +20,7 @@ interface PodCheck {
   mismatches: number;
   warnedHash: boolean;
   warnedBlockSize: boolean;
+  blockSizeDiffers: boolean;
 }
 
 export class HashCheck {
@@ -40,10 +41,12 @@ export class HashCheck {
         : new BlockHasher({ scheme: cfg.hashAlgo, hashSeed: cfg.hashSeed, blockSize: cfg.blockSize });
   }
 
-  check(pod: string, ev: BlockStoredEvent): void {
+  /** Checks one BlockStored; true when it was checked (block size compared or root hash recomputed). */
+  check(pod: string, ev: BlockStoredEvent): boolean {
     const bs = this.#cfg.blockSize;
     if (ev.blockSize !== null && ev.blockSize !== bs) {
       const p = this.#pod(pod);
+      p.blockSizeDiffers = true;
       if (!p.warnedBlockSize) {
         p.warnedBlockSize = true;
         this.#log.warn(
@@ -51,12 +54,12 @@ export class HashCheck {
           "pod publishes a different block size than tokenizer.blockSize: its cache can never match; align vLLM --block-size and tokenizer.blockSize",
         );
       }
-      return;
+      return true;
     }
-    if (ev.parentBlockHash !== null || ev.tokenIds.length < bs || ev.blockHashes.length === 0) return;
+    if (ev.parentBlockHash !== null || ev.tokenIds.length < bs || ev.blockHashes.length === 0) return false;
     // LoRA, cache_salt and multimodal requests hash extra keys kvpick cannot see here: skip them.
     if (ev.loraId !== null || ev.loraName !== null || (ev.extraKeys !== null && ev.extraKeys[0] != null))
-      return;
+      return false;
     if (this.#hasher === null) {
       if (!this.#saidDisabled) {
         this.#saidDisabled = true;
@@ -64,15 +67,16 @@ export class HashCheck {
           "block-hash check disabled: tokenizer.hashSeed is not set (set it to the pods' PYTHONHASHSEED)",
         );
       }
-      return;
+      return false;
     }
     const p = this.#pod(pod);
     p.checks++;
+    p.blockSizeDiffers = false;
     const mine = this.#hasher.hash(ev.tokenIds.subarray(0, bs))[0]!;
-    if (mine === ev.blockHashes[0]) return;
+    if (mine === ev.blockHashes[0]) return true;
     p.mismatches++;
     this.#metrics.kvHashMismatches.inc({ pod });
-    if (p.warnedHash) return;
+    if (p.warnedHash) return true;
     p.warnedHash = true;
     this.#log.warn(
       {
@@ -84,6 +88,16 @@ export class HashCheck {
       },
       "block hash from pod differs from kvpick's: prefix-cache routing will miss. Likely causes: PYTHONHASHSEED / vLLM --hash-seed differs from tokenizer.hashSeed (or is unset, making vLLM's root hash random), vLLM --block-size differs from tokenizer.blockSize, --prefix-caching-hash-algo differs from tokenizer.hashAlgo, or a vLLM version with another hash scheme (0.10.0-0.10.1 use sha256_cbor_64bit, 0.10.2+ sha256_cbor). Requests with cache_salt on vLLM < 0.14 also differ: ignore if most checks match (podStates().hashChecks)",
     );
+    return true;
+  }
+
+  /**
+   * Whether the pod's hashes look incompatible with kvpick's: its latest block size differs, or most root
+   * checks mismatched (a minority is tolerated: cache_salt requests on old vLLM differ legitimately).
+   */
+  suspect(pod: string): boolean {
+    const p = this.#pods.get(pod);
+    return p !== undefined && (p.blockSizeDiffers || p.mismatches * 2 > p.checks);
   }
 
   stats(pod: string): { checks: number; mismatches: number } {
@@ -98,7 +112,7 @@ export class HashCheck {
   #pod(pod: string): PodCheck {
     let p = this.#pods.get(pod);
     if (p === undefined) {
-      p = { checks: 0, mismatches: 0, warnedHash: false, warnedBlockSize: false };
+      p = { checks: 0, mismatches: 0, warnedHash: false, warnedBlockSize: false, blockSizeDiffers: false };
       this.#pods.set(pod, p);
     }
     return p;

@@ -19,7 +19,10 @@ const V0100 = [334609804919786575n, 11752632418425793902n, 9951355432383428481n]
 const V0102 = [9653463297601983615n, 3004255952922927925n, 11953772813257133055n];
 const TOKENS = Array.from({ length: 200 }, (_, i) => i);
 
-function setup(hash: { hashAlgo?: HashAlgo; hashSeed?: string | null; blockSize?: number } = {}) {
+function setup(
+  hash: { hashAlgo?: HashAlgo; hashSeed?: string | null; blockSize?: number } = {},
+  admit?: (pod: string) => boolean,
+) {
   const lines: Record<string, unknown>[] = [];
   const logger = createLogger({
     level: "debug",
@@ -36,6 +39,7 @@ function setup(hash: { hashAlgo?: HashAlgo; hashSeed?: string | null; blockSize?
       hashSeed: hash.hashSeed === undefined ? "42" : hash.hashSeed,
       blockSize: hash.blockSize ?? 64,
     },
+    ...(admit === undefined ? {} : { admit }),
   });
   return { lines, metrics, index, ingest };
 }
@@ -214,5 +218,38 @@ describe("KvEventIngest", () => {
     );
     expect(index.stats().entries).toBe(0);
     expect(await value(metrics.kvEventsUnknown, { pod: "p", kind: "group" })).toBe(2);
+  });
+
+  it("accepts only pool pods when given a pool filter: others are counted without their id and change nothing", async () => {
+    const pool = new Set(["10.0.0.1", "10.0.0.2:8000"]);
+    const { ingest, index, metrics, lines } = setup({}, (pod) => pool.has(pod));
+    const store = (h: bigint): EventSpec[] => [{ type: "BlockStored", hashes: [h] }];
+    ingest.handleMessage(msg("kv@10.0.0.1@m", 0, store(1n)));
+    ingest.handleMessage(msg("kv@10.0.0.2:8000@m", 0, store(2n)));
+    for (let i = 0; i < 5; i++) ingest.handleMessage(msg(`kv@6.6.6.${i}@m`, i, store(3n)));
+    ingest.handleMessage([Buffer.from("kv@6.6.6.6@m"), Buffer.alloc(3)]); // malformed too: still just rejected
+    expect(index.stats().entries).toBe(2);
+    expect(ingest.podStates().map((s) => s.podId)).toEqual(["10.0.0.1", "10.0.0.2:8000"]);
+    expect(await value(metrics.kvEventsRejected, { reason: "not-in-pool" })).toBe(6);
+    expect((await metrics.kvEventsMalformed.get()).values).toEqual([]);
+    const text = await metrics.registry.metrics();
+    expect(text).not.toContain("6.6.6.");
+    expect(lines.filter((l) => String(l.msg).includes("outside the pool"))).toHaveLength(1); // rate-limited
+  });
+
+  it("marks a pod degraded after a gap and on mismatching hashes, not when it only joined late", () => {
+    const { ingest } = setup();
+    const ev = (h: bigint): EventSpec[] => [{ type: "BlockStored", hashes: [h], parent: 9n }];
+    ingest.handleMessage(msg("kv@late@m", 40, ev(1n))); // first batch at seq 40: lost history only
+    expect(ingest.accuracy("late")).toBe("exact");
+    ingest.handleMessage(msg("kv@late@m", 43, ev(2n)));
+    expect(ingest.accuracy("late")).toBe("degraded");
+    expect(ingest.podStates()[0]).toMatchObject({ stale: true, degradedReason: "gap" });
+    expect(ingest.accuracy("never")).toBeNull();
+    const { ingest: other } = setup({ hashSeed: "0" });
+    other.handleMessage(
+      msg("kv@x@m", 0, [{ type: "BlockStored", hashes: [V0100[0]!], tokenIds: TOKENS.slice(0, 64) }]),
+    );
+    expect(other.podStates()[0]).toMatchObject({ accuracy: "degraded", degradedReason: "hash-mismatch" });
   });
 });

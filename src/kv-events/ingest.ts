@@ -1,17 +1,22 @@
-// One ZeroMQ message from a vLLM publisher → the block index. Validates the three frames, decodes the
-// whole batch before touching the index (so bad bytes change nothing), tracks sequence numbers per
-// publisher, then applies the batch synchronously: JS being single-threaded, a reader (matchPrefix) can
-// never observe half a batch. Never throws: everything unexpected is counted and logged, rate-limited.
+// One ZeroMQ message from a vLLM publisher → the block index. Validates the three frames, checks that the
+// topic names a pod of the pool (bind mode), decodes the whole batch before touching the index (so bad bytes
+// change nothing), orders batches per publisher by sequence number, then applies them synchronously: JS
+// being single-threaded, a reader (matchPrefix) can never observe half a batch. Lost batches are recovered
+// from the pod's replay socket when it has one (pod-replays.ts). Never throws: everything unexpected is
+// counted and logged, rate-limited.
 import type { BlockIndex } from "../kv-index/block-index.js";
 import type { Logger } from "../observability/logger.js";
 import { RateLimitedLog } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import { DecodeError, decodeBatch, type KvEvent, type KvEventBatch } from "./decode.js";
+import { BatchApplier } from "./batch-applier.js";
+import { DecodeError, decodeBatch, type KvEventBatch } from "./decode.js";
 import { HashCheck, type HashCheckConfig } from "./hash-check.js";
 import type { IndexMirror } from "./index-mirror.js";
-import { PodState, type PodStateView } from "./pod-state.js";
+import type { LossReason } from "./pod-accuracy.js";
+import { PodReplays, type ReplaySettings } from "./pod-replays.js";
+import { type HeldBatch, PodState, type PodStateView } from "./pod-state.js";
 
-export type { HashCheckConfig, PodStateView };
+export type { HashCheckConfig, PodStateView, ReplaySettings };
 
 /** Label for messages whose pod cannot be named (bad topic): keeps label cardinality bounded. */
 export const UNKNOWN_POD = "unknown";
@@ -24,6 +29,16 @@ export interface KvEventIngestOptions {
   hash: HashCheckConfig;
   /** Told of every change after it is applied locally (the optional shared index in Redis). */
   mirror?: IndexMirror | undefined;
+  /**
+   * Bind mode: whether a topic's pod id ("ip" or "ip:port") belongs to the current pool. Messages of other
+   * pods are counted (`epp_kv_events_rejected_total{reason="not-in-pool"}`) and ignored. Absent = any pod.
+   */
+  admit?: (podId: string) => boolean;
+  /** Replay from the pods' vLLM replay sockets; absent = replay off. */
+  replay?: ReplaySettings;
+  /** A degraded pod without replay heals after this long without further loss (default 60 s). */
+  healAfterMs?: number;
+  now?: () => number;
 }
 
 /** `kv@<pod>@<model>` (llm-d convention; `<pod>` is an IP or ip:port). Any prefix before the first '@'. */
@@ -38,12 +53,30 @@ export function parseTopic(topic: string): { pod: string; model: string } | null
 
 const utf8 = new TextDecoder("utf-8");
 
+/** Where a batch comes from: the live socket (may start a replay), a replay reply, or the held queue. */
+export type BatchSource = "live" | "replay" | "release";
+
+/** What the replays that just ended left behind, for the held batches they release. */
+interface ReleaseContext {
+  /** Replays made progress and none failed: a gap among the held batches may be replayed again. */
+  mayReplay: boolean;
+  /** Live batches were dropped while holding (kvEvents.maxHeldBatches). */
+  dropped: boolean;
+  /** A replay timed out or failed. */
+  failed: boolean;
+}
+
 export class KvEventIngest {
   readonly #index: BlockIndex;
   readonly #log: Logger;
   readonly #metrics: Metrics;
   readonly #hashCheck: HashCheck;
+  readonly #applier: BatchApplier;
   readonly #mirror: IndexMirror | null;
+  readonly #admit: ((podId: string) => boolean) | null;
+  readonly #replays: PodReplays | null;
+  readonly #healAfterMs: number;
+  readonly #now: () => number;
   readonly #states = new Map<string, PodState>();
   readonly #rate = new RateLimitedLog(10_000);
 
@@ -53,6 +86,21 @@ export class KvEventIngest {
     this.#metrics = options.metrics;
     this.#hashCheck = new HashCheck(options.hash, options.logger, options.metrics);
     this.#mirror = options.mirror ?? null;
+    this.#applier = new BatchApplier(options.index, options.metrics, this.#hashCheck, this.#mirror);
+    this.#admit = options.admit ?? null;
+    this.#healAfterMs = options.healAfterMs ?? 60_000;
+    this.#now = options.now ?? Date.now;
+    this.#replays =
+      options.replay === undefined
+        ? null
+        : new PodReplays(options.replay, {
+            logger: options.logger,
+            metrics: options.metrics,
+            now: this.#now,
+            decode: (state, seq, payload) => this.#replayed(state, seq, payload),
+            finished: (state) => this.#release(state),
+            warn: (pod, key, msg, fields) => this.#warn(pod, key, msg, fields),
+          });
   }
 
   /**
@@ -64,13 +112,78 @@ export class KvEventIngest {
     try {
       const topic =
         frames.length > 0 && frames[0]!.length <= 1024 ? parseTopic(utf8.decode(frames[0])) : null;
-      if (connectPod === null && topic !== null) pod = topic.pod;
+      if (connectPod === null && topic !== null) {
+        if (this.#admit !== null && !this.#admit(topic.pod)) {
+          this.#reject(topic.pod);
+          return;
+        }
+        pod = topic.pod;
+      }
       const problem = this.#receive(frames, pod, connectPod !== null || topic !== null, topic?.model ?? null);
       if (problem !== null) this.#malformed(pod, problem[0], problem[1]);
     } catch (err) {
       // A bug of ours, not bad input: still never let one message take the subscriber down.
       this.#malformed(pod, "internal", err instanceof Error ? err.message : String(err));
     }
+  }
+
+  /** Connect mode: the pod's socket (re)connected. Replays what it may have missed (from 0 if nothing yet). */
+  connected(podId: string): void {
+    if (this.#replays === null) return;
+    const state = this.#state(podId);
+    const publishers = state.publishers();
+    // Nothing heard yet (first connection, or the last replay failed): from 0, the socket's own rank.
+    if (publishers.length === 0) {
+      this.#replays.start(state, null, 0n, "connect");
+      return;
+    }
+    for (const [rank, p] of publishers)
+      this.#replays.start(state, rank, p.applied === null ? 0n : p.applied + 1n, "connect");
+  }
+
+  /** Forgets a pod (it left the pool): clears its index entries and its sequence state. */
+  forgetPod(podId: string): void {
+    this.#index.clearPod(podId);
+    this.#mirror?.podCleared(podId);
+    this.#hashCheck.forget(podId);
+    const state = this.#states.get(podId);
+    if (state !== undefined) {
+      state.abortReplays();
+      this.#states.delete(podId);
+      this.#metrics.kvPodStale.remove({ pod: podId });
+      this.#metrics.kvLastEventTimestamp.remove({ pod: podId });
+    }
+  }
+
+  /** Per-pod diagnostics (last event, sequence numbers per DP rank, accuracy, hash checks), heard pods only. */
+  podStates(): PodStateView[] {
+    const now = this.#now();
+    const out: PodStateView[] = [];
+    for (const s of this.#states.values()) {
+      if (s.lastEventMs === 0) continue; // a replay asked for on connect, nothing heard yet
+      this.#sync(s, now);
+      out.push(s.view(now, this.#hashCheck.stats(s.podId)));
+    }
+    return out;
+  }
+
+  /** exact | degraded for a pod that published, null for a pod never heard of. */
+  accuracy(podId: string): "exact" | "degraded" | null {
+    const s = this.#states.get(podId);
+    if (s === undefined || s.lastEventMs === 0) return null;
+    return this.#sync(s, this.#now());
+  }
+
+  /** Replays running and waiting now, and the most ever running at once; null with replay off. */
+  replayStats(): { running: number; waiting: number; peakRunning: number } | null {
+    const q = this.#replays?.queue;
+    return q === undefined ? null : { running: q.running, waiting: q.waiting, peakRunning: q.peakRunning };
+  }
+
+  /** Waits for running replays after aborting every one (shutdown). */
+  async close(): Promise<void> {
+    for (const s of this.#states.values()) s.abortReplays();
+    await this.#replays?.close();
   }
 
   /** Validates, decodes and applies; returns [reason, detail] when the message must be dropped. */
@@ -92,94 +205,177 @@ export class KvEventIngest {
       if (err instanceof DecodeError) return ["payload", err.message];
       throw err;
     }
-    this.#accept(pod, model, seq, batch);
+    this.#live(pod, model, seq, batch);
     return null;
   }
 
-  /** Forgets a pod (it left the pool): clears its index entries and its sequence state. */
-  forgetPod(podId: string): void {
-    this.#index.clearPod(podId);
-    this.#mirror?.podCleared(podId);
-    this.#hashCheck.forget(podId);
-    if (this.#states.delete(podId)) {
-      this.#metrics.kvPodStale.remove({ pod: podId });
-      this.#metrics.kvLastEventTimestamp.remove({ pod: podId });
-    }
-  }
-
-  /** Per-pod diagnostics (last event, sequence numbers per DP rank, stale flag, hash checks). */
-  podStates(): PodStateView[] {
-    return [...this.#states.values()].map((s) => s.view(this.#hashCheck.stats(s.podId)));
-  }
-
-  #accept(pod: string, model: string | null, seq: bigint, batch: KvEventBatch): void {
-    const m = this.#metrics;
+  #state(pod: string): PodState {
     let state = this.#states.get(pod);
     if (state === undefined) {
-      state = new PodState(pod, m);
+      state = new PodState(pod, this.#metrics, this.#healAfterMs);
       this.#states.set(pod, state);
     }
-    state.received.inc();
-    state.lastEventMs = Date.now();
-    state.lastEventGauge.set(state.lastEventMs / 1000);
-    if (model !== null) state.model = model;
-    if (batch.unknownTags > 0) m.kvEventsUnknown.inc({ pod, kind: "tag" }, batch.unknownTags);
-    if (batch.extraFields > 0) m.kvEventsUnknown.inc({ pod, kind: "field" }, batch.extraFields);
-
-    const started = performance.now();
-    const verdict = state.trackSeq(batch.dataParallelRank, seq);
-    if (verdict.kind === "gap") {
-      m.kvSeqGaps.inc({ pod });
-      m.kvSeqMissedBatches.inc({ pod }, verdict.missed);
-      state.setStale(true);
-      this.#warn(pod, "gap", "kv-event sequence gap: batches lost, pod state may be stale", {
-        rank: batch.dataParallelRank,
-        missed: verdict.missed,
-      });
-    } else if (verdict.kind === "restart") {
-      // vLLM restarts at seq 0 with an empty cache and sends no AllBlocksCleared.
-      m.kvPublisherRestarts.inc({ pod });
-      this.#index.clearPod(pod);
-      this.#mirror?.podCleared(pod);
-      state.setStale(seq !== 0n);
-      this.#log.info(
-        { pod, rank: batch.dataParallelRank, seq: seq.toString() },
-        "kv-event publisher restarted: pod cleared",
-      );
-    }
-    for (const ev of batch.events) this.#apply(pod, state, ev);
-    m.kvApplySeconds.observe((performance.now() - started) / 1000);
+    return state;
   }
 
-  #apply(pod: string, state: PodState, ev: KvEvent): void {
-    if (ev.type === "AllBlocksCleared") {
-      this.#index.clearPod(pod);
-      this.#mirror?.podCleared(pod);
-      state.setStale(false); // a reset is a full, known state again
-      state.appliedCleared.inc();
+  #live(pod: string, model: string | null, seq: bigint, batch: KvEventBatch): void {
+    const state = this.#state(pod);
+    state.received.inc();
+    state.heard(Date.now());
+    if (model !== null) state.model = model;
+    const rank = batch.dataParallelRank;
+    const p = state.publisher(rank);
+    // The live stream of one publisher only goes up: anything else is a restarted engine.
+    if (p.lastLive !== null && seq <= p.lastLive) this.#restart(state, rank, seq);
+    p.lastLive = seq;
+    if (state.runs.size > 0) this.#hold(state, { rank, seq, batch });
+    else this.#ordered(state, rank, seq, batch, "live");
+  }
+
+  /**
+   * Applies a batch in sequence order: duplicates are skipped; a jump is replayed when it may be (live
+   * batches, and held ones after a replay that made progress), else recorded as a loss.
+   */
+  #ordered(
+    state: PodState,
+    rank: number | null,
+    seq: bigint,
+    batch: KvEventBatch,
+    from: BatchSource,
+    release: ReleaseContext | null = null,
+  ): void {
+    const p = state.publisher(rank);
+    if (p.applied !== null && seq <= p.applied) return; // already applied (replayed, then received live)
+    const expected = p.applied === null ? 0n : p.applied + 1n;
+    if (seq > expected) {
+      // Before any applied batch the jump is lost history (kvpick joined late): it hides blocks, never
+      // invents them. After it, missed BlockRemoved events may leave blocks the pod no longer has.
+      const afterKnown = p.applied !== null;
+      // A gap among held batches after a replay that made progress is new loss on the wire (the replay
+      // has moved past it): it may be replayed too. Without progress it could loop, so it may not.
+      const mayReplay = from === "live" || (from === "release" && release!.mayReplay);
+      if (mayReplay && afterKnown) {
+        const missed = seq - expected;
+        this.#metrics.kvSeqGaps.inc({ pod: state.podId });
+        this.#metrics.kvSeqMissedBatches.inc(
+          { pod: state.podId },
+          missed > 2n ** 53n ? Number.MAX_SAFE_INTEGER : Number(missed),
+        );
+      }
+      if (mayReplay && this.#replays?.start(state, rank, expected, afterKnown ? "gap" : "joined")) {
+        this.#hold(state, { rank, seq, batch });
+        return;
+      }
+      if (afterKnown) {
+        const reason: LossReason =
+          from === "live"
+            ? "gap"
+            : from === "replay"
+              ? "replay-incomplete"
+              : release!.dropped
+                ? "held-overflow"
+                : release!.failed
+                  ? "replay-failed"
+                  : "replay-incomplete";
+        this.#loss(state, reason, { rank, expected: expected.toString(), seq: seq.toString() });
+      }
+    }
+    this.#applier.apply(state, batch);
+    p.applied = seq;
+    state.accuracy.applied();
+    if (from === "replay") {
+      state.replayedBatches.inc();
+      state.replayProgress++;
+    }
+    this.#sync(state, this.#now());
+  }
+
+  #hold(state: PodState, held: HeldBatch): void {
+    if (state.held.length >= this.#replays!.maxHeldBatches) {
+      state.heldDropped++;
+      this.#metrics.kvHeldDropped.inc({ pod: state.podId });
       return;
     }
-    if (!indexable(ev, state.fullAttentionGroups)) {
-      this.#metrics.kvEventsUnknown.inc({ pod, kind: "group" });
+    state.held.push(held);
+  }
+
+  /** Every replay of the pod ended: applies the held live batches in arrival order. */
+  #release(state: PodState): void {
+    const held = state.held;
+    const ctx: ReleaseContext = {
+      mayReplay: state.replayProgress > 0 && !state.replayFailed,
+      dropped: state.heldDropped > 0,
+      failed: state.replayFailed,
+    };
+    state.held = [];
+    state.heldDropped = 0;
+    state.replayFailed = false;
+    state.replayProgress = 0;
+    for (const h of held) {
+      if (state.runs.size > 0)
+        state.held.push(h); // a new gap is being replayed: keep holding, in order
+      else this.#ordered(state, h.rank, h.seq, h.batch, "release", ctx);
+    }
+    this.#sync(state, this.#now());
+  }
+
+  /** One replayed batch (decoded here so bad bytes are counted like live ones). */
+  #replayed(state: PodState, seq: bigint, payload: Uint8Array): void {
+    let batch: KvEventBatch;
+    try {
+      batch = decodeBatch(payload);
+    } catch (err) {
+      this.#malformed(state.podId, "replay-payload", err instanceof Error ? err.message : String(err));
       return;
     }
-    // Before v0.10.2 events carry no medium: only the GPU pool published.
-    const medium = ev.medium ?? "GPU";
-    const words = new Uint32Array(
-      ev.blockHashes.buffer,
-      ev.blockHashes.byteOffset,
-      ev.blockHashes.length * 2,
+    state.heard(Date.now());
+    this.#ordered(state, batch.dataParallelRank, seq, batch, "replay");
+  }
+
+  /** vLLM restarts at seq 0 with an empty cache and sends no AllBlocksCleared: forget the pod's blocks. */
+  #restart(state: PodState, rank: number | null, seq: bigint): void {
+    this.#metrics.kvPublisherRestarts.inc({ pod: state.podId });
+    state.abortReplays();
+    this.#index.clearPod(state.podId);
+    this.#mirror?.podCleared(state.podId);
+    const p = state.publisher(rank);
+    p.applied = null;
+    p.lastLive = null;
+    state.accuracy.reset();
+    this.#log.info(
+      { pod: state.podId, rank, seq: seq.toString() },
+      "kv-event publisher restarted: pod cleared",
     );
-    if (ev.type === "BlockStored") {
-      this.#hashCheck.check(pod, ev);
-      this.#index.store(pod, medium, words, ev.blockHashes.length);
-      this.#mirror?.touched(pod, medium, words, ev.blockHashes.length);
-      state.appliedStored.inc();
-    } else {
-      this.#index.remove(pod, medium, words, ev.blockHashes.length);
-      this.#mirror?.touched(pod, medium, words, ev.blockHashes.length);
-      state.appliedRemoved.inc();
+  }
+
+  #loss(state: PodState, reason: LossReason, fields: Record<string, unknown> = {}): void {
+    state.accuracy.loss(reason, this.#now());
+    this.#sync(state, this.#now(), fields);
+  }
+
+  /** Brings the stale gauge and the log in line with the pod's accuracy; returns it. */
+  #sync(state: PodState, now: number, fields: Record<string, unknown> = {}): "exact" | "degraded" {
+    const t = state.accuracy.transition(now);
+    if (t !== null) {
+      state.setStale(t.to === "degraded");
+      const f = { pod: state.podId, accuracy: t.to, reason: t.reason, ...fields };
+      if (t.routine) this.#log.debug(f, "kv-event state: replaying a gap");
+      else if (t.to === "degraded")
+        this.#log.warn(f, "kv-event state degraded: the pod's cached blocks count less until it recovers");
+      else this.#log.info(f, "kv-event state exact again");
     }
+    return state.stale ? "degraded" : "exact";
+  }
+
+  #reject(pod: string): void {
+    this.#metrics.kvEventsRejected.inc({ reason: "not-in-pool" });
+    // One key for every rejected pod: their ids are chosen by the sender.
+    const suppressed = this.#rate.admit("reject|not-in-pool");
+    if (suppressed >= 0)
+      this.#log.warn(
+        { pod: pod.slice(0, 64), suppressed },
+        "kv-event message from a pod outside the pool ignored (kvEvents.acceptUnknownPods=false)",
+      );
   }
 
   #malformed(pod: string, reason: string, detail: string): void {
@@ -191,19 +387,4 @@ export class KvEventIngest {
     const suppressed = this.#rate.admit(`${key}|${pod}`);
     if (suppressed >= 0) this.#log.warn({ pod, ...fields, suppressed }, msg);
   }
-}
-
-/**
- * Hybrid models publish one event per KV-cache group. Only full-attention groups describe a reusable
- * prefix the way kvpick's chain does: index BlockStored events whose spec kind (when sent) is full
- * attention / MLA, remembering their group so the matching BlockRemoved (which carries no spec kind) is
- * indexed too; without a spec kind, only group 0 (single-group models always send 0 or nothing).
- */
-function indexable(ev: Exclude<KvEvent, { type: "AllBlocksCleared" }>, fullGroups: Set<number>): boolean {
-  if (ev.type === "BlockStored" && ev.kvCacheSpecKind !== null) {
-    const full = ev.kvCacheSpecKind === "full_attention" || ev.kvCacheSpecKind.startsWith("mla");
-    if (full && ev.groupIdx !== null && fullGroups.size < 64) fullGroups.add(ev.groupIdx);
-    return full;
-  }
-  return ev.groupIdx === null || ev.groupIdx === 0 || fullGroups.has(ev.groupIdx);
 }

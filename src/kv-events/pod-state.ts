@@ -1,23 +1,54 @@
 // Per-pod bookkeeping of the KV-event stream: sequence numbers per publisher (one per data-parallel
-// rank, each with its own counter), staleness, and the pod's pre-labelled metric children (labelling
-// once per pod keeps prom-client's label hashing off the per-message path).
+// rank, each with its own counter), replays in flight and the live batches held meanwhile, the pod's
+// accuracy, and its pre-labelled metric children (labelling once per pod keeps prom-client's label hashing
+// off the per-message path).
 import type { Metrics } from "../observability/metrics.js";
-
-export type SeqVerdict = { kind: "first" | "next" | "restart" } | { kind: "gap"; missed: number };
+import type { KvEventBatch } from "./decode.js";
+import { type Accuracy, PodAccuracy } from "./pod-accuracy.js";
 
 export interface PodStateView {
   podId: string;
   /** Model name from the topic (`kv@<pod>@<model>`); null until a topic named one. */
   model: string | null;
-  /** Wall-clock ms of the last accepted batch. */
+  /** Wall-clock ms of the last batch received (live or replayed; 0 = none yet). */
   lastEventMs: number;
-  /** Last sequence number per data-parallel rank (null rank = the v0.9.0 layout without one), decimal. */
+  /** Last applied sequence number per data-parallel rank (null rank = the v0.9.0 layout), decimal. */
   publishers: { rank: number | null; lastSeq: string }[];
-  /** True after a sequence gap until the pod's state is known complete again (reset or restart at 0). */
+  /** True while the pod's state may hold blocks it no longer has (= accuracy "degraded"). */
   stale: boolean;
+  accuracy: Exclude<Accuracy, "no-events">;
+  /** Why it is degraded ("gap", "replaying", "replay-failed", "hash-mismatch", …), else null. */
+  degradedReason: string | null;
+  /** Replays of this pod waiting or running. */
+  replays: number;
   /** Root BlockStored events whose first hash kvpick recomputed, and how many differed. */
   hashChecks: number;
   hashMismatches: number;
+}
+
+/** One publisher (data-parallel rank) of a pod. */
+export interface PublisherSeq {
+  /** Highest seq received live (the live stream only goes up, unless the publisher restarted). */
+  lastLive: bigint | null;
+  /** Highest seq applied to the index, live or replayed (null: nothing yet). */
+  applied: bigint | null;
+}
+
+/** A live batch held while the pod replays. */
+export interface HeldBatch {
+  rank: number | null;
+  seq: bigint;
+  batch: KvEventBatch;
+}
+
+/** One replay of this pod (waiting or running). */
+export interface ReplayRun {
+  readonly controller: AbortController;
+  /** Replay of a gap after known state (the pod is degraded while it runs). */
+  readonly recovering: boolean;
+  /** A replayed seq jumped past the next expected one: the ring no longer had it. */
+  hole: boolean;
+  applied: number;
 }
 
 interface Inc {
@@ -33,60 +64,96 @@ export class PodState {
   readonly podId: string;
   model: string | null = null;
   lastEventMs = 0;
-  stale = false;
   /** KV-cache groups seen as full attention (hybrid models), so their removals are indexed too. */
   readonly fullAttentionGroups = new Set<number>();
+  readonly accuracy: PodAccuracy;
   readonly received: Inc;
   readonly appliedStored: Inc;
   readonly appliedRemoved: Inc;
   readonly appliedCleared: Inc;
+  readonly replayedBatches: Inc;
   readonly lastEventGauge: Settable;
+  readonly runs = new Set<ReplayRun>();
+  held: HeldBatch[] = [];
+  /** Live batches dropped because `held` was full, since the last release. */
+  heldDropped = 0;
+  /** A replay since the last release timed out or failed. */
+  replayFailed = false;
+  /** Batches applied by replays since the last release. */
+  replayProgress = 0;
   readonly #staleGauge: Settable;
-  readonly #seqs = new Map<number, bigint>();
+  #stale = false;
+  readonly #seqs = new Map<number, PublisherSeq>();
 
-  constructor(podId: string, m: Metrics) {
+  constructor(podId: string, m: Metrics, healAfterMs: number) {
     this.podId = podId;
+    this.accuracy = new PodAccuracy(healAfterMs);
     this.received = m.kvEventsReceived.labels({ pod: podId });
     this.appliedStored = m.kvEventsApplied.labels({ pod: podId, type: "BlockStored" });
     this.appliedRemoved = m.kvEventsApplied.labels({ pod: podId, type: "BlockRemoved" });
     this.appliedCleared = m.kvEventsApplied.labels({ pod: podId, type: "AllBlocksCleared" });
+    this.replayedBatches = m.kvReplayedBatches.labels({ pod: podId });
     this.lastEventGauge = m.kvLastEventTimestamp.labels({ pod: podId });
     this.#staleGauge = m.kvPodStale.labels({ pod: podId });
     this.#staleGauge.set(0);
   }
 
-  /**
-   * Records `seq` for the publisher of `rank`. The first seq seen may be > 0 (slow joiner: vLLM drops what
-   * it sends before our subscription arrives), so it is never a gap. Backwards (or equal) = restart.
-   */
-  trackSeq(rank: number | null, seq: bigint): SeqVerdict {
-    const key = rank ?? NO_RANK;
-    const last = this.#seqs.get(key);
-    this.#seqs.set(key, seq);
-    if (last === undefined) return { kind: "first" };
-    if (seq === last + 1n) return { kind: "next" };
-    if (seq > last) {
-      const missed = seq - last - 1n;
-      return { kind: "gap", missed: missed > 2n ** 53n ? Number.MAX_SAFE_INTEGER : Number(missed) };
-    }
-    return { kind: "restart" };
+  get stale(): boolean {
+    return this.#stale;
   }
 
+  /** The sequence state of the publisher of `rank` (created on first use). */
+  publisher(rank: number | null): PublisherSeq {
+    const key = rank ?? NO_RANK;
+    let p = this.#seqs.get(key);
+    if (p === undefined) {
+      p = { lastLive: null, applied: null };
+      this.#seqs.set(key, p);
+    }
+    return p;
+  }
+
+  publishers(): [number | null, PublisherSeq][] {
+    return [...this.#seqs].map(([k, p]) => [k === NO_RANK ? null : k, p]);
+  }
+
+  /** A batch arrived (live or replayed), applied or held. */
+  heard(nowMs: number): void {
+    this.lastEventMs = nowMs;
+    this.lastEventGauge.set(nowMs / 1000);
+  }
+
+  /** Keeps `epp_kv_pod_state_stale` equal to "degraded". */
   setStale(stale: boolean): void {
-    this.stale = stale;
+    if (stale === this.#stale) return;
+    this.#stale = stale;
     this.#staleGauge.set(stale ? 1 : 0);
   }
 
-  view(hash: { checks: number; mismatches: number }): PodStateView {
+  /** Aborts every replay of this pod and forgets the batches held for it. */
+  abortReplays(): void {
+    for (const run of this.runs) run.controller.abort();
+    this.runs.clear();
+    this.held = [];
+    this.heldDropped = 0;
+    this.replayFailed = false;
+    this.replayProgress = 0;
+  }
+
+  view(now: number, hash: { checks: number; mismatches: number }): PodStateView {
+    const accuracy = this.accuracy.state(now);
     return {
       podId: this.podId,
       model: this.model,
       lastEventMs: this.lastEventMs,
-      publishers: [...this.#seqs].map(([rank, seq]) => ({
-        rank: rank === NO_RANK ? null : rank,
-        lastSeq: seq.toString(),
+      publishers: this.publishers().map(([rank, p]) => ({
+        rank,
+        lastSeq: (p.applied ?? p.lastLive ?? 0n).toString(),
       })),
-      stale: this.stale,
+      stale: accuracy === "degraded",
+      accuracy,
+      degradedReason: this.accuracy.reason(now),
+      replays: this.runs.size,
       hashChecks: hash.checks,
       hashMismatches: hash.mismatches,
     };

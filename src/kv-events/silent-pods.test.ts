@@ -9,6 +9,9 @@ const state = (podId: string): PodStateView => ({
   lastEventMs: 0,
   publishers: [],
   stale: false,
+  accuracy: "exact",
+  degradedReason: null,
+  replays: 0,
   hashChecks: 0,
   hashMismatches: 0,
 });

@@ -3,6 +3,7 @@
 // `${POD_IP}` was never expanded). Warns once per endpoint after a grace period and exposes
 // `epp_kv_pod_events_seen{endpoint}` so dashboards can alert on it.
 import type { Logger } from "../observability/logger.js";
+import type { Accuracy } from "./pod-accuracy.js";
 import type { PodStateView } from "./pod-state.js";
 
 export interface PoolMember {
@@ -33,6 +34,20 @@ export class SilentPods {
     const heard = new Set(this.#o.podStates().map((s) => s.podId));
     const out = new Map<string, 0 | 1>();
     for (const m of this.#o.members()) out.set(m.address, heard.has(m.address) || heard.has(m.ip) ? 1 : 0);
+    return out;
+  }
+
+  /**
+   * Accuracy per pod, keyed like the other `epp_kv_*` metrics (the pod's KV-event id); a pool member that
+   * never published is `no-events`, keyed by its address.
+   */
+  accuracy(): Map<string, Accuracy> {
+    const states = this.#o.podStates();
+    const known = new Set(states.map((s) => s.podId));
+    const out = new Map<string, Accuracy>();
+    for (const m of this.#o.members())
+      if (!known.has(m.address) && !known.has(m.ip)) out.set(m.address, "no-events");
+    for (const s of states) out.set(s.podId, s.accuracy);
     return out;
   }
 

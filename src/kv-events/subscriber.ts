@@ -3,7 +3,8 @@
 //   names itself in the topic `kv@<pod>@<model>`.
 // - connect (several EPP replicas): one SUB per pool endpoint dialling the pod's bound PUB
 //   (`tcp://<pod-ip>:<kvEvents.port>`; DP rank N on port + N); the pod id given by the caller wins.
-// Messages are handed to KvEventIngest one at a time, synchronously, in arrival order per socket.
+// Messages are handed to KvEventIngest one at a time, synchronously, in arrival order per socket. With
+// replay on (`kvEvents.replayPort`), a connect-mode socket's (re)connection asks the pod for what it missed.
 import { Subscriber } from "zeromq";
 import type { Config } from "../config/schema.js";
 import type { BlockIndex } from "../kv-index/block-index.js";
@@ -21,6 +22,13 @@ export interface KvEventSubscriberOptions {
   metrics: Metrics;
   /** Optional mirror of every applied change (the shared index in Redis). */
   mirror?: IndexMirror | undefined;
+  /** Bind mode: whether a topic's pod id belongs to the pool (see KvEventIngest); absent = any pod. */
+  admit?: (podId: string) => boolean;
+  /**
+   * Where a pod's publisher of `rank` serves replays, or null. Default with `kvEvents.replayPort`:
+   * tcp://<host of the pod id>:<replayPort + rank>. Replay is off without either.
+   */
+  replayEndpoint?: (podId: string, rank: number | null) => string | null;
 }
 
 // vLLM's PUB uses hwm 100000; match it so a burst is queued rather than dropped (= a seq gap).
@@ -33,17 +41,37 @@ export class KvEventSubscriber {
   #bound: Subscriber | null = null;
   readonly #pods = new Map<string, Subscriber[]>();
   readonly #loops = new Set<Promise<void>>();
+  readonly #replay: boolean;
   #closed = false;
 
   constructor(options: KvEventSubscriberOptions) {
-    this.#config = options.config;
+    const c = options.config;
+    this.#config = c;
     this.#log = options.logger.child({ component: "kv-events" });
+    const port = c.replayPort ?? 0;
+    const endpoint =
+      options.replayEndpoint ??
+      (port > 0 ? (pod: string, rank: number | null) => defaultEndpoint(pod, port + (rank ?? 0)) : null);
+    this.#replay = endpoint !== null;
     this.ingest = new KvEventIngest({
       index: options.index,
       logger: this.#log,
       metrics: options.metrics,
       hash: options.hash,
       mirror: options.mirror,
+      healAfterMs: c.healAfterMs,
+      ...(options.admit === undefined ? {} : { admit: options.admit }),
+      ...(endpoint === null
+        ? {}
+        : {
+            replay: {
+              endpoint,
+              timeoutMs: c.replayTimeoutMs,
+              cooldownMs: c.replayCooldownMs,
+              maxConcurrent: c.maxConcurrentReplays,
+              maxHeldBatches: c.maxHeldBatches,
+            },
+          }),
     });
   }
 
@@ -59,8 +87,13 @@ export class KvEventSubscriber {
   async bind(endpoint: string): Promise<string> {
     if (this.#bound !== null) throw new Error("kv-events subscriber already bound");
     const sock = this.#socket();
+    try {
+      await sock.bind(endpoint);
+    } catch (err) {
+      sock.close(); // e.g. the port is still held by a socket closing: the caller may retry
+      throw err;
+    }
     this.#bound = sock;
-    await sock.bind(endpoint);
     this.#log.info({ endpoint: sock.lastEndpoint }, "kv-events: listening for vLLM publishers");
     this.#run(sock, null);
     return sock.lastEndpoint ?? endpoint;
@@ -81,6 +114,11 @@ export class KvEventSubscriber {
     const list = endpoints === undefined ? [defaultEndpoint(podId, this.#config.port)] : [endpoints].flat();
     const socks = list.map((ep) => {
       const sock = this.#socket();
+      // Proactive replay on connect and reconnect (llm-d): whatever the pod published meanwhile.
+      if (this.#replay)
+        sock.events.on("connect", () => {
+          if (this.#pods.has(podId)) this.ingest.connected(podId); // not for a pod removed meanwhile
+        });
       sock.connect(ep); // ZeroMQ connects (and reconnects) in the background
       this.#run(sock, podId);
       return sock;
@@ -113,7 +151,7 @@ export class KvEventSubscriber {
     this.#bound?.close();
     for (const socks of this.#pods.values()) for (const s of socks) s.close();
     this.#pods.clear();
-    await Promise.all(this.#loops);
+    await Promise.all([...this.#loops, this.ingest.close()]);
   }
 
   #socket(): Subscriber {

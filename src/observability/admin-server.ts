@@ -1,9 +1,11 @@
 // The admin HTTP port (GIE: 9090): Prometheus text on /metrics from kvpick's own registry, plus plain
-// /healthz (process alive) and /readyz (ready to route) for Kubernetes probes. Unauthenticated: keep the
-// port inside the cluster (GIE protects /metrics with RBAC bearer tokens; kvpick does not yet).
+// /healthz (process alive) and /readyz (ready to route) for Kubernetes probes. With a bearer token
+// (`server.metricsBearerTokenFile`, as GIE's --metrics-endpoint-auth protects /metrics) /metrics answers
+// 401 without it; the probes stay open for the kubelet.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
+import type { BearerToken } from "./bearer-token.js";
 import type { Logger } from "./logger.js";
 
 export interface AdminServerOptions {
@@ -14,6 +16,8 @@ export interface AdminServerOptions {
   logger: Logger;
   isLive?(): boolean;
   isReady(): boolean;
+  /** Required on /metrics when given. */
+  metricsToken?: BearerToken | null;
 }
 
 export interface AdminServer {
@@ -33,6 +37,10 @@ export function createAdminServer(options: AdminServerOptions): AdminServer {
     if (req.method !== "GET" && req.method !== "HEAD") return text(res, 405, "method not allowed\n");
     switch (path) {
       case "/metrics":
+        if (options.metricsToken != null && !(await options.metricsToken.verify(req.headers.authorization))) {
+          res.setHeader("www-authenticate", 'Bearer realm="kvpick metrics"');
+          return text(res, 401, "unauthorized\n");
+        }
         return text(res, 200, await options.registry.metrics(), options.registry.contentType);
       case "/healthz": {
         const live = options.isLive?.() ?? true;

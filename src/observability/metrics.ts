@@ -43,6 +43,11 @@ export class Metrics {
   readonly kvHashMismatches: Counter<"pod">;
   readonly kvApplySeconds: Histogram;
   readonly kvLastEventTimestamp: Gauge<"pod">;
+  readonly kvEventsRejected: Counter<"reason">;
+  readonly kvReplays: Counter<"pod" | "result">;
+  readonly kvReplayedBatches: Counter<"pod">;
+  readonly kvReplaysRunning: Gauge;
+  readonly kvHeldDropped: Counter<"pod">;
 
   // --- request path (ext_proc → routing decision) ---
   readonly requests: Counter<"code">;
@@ -274,6 +279,55 @@ export class Metrics {
       help: "Wall-clock time of the last batch received from a pod (alert when it stops moving).",
       labelNames: ["pod"],
       registers: r,
+    });
+    // No pod label: the pod id of a rejected message is chosen by whoever sent it.
+    this.kvEventsRejected = new Counter({
+      name: "epp_kv_events_rejected_total",
+      help: "KV-event messages ignored, by reason (not-in-pool: the topic names no pod of the current pool).",
+      labelNames: ["reason"],
+      registers: r,
+    });
+    this.kvReplays = new Counter({
+      name: "epp_kv_replays_total",
+      help: "KV-event replays from a pod's vLLM replay socket, by result (complete | incomplete | timeout | failed | cooldown).",
+      labelNames: ["pod", "result"],
+      registers: r,
+    });
+    this.kvReplayedBatches = new Counter({
+      name: "epp_kv_replayed_batches_total",
+      help: "Batches recovered by replay and applied to the index.",
+      labelNames: ["pod"],
+      registers: r,
+    });
+    this.kvReplaysRunning = new Gauge({
+      name: "epp_kv_replays_in_flight",
+      help: "Replays running now (bounded by kvEvents.maxConcurrentReplays).",
+      registers: r,
+    });
+    this.kvHeldDropped = new Counter({
+      name: "epp_kv_held_batches_dropped_total",
+      help: "Live batches dropped while their pod replayed (kvEvents.maxHeldBatches reached).",
+      labelNames: ["pod"],
+      registers: r,
+    });
+  }
+
+  /**
+   * Per pod, its KV-event accuracy as a state set (1 for the current state, 0 for the others): exact,
+   * degraded (its cache credit counts less), no-events (a pool member that never published). Read at
+   * scrape time.
+   */
+  watchPodAccuracy(source: { accuracy(): Map<string, string> }, states: readonly string[]): void {
+    new Gauge({
+      name: "epp_kv_pod_accuracy",
+      help: "1 for the pod's KV-event accuracy state (exact | degraded | no-events), 0 for the others.",
+      labelNames: ["pod", "state"],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [pod, current] of source.accuracy())
+          for (const state of states) this.set({ pod, state }, state === current ? 1 : 0);
+      },
     });
   }
 

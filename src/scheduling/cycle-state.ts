@@ -27,6 +27,9 @@ export class SchedulingCycle implements CycleState {
       // (bind mode, reference topic `kv@<pod-ip>@<model>`). Pods the index has never heard of match nothing.
       const podIds = candidates.map((e) => (lookup.hasPod(e.address) ? e.address : e.ip));
       const { blocks, weighted } = lookup.matchPrefix(chain, podIds);
+      // A degraded pod (events lost) may hold fewer of these blocks than the index says: count them less.
+      if (lookup.creditFactor !== undefined)
+        for (let i = 0; i < n; i++) if (blocks[i]! > 0) weighted[i]! *= lookup.creditFactor(podIds[i]!);
       match = { totalBlocks: chain.length, blocks, weighted };
     }
     this.#prefixFor = candidates;

@@ -18,6 +18,12 @@ export interface PrefixLookup {
   ): { blocks: Uint32Array; weighted: Float64Array };
   /** Whether the index has heard of this pod id (topic `kv@<id>@<model>`: "ip:port" or just "ip"). */
   hasPod(podId: string): boolean;
+  /**
+   * Optional: how much a pod's cached blocks can be trusted, in [0, 1] — 1 when its KV-event state is exact,
+   * `index.degradedCreditFactor` while degraded (events lost and not recovered). Absent = 1 for every pod.
+   * Scales `PrefixMatch.weighted`, never `blocks`.
+   */
+  creditFactor?(podId: string): number;
 }
 
 /** One request, as produced by the director after parsing, tokenizing and hashing. Never mutated by plugins. */
@@ -51,7 +57,7 @@ export interface PrefixMatch {
   readonly totalBlocks: number;
   /** Consecutive blocks from block 0 cached on candidates[i]. */
   readonly blocks: Uint32Array;
-  /** The same blocks weighted by medium (GPU 1.0, CPU 0.8). */
+  /** The same blocks weighted by medium (GPU 1.0, CPU 0.8) and by the pod's credit factor (degraded < 1). */
   readonly weighted: Float64Array;
 }
 

@@ -26,6 +26,11 @@ export class MergedPrefixLookup implements PrefixLookup {
     return this.#local.hasPod(podId) || this.#shared.has(podId);
   }
 
+  /** This replica's view of the pod's event stream (a degraded pod's credit counts less) applies to both. */
+  creditFactor(podId: string): number {
+    return this.#local.creditFactor?.(podId) ?? 1;
+  }
+
   matchPrefix(
     chain: BigUint64Array,
     podIds: readonly string[],

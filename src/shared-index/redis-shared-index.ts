@@ -10,6 +10,7 @@ import type { Config } from "../config/schema.js";
 import type { BlockIndex } from "../kv-index/block-index.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
+import type { PrefixLookup } from "../scheduling/types.js";
 import { RedisIndexMirror } from "./redis-index-mirror.js";
 import { redisKeys } from "./redis-keys.js";
 import { RedisLink } from "./redis-link.js";
@@ -27,6 +28,8 @@ export interface RedisSharedIndex {
 export function createRedisSharedIndex(options: {
   config: Config["index"];
   index: BlockIndex;
+  /** How requests read the local index (with per-pod credit factors); default the index itself. */
+  local?: PrefixLookup;
   logger: Logger;
   metrics: Metrics;
 }): RedisSharedIndex {
@@ -58,7 +61,7 @@ export function createRedisSharedIndex(options: {
   metrics.watchRedisMirror(mirror);
   const prefixSource = new RedisPrefixSource({
     link,
-    local: index,
+    local: options.local ?? index,
     keys,
     mediumWeights: config.mediumWeights,
     lookupTimeoutMs: redis.lookupTimeoutMs,

@@ -1,13 +1,23 @@
 // vLLM's ZmqEventPublisher, simulated: one PUB socket per pod, one multipart message per engine step
 // [topic, 8-byte big-endian seq starting at 0, msgspec payload]. Connects to `endpoint` (the EPP binds,
 // reference deployment) or binds it (the EPP connects), per vLLM's rule: bind when the endpoint contains
-// `*` or `::` or is ipc/inproc. Fault knobs: drop a fraction of batches (the seq is consumed, as when
-// vLLM's send raises → a gap replay cannot fill), delay every batch, restart (new socket, seq back to 0).
+// `*` or `::` or is ipc/inproc. Every batch sent enters a ring of the last `bufferSteps` batches, served by
+// an optional replay ROUTER (vLLM's `replay_endpoint`, kv-event-replay-server.ts).
+// Fault knobs: drop a fraction of batches, delay every batch, restart (new socket, seq back to 0, empty
+// ring). A dropped batch models a message lost on the wire (a slow subscriber past its high-water mark, a
+// broken connection): it took its seq and IS in the replay ring, so replay can fill the gap. (vLLM's other
+// loss, a send that raises, is not buffered; a ring too small for the gap models the unfillable case.)
 import { Publisher } from "zeromq";
+import { createLogger, type Logger } from "../observability/logger.js";
 import type { SimClock } from "./clock.js";
 import { type EncodeOptions, KvEventEncoder } from "./kv-event-encoder.js";
 import type { SimEventBatch } from "./kv-event.js";
+import { type ReplayLayout, SimReplayServer } from "./kv-event-replay-server.js";
 import { type Rng, seededRng } from "./random.js";
+import { ReplayRing } from "./replay-ring.js";
+
+/** vLLM's `buffer_steps` default. */
+export const DEFAULT_BUFFER_STEPS = 10_000;
 
 export interface PublisherOptions extends EncodeOptions {
   /** e.g. tcp://127.0.0.1:5557 (connect) or tcp://*:5557 / tcp://127.0.0.1:* (bind). */
@@ -20,6 +30,14 @@ export interface PublisherOptions extends EncodeOptions {
   /** Simulated seconds between the engine step and the send. */
   delaySeconds?: number;
   rng?: Rng;
+  /** vLLM `replay_endpoint` (always bound, e.g. tcp://10.0.0.1:5558); null/absent = no replay socket. */
+  replayEndpoint?: string | null;
+  /** Reply layout of the replay socket (default vLLM ≤ 0.25, "v0.10"). */
+  replayLayout?: ReplayLayout;
+  /** vLLM `buffer_steps`: batches kept for replay (default 10,000). */
+  bufferSteps?: number;
+  /** For the replay socket's warnings. */
+  logger?: Logger;
 }
 
 /** vLLM: bind if the endpoint has `*` or `::`, or is ipc:// / inproc://; otherwise connect. */
@@ -47,6 +65,10 @@ export class SimKvEventPublisher {
   #queue: Array<[string, Buffer, Uint8Array]> = [];
   #sending = false;
   #bound: string | null = null;
+  readonly #ring: ReplayRing;
+  #replay: SimReplayServer | null = null;
+  /** Bumped by restart(): batches delayed from the previous incarnation are not sent by the new one. */
+  #epoch = 0;
 
   constructor(options: PublisherOptions) {
     this.#o = options;
@@ -55,11 +77,27 @@ export class SimKvEventPublisher {
     this.dropFraction = options.dropFraction ?? 0;
     this.delaySeconds = options.delaySeconds ?? 0;
     this.#rng = options.rng ?? seededRng(1);
+    this.#ring = new ReplayRing(options.bufferSteps ?? DEFAULT_BUFFER_STEPS);
   }
 
   /** The resolved bound address in bind mode, else null. */
   get boundEndpoint(): string | null {
     return this.#bound;
+  }
+
+  /** The resolved replay (ROUTER) address, or null without a replay socket. */
+  get replayEndpoint(): string | null {
+    return this.#replay?.endpoint ?? null;
+  }
+
+  /** The replay socket (requests served / ignored), or null. */
+  get replayServer(): SimReplayServer | null {
+    return this.#replay;
+  }
+
+  /** Batches currently held for replay. */
+  get buffered(): number {
+    return this.#ring.size;
   }
 
   async start(): Promise<void> {
@@ -72,30 +110,66 @@ export class SimKvEventPublisher {
     } else {
       s.connect(this.#o.endpoint);
     }
+    if (this.#replay === null && this.#o.replayEndpoint != null) {
+      const ring = this.#ring;
+      const self = this;
+      this.#replay = new SimReplayServer({
+        endpoint: this.#o.replayEndpoint,
+        layout: this.#o.replayLayout ?? "v0.10",
+        logger: this.#o.logger ?? createLogger({ level: "silent" }),
+        source: {
+          topic: this.topic,
+          snapshot: (start) => ring.from(start),
+          get epoch() {
+            return self.#epoch;
+          },
+        },
+      });
+      await this.#replay.start();
+    }
   }
 
   /** Queues one step's batch; frames leave in order. */
   publish(batch: SimEventBatch): void {
     const seq = this.seq++;
-    if (this.dropFraction > 0 && this.#rng() < this.dropFraction) {
-      this.dropped++;
-      return;
-    }
+    const lost = this.dropFraction > 0 && this.#rng() < this.dropFraction;
     const seqFrame = Buffer.alloc(8);
     seqFrame.writeBigUInt64BE(seq);
     const frames: [string, Buffer, Uint8Array] = [this.topic, seqFrame, this.encoder.encode(batch)];
-    if (this.delaySeconds > 0) this.#o.clock.setTimer(this.delaySeconds, () => this.#enqueue(frames));
-    else this.#enqueue(frames);
+    const epoch = this.#epoch;
+    const send = () => {
+      if (epoch !== this.#epoch) return; // sent by an engine that has since restarted
+      // vLLM buffers a batch right after send_multipart; a batch lost on the wire is still buffered.
+      this.#ring.push(seq, frames[2]);
+      if (lost) this.dropped++;
+      else this.#enqueue(frames);
+    };
+    if (this.delaySeconds > 0) this.#o.clock.setTimer(this.delaySeconds, send);
+    else send();
   }
 
-  /** A restarted vLLM engine: new socket, seq back to 0, nothing replayed, no AllBlocksCleared. */
+  /**
+   * A restarted vLLM engine: new PUB socket, seq back to 0, empty replay ring, no AllBlocksCleared. The
+   * replay socket stays bound (a restarted vLLM binds the same replay_endpoint again); a reply in progress
+   * stops.
+   */
   async restart(): Promise<void> {
-    this.close();
+    this.#closePub();
+    this.#epoch++;
+    this.#ring.clear();
     this.seq = 0n;
     await this.start();
   }
 
-  close(): void {
+  async close(): Promise<void> {
+    this.#closePub();
+    this.#epoch++;
+    const replay = this.#replay;
+    this.#replay = null;
+    await replay?.close();
+  }
+
+  #closePub(): void {
     this.#queue = [];
     this.#socket?.close();
     this.#socket = null;

@@ -6,6 +6,8 @@
 //   ip:port pod id). Connect mode then binds port+i per pod (kvpick's connect mode dials one port per IP,
 //   so it cannot follow; use bind mode).
 // - "auto": loopback if 127.0.0.101 can be bound (macOS needs `ifconfig lo0 alias`), else single.
+// The replay socket (vLLM's replay_endpoint) follows the PUB's rule: tcp://<pod ip>:<replay port> in loopback
+// mode (what kvpick's kvEvents.replayPort dials), replay port + i in single mode (kvpick cannot follow).
 import { createServer } from "node:net";
 import type { HashAlgo } from "../config/schema.js";
 import type { Logger } from "../observability/logger.js";
@@ -13,6 +15,7 @@ import type { TokenizationService } from "../tokenization/tokenization-service.j
 import type { SimClock } from "./clock.js";
 import type { EngineConfig } from "./engine-config.js";
 import type { EventLayout } from "./kv-event-encoder.js";
+import type { ReplayLayout } from "./kv-event-replay-server.js";
 import { loadOutputVocabulary } from "./output-vocabulary.js";
 import { type SimFaults, SimPod } from "./sim-pod.js";
 
@@ -35,6 +38,8 @@ export interface SimClusterOptions {
   /** "connect" to the EPP's bound SUB at `endpoint`, "bind" each pod's PUB on `port`, or no events. */
   kvEvents: { mode: "connect"; endpoint: string } | { mode: "bind"; port: number } | { mode: "off" };
   eventLayout?: EventLayout;
+  /** vLLM replay sockets: one ROUTER per pod on `port` (single mode: port + i); null/absent = none. */
+  kvEventsReplay?: { port: number; layout?: ReplayLayout; bufferSteps?: number } | null;
   defaultMaxTokens?: number;
   faults?: Partial<SimFaults>;
 }
@@ -70,6 +75,8 @@ export async function startSimCluster(o: SimClusterOptions): Promise<SimCluster>
           : kv.mode === "bind"
             ? `tcp://${ip}:${ipMode === "loopback" ? kv.port : kv.port + i}`
             : null;
+      const replay = o.kvEventsReplay;
+      const replayPort = replay == null ? 0 : ipMode === "loopback" ? replay.port : replay.port + i;
       const pod = new SimPod({
         ip,
         port,
@@ -84,6 +91,11 @@ export async function startSimCluster(o: SimClusterOptions): Promise<SimCluster>
         kvEventsEndpoint: endpoint,
         topicPodId: ipMode === "loopback" ? "ip" : "ip:port",
         ...(o.eventLayout === undefined ? {} : { eventLayout: o.eventLayout }),
+        ...(replay == null
+          ? {}
+          : {
+              kvEventsReplay: { ...replay, endpoint: `tcp://${ip}:${replayPort === 0 ? "*" : replayPort}` },
+            }),
         ...(o.defaultMaxTokens === undefined ? {} : { defaultMaxTokens: o.defaultMaxTokens }),
         ...(o.faults === undefined ? {} : { faults: o.faults }),
         seed: 1000 + i,

@@ -2,8 +2,10 @@
 // with its BlockManager, and a ZeroMQ KV-event publisher. Prompts are rendered and tokenized exactly as
 // vLLM would (kvpick's TokenizationService) and hashed with kvpick's BlockHasher, so the pod's events carry
 // the hashes a real v0.10 pod with the same seed would publish.
-// Simulator-only routes: POST /sim/restart (engine restart: in-flight requests die, empty cache, publisher
-// seq back to 0, no AllBlocksCleared), POST /sim/faults (JSON knobs), POST /reset_prefix_cache (vLLM dev route).
+// With `kvEventsReplay` the pod also binds vLLM's replay ROUTER (`replay_endpoint`) over its last
+// `bufferSteps` batches. Simulator-only routes: POST /sim/restart (engine restart: in-flight requests die,
+// empty cache, publisher seq back to 0, replay ring emptied, no AllBlocksCleared), POST /sim/faults (JSON
+// knobs), POST /reset_prefix_cache (vLLM dev route).
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -18,6 +20,7 @@ import type { EngineConfig } from "./engine-config.js";
 import { Engine, type FinishedRequest } from "./engine.js";
 import type { EventLayout } from "./kv-event-encoder.js";
 import { SimKvEventPublisher } from "./kv-event-publisher.js";
+import type { ReplayLayout } from "./kv-event-replay-server.js";
 import { metricsPage } from "./metrics-page.js";
 import {
   type ApiKind,
@@ -32,7 +35,7 @@ import { fedTokens, type OutputVocabulary, outputText } from "./output-vocabular
 import { type Rng, seededRng } from "./random.js";
 
 export interface SimFaults {
-  /** Fraction of KV-event batches dropped (seq consumed → the EPP sees a gap). */
+  /** Fraction of KV-event batches lost on the wire (seq consumed → the EPP sees a gap; still in the replay ring). */
   dropEventFraction: number;
   /** Simulated seconds each event batch is held back. */
   eventDelaySeconds: number;
@@ -61,6 +64,8 @@ export interface SimPodOptions {
   /** Topic pod id: "ip" (reference topic kv@<ip>@<model>) or "ip:port" (pods sharing an IP). */
   topicPodId: "ip" | "ip:port";
   eventLayout?: EventLayout;
+  /** vLLM's replay socket: bound at `endpoint` (e.g. tcp://<ip>:5558), reply layout, ring size in batches. */
+  kvEventsReplay?: { endpoint: string; layout?: ReplayLayout; bufferSteps?: number } | null;
   /** max_tokens of chat requests that give none (vLLM would generate to EOS; the simulator has none). */
   defaultMaxTokens?: number;
   faults?: Partial<SimFaults>;
@@ -131,10 +136,25 @@ export class SimPod {
         dropFraction: this.faults.dropEventFraction,
         delaySeconds: this.faults.eventDelaySeconds,
         rng: seededRng((this.options.seed ?? 7) + 1),
+        logger: this.#log,
+        ...(this.options.kvEventsReplay == null
+          ? {}
+          : {
+              replayEndpoint: this.options.kvEventsReplay.endpoint,
+              ...(this.options.kvEventsReplay.layout === undefined
+                ? {}
+                : { replayLayout: this.options.kvEventsReplay.layout }),
+              ...(this.options.kvEventsReplay.bufferSteps === undefined
+                ? {}
+                : { bufferSteps: this.options.kvEventsReplay.bufferSteps }),
+            }),
       });
       await this.publisher.start();
     }
-    this.#log.info({ address: this.address, topic: this.topic }, "simulated vLLM pod started");
+    this.#log.info(
+      { address: this.address, topic: this.topic, replayEndpoint: this.publisher?.replayEndpoint ?? null },
+      "simulated vLLM pod started",
+    );
     return this;
   }
 
@@ -157,7 +177,7 @@ export class SimPod {
 
   async close(): Promise<void> {
     this.engine.stop();
-    this.publisher?.close();
+    await this.publisher?.close();
     this.#server.closeAllConnections();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }

@@ -115,6 +115,9 @@ describe("deploy/ manifests", () => {
             topic: "kv@$(POD_IP)@Qwen3-32B",
           });
           const [epp] = containers(find(objects, "Deployment", "kvpick"));
+          // Replay: vLLM binds its ROUTER on 5558, kvpick dials <pod ip>:5558 (+ DP rank).
+          expect(kvConfig.replay_endpoint).toBe("tcp://*:5558");
+          expect(epp!.args).toContain("--kv-events-replay-port=5558");
           if (name === "reference" || name === "bind-mode-redis") {
             expect(kvConfig.endpoint).toBe("tcp://kvpick.$(NAMESPACE).svc.cluster.local:5557");
             expect(epp!.args).toContain("--kv-events-mode=bind");
