@@ -183,6 +183,12 @@ export function createApp(options: AppOptions): App {
       if (change.kind === "added")
         kvEvents.addPod(change.endpoint.address, kvEventsEndpointOf(change.endpoint, config.kvEvents.port));
       if (change.kind === "removed") kvEvents.removePod(change.endpoint.address);
+    } else if (change.kind === "added" && replayPort > 0) {
+      // Bind mode: a pod joining the pool (or every pod, at startup) may already hold a warm cache that no
+      // new event will ever announce. Ask its replay socket for the ring now, under the reference topic's id
+      // (the IP; a pod whose topic is "ip:port" is still found by IP). Once per IP (DP ranks share it).
+      const ip = change.endpoint.ip;
+      if (endpoints.specs().filter((s) => s.ip === ip).length === 1) kvEvents.ingest.connected(ip);
     } else if (change.kind === "removed") {
       // Bind mode names pods by topic: "ip" (reference topic) or "ip:port". Another endpoint on the same IP
       // (a data-parallel rank) keeps the IP-named state alive.

@@ -30,6 +30,8 @@ export interface FaultStackOptions {
    * pods `vllm-<i>`) instead of `--endpoints`, so tests can flip pods NotReady.
    */
   kube?: boolean;
+  /** The pods bind vLLM replay sockets and kvpick dials them (`--kv-events-replay-port`); default true. */
+  replay?: boolean;
 }
 
 export interface WaveResult {
@@ -100,6 +102,7 @@ export class FaultStack {
     // Every pod on its own loopback IP, all on one port (as pods of an InferencePool share a target port).
     // The pods dial kvpick's SUB (bind mode, the reference deployment); ZeroMQ retries until it is bound.
     const port = await freePort("127.0.0.101");
+    const replayPort = o.replay === false ? 0 : await freePort("127.0.0.101");
     const clock = new LiveClock(o.timeScale ?? 200);
     const clusters: SimCluster[] = [];
     for (let i = 0; i < n; i++) {
@@ -117,6 +120,7 @@ export class FaultStack {
           tokenizer: this.#tokenizer,
           logger: this.#logger,
           kvEvents: { mode: "connect", endpoint: `tcp://127.0.0.1:${this.#ports.kv}` },
+          kvEventsReplay: replayPort === 0 ? null : { port: replayPort },
         }),
       );
     }
@@ -142,6 +146,7 @@ export class FaultStack {
     this.#args = [
       ...pool,
       "--log-level=warn",
+      ...(replayPort === 0 ? [] : [`--kv-events-replay-port=${replayPort}`]),
       ...(o.serveArgs ?? []),
       `--grpc-port=${this.#ports.grpc}`,
       `--grpc-health-port=${this.#ports.health}`,
