@@ -2,8 +2,6 @@
 // endpoints and a BlockIndex, with and without the block-hash memo, plus the stage costs measured apart.
 // Run: npx tsc -p tsconfig.json && node dist/bench/director.bench.js
 import { parseConfig } from "../src/config/load.js";
-import { EndpointStore } from "../src/endpoints/endpoint-store.js";
-import { parseEndpointList } from "../src/endpoints/parse-endpoints.js";
 import type { RouteRequest } from "../src/ext-proc/router.js";
 import { BlockHasher } from "../src/kv-index/block-hash.js";
 import { BlockIndex } from "../src/kv-index/block-index.js";
@@ -12,6 +10,7 @@ import { Metrics } from "../src/observability/metrics.js";
 import { Director } from "../src/routing/director.js";
 import { createScheduler } from "../src/scheduling/create-scheduler.js";
 import { TokenizationService } from "../src/tokenization/tokenization-service.js";
+import { staticPool } from "./support/static-pool.js";
 
 const N = 3000;
 const config = parseConfig({ tokenizer: { hashSeed: "42" } });
@@ -55,19 +54,7 @@ const tokenizer = new TokenizationService({
   config: config.tokenizer,
   logger: createLogger({ level: "silent" }),
 });
-const endpoints = new EndpointStore({});
-endpoints.replaceAll(parseEndpointList(Array.from({ length: 8 }, (_, i) => `10.0.0.${i}:8000`)));
-for (let i = 0; i < 8; i++) {
-  endpoints.recordMetrics(`10.0.0.${i}:8000`, {
-    waiting: i % 3,
-    running: 2,
-    kvCacheUsage: 0.2,
-    blockSize: 64,
-    numGpuBlocks: 4802,
-    prefixCachingHashAlgo: null,
-    lora: null,
-  });
-}
+const endpoints = staticPool(Array.from({ length: 8 }, (_, i) => `10.0.0.${i}:8000`));
 const index = new BlockIndex({ maxEntries: 1_000_000, mediumWeights: { GPU: 1, CPU: 0.8 } });
 const scheduler = createScheduler(config.scheduling, { endpoints, prefixLookup: index });
 

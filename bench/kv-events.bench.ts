@@ -10,16 +10,10 @@ import { KvEventIngest } from "../src/kv-events/ingest.js";
 import { BlockIndex } from "../src/kv-index/block-index.js";
 import { createLogger } from "../src/observability/logger.js";
 import { Metrics } from "../src/observability/metrics.js";
+import { fmt, hash64From, xorshift32 } from "./support/bench-random.js";
 
-let seed = 0x2545f491;
-function rnd32(): number {
-  seed ^= seed << 13;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  return seed >>> 0;
-}
-const hash64 = () => (BigInt(rnd32()) << 32n) | BigInt(rnd32());
-const fmt = (n: number) => n.toLocaleString("en-US", { maximumFractionDigits: 2 });
+const rnd32 = xorshift32(0x2545f491);
+const hash64 = hash64From(rnd32);
 
 const BLOCKS_PER_EVENT = 16;
 const EVENTS_PER_BATCH = 4;

@@ -7,22 +7,16 @@
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { BlockIndex } from "../src/kv-index/block-index.js";
+import { fmt as fmtN, xorshift32 } from "./support/bench-random.js";
 
 const W = { GPU: 1, CPU: 0.8 };
-let seed = 0x1234567;
-/** xorshift32: hashes are uniform like sha256 low bits; cheap enough not to dominate the timings. */
-function rnd32(): number {
-  seed ^= seed << 13;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  return seed >>> 0;
-}
+const rnd32 = xorshift32(0x1234567);
+const fmt = (n: number) => fmtN(n, 1);
 function randomWords(blocks: number): Uint32Array {
   const w = new Uint32Array(blocks * 2);
   for (let i = 0; i < w.length; i++) w[i] = rnd32();
   return w;
 }
-const fmt = (n: number) => n.toLocaleString("en-US", { maximumFractionDigits: 1 });
 
 function applyThroughput(): void {
   // vLLM sends one BlockStored per request per step with a few to a few hundred blocks; use 16.

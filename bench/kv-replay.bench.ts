@@ -12,16 +12,10 @@ import { Metrics } from "../src/observability/metrics.js";
 import { LiveClock } from "../src/sim/clock.js";
 import type { SimEventBatch } from "../src/sim/kv-event.js";
 import { SimKvEventPublisher } from "../src/sim/kv-event-publisher.js";
+import { fmt, hash64From, xorshift32 } from "./support/bench-random.js";
 
-let seed = 0x2545f491;
-function rnd32(): number {
-  seed ^= seed << 13;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  return seed >>> 0;
-}
-const hash64 = () => (BigInt(rnd32()) << 32n) | BigInt(rnd32());
-const fmt = (n: number, d = 2) => n.toLocaleString("en-US", { maximumFractionDigits: d });
+const rnd32 = xorshift32(0x2545f491);
+const hash64 = hash64From(rnd32);
 
 const BATCHES = 10_000;
 const EVENTS = 4;

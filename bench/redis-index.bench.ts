@@ -8,8 +8,6 @@
 // Run: npx tsc -p tsconfig.json && node --expose-gc dist/bench/redis-index.bench.js
 import { Redis } from "ioredis";
 import { parseConfig } from "../src/config/load.js";
-import { EndpointStore } from "../src/endpoints/endpoint-store.js";
-import { parseEndpointList } from "../src/endpoints/parse-endpoints.js";
 import type { RouteRequest } from "../src/ext-proc/router.js";
 import { KvEventIngest } from "../src/kv-events/ingest.js";
 import { BlockHasher } from "../src/kv-index/block-hash.js";
@@ -22,6 +20,7 @@ import { createRedisSharedIndex } from "../src/shared-index/redis-shared-index.j
 import { TokenizationService } from "../src/tokenization/tokenization-service.js";
 import { encodeBatch, seqFrame } from "../test/support/kv-event-publisher.js";
 import { startRedisServer } from "../test/support/redis-server.js";
+import { staticPool } from "./support/static-pool.js";
 
 const PODS = 8;
 const CHAIN = 128;
@@ -80,19 +79,8 @@ function summary(label: string, xs: number[]) {
 }
 
 // ---- 1. pick latency: scheduler only vs Redis round trip + merge + scheduler ----
-const endpoints = new EndpointStore({});
 const addresses = Array.from({ length: PODS }, (_, i) => `10.0.0.${i + 1}:8000`);
-endpoints.replaceAll(parseEndpointList(addresses));
-for (const [i, a] of addresses.entries())
-  endpoints.recordMetrics(a, {
-    waiting: i % 3,
-    running: 2,
-    kvCacheUsage: 0.2,
-    blockSize: 64,
-    numGpuBlocks: 4802,
-    prefixCachingHashAlgo: null,
-    lora: null,
-  });
+const endpoints = staticPool(addresses);
 
 const w = writer();
 await connected(w);

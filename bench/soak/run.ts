@@ -13,11 +13,9 @@ import { createInterface } from "node:readline";
 import { parseConfig } from "../../src/config/load.js";
 import { EnvoyFront } from "../../src/demo/envoy-front.js";
 import { createLogger } from "../../src/observability/logger.js";
-import { LiveClock } from "../../src/sim/clock.js";
-import { DEFAULT_ENGINE_CONFIG } from "../../src/sim/engine-config.js";
 import { seededRng } from "../../src/sim/random.js";
-import { type SimCluster, startSimCluster } from "../../src/sim/sim-cluster.js";
 import { TokenizationService } from "../../src/tokenization/tokenization-service.js";
+import { startPoolPods } from "../../test/support/fault-stack.js";
 import { freePort } from "../../test/support/free-port.js";
 import { repoRoot } from "../../test/support/golden.js";
 import { spawnServe } from "../../test/support/serve-child.js";
@@ -67,32 +65,20 @@ async function main() {
 
   const tokenizer = new TokenizationService({ config: parseConfig({}).tokenizer, logger });
   const kvPort = await freePort();
-  const port = await freePort("127.0.0.101");
-  const clock = new LiveClock(TIME_SCALE);
-  const clusters: SimCluster[] = [];
-  for (let i = 0; i < PODS; i++) {
-    clusters.push(
-      await startSimCluster({
-        pods: 1,
-        basePort: port,
-        ipMode: "loopback",
-        firstHost: 101 + i,
-        model: "Qwen3-32B",
-        engine: { ...DEFAULT_ENGINE_CONFIG },
-        hashAlgo: "sha256_cbor_64bit",
-        hashSeed: "42",
-        clock,
-        tokenizer,
-        logger,
-        kvEvents: { mode: "connect", endpoint: `tcp://127.0.0.1:${kvPort}` },
-      }),
-    );
-  }
-  const pods = clusters.flatMap((c) => c.pods);
+  const { cluster, replayPort } = await startPoolPods({
+    pods: PODS,
+    timeScale: TIME_SCALE,
+    kvEndpoint: `tcp://127.0.0.1:${kvPort}`,
+    replay: true,
+    tokenizer,
+    logger,
+  });
+  const pods = cluster.pods;
   const serve = await spawnServe(
     [
       `--endpoints=${pods.map((p) => p.address).join(",")}`,
       `--kv-events-endpoint=tcp://127.0.0.1:${kvPort}`,
+      `--kv-events-replay-port=${replayPort}`,
       "--log-level=info",
     ],
     { stdio: ["ignore", "pipe", "inherit"] },
@@ -218,7 +204,7 @@ async function main() {
   agent.destroy();
   await front.close();
   await serve.stop();
-  await Promise.allSettled(clusters.map((c) => c.close()));
+  await cluster.close();
   await tokenizer.close();
 
   const rows = minutes.map((m) => {

@@ -39,27 +39,10 @@ describe("KV-event faults", () => {
       ),
     );
 
-  /** Cold wave, then the hit rate of a warm wave: the level routing must return to after a fault. */
-  async function baseline(who: readonly string[]): Promise<number> {
-    await stack.wave(who);
-    const warm = await stack.wave(who);
-    expect(warm.statuses.get(200)).toBe(who.length);
-    expect(warm.hitRate).toBeGreaterThan(0.7);
-    note("baseline hit rate", warm.hitRate.toFixed(3));
-    return warm.hitRate;
-  }
-
   /** A few waves after the fault is gone; the last must be back near the baseline. */
-  async function recovers(who: readonly string[], before: number): Promise<void> {
-    let last = 0;
-    for (let i = 0; i < 6 && last < before - 0.05; i++) {
-      const w = await stack.wave(who);
-      expect(w.statuses.get(200)).toBe(who.length);
-      last = w.hitRate;
-      note("recovery wave", i, "hit rate", last.toFixed(3));
-    }
-    expect(last).toBeGreaterThanOrEqual(before - 0.05);
-  }
+  const recovers = async (who: readonly string[], before: number) =>
+    expect((await stack.recovery(who, before)).hitRate).toBeGreaterThanOrEqual(before - 0.05);
+  const baseline = (who: readonly string[]) => stack.baseline(who);
 
   it("survives lost event batches and its hit rate recovers", async () => {
     const who = customers("drop");

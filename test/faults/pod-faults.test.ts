@@ -7,25 +7,11 @@ import { FaultStack, note } from "../support/fault-stack.js";
 
 const customers = (tag: string, n = 8) => Array.from({ length: n }, (_, i) => `${tag}-customer-${i}`);
 
-async function baseline(stack: FaultStack, who: readonly string[]): Promise<number> {
-  await stack.wave(who);
-  const warm = await stack.wave(who);
-  expect(warm.statuses.get(200)).toBe(who.length);
-  expect(warm.hitRate).toBeGreaterThan(0.7);
-  note("baseline hit rate", warm.hitRate.toFixed(3));
-  return warm.hitRate;
-}
+const baseline = (stack: FaultStack, who: readonly string[]) => stack.baseline(who);
 
 /** Waves until the hit rate is back within 5 points of `before`, at most `waves` of them. */
 async function recovers(stack: FaultStack, who: readonly string[], before: number, waves = 6): Promise<void> {
-  let last = 0;
-  for (let i = 0; i < waves && last < before - 0.05; i++) {
-    const w = await stack.wave(who);
-    expect(w.statuses.get(200)).toBe(who.length);
-    last = w.hitRate;
-    note("recovery wave", i, "hit rate", last.toFixed(3));
-  }
-  expect(last).toBeGreaterThanOrEqual(before - 0.05);
+  expect((await stack.recovery(who, before, waves)).hitRate).toBeGreaterThanOrEqual(before - 0.05);
 }
 
 /** kvpick's own view of an endpoint's load reading (`epp_endpoint_metrics_fresh`). */

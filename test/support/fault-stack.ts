@@ -69,6 +69,55 @@ export function chatBody(customer: string, question: string, extra: Record<strin
   };
 }
 
+/**
+ * `pods` simulated vLLM pods as an InferencePool's pods look: each on its own loopback IP (127.0.0.101+i), all
+ * on one port, dialling kvpick's SUB at `kvEndpoint` (bind mode, the reference deployment; ZeroMQ retries
+ * until it is bound), each with a vLLM replay socket on one shared port when `replay`.
+ */
+export async function startPoolPods(o: {
+  pods: number;
+  timeScale: number;
+  kvEndpoint: string;
+  replay: boolean;
+  tokenizer: TokenizationService;
+  logger: Logger;
+}): Promise<{ cluster: SimCluster; port: number; replayPort: number }> {
+  const port = await freePort("127.0.0.101");
+  const replayPort = o.replay ? await freePort("127.0.0.101") : 0;
+  const clock = new LiveClock(o.timeScale);
+  const clusters: SimCluster[] = [];
+  try {
+    for (let i = 0; i < o.pods; i++) {
+      clusters.push(
+        await startSimCluster({
+          pods: 1,
+          basePort: port,
+          ipMode: "loopback",
+          firstHost: 101 + i,
+          model: MODEL,
+          engine: { ...DEFAULT_ENGINE_CONFIG },
+          hashAlgo: "sha256_cbor_64bit",
+          hashSeed: "42",
+          clock,
+          tokenizer: o.tokenizer,
+          logger: o.logger,
+          kvEvents: { mode: "connect", endpoint: o.kvEndpoint },
+          kvEventsReplay: replayPort === 0 ? null : { port: replayPort },
+        }),
+      );
+    }
+  } catch (err) {
+    await Promise.allSettled(clusters.map((c) => c.close()));
+    throw err;
+  }
+  const cluster: SimCluster = {
+    pods: clusters.flatMap((c) => c.pods),
+    ipMode: "loopback",
+    close: async () => void (await Promise.allSettled(clusters.map((c) => c.close()))),
+  };
+  return { cluster, port, replayPort };
+}
+
 export class FaultStack {
   serve!: ServeChild;
   cluster!: SimCluster;
@@ -99,36 +148,15 @@ export class FaultStack {
     };
     const n = o.pods ?? 3;
     this.#tokenizer = new TokenizationService({ config: parseConfig({}).tokenizer, logger: this.#logger });
-    // Every pod on its own loopback IP, all on one port (as pods of an InferencePool share a target port).
-    // The pods dial kvpick's SUB (bind mode, the reference deployment); ZeroMQ retries until it is bound.
-    const port = await freePort("127.0.0.101");
-    const replayPort = o.replay === false ? 0 : await freePort("127.0.0.101");
-    const clock = new LiveClock(o.timeScale ?? 200);
-    const clusters: SimCluster[] = [];
-    for (let i = 0; i < n; i++) {
-      clusters.push(
-        await startSimCluster({
-          pods: 1,
-          basePort: port,
-          ipMode: "loopback",
-          firstHost: 101 + i,
-          model: MODEL,
-          engine: { ...DEFAULT_ENGINE_CONFIG },
-          hashAlgo: "sha256_cbor_64bit",
-          hashSeed: "42",
-          clock,
-          tokenizer: this.#tokenizer,
-          logger: this.#logger,
-          kvEvents: { mode: "connect", endpoint: `tcp://127.0.0.1:${this.#ports.kv}` },
-          kvEventsReplay: replayPort === 0 ? null : { port: replayPort },
-        }),
-      );
-    }
-    this.cluster = {
-      pods: clusters.flatMap((c) => c.pods),
-      ipMode: "loopback",
-      close: async () => void (await Promise.allSettled(clusters.map((c) => c.close()))),
-    };
+    const { cluster, port, replayPort } = await startPoolPods({
+      pods: n,
+      timeScale: o.timeScale ?? 200,
+      kvEndpoint: `tcp://127.0.0.1:${this.#ports.kv}`,
+      replay: o.replay !== false,
+      tokenizer: this.#tokenizer,
+      logger: this.#logger,
+    });
+    this.cluster = cluster;
     let pool: string[];
     if (o.kube) {
       this.kube = await new FakeKubeApi().start();
@@ -279,6 +307,37 @@ export class FaultStack {
     out.hitRate = out.promptTokens === 0 ? 0 : out.cachedTokens / out.promptTokens;
     await this.settle();
     return out;
+  }
+
+  /** Cold wave, then the hit rate of a warm wave: the level routing must return to after a fault. */
+  async baseline(who: readonly string[]): Promise<number> {
+    await this.wave(who);
+    const warm = await this.wave(who);
+    if (warm.statuses.get(200) !== who.length) throw new Error(`baseline: ${[...warm.statuses]} answers`);
+    if (warm.hitRate <= 0.7)
+      throw new Error(`baseline hit rate ${warm.hitRate} is too low to measure recovery`);
+    note("baseline hit rate", warm.hitRate.toFixed(3));
+    return warm.hitRate;
+  }
+
+  /**
+   * Waves (every one fully answered) until the hit rate is back within 5 points of `before`, at most `waves`
+   * of them; returns the last hit rate for the caller to assert on.
+   */
+  async recovery(
+    who: readonly string[],
+    before: number,
+    waves = 6,
+  ): Promise<{ hitRate: number; ok: boolean }> {
+    let last = 0;
+    for (let i = 0; i < waves && last < before - 0.05; i++) {
+      const w = await this.wave(who);
+      if (w.statuses.get(200) !== who.length)
+        throw new Error(`recovery wave ${i}: ${[...w.statuses]} answers`);
+      last = w.hitRate;
+      note("recovery wave", i, "hit rate", last.toFixed(3));
+    }
+    return { hitRate: last, ok: last >= before - 0.05 };
   }
 
   /** Lets in-flight KV events land (they follow the engine step that produced them). */
