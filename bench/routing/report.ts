@@ -73,6 +73,10 @@ const COLORS: Record<PolicyName, string> = {
   "approximate-w1": "#e377c2",
   approximate: "#9467bd",
   precise: "#1f77b4",
+  "precise-speculative": "#17becf",
+  "precise-credit": "#bcbd22",
+  cost: "#7f7f7f",
+  kvpick: "#000000",
   ideal: "#2ca02c",
 };
 

@@ -21,7 +21,7 @@ if (process.argv.includes("--live")) {
 const { values } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
-    workloads: { type: "string", default: "reference,zipf,bursts,multi-turn" },
+    workloads: { type: "string", default: "reference,zipf,bursts,multi-turn,hot-prefix" },
     policies: { type: "string", default: POLICY_NAMES.join(",") },
     seed: { type: "string", default: "20250924" },
     "event-delay-ms": { type: "string", default: "50" },
@@ -80,6 +80,30 @@ const builders: Record<string, () => Workload> = {
       burstEvery: 10,
       burstSize: 16,
     }),
+  "hot-prefix": () => {
+    const hotLadder = quick ? [8, 24, 40] : [8, 16, 24, 32, 40];
+    return sharedPrefix(
+      {
+        seed: seed + 4,
+        stages: stages(hotLadder),
+        groups: 40,
+        usersPerGroup: 1,
+        systemTokens: 8000,
+        questionTokens: 2000,
+        outputTokens: 150,
+        zipfAlpha: 1.2,
+        freshQuestions: true,
+      },
+      "hot-prefix",
+      "Hot prefixes that saturate a pod (prefill-bound)",
+      `Agent/RAG-style traffic: 40 shared 8,000-token contexts (tool definitions, documents) with Zipf(α = 1.2) ` +
+        `popularity (the hottest ≈ 30 % of requests), each request adding its own new 2,000-token part and ` +
+        `getting 150 output tokens. Prefill dominates: one pod computes the hot context's new parts at ≈ 8 ` +
+        `requests/s, which the hottest context alone exceeds above ≈ 26 QPS; the cluster's prefill capacity is ` +
+        `≈ 60 requests/s when every context is cached somewhere. Poisson ${hotLadder.join(" → ")} QPS, ` +
+        `${stageSeconds} s per stage.`,
+    );
+  },
   "multi-turn": () =>
     multiTurn({
       seed: seed + 3,

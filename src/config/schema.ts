@@ -135,17 +135,27 @@ export const configSchema = z.strictObject({
 
   /**
    * The scheduling profile: filters → weighted scorers (each score in [0, 1]) → picker. Types name plugins
-   * in src/scheduling/plugins; each plugin validates its own `parameters`. Default = the issue's profile.
+   * in src/scheduling/plugins; each plugin validates its own `parameters`. Default = kvpick's profile: the
+   * TTFT cost scorer with speculative entries and dispatch credit (bench/README.md: it beats GIE's weighted
+   * precise profile, which stays available as precise-prefix-cache 3 + queue 2 + kv-cache-utilization 2).
    */
   scheduling: z
     .strictObject({
       filters: z.array(pluginRefSchema).default(() => [{ type: "fresh-metrics-filter", parameters: {} }]),
-      scorers: z.array(pluginRefSchema.extend({ weight: numIn(0, 1e6).default(1) })).default(() => [
-        { type: "precise-prefix-cache-scorer", weight: 3, parameters: {} },
-        { type: "queue-scorer", weight: 2, parameters: {} },
-        { type: "kv-cache-utilization-scorer", weight: 2, parameters: {} },
-      ]),
+      scorers: z
+        .array(pluginRefSchema.extend({ weight: numIn(0, 1e6).default(1) }))
+        .default(() => [{ type: "ttft-cost-scorer", weight: 1, parameters: {} }]),
       picker: pluginRefSchema.default(() => ({ type: "max-score-picker", parameters: {} })),
+      /**
+       * Speculative prefix entries: a routed request's blocks count as cached on its pod for this long, until
+       * vLLM's BlockStored confirms them (llm-d's speculativeTTL); covers bursts sharing a new prefix before
+       * events arrive. 0 = off.
+       */
+      speculativeTtlMs: intIn(0, 600_000).default(2000),
+      /** Bound on speculative (pod, block) entries (~40 bytes each). */
+      speculativeMaxEntries: intIn(1, 2 ** 26 - 1).default(262_144),
+      /** Add the requests and prompt tokens kvpick routed since an endpoint's last scrape to its load. */
+      dispatchCredit: z.boolean({ error: "expected true or false" }).default(true),
     })
     .prefault({}),
 

@@ -7,9 +7,20 @@ import { Scheduler } from "./scheduler.js";
 import { FakePrefixLookup, aRequest, anEndpoint, staticSource } from "./scheduling.fixture.js";
 import type { Endpoint, EndpointSource, PrefixLookup, Scorer } from "./types.js";
 
-const defaults = parseConfig({}).scheduling;
+/** GIE's weighted precise profile (the field's default), without kvpick's post-pick services. */
+const gie = parseConfig({
+  scheduling: {
+    speculativeTtlMs: 0,
+    dispatchCredit: false,
+    scorers: [
+      { type: "precise-prefix-cache-scorer", weight: 3 },
+      { type: "queue-scorer", weight: 2 },
+      { type: "kv-cache-utilization-scorer", weight: 2 },
+    ],
+  },
+}).scheduling;
 const scheduler = (source: EndpointSource, lookup: PrefixLookup | null = null, random = Math.random) =>
-  createScheduler(defaults, { endpoints: source, prefixLookup: lookup, random });
+  createScheduler(gie, { endpoints: source, prefixLookup: lookup, random });
 
 function picked(s: Scheduler, blocks = 10, subset?: string[]) {
   const r = s.schedule(aRequest(blocks, subset));
@@ -17,7 +28,7 @@ function picked(s: Scheduler, blocks = 10, subset?: string[]) {
   return r;
 }
 
-describe("Scheduler with the default profile", () => {
+describe("Scheduler with GIE's weighted precise profile (precise 3, queue 2, kv 2)", () => {
   const a = anEndpoint("10.0.0.1:8000", { waiting: 2, kvCacheUsage: 0.3 });
   const b = anEndpoint("10.0.0.2:8000", { waiting: 2, kvCacheUsage: 0.3 });
   const c = anEndpoint("10.0.0.3:8000", { waiting: 2, kvCacheUsage: 0.3 });
