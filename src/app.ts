@@ -19,7 +19,13 @@ import { type AdminServer, createAdminServer } from "./observability/admin-serve
 import type { Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { Director } from "./routing/director.js";
-import { createScheduler } from "./scheduling/create-scheduler.js";
+import { LoraAdapters } from "./routing/lora-adapters.js";
+import { createScheduler, speculativeLookupFor } from "./scheduling/create-scheduler.js";
+import {
+  EstimatedPrefixIndex,
+  estimatedPrefixParams,
+} from "./scheduling/estimated/estimated-prefix-index.js";
+import { RateLimitedLog } from "./observability/logger.js";
 import { TokenizationService } from "./tokenization/tokenization-service.js";
 
 export interface AppOptions {
@@ -155,7 +161,28 @@ export function createApp(options: AppOptions): App {
     blockSize: config.tokenizer.blockSize,
     memoBlocks: config.tokenizer.hashMemoBlocks,
   });
-  const scheduler = createScheduler(config.scheduling, { endpoints, prefixLookup: index });
+  // Speculative entries over the index and the estimated fallback for pods without KV events: built here so
+  // their sizes reach /metrics.
+  const speculative = speculativeLookupFor(config.scheduling, index);
+  if (speculative !== null) metrics.watchSpeculative(speculative);
+  const estimatedFallback = new EstimatedPrefixIndex(estimatedPrefixParams.parse({}));
+  metrics.watchEstimatedFallback(estimatedFallback);
+  const hookLog = new RateLimitedLog(30_000);
+  const scheduler = createScheduler(config.scheduling, {
+    endpoints,
+    prefixLookup: index,
+    blockSize: config.tokenizer.blockSize,
+    speculative,
+    estimatedFallback,
+    onHookError: (source, err) => {
+      if (hookLog.admit(source) >= 0)
+        logger.error(
+          { plugin: source, err: err instanceof Error ? err.message : String(err) },
+          "post-pick hook failed",
+        );
+    },
+  });
+  if (config.scheduling.dispatchCredit) metrics.watchDispatch(endpoints);
   const director = new Director({
     tokenizer,
     hasher,
@@ -164,6 +191,8 @@ export function createApp(options: AppOptions): App {
     logger,
     metrics,
     emitEndpointScores: config.server.emitEndpointScores,
+    loras: new LoraAdapters(config.tokenizer, endpoints),
+    dispatch: config.scheduling.dispatchCredit ? endpoints : null,
   });
 
   // Kubernetes discovery writes the store when the pool comes from an InferencePool or a selector.

@@ -70,6 +70,26 @@ export const configSchema = z.strictObject({
       hashMemoBlocks: intIn(0, 2 ** 24).default(65_536),
       /** Tokenizer worker threads (0 = always tokenize on the main thread). */
       workerThreads: intIn(0, 64).default(1),
+      /**
+       * How vLLM keys a LoRA request's blocks: `id` = the adapter's int id (vLLM ≤ 0.11.0), `name` = its name
+       * (≥ 0.11.1, vllm-project/vllm#27211); `auto` = id with sha256_cbor_64bit (0.10.0–0.10.1), else name.
+       */
+      loraKey: z.enum(["auto", "id", "name"], { error: "expected auto, id or name" }).default("auto"),
+      /**
+       * LoRA adapters the pods serve, by the name clients put in `model`: `id` = vLLM's lora_int_id (1, 2, …
+       * in --lora-modules order; required when the key is the id), `baseModel` = the served model whose
+       * tokenizer applies (default: tokenizer.defaultTokenizerDir). Adapters reported by the pods'
+       * vllm:lora_requests_info are recognised without this when the key is the name.
+       */
+      loras: z
+        .record(
+          z.string(),
+          z.strictObject({
+            id: intIn(1, 2 ** 31 - 1).optional(),
+            baseModel: z.string({ error: "expected a served model name" }).min(1).optional(),
+          }),
+        )
+        .default({}),
     })
     .prefault({}),
 
