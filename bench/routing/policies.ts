@@ -24,6 +24,7 @@ export const POLICY_NAMES = [
   "precise-credit",
   "cost",
   "kvpick",
+  "kvpick-blind",
   "ideal",
 ] as const;
 export type PolicyName = (typeof POLICY_NAMES)[number];
@@ -39,6 +40,7 @@ export const POLICY_LABELS: Record<PolicyName, string> = {
   "precise-credit": "precise 3/2/2 + dispatch credit",
   cost: "TTFT cost scorer alone",
   kvpick: "kvpick default",
+  "kvpick-blind": "kvpick default, pods publish no KV events",
   ideal: "ideal bound",
 };
 
@@ -59,8 +61,8 @@ export interface PolicyContext {
   /** The pool as kvpick's store holds it: scraped load (every scrape interval) plus dispatch credit. */
   readonly endpoints: EndpointStore;
   readonly rng: Rng;
-  /** The KV index fed by the pods' events (policies that use events only). */
-  readonly index: BlockIndex | null;
+  /** The KV index, fed by the pods' events for the policies that need them (empty otherwise). */
+  readonly index: BlockIndex;
   readonly blockSize: number;
   /** Virtual time in ms (speculative TTLs). */
   readonly now: () => number;
@@ -81,6 +83,12 @@ export interface Policy {
 /** Whether the policy needs KV events delivered to an index. */
 export const needsEvents = (name: PolicyName): boolean =>
   name.startsWith("precise") || name === "cost" || name === "kvpick";
+
+/**
+ * Whether the policy's scheduler reads the KV index. `kvpick-blind` reads one that never hears from any pod,
+ * as `kvpick serve` does when vLLM publishes nothing: every pod falls back to estimated prefix matching.
+ */
+export const readsIndex = (name: PolicyName): boolean => needsEvents(name) || name === "kvpick-blind";
 
 /** Candidates' pod numbers: the benchmark names endpoints 10.0.0.<pod+1>:8000. */
 export const podOfAddress = (address: string): number =>
@@ -131,6 +139,7 @@ export const POLICY_CONFIGS: Partial<Record<PolicyName, ConfigInput["scheduling"
   "precise-credit": { ...FIELD, dispatchCredit: true, scorers: GIE_PRECISE },
   cost: { ...FIELD, scorers: [{ type: "ttft-cost-scorer", weight: 1 }] },
   kvpick: {},
+  "kvpick-blind": {},
 };
 
 export function createPolicy(name: PolicyName, ctx: PolicyContext): Policy {
@@ -182,7 +191,7 @@ function schedulerPolicy(
   const config = parseConfig({ tokenizer: { blockSize: ctx.blockSize }, scheduling }).scheduling;
   const scheduler = createScheduler(config, {
     endpoints: ctx.endpoints,
-    prefixLookup: needsEvents(name) ? ctx.index : null,
+    prefixLookup: readsIndex(name) ? ctx.index : null,
     random: ctx.rng,
     blockSize: ctx.blockSize,
     now: ctx.now,
@@ -207,8 +216,9 @@ function schedulerPolicy(
       if (result.kind !== "picked") throw new Error(`${name}: scheduler returned ${result.kind}`);
       const address = result.endpoint.address;
       // As the director: the uncached part of the prompt is what the pod will compute.
+      const cached = result.cachedTokens ?? result.prefixMatchBlocks * ctx.blockSize;
       const ticket = config.dispatchCredit
-        ? ctx.endpoints.dispatch(address, req.promptTokens - result.prefixMatchBlocks * ctx.blockSize)
+        ? ctx.endpoints.dispatch(address, req.promptTokens - cached)
         : null;
       return { pod: podOfAddress(address), ticket };
     },

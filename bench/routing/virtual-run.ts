@@ -202,7 +202,7 @@ export function runVirtual(o: RunOptions): RunResult {
     engines,
     endpoints: store,
     rng,
-    index: events ? index : null,
+    index,
     blockSize: o.engine.blockSize,
     now: nowMs,
   });

@@ -192,7 +192,10 @@ export class Director implements Router {
       },
       "Request handled",
     );
-    const predicted = result.prefixMatchBlocks * (this.#o.hasher?.blockSize ?? 0);
+    const predicted =
+      this.#o.hasher === null
+        ? 0
+        : (result.cachedTokens ?? result.prefixMatchBlocks * this.#o.hasher.blockSize);
     // 6. Dispatch credit: the uncached part of the prompt is load on the pod until a scrape shows it and, for
     // a streaming response, until its first chunk (a non-streaming one shows nothing before the end).
     const ticket =

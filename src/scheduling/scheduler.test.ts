@@ -180,25 +180,37 @@ describe("Scheduler with kvpick's default profile (TTFT cost, speculative entrie
   });
 
   it("spills a hot prefix to a second pod as the backlog kvpick routed to the first one grows", () => {
-    const store = new EndpointStore({ now: () => 0 });
-    store.replaceAll(parseEndpointList("10.0.0.1:8000,10.0.0.2:8000"));
-    for (const e of store.specs())
-      store.recordMetrics(e.address, { ...a.metrics!, running: 10, kvCacheUsage: 0.3 });
-    const lookup = new FakePrefixLookup().hold("10.0.0.1:8000", 90); // 90 of each request's 100 blocks
-    const s = kvpick(store, lookup);
-    const picks: string[] = [];
-    for (let i = 0; i < 12; i++) {
-      // Each request shares the first 90 blocks and brings 10 of its own (the fake index ignores hashes).
-      const req = aRequest(100);
-      req.blockHashes.fill(BigInt(i + 1000), 90);
-      const r = s.schedule(req);
-      if (r.kind !== "picked") throw new Error(r.kind);
-      picks.push(r.endpoint.address);
-      store.dispatch(r.endpoint.address, (100 - r.prefixMatchBlocks) * 64); // as the director does
-    }
-    expect(picks[0]).toBe("10.0.0.1:8000");
-    expect(picks.slice(0, 3)).toEqual(["10.0.0.1:8000", "10.0.0.1:8000", "10.0.0.1:8000"]);
-    expect(picks).toContain("10.0.0.2:8000");
+    const firstSpill = (parameters: Record<string, unknown>) => {
+      const store = new EndpointStore({ now: () => 0 });
+      store.replaceAll(parseEndpointList("10.0.0.1:8000,10.0.0.2:8000"));
+      for (const e of store.specs())
+        store.recordMetrics(e.address, { ...a.metrics!, running: 10, kvCacheUsage: 0.3 });
+      const lookup = new FakePrefixLookup().hold("10.0.0.1:8000", 90); // 90 of each request's 100 blocks
+      const config = parseConfig({ scheduling: { scorers: [{ type: "ttft-cost-scorer", parameters }] } });
+      const s = createScheduler(config.scheduling, { endpoints: store, prefixLookup: lookup, now: () => 0 });
+      const picks: string[] = [];
+      for (let i = 0; i < 30; i++) {
+        // Each request shares the first 90 blocks and brings 10 of its own (the fake index ignores hashes).
+        const req = aRequest(100);
+        req.blockHashes.fill(BigInt(i + 1000), 90);
+        const r = s.schedule(req);
+        if (r.kind !== "picked") throw new Error(r.kind);
+        picks.push(r.endpoint.address);
+        store.dispatch(r.endpoint.address, (100 - r.prefixMatchBlocks) * 64); // as the director does
+      }
+      const at = picks.indexOf("10.0.0.2:8000");
+      expect(picks.slice(0, at).every((p) => p === "10.0.0.1:8000")).toBe(true);
+      return at;
+    };
+    // Each request adds its 640 new tokens to the first pod's backlog. Without heat, recomputing the whole
+    // 6,400-token prompt on the idle pod (charged 1.75×) wins once that backlog passes ~10,600 tokens; a prefix
+    // requested this often is replicated sooner.
+    const cold = firstSpill({ heatSeconds: 0 });
+    expect(cold).toBeGreaterThan(12);
+    expect(cold).toBeLessThan(25);
+    const hot = firstSpill({});
+    expect(hot).toBeGreaterThan(3);
+    expect(hot).toBeLessThan(cold);
   });
 });
 

@@ -2,6 +2,7 @@
 // each score clamped to [0, 1], total = Σ weight × score, not normalised by Σ weights). Outcomes, including
 // "nothing to pick from", are returned as values; the caller maps them to HTTP statuses.
 import { SchedulingCycle } from "./cycle-state.js";
+import { estimatedCachedTokens } from "./estimated/estimated-fallback.js";
 import type {
   CycleState,
   Endpoint,
@@ -90,12 +91,15 @@ export class Scheduler {
     const prefix = cycle.prefixMatch(candidates);
     if (winnerIndex >= 0)
       this.#afterPick(cycle, { endpoint: winner.endpoint, candidates, index: winnerIndex });
+    const prefixMatchBlocks = winnerIndex < 0 ? 0 : (prefix.blocks[winnerIndex] ?? 0);
+    const estimated = winnerIndex < 0 ? null : estimatedCachedTokens(cycle, winnerIndex);
     return {
       kind: "picked",
       endpoint: winner.endpoint,
       targets: targets.map((t) => t.endpoint),
-      prefixMatchBlocks: winnerIndex < 0 ? 0 : (prefix.blocks[winnerIndex] ?? 0),
+      prefixMatchBlocks,
       totalBlocks: prefix.totalBlocks,
+      cachedTokens: estimated ?? prefixMatchBlocks * (this.#context.blockSize ?? 64),
       scores: this.#report(candidates, totals, perScorer, winnerIndex),
     };
   }

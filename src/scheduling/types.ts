@@ -77,8 +77,14 @@ export interface CycleState {
  * KV index has never heard of: the precise scorers' per-pod fallback. One instance per scheduler.
  */
 export interface EstimatedFallback {
-  /** Key blocks of the request (`total`) and consecutive ones recorded per candidate (`matched[i]`). */
-  match(cycle: CycleState, candidates: readonly Endpoint[]): { total: number; matched: Uint32Array };
+  /**
+   * Key blocks of the request (`total`), consecutive ones recorded per candidate (`matched[i]`), and the
+   * tokens one key block stands for (`blockTokens`).
+   */
+  match(
+    cycle: CycleState,
+    candidates: readonly Endpoint[],
+  ): { total: number; matched: Uint32Array; blockTokens: number };
   /** The request's keys now count as cached on `endpoint`. */
   record(cycle: CycleState, candidates: readonly Endpoint[], endpoint: Endpoint): void;
   /** Drops what was learnt about an endpoint (its KV events arrive now). */
@@ -181,6 +187,11 @@ export type SchedulingResult =
       /** Cached prefix of the request on `endpoint`, in blocks, and the request's block count. */
       readonly prefixMatchBlocks: number;
       readonly totalBlocks: number;
+      /**
+       * Prompt tokens expected cached on `endpoint`: prefixMatchBlocks × the block size, or — for an endpoint
+       * without KV events whose estimate a scorer used — the estimated prefix. Absent = prefixMatchBlocks.
+       */
+      readonly cachedTokens?: number;
       /** Every scored candidate, picked endpoint first, the rest by total descending. */
       readonly scores: readonly EndpointScore[];
     }

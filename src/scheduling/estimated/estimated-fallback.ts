@@ -9,28 +9,49 @@ export function knownToIndex(lookup: PrefixLookup, e: Endpoint): boolean {
   return lookup.hasPod(e.address) || lookup.hasPod(e.ip);
 }
 
+/** Estimates for the candidates unknown to the index (NaN for those the index knows). */
+export interface FallbackEstimates {
+  /** Matched / total key blocks (the GIE score). */
+  readonly fraction: Float64Array;
+  /** Matched key blocks × the tokens a key block stands for. */
+  readonly tokens: Float64Array;
+}
+
+const MEMO_KEY = "estimated-fallback";
+
 /**
- * For each candidate unknown to the index: the estimated fraction of the prompt cached there (matched / total
- * key blocks); NaN for candidates the index knows. Null when no candidate needs the fallback.
+ * The estimated prefix of every candidate the index has never heard of, computed once per cycle; null when the
+ * index knows every candidate (or there is no fallback).
  */
-export function fallbackFractions(
+export function fallbackEstimates(
   context: PluginContext,
   cycle: CycleState,
   candidates: readonly Endpoint[],
-): Float64Array | null {
+): FallbackEstimates | null {
   const { prefixLookup: lookup, estimatedFallback: fallback } = context;
   if (lookup == null || fallback == null) return null;
-  return cycle.memo("estimated-fallback-fractions", () => {
-    let out: Float64Array | null = null;
-    let est: { total: number; matched: Uint32Array } | null = null;
+  return cycle.memo(MEMO_KEY, () => {
+    let out: FallbackEstimates | null = null;
+    let est: ReturnType<typeof fallback.match> | null = null;
     for (let i = 0; i < candidates.length; i++) {
       if (knownToIndex(lookup, candidates[i]!)) continue;
-      if (out === null) out = new Float64Array(candidates.length).fill(Number.NaN);
+      if (out === null) {
+        const nan = () => new Float64Array(candidates.length).fill(Number.NaN);
+        out = { fraction: nan(), tokens: nan() };
+      }
       est ??= fallback.match(cycle, candidates);
-      out[i] = est.total === 0 ? 0 : est.matched[i]! / est.total;
+      out.fraction[i] = est.total === 0 ? 0 : est.matched[i]! / est.total;
+      out.tokens[i] = est.matched[i]! * est.blockTokens;
     }
     return out;
   });
+}
+
+/** The estimated cached tokens of candidates[index] if a scorer used the fallback for it this cycle, else null. */
+export function estimatedCachedTokens(cycle: CycleState, index: number): number | null {
+  const est = cycle.memo<FallbackEstimates | null>(MEMO_KEY, () => null);
+  const t = est?.tokens[index];
+  return t === undefined || Number.isNaN(t) ? null : t;
 }
 
 /** PreRequest of the precise scorers: learn what goes to event-less endpoints, once per cycle. */

@@ -57,7 +57,7 @@ describe("EstimatedPrefixIndex", () => {
     const index = new EstimatedPrefixIndex(estimatedPrefixParams.parse({ autoTune: false }));
     const doc = "d".repeat(64 * 10);
     const c1 = cycle(`${doc}${"q".repeat(64 * 2)}`);
-    expect(index.match(c1, pods)).toEqual({ total: 12, matched: Uint32Array.from([0, 0]) });
+    expect(index.match(c1, pods)).toEqual({ total: 12, matched: Uint32Array.from([0, 0]), blockTokens: 16 });
     expect(index.keys(c1, pods)).toBe(index.keys(c1, pods));
     index.record(c1, pods, pods[1]!);
     const c2 = cycle(`${doc}${"r".repeat(64 * 2)}`);

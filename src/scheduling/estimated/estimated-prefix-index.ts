@@ -35,6 +35,8 @@ export interface EstimatedMatch {
   readonly total: number;
   /** Consecutive key blocks from block 0 recorded for candidates[i]. */
   readonly matched: Uint32Array;
+  /** Tokens one key block stands for (characters / 4): matched × this ≈ cached tokens. */
+  readonly blockTokens: number;
 }
 
 export class EstimatedPrefixIndex {
@@ -67,7 +69,7 @@ export class EstimatedPrefixIndex {
     const matched = new Uint32Array(candidates.length);
     if (keys.length > 0)
       for (let i = 0; i < candidates.length; i++) matched[i] = this.#lru.match(candidates[i]!.address, keys);
-    return { total: keys.length, matched };
+    return { total: keys.length, matched, blockTokens: this.#blockCharsFor(candidates) / CHARS_PER_TOKEN };
   }
 
   /** GIE's PreRequest: the request's keys now count as cached on `endpoint`. */

@@ -140,7 +140,7 @@ describe("individual plugin behaviour", () => {
 
   it("precise-prefix-cache-scorer: a pod the index never heard of gets the estimated score, unless disabled", () => {
     const fallback = {
-      match: () => ({ total: 4, matched: Uint32Array.from([0, 0, 3]) }),
+      match: () => ({ total: 4, matched: Uint32Array.from([0, 0, 3]), blockTokens: 16 }),
       record: () => {},
       forget: () => {},
     };

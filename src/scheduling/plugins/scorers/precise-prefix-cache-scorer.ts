@@ -4,7 +4,7 @@
 // scores 0 (load scorers decide). A pod the index has never heard of is scored by estimated prefix matching
 // instead (`estimatedFallback`, default on), so pods without KV events still get prefix affinity.
 import { z } from "zod";
-import { fallbackFractions, recordFallback } from "../../estimated/estimated-fallback.js";
+import { fallbackEstimates, recordFallback } from "../../estimated/estimated-fallback.js";
 import { definePlugin } from "../../registry.js";
 import type { Scorer } from "../../types.js";
 
@@ -24,8 +24,9 @@ export const precisePrefixCacheScorer = definePlugin({
       const out = new Float64Array(candidates.length);
       if (match.totalBlocks > 0)
         for (let i = 0; i < out.length; i++) out[i] = (match.weighted[i] ?? 0) / match.totalBlocks;
-      const est = params.estimatedFallback ? fallbackFractions(context, cycle, candidates) : null;
-      if (est !== null) for (let i = 0; i < out.length; i++) if (!Number.isNaN(est[i]!)) out[i] = est[i]!;
+      const est = params.estimatedFallback ? fallbackEstimates(context, cycle, candidates) : null;
+      if (est !== null)
+        for (let i = 0; i < out.length; i++) if (!Number.isNaN(est.fraction[i]!)) out[i] = est.fraction[i]!;
       return out;
     },
     ...(params.estimatedFallback

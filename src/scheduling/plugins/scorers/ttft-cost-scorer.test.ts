@@ -36,11 +36,12 @@ describe("ttft-cost-scorer", () => {
     const lookup = new FakePrefixLookup().hold("10.0.0.1:80", 10);
     const hot = pod(1, { waiting: 40, kvCacheUsage: 0.95 });
     expect(best(scorer(lookup)([hot, pod(2, { kvCacheUsage: 0.1 })]))).toBe(1);
-    // One queued request (~1,024 tokens until kvpick learns better) outweighs recomputing a 640-token prompt,
-    // not a 6,400-token one.
-    expect(best(scorer(lookup)([pod(1, { waiting: 1 }), pod(2)]))).toBe(1);
+    // Two queued requests (~1,024 tokens each until kvpick learns better) outweigh recomputing a 640-token
+    // prompt (charged twice: 1,280), not a 6,400-token one.
+    expect(best(scorer(lookup)([pod(1, { waiting: 1 }), pod(2)]))).toBe(0);
+    expect(best(scorer(lookup)([pod(1, { waiting: 2 }), pod(2)]))).toBe(1);
     const long = new FakePrefixLookup().hold("10.0.0.1:80", 100);
-    expect(best(scorer(long)([pod(1, { waiting: 1 }), pod(2)], 100))).toBe(0);
+    expect(best(scorer(long)([pod(1, { waiting: 2 }), pod(2)], 100))).toBe(0);
     expect(scorer(lookup)([pod(1, {}, "stale"), pod(2)])).toEqual([0, 1]);
     expect(scorer(lookup)([])).toEqual([]);
   });
@@ -67,7 +68,7 @@ describe("ttft-cost-scorer", () => {
   it("scores a pod the index never heard of by estimated prefix matching", () => {
     const lookup = new FakePrefixLookup().hold("10.0.0.1:80", 0); // known: holds nothing of this prompt
     const fallback = {
-      match: () => ({ total: 4, matched: Uint32Array.from([0, 4]) }),
+      match: () => ({ total: 4, matched: Uint32Array.from([0, 4]), blockTokens: 160 }),
       record: () => {},
       forget: () => {},
     };
