@@ -1,9 +1,11 @@
-// Scheduling latency of the default profile (fresh-metrics filter, precise prefix w3, queue w2, KV util w2,
-// max-score picker) for 8 and 64 candidates, a 128-block request (8k tokens at block size 64), endpoints
-// read from a real EndpointStore (snapshot cost included). Two lookups: a fake PrefixLookup (scheduler
-// overhead alone) and the real BlockIndex holding each pod's prefix (end-to-end scoring cost).
+// Scheduling latency of kvpick's default profile (fresh-metrics filter → ttft-cost-scorer → max-score picker,
+// speculative entries recorded after every pick) and of GIE's weighted precise profile (precise prefix w3,
+// queue w2, KV util w2, nothing after the pick) for 8 and 64 candidates, a 128-block request (8k tokens at
+// block size 64), endpoints read from a real EndpointStore (snapshot cost included). Two lookups: a fake
+// PrefixLookup (scheduler overhead alone) and the real BlockIndex holding each pod's prefix (end-to-end).
 // Run: npx tsc -p tsconfig.json && node dist/bench/scheduler.bench.js
 import { parseConfig } from "../src/config/load.js";
+import type { ConfigInput } from "../src/config/schema.js";
 import { EndpointStore } from "../src/endpoints/endpoint-store.js";
 import { parseEndpointList } from "../src/endpoints/parse-endpoints.js";
 import { BlockIndex } from "../src/kv-index/block-index.js";
@@ -49,14 +51,28 @@ function realIndex(addresses: string[], chain: BigUint64Array): PrefixLookup {
   return index;
 }
 
+const PROFILES: Record<string, ConfigInput["scheduling"]> = {
+  "kvpick default": {},
+  "GIE 3/2/2": {
+    speculativeTtlMs: 0,
+    dispatchCredit: false,
+    scorers: [
+      { type: "precise-prefix-cache-scorer", weight: 3 },
+      { type: "queue-scorer", weight: 2 },
+      { type: "kv-cache-utilization-scorer", weight: 2 },
+    ],
+  },
+};
+
 function measure(
+  profile: string,
   label: string,
   n: number,
   lookupOf: (addresses: string[], chain: BigUint64Array) => PrefixLookup,
 ): void {
   const { store, addresses } = storeWith(n);
   const request = aRequest(BLOCKS);
-  const scheduler = createScheduler(parseConfig({}).scheduling, {
+  const scheduler = createScheduler(parseConfig({ scheduling: PROFILES[profile] }).scheduling, {
     endpoints: store,
     prefixLookup: lookupOf(addresses, request.blockHashes),
   });
@@ -73,15 +89,15 @@ function measure(
   ns.sort();
   const q = (p: number) => ((ns[Math.min(ns.length - 1, Math.floor(p * ns.length))] ?? 0) / 1000).toFixed(1);
   console.log(
-    `${label.padEnd(12)} ${String(n).padStart(3)} candidates: p50 ${q(0.5)} µs  p99 ${q(0.99)} µs  p99.9 ${q(0.999)} µs  ` +
+    `${profile.padEnd(15)} ${label.padEnd(12)} ${String(n).padStart(3)} candidates: p50 ${q(0.5)} µs  p99 ${q(0.99)} µs  p99.9 ${q(0.999)} µs  ` +
       `${Math.round((ITERATIONS / wallMs) * 1000).toLocaleString("en-US")} schedules/s`,
   );
 }
 
-console.log(
-  `scheduler.bench: default profile, ${BLOCKS}-block request, ${ITERATIONS} runs each (node ${process.version})`,
-);
-for (const n of [8, 64]) {
-  measure("fake lookup", n, fakeLookup);
-  measure("BlockIndex", n, realIndex);
+console.log(`scheduler.bench: ${BLOCKS}-block request, ${ITERATIONS} runs each (node ${process.version})`);
+for (const profile of Object.keys(PROFILES)) {
+  for (const n of [8, 64]) {
+    measure(profile, "fake lookup", n, fakeLookup);
+    measure(profile, "BlockIndex", n, realIndex);
+  }
 }

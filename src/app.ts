@@ -22,7 +22,13 @@ import { BearerToken } from "./observability/bearer-token.js";
 import type { Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { Director } from "./routing/director.js";
-import { createScheduler } from "./scheduling/create-scheduler.js";
+import { RateLimitedLog } from "./observability/logger.js";
+import { LoraAdapters } from "./routing/lora-adapters.js";
+import { createScheduler, speculativeLookupFor } from "./scheduling/create-scheduler.js";
+import {
+  EstimatedPrefixIndex,
+  estimatedPrefixParams,
+} from "./scheduling/estimated/estimated-prefix-index.js";
 import type { PrefixLookup } from "./scheduling/types.js";
 import { createRedisSharedIndex, type RedisSharedIndex } from "./shared-index/redis-shared-index.js";
 import { TokenizationService } from "./tokenization/tokenization-service.js";
@@ -133,11 +139,22 @@ export function createApp(options: AppOptions): App {
     hasPod: (pod) => index.hasPod(pod),
     creditFactor: (pod) => (kvEvents.ingest.accuracy(pod) === "degraded" ? degradedFactor : 1),
   };
+  // Speculative entries (scheduling.speculativeTtlMs): what kvpick just routed counts as cached on that pod
+  // until vLLM's events confirm it or the TTL ends. Built here so its size reaches /metrics.
+  const speculative = speculativeLookupFor(config.scheduling, prefixLookup);
+  if (speculative !== null) metrics.watchSpeculative(speculative);
   // Optional: every change is mirrored to Redis and every request also reads it (README "High availability").
+  // Per request the local view (speculation included) is merged with Redis's answer.
   const sharedIndex =
     config.index.redis.url === null
       ? null
-      : createRedisSharedIndex({ config: config.index, index, local: prefixLookup, logger, metrics });
+      : createRedisSharedIndex({
+          config: config.index,
+          index,
+          local: speculative ?? prefixLookup,
+          logger,
+          metrics,
+        });
   // Bind mode: only pods of the pool may write the index (their topic names a member's ip or ip:port).
   const members = new PoolMembers();
   const endpoints = new EndpointStore({ staleAfterMs: config.endpoints.staleAfterMs, logger });
@@ -214,7 +231,25 @@ export function createApp(options: AppOptions): App {
     blockSize: config.tokenizer.blockSize,
     memoBlocks: config.tokenizer.hashMemoBlocks,
   });
-  const scheduler = createScheduler(config.scheduling, { endpoints, prefixLookup });
+  // The estimated fallback for pods without KV events: built here so its size reaches /metrics.
+  const estimatedFallback = new EstimatedPrefixIndex(estimatedPrefixParams.parse({}));
+  metrics.watchEstimatedFallback(estimatedFallback);
+  const hookLog = new RateLimitedLog(30_000);
+  const scheduler = createScheduler(config.scheduling, {
+    endpoints,
+    prefixLookup,
+    blockSize: config.tokenizer.blockSize,
+    speculative,
+    estimatedFallback,
+    onHookError: (source, err) => {
+      if (hookLog.admit(source) >= 0)
+        logger.error(
+          { plugin: source, err: err instanceof Error ? err.message : String(err) },
+          "post-pick hook failed",
+        );
+    },
+  });
+  if (config.scheduling.dispatchCredit) metrics.watchDispatch(endpoints);
   const director = new Director({
     tokenizer,
     hasher,
@@ -224,6 +259,8 @@ export function createApp(options: AppOptions): App {
     metrics,
     emitEndpointScores: config.server.emitEndpointScores,
     sharedIndex: sharedIndex?.prefixSource ?? null,
+    loras: new LoraAdapters(config.tokenizer, endpoints),
+    dispatch: config.scheduling.dispatchCredit ? endpoints : null,
   });
 
   // Kubernetes discovery writes the store when the pool comes from an InferencePool or a selector.

@@ -3,7 +3,8 @@
 // reference workload replayed through a real `kvpick serve` process, real sockets and simulated pods at
 // --time-scale k (live-run.ts), next to the virtual-time run of the SAME workload (virtual-run.ts), so a
 // reader sees the real process routes like the virtual one. Also live with pods that publish no KV events
-// (kvpick blind to the cache → load only) and its virtual twin. Writes bench/results/routing-live.md.
+// (kvpick falls back to estimated prefix matching for every pod) and its virtual twin. Writes
+// bench/results/routing-live.md.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
@@ -78,7 +79,8 @@ export async function main(argv: string[]): Promise<number> {
   const runs = values.runs.split(",");
   for (const run of runs) {
     if (run !== "precise" && run !== "blind") throw new Error(`unknown run ${run} (precise | blind)`);
-    const policy: PolicyName = run === "precise" ? "precise" : "load";
+    // The live process runs kvpick's default profile; blind, it falls back to estimated prefix matching.
+    const policy: PolicyName = run === "precise" ? "kvpick" : "kvpick-blind";
     const virtual = runVirtual({
       workload,
       policy,
@@ -92,7 +94,7 @@ export async function main(argv: string[]): Promise<number> {
       maxInFlight,
     });
     rows.push({
-      label: `virtual, ${policy === "precise" ? "kvpick precise" : "load only"}`,
+      label: `virtual, ${policy === "kvpick" ? "kvpick default" : "kvpick default, no KV events"}`,
       result: virtual,
     });
     print(rows[rows.length - 1]!);
@@ -110,7 +112,7 @@ export async function main(argv: string[]): Promise<number> {
       mainJs: values.main,
     });
     rows.push({
-      label: `LIVE, kvpick ${run === "precise" ? "precise (pods publish KV events)" : "blind (no KV events → load only)"}`,
+      label: `LIVE, kvpick ${run === "precise" ? "default (pods publish KV events)" : "blind (no KV events → estimated fallback)"}`,
       result: live,
     });
     print(rows[rows.length - 1]!);
@@ -147,12 +149,14 @@ export async function main(argv: string[]): Promise<number> {
     "as a streaming /v1/completions request with the prompt as token ids (stream_options.include_usage). Live TTFT " +
     "= wall time from send to the first content chunk × k (so it includes the front, kvpick's ext_proc round trip " +
     "and timer lateness, all magnified k×); hit rate = Σ usage cached_tokens / Σ prompt_tokens; picks per pod from " +
-    "the front's x-kvpick-destination header. Blind = the pods publish no KV events, so kvpick's precise scorer " +
-    "sees an empty index and the default profile routes on queue + KV utilization alone (virtual twin: load only).\n\n" +
+    "the front's x-kvpick-destination header. Blind = the pods publish no KV events, so the index never hears " +
+    "of any pod and kvpick's default profile matches every pod by estimated (prompt-text) prefix matching of what " +
+    "it routed there (virtual twin: the same profile over an index that receives nothing; the live prompt text is " +
+    "the JSON of the token ids, the virtual one 4 characters per token, so block boundaries differ).\n\n" +
     `${table}\n\n` +
     "Reading: the hit rates should match closely, since with a cache-aware pick each prompt's prefix is found " +
     "wherever it was first computed whatever pod the tie-break chose (the picks per pod differ from run to run), " +
-    "and a blind pick hits only by chance in both modes. Live TTFTs are higher by a roughly constant few wall " +
+    "and a blind pick hits where kvpick last sent the same text. Live TTFTs are higher by a roughly constant few wall " +
     `milliseconds per request (front + ext_proc + HTTP to the pod, on a shared ${availableParallelism()}-CPU machine) ` +
     `multiplied by k = ${k}; the ordering precise < blind holds in both.\n`;
   mkdirSync(values.out, { recursive: true });

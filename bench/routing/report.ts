@@ -48,6 +48,53 @@ export function overallTable(rows: readonly PolicySummary[]): string {
   );
 }
 
+/** The policies of the comparison table: the field's baseline, kvpick's pieces one by one, kvpick's default. */
+const VERSUS: readonly PolicyName[] = [
+  "precise",
+  "precise-speculative",
+  "precise-credit",
+  "cost",
+  "kvpick",
+  "kvpick-blind",
+];
+
+/**
+ * Policy × workload: the GIE-weighted precise baseline, the ablations and kvpick's default, one block of rows
+ * per workload, with kvpick's ratio to the baseline (TTFT: baseline / kvpick, > 1 = kvpick faster).
+ */
+export function versusTable(runs: readonly { title: string; rows: readonly PolicySummary[] }[]): string {
+  const head =
+    "| workload | policy | TTFT p50 (s) | TTFT p90 (s) | TTFT p99 (s) | output tok/s | prefix hit rate |\n" +
+    "|---|---|---:|---:|---:|---:|---:|\n";
+  const lines: string[] = [];
+  const verdicts: string[] = [];
+  for (const { title, rows } of runs) {
+    const get = (p: PolicyName) => rows.find((r) => r.policy === p)?.summary.overall;
+    for (const p of VERSUS) {
+      const f = get(p);
+      if (f === undefined) continue;
+      lines.push(
+        `| ${title} | ${POLICY_LABELS[p]} | ${fmtS(f.ttftP50)} | ${fmtS(f.ttftP90)} | ${fmtS(f.ttftP99)} | ` +
+          `${fmtInt(f.outputTokensPerSecond)} | ${(f.hitRate * 100).toFixed(1)} % |`,
+      );
+    }
+    const base = get("precise");
+    const k = get("kvpick");
+    if (base === undefined || k === undefined) continue;
+    const r = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : "∞");
+    lines.push(
+      `| ${title} | **kvpick / baseline** | **${r(base.ttftP50, k.ttftP50)}×** | **${r(base.ttftP90, k.ttftP90)}×** | ` +
+        `**${r(base.ttftP99, k.ttftP99)}×** | **${r(k.outputTokensPerSecond, base.outputTokensPerSecond)}×** | ` +
+        `${((k.hitRate - base.hitRate) * 100).toFixed(1)} pt |`,
+    );
+    verdicts.push(
+      `- ${title}: TTFT p50 / p90 / p99 ${r(base.ttftP50, k.ttftP50)}× / ${r(base.ttftP90, k.ttftP90)}× / ` +
+        `${r(base.ttftP99, k.ttftP99)}× faster, throughput ${r(k.outputTokensPerSecond, base.outputTokensPerSecond)}×`,
+    );
+  }
+  return `${head}${lines.join("\n")}\n\nkvpick default vs the GIE-weighted precise baseline:\n\n${verdicts.join("\n")}\n`;
+}
+
 export function stageTable(rows: readonly PolicySummary[]): string {
   const stages = rows[0]?.summary.stages ?? [];
   const head =
@@ -73,6 +120,11 @@ const COLORS: Record<PolicyName, string> = {
   "approximate-w1": "#e377c2",
   approximate: "#9467bd",
   precise: "#1f77b4",
+  "precise-speculative": "#17becf",
+  "precise-credit": "#bcbd22",
+  cost: "#7f7f7f",
+  kvpick: "#000000",
+  "kvpick-blind": "#aec7e8",
   ideal: "#2ca02c",
 };
 

@@ -1,31 +1,21 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_ENGINE_CONFIG } from "../../src/sim/engine-config.js";
 import { seededRng } from "../../src/sim/random.js";
-import { approxBlockKeys, podOfAddress, RoutedBlockLru } from "./approx-prefix.js";
+import { POLICY_CONFIGS, podOfAddress } from "./policies.js";
 import { quantile, summarize } from "./summary.js";
 import { runVirtual } from "./virtual-run.js";
 import { poissonArrivals, sharedPrefix, zipfSampler } from "./workloads.js";
 
-describe("approximate prefix keys", () => {
-  it("chains 64-character blocks, ignores the partial tail and caps at maxBlocks", () => {
-    const a = approxBlockKeys("x".repeat(64 * 3 + 10), "m");
-    expect(a.length).toBe(3);
-    const b = approxBlockKeys(`${"x".repeat(64 * 2)}${"y".repeat(64)}`, "m");
-    expect(Array.from(b.slice(0, 2))).toEqual(Array.from(a.slice(0, 2)));
-    expect(b[2]).not.toBe(a[2]);
-    expect(approxBlockKeys("x".repeat(64 * 300), "m").length).toBe(256);
-    expect(approxBlockKeys("x".repeat(64), "other")[0]).not.toBe(a[0]); // the model seeds the chain
-  });
-
-  it("per-pod LRU matches consecutive routed blocks and evicts the oldest", () => {
-    const lru = new RoutedBlockLru(2, 4);
-    const keys = Float64Array.from([1, 2, 3]);
-    lru.add(0, keys);
-    expect(lru.match(0, keys)).toBe(3);
-    expect(lru.match(1, keys)).toBe(0);
-    lru.add(0, Float64Array.from([7, 8]));
-    expect(lru.match(0, keys)).toBe(0); // block 1 evicted, so nothing matches from block 0
+describe("policies", () => {
+  it("name pods by address and run the GIE baseline without kvpick's post-pick services", () => {
     expect(podOfAddress("10.0.0.8:8000")).toBe(7);
+    expect(POLICY_CONFIGS.precise).toMatchObject({ speculativeTtlMs: 0, dispatchCredit: false });
+    expect(POLICY_CONFIGS["precise-speculative"]).toMatchObject({
+      speculativeTtlMs: 2000,
+      dispatchCredit: false,
+    });
+    expect(POLICY_CONFIGS["precise-credit"]).toMatchObject({ speculativeTtlMs: 0, dispatchCredit: true });
+    expect(POLICY_CONFIGS.kvpick).toEqual({}); // kvpick's defaults, exactly as `kvpick serve` builds them
   });
 });
 

@@ -1,10 +1,11 @@
 // One policy × one workload in virtual time: 8 simulated vLLM engines (src/sim Engine + BlockManager on a
-// VirtualClock), load metrics snapshotted every scrape interval as kvpick's scraper would read them, and —
-// for kvpick precise — every engine step's KV events encoded with the simulator's msgspec encoder and handed,
-// after a configurable delay, to the production KvEventIngest.handleMessage → BlockIndex path.
+// VirtualClock), load metrics recorded every scrape interval into kvpick's EndpointStore (on the virtual
+// clock, so staleness and dispatch credit behave as in production), and — for the policies that use KV
+// events — every engine step's events encoded with the simulator's msgspec encoder and handed, after a
+// configurable delay, to the production KvEventIngest.handleMessage → BlockIndex path.
 import { pino } from "pino";
 import { parseConfig } from "../../src/config/load.js";
-import type { Endpoint } from "../../src/endpoints/endpoint.js";
+import { EndpointStore } from "../../src/endpoints/endpoint-store.js";
 import { KvEventIngest } from "../../src/kv-events/ingest.js";
 import { BlockHasher } from "../../src/kv-index/block-hash.js";
 import { BlockIndex } from "../../src/kv-index/block-index.js";
@@ -175,16 +176,15 @@ export function runVirtual(o: RunOptions): RunResult {
   }
   const t0 = clock.now() + (isIdeal ? 1 : 0);
 
-  // Load metrics as kvpick's scraper would have read them at its last tick.
-  let endpoints: Endpoint[] = [];
+  // Load metrics as kvpick's scraper would have read them at its last tick, in kvpick's own store.
+  const nowMs = () => clock.now() * 1000;
+  const store = new EndpointStore({ now: nowMs, staleAfterMs: 2000 });
+  store.replaceAll(
+    engines.map((_, i) => ({ address: podAddress(i), ip: podIp(i), port: 8000, name: null, ready: true })),
+  );
   const scrape = () => {
-    endpoints = engines.map((e, i) => ({
-      address: podAddress(i),
-      ip: podIp(i),
-      port: 8000,
-      name: null,
-      ready: true,
-      metrics: {
+    engines.forEach((e, i) => {
+      store.recordMetrics(podAddress(i), {
         waiting: e.numWaiting,
         running: e.numRunning,
         kvCacheUsage: e.blocks.usage(),
@@ -192,20 +192,19 @@ export function runVirtual(o: RunOptions): RunResult {
         numGpuBlocks: o.engine.numGpuBlocks,
         prefixCachingHashAlgo: "sha256_cbor_64bit",
         lora: null,
-      },
-      metricsState: "fresh",
-      metricsAgeMs: 0,
-      lastScrapeError: null,
-    }));
+      });
+    });
   };
   scrape();
 
   const policy = createPolicy(o.policy, {
     pods: o.pods,
     engines,
-    endpoints: { candidates: () => endpoints },
+    endpoints: store,
     rng,
-    index: events ? index : null,
+    index,
+    blockSize: o.engine.blockSize,
+    now: nowMs,
   });
 
   const stageEnds: number[] = [];
@@ -273,6 +272,7 @@ export function runVirtual(o: RunOptions): RunResult {
       id,
       model: o.model,
       promptChain: chain.slice(0, Math.floor(promptTokens / o.engine.blockSize)),
+      promptTokens,
       text: () => {
         const messages = [{ role: "system", content: render(sys) }];
         // history = [sys, q0, out0, q1, out1, …]: alternate user / assistant after the system prompt.
@@ -280,11 +280,11 @@ export function runVirtual(o: RunOptions): RunResult {
         rest.forEach((p, i) => {
           messages.push({ role: i % 2 === 0 ? "user" : "assistant", content: render(p) });
         });
-        return JSON.stringify({ model: o.model, messages, max_tokens: spec.outputTokens, stream: true });
+        return JSON.stringify(messages);
       },
     };
     const r0 = performance.now();
-    const pod = policy.route(req);
+    const { pod, ticket } = policy.route(req);
     routingSeconds += (performance.now() - r0) / 1000;
     engines[pod]!.add({
       id,
@@ -292,12 +292,14 @@ export function runVirtual(o: RunOptions): RunResult {
       chain,
       promptTokens,
       maxTokens: spec.outputTokens,
-      onToken: (_i, time) => {
+      onToken: (i, time) => {
+        if (i === 0) ticket?.firstToken();
         const b = Math.floor(time - t0);
         while (tokensPerSecond.length <= b) tokensPerSecond.push(0);
         tokensPerSecond[b]!++;
       },
       onFinish: (f: FinishedRequest) => {
+        ticket?.done();
         records.push({
           stage: s.stage,
           arrival: intended - t0,

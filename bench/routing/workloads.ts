@@ -99,6 +99,8 @@ export interface SharedPrefixOptions {
   outputTokens: number;
   /** Customer popularity: null = uniform (inference-perf), else Zipf exponent over groups. */
   zipfAlpha: number | null;
+  /** Every request brings its own new question (never repeated) instead of one of the users' fixed ones. */
+  freshQuestions?: boolean;
 }
 
 /**
@@ -134,15 +136,20 @@ export function sharedPrefix(
       group,
       turns: [
         {
-          question: questions[group * o.usersPerGroup + user]!,
+          question: o.freshQuestions
+            ? randomTokens(rng, o.questionTokens)
+            : questions[group * o.usersPerGroup + user]!,
           outputTokens: o.outputTokens,
           thinkSeconds: 0,
         },
       ],
     };
   });
-  // Each of the groups × users prompts is sent again and again: all of it is a shared prefix.
-  const sharedPrefixes = questions.map((q, i) => [systemPrompts[Math.floor(i / o.usersPerGroup)]!, q]);
+  // Each of the groups × users prompts is sent again and again: all of it is a shared prefix (with fresh
+  // questions, only the system prompts are).
+  const sharedPrefixes = o.freshQuestions
+    ? systemPrompts.map((p) => [p])
+    : questions.map((q, i) => [systemPrompts[Math.floor(i / o.usersPerGroup)]!, q]);
   return { name, title, description, stages: o.stages, systemPrompts, sharedPrefixes, sessions };
 }
 

@@ -84,11 +84,76 @@ describe("EndpointPickerConfig", () => {
     expect(c.index.mediumWeights).toEqual({ GPU: 1, CPU: 0.8 });
   });
 
-  it("GIE's default profile fails clearly while the estimated prefix scorer does not exist", () => {
-    expect(problems(fixture("gie-default.yaml"))).toEqual([
-      expect.stringMatching(
-        /^plugins\[2\]\.type: "prefix-cache-scorer" \(estimated prefix matching\) is not/,
+  it("GIE's default profile loads: the estimated prefix-cache-scorer (3) beside queue (2) and KV utilisation (2)", () => {
+    const c = builds(fixture("gie-default.yaml"));
+    expect(c.scheduling.scorers.map((x) => [x.type, x.weight, x.parameters])).toEqual([
+      ["queue-scorer", 2, {}],
+      ["kv-cache-utilization-scorer", 2, {}],
+      ["prefix-cache-scorer", 3, {}],
+    ]);
+  });
+
+  it("prefix-cache-scorer takes the parameters of the approx-prefix-cache-producer it names (or the only one)", () => {
+    const producer = {
+      type: "approx-prefix-cache-producer",
+      name: "approx",
+      parameters: {
+        autoTune: false,
+        blockSizeTokens: 64,
+        maxPrefixBlocksToMatch: 128,
+        lruCapacityPerServer: 4802,
+      },
+    };
+    for (const scorer of [
+      { type: "prefix-cache-scorer", parameters: { prefixMatchInfoProducerName: "approx" } },
+      { type: "prefix-cache-scorer" },
+    ]) {
+      const c = builds(doc({ plugins: [producer, scorer] }));
+      expect(c.scheduling.scorers).toEqual([
+        {
+          type: "prefix-cache-scorer",
+          name: "prefix-cache-scorer",
+          weight: 1,
+          parameters: producer.parameters,
+        },
+      ]);
+    }
+    expect(problems(doc({ plugins: [{ ...producer, parameters: { lruCapacity: 1 } }] }))).toEqual([
+      "plugins[0].parameters.lruCapacity: unknown field",
+    ]);
+    expect(
+      problems(
+        doc({ plugins: [{ type: "prefix-cache-scorer", parameters: { prefixMatchInfoProducerName: "x" } }] }),
       ),
+    ).toEqual([
+      'plugins[0].parameters.prefixMatchInfoProducerName: no precise-prefix-cache-producer or approx-prefix-cache-producer named "x"',
+    ]);
+    expect(
+      problems(doc({ plugins: [{ type: "prefix-cache-scorer", parameters: { blockSizeTokens: 0 } }] })),
+    ).toEqual([expect.stringMatching(/^plugins\[0\]\.parameters\.blockSizeTokens: /)]);
+  });
+
+  it("llm-d's speculativeIndexing / speculativeTTL set kvpick's speculative entries", () => {
+    const producer = (parameters: Record<string, unknown>) =>
+      doc({
+        plugins: [
+          { type: "precise-prefix-cache-producer", parameters },
+          {
+            type: "prefix-cache-scorer",
+            parameters: { prefixMatchInfoProducerName: "precise-prefix-cache-producer" },
+          },
+        ],
+      });
+    expect(
+      builds(producer({ speculativeIndexing: true, speculativeTTL: "500ms" })).scheduling.speculativeTtlMs,
+    ).toBe(500);
+    expect(
+      builds(producer({ speculativeIndexing: false, speculativeTTL: "5s" })).scheduling.speculativeTtlMs,
+    ).toBe(0);
+    expect(builds(producer({})).scheduling.speculativeTtlMs).toBe(2000); // kvpick's default when llm-d says nothing
+    expect(builds(fixture("llm-d-precise-producer.yaml")).scheduling.speculativeTtlMs).toBe(2000); // "2s"
+    expect(problems(producer({ speculativeTTL: "soon" }))).toEqual([
+      "plugins[0].parameters.speculativeTTL: expected a duration such as 2s or 500ms",
     ]);
   });
 

@@ -2,10 +2,14 @@
 // duplicate plugin names and unknown types fail, no profiles → one `default` profile holding every
 // filter/scorer/picker, a profile without a picker gets `max-score-picker`, scorer weights default to 1.
 // Plugins that only matter to GIE's own machinery (profile handler, data layer, parsers, producers kvpick
-// does itself) are accepted and listed in `ignored`. Errors name the field in the user's document, e.g.
+// does itself) are accepted and listed in `ignored`. `prefix-cache-scorer` is kvpick's precise scorer when its
+// `prefixMatchInfoProducerName` names a precise producer, else GIE's estimated scorer, taking the parameters
+// of the approx-prefix-cache-producer it names (or the only one declared). Errors name the field in the
+// user's document, e.g.
 // `schedulingProfiles[0].plugins[1].pluginRef: unknown plugin "foo"`.
 import { z } from "zod";
 import { ConfigError } from "../errors.js";
+import { estimatedPrefixParams } from "../scheduling/estimated/estimated-prefix-index.js";
 import { createPluginRegistry } from "../scheduling/plugins/index.js";
 import type { PluginRegistry } from "../scheduling/registry.js";
 import { llmdPreciseParamsSchema, preciseParamsToConfig } from "./llm-d-precise-params.js";
@@ -18,7 +22,6 @@ export const ENDPOINT_PICKER_API_VERSIONS = [
 
 /** Types GIE/llm-d configs name that kvpick does not need: accepted, reported, not instantiated. */
 const HARMLESS_TYPES = new Set([
-  "approx-prefix-cache-producer",
   "token-producer",
   "inflight-load-producer",
   "metrics-data-source",
@@ -35,6 +38,7 @@ const HARMLESS_TYPES = new Set([
 const PROFILE_HANDLERS = new Set(["single-profile-handler"]);
 const PRECISE_PRODUCER = "precise-prefix-cache-producer";
 const PRECISE_SCORER = "precise-prefix-cache-scorer";
+const APPROX_PRODUCER = "approx-prefix-cache-producer";
 
 const docSchema = z.strictObject({
   apiVersion: z.enum(ENDPOINT_PICKER_API_VERSIONS, {
@@ -116,6 +120,10 @@ export function translateEndpointPickerConfig(
   const producers = new Set(
     spec.plugins.filter((p) => p.type === PRECISE_PRODUCER).map((p) => p.name ?? p.type),
   );
+  // Approximate producers carry the estimated scorer's parameters (GIE ≥ v1.2 / llm-d split them out).
+  const approx = new Map(
+    spec.plugins.filter((p) => p.type === APPROX_PRODUCER).map((p) => [p.name ?? p.type, p.parameters ?? {}]),
+  );
   const instances = new Map<string, Instance>();
   const declare = (inst: Instance) => {
     instances.set(inst.name, inst);
@@ -134,17 +142,27 @@ export function translateEndpointPickerConfig(
     let type = p.type;
     let parameters: Record<string, unknown> = p.parameters ?? {};
     if (type === "prefix-cache-scorer") {
-      const producer = parameters.prefixMatchInfoProducerName;
+      const { prefixMatchInfoProducerName: producer, ...own } = parameters;
       if (typeof producer === "string" && producers.has(producer)) {
         type = PRECISE_SCORER;
         parameters = {};
-      } else if (registry.get(type) === undefined) {
+      } else if (typeof producer === "string" && approx.has(producer)) {
+        parameters = { ...approx.get(producer), ...own };
+      } else if (producer !== undefined) {
         problems.push(
-          `${at}.type: "prefix-cache-scorer" (estimated prefix matching) is not supported yet; use ` +
-            `"${PRECISE_SCORER}", or set parameters.prefixMatchInfoProducerName to a ${PRECISE_PRODUCER}`,
+          `${at}.parameters.prefixMatchInfoProducerName: no ${PRECISE_PRODUCER} or ${APPROX_PRODUCER} ` +
+            `named ${JSON.stringify(producer)}`,
         );
         return;
+      } else {
+        parameters = approx.size === 1 ? { ...[...approx.values()][0], ...own } : own;
       }
+    }
+    if (type === APPROX_PRODUCER) {
+      const check = estimatedPrefixParams.safeParse(parameters);
+      if (!check.success) problems.push(...issueLines(check.error, `${at}.parameters`));
+      declare({ name, type, parameters, role: null });
+      return;
     }
     if (type === PRECISE_SCORER || type === PRECISE_PRODUCER) {
       // llm-d's parameters describe hashing and event delivery: they become kvpick sections, not plugin params.
@@ -237,5 +255,7 @@ export function translateEndpointPickerConfig(
   for (const k of ["featureGates", "saturationDetector", "dataLayer", "parser", "flowControl"] as const)
     if (spec[k] !== undefined) ignored.push(`${k}: GIE runtime section, no kvpick counterpart`);
   if (problems.length > 0) throw new ConfigError(problems);
-  return { config: { ...hashing, ...(scheduling === undefined ? {} : { scheduling }) }, ignored };
+  const merged =
+    scheduling === undefined ? hashing.scheduling : { ...(hashing.scheduling ?? {}), ...scheduling };
+  return { config: { ...hashing, ...(merged === undefined ? {} : { scheduling: merged }) }, ignored };
 }

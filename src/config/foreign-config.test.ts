@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { configProblems } from "../../test/support/config-problems.js";
 import { repoRoot } from "../../test/support/golden.js";
-import { createPluginRegistry } from "../scheduling/plugins/index.js";
+import { createScheduler } from "../scheduling/create-scheduler.js";
+import { staticSource } from "../scheduling/scheduling.fixture.js";
 import { translateInferenceTrafficPolicy } from "./inference-traffic-policy.js";
 import { loadConfig, loadConfigWithNotes } from "./load.js";
 
@@ -16,34 +17,44 @@ describe("ACK InferenceTrafficPolicy", () => {
   it("the reference deployment's tracking policy loads unchanged: kvpick's precise profile, its hashing", () => {
     const { config, notes } = loadConfigWithNotes({ file: fixturePath("ack-inference-traffic-policy.yaml") });
     expect(config.tokenizer).toMatchObject({ blockSize: 64, hashSeed: "42" });
-    expect(config.scheduling.scorers.map((s) => s.type)).toContain("precise-prefix-cache-scorer");
+    // Tracking = precise: kvpick's default profile, whose TTFT cost scorer reads the KV-event index.
+    expect(config.scheduling).toEqual(loadConfig({}).scheduling);
     expect(notes).toEqual([
       "InferenceTrafficPolicy spec.poolRef",
       expect.stringMatching(/trackingConfig\.tokenProcessorConfig\.model/),
     ]);
   });
 
-  it("estimated mode: a clear error until the estimated scorer exists, then that scorer", () => {
+  it("estimated mode: GIE's estimated prefix-cache-scorer (3) + queue (2) + KV utilisation (2), estimatedConfig as its parameters", () => {
     const text = fixtureText("ack-inference-traffic-policy.yaml").replace(
       "mode: tracking",
       "mode: estimated",
     );
-    expect(configProblems(() => loadConfig({ text }))).toEqual([
-      expect.stringMatching(
-        /^spec\.profile\.single\.trafficPolicy\.prefixCache\.mode: "estimated" .*not supported yet/,
-      ),
+    const { config, notes } = loadConfigWithNotes({ text });
+    expect(config.scheduling.scorers.map((s) => [s.type, s.weight])).toEqual([
+      ["prefix-cache-scorer", 3],
+      ["queue-scorer", 2],
+      ["kv-cache-utilization-scorer", 2],
     ]);
-    const registry = createPluginRegistry();
-    registry.register({ ...registry.get("queue-scorer")!, type: "prefix-cache-scorer" });
-    const t = translateInferenceTrafficPolicy(
-      {
-        apiVersion: "inferenceextension.alibabacloud.com/v1alpha1",
-        kind: "InferenceTrafficPolicy",
-        spec: { profile: { single: { trafficPolicy: { prefixCache: { mode: "estimated" } } } } },
-      },
-      registry,
+    expect(notes).toContain(
+      "InferenceTrafficPolicy spec.profile.single.trafficPolicy.prefixCache.trackingConfig (mode is estimated)",
     );
-    expect(t.config.scheduling?.scorers?.[0]?.type).toBe("prefix-cache-scorer");
+    createScheduler(config.scheduling, { endpoints: staticSource([]), prefixLookup: null });
+    const policy = (estimatedConfig: unknown) => ({
+      apiVersion: "inferenceextension.alibabacloud.com/v1alpha1",
+      kind: "InferenceTrafficPolicy",
+      spec: {
+        profile: { single: { trafficPolicy: { prefixCache: { mode: "estimated", estimatedConfig } } } },
+      },
+    });
+    const t = translateInferenceTrafficPolicy(policy({ blockSizeTokens: 64, lruCapacityPerServer: 4802 }));
+    expect(t.config.scheduling?.scorers?.[0]).toMatchObject({
+      type: "prefix-cache-scorer",
+      parameters: { blockSizeTokens: 64, lruCapacityPerServer: 4802 },
+    });
+    expect(configProblems(() => translateInferenceTrafficPolicy(policy({ lruCapacity: 1 })))).toEqual([
+      "spec.profile.single.trafficPolicy.prefixCache.estimatedConfig.lruCapacity: unknown field",
+    ]);
   });
 
   it("the prefix-cache subtree is strict", () => {

@@ -1,13 +1,13 @@
 // Alibaba ACK Gateway with Inference Extension `InferenceTrafficPolicy` → kvpick's configuration.
 // `prefixCache.mode: tracking` (ACK's precise mode, llm-d's indexer underneath) keeps kvpick's precise profile
 // and takes its hashing contract from `trackingConfig.indexerConfig.tokenProcessorConfig`; `mode: estimated`
-// selects the estimated `prefix-cache-scorer` when kvpick has one. Only the prefix-cache subtree is checked
+// selects the estimated `prefix-cache-scorer` (GIE's default weights: prefix 3, queue 2, KV utilisation 2)
+// with `estimatedConfig` as its parameters (GIE's names). Only the prefix-cache subtree is checked
 // strictly: the rest of the resource (metadata, pool reference, other policies) is ACK's business and is
 // reported as ignored, so the deployment's YAML loads unchanged.
 import { z } from "zod";
 import { ConfigError } from "../errors.js";
-import { createPluginRegistry } from "../scheduling/plugins/index.js";
-import type { PluginRegistry } from "../scheduling/registry.js";
+import { estimatedPrefixParams } from "../scheduling/estimated/estimated-prefix-index.js";
 import type { Translation } from "./endpoint-picker-config.js";
 import { issueLines } from "./endpoint-picker-config.js";
 import { llmdPreciseParamsSchema, preciseParamsToConfig } from "./llm-d-precise-params.js";
@@ -34,10 +34,7 @@ const docSchema = z.looseObject({
   }),
 });
 
-export function translateInferenceTrafficPolicy(
-  doc: unknown,
-  registry: PluginRegistry = createPluginRegistry(),
-): Translation {
+export function translateInferenceTrafficPolicy(doc: unknown): Translation {
   const parsed = docSchema.safeParse(doc);
   if (!parsed.success) throw new ConfigError(issueLines(parsed.error));
   const { spec } = parsed.data;
@@ -50,10 +47,9 @@ export function translateInferenceTrafficPolicy(
   const at = "spec.profile.single.trafficPolicy.prefixCache";
   if (pc === undefined) return { config: {}, ignored }; // load-aware routing only: kvpick's default profile
   if (pc.mode === "estimated") {
-    if (registry.get("prefix-cache-scorer") === undefined)
-      throw new ConfigError([
-        `${at}.mode: "estimated" (approximate prefix matching) is not supported yet; use "tracking" (precise)`,
-      ]);
+    const params = estimatedPrefixParams.safeParse(pc.estimatedConfig ?? {});
+    if (!params.success) throw new ConfigError(issueLines(params.error, `${at}.estimatedConfig`));
+    if (pc.trackingConfig !== undefined) ignored.push(`${at}.trackingConfig (mode is estimated)`);
     return {
       config: {
         scheduling: {

@@ -64,9 +64,22 @@ export const llmdPreciseParamsSchema = z.strictObject({
   /** Newer llm-d puts it at the top level. */
   tokenProcessorConfig: tokenProcessorConfig.optional(),
   kvCacheBackendConfigs: backendConfigs.optional(),
+  /** llm-d's speculative entries: kvpick's `scheduling.speculativeTtlMs` (0 when false). */
   speculativeIndexing: z.boolean().optional(),
-  speculativeTTL: z.string().optional(),
+  /** Go duration, e.g. "2s" or "500ms". */
+  speculativeTTL: z
+    .string()
+    .regex(/^\d+(\.\d+)?(ms|s|m)$/, { error: "expected a duration such as 2s or 500ms" })
+    .optional(),
 });
+
+/** "2s" → 2000, "500ms" → 500, "1m" → 60000 (the forms the schema admits). */
+export function durationMs(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(text);
+  if (m === null) throw new RangeError(`not a duration: ${text}`);
+  const unit = m[2] === "ms" ? 1 : m[2] === "s" ? 1000 : 60_000;
+  return Math.round(Number(m[1]) * unit);
+}
 
 export type LlmdPreciseParams = z.infer<typeof llmdPreciseParamsSchema>;
 
@@ -86,6 +99,7 @@ export function preciseParamsToConfig(
       replayPort?: number;
     };
     index?: { mediumWeights?: Record<string, number>; redis?: { url: string } };
+    scheduling?: { speculativeTtlMs: number };
   } = {};
   const tp = { ...params.indexerConfig?.tokenProcessorConfig, ...params.tokenProcessorConfig };
   if (tp.blockSizeTokens !== undefined) {
@@ -139,7 +153,13 @@ export function preciseParamsToConfig(
     if (k !== "redisConfig") ignored.push(`${at}indexerConfig.kvBlockIndexConfig.${k}`);
   for (const k of ["tokenizersPoolConfig", "kvBlockScorerConfig", "prefixStoreConfig"] as const)
     if (params.indexerConfig?.[k] !== undefined) ignored.push(`${at}indexerConfig.${k}`);
-  for (const k of ["speculativeIndexing", "speculativeTTL"] as const)
-    if (params[k] !== undefined) ignored.push(`${at}${k}`);
+  // Speculative entries: off when llm-d says so; llm-d's TTL when it is on; kvpick's default when unsaid.
+  if (params.speculativeIndexing === false) {
+    config.scheduling = { speculativeTtlMs: 0 };
+    if (params.speculativeTTL !== undefined)
+      ignored.push(`${at}speculativeTTL (speculativeIndexing is false)`);
+  } else if (params.speculativeTTL !== undefined) {
+    config.scheduling = { speculativeTtlMs: durationMs(params.speculativeTTL) };
+  }
   return { config: config as ConfigInput, ignored };
 }

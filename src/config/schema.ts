@@ -70,6 +70,26 @@ export const configSchema = z.strictObject({
       hashMemoBlocks: intIn(0, 2 ** 24).default(65_536),
       /** Tokenizer worker threads (0 = always tokenize on the main thread). */
       workerThreads: intIn(0, 64).default(1),
+      /**
+       * How vLLM keys a LoRA request's blocks: `id` = the adapter's int id (vLLM ≤ 0.11.0), `name` = its name
+       * (≥ 0.11.1, vllm-project/vllm#27211); `auto` = id with sha256_cbor_64bit (0.10.0–0.10.1), else name.
+       */
+      loraKey: z.enum(["auto", "id", "name"], { error: "expected auto, id or name" }).default("auto"),
+      /**
+       * LoRA adapters the pods serve, by the name clients put in `model`: `id` = vLLM's lora_int_id (1, 2, …
+       * in --lora-modules order; required when the key is the id), `baseModel` = the served model whose
+       * tokenizer applies (default: tokenizer.defaultTokenizerDir). Adapters reported by the pods'
+       * vllm:lora_requests_info are recognised without this when the key is the name.
+       */
+      loras: z
+        .record(
+          z.string(),
+          z.strictObject({
+            id: intIn(1, 2 ** 31 - 1).optional(),
+            baseModel: z.string({ error: "expected a served model name" }).min(1).optional(),
+          }),
+        )
+        .default({}),
     })
     .prefault({}),
 
@@ -186,17 +206,27 @@ export const configSchema = z.strictObject({
 
   /**
    * The scheduling profile: filters → weighted scorers (each score in [0, 1]) → picker. Types name plugins
-   * in src/scheduling/plugins; each plugin validates its own `parameters`. Default = the issue's profile.
+   * in src/scheduling/plugins; each plugin validates its own `parameters`. Default = kvpick's profile: the
+   * TTFT cost scorer with speculative entries and dispatch credit (bench/README.md: it beats GIE's weighted
+   * precise profile, which stays available as precise-prefix-cache 3 + queue 2 + kv-cache-utilization 2).
    */
   scheduling: z
     .strictObject({
       filters: z.array(pluginRefSchema).default(() => [{ type: "fresh-metrics-filter", parameters: {} }]),
-      scorers: z.array(pluginRefSchema.extend({ weight: numIn(0, 1e6).default(1) })).default(() => [
-        { type: "precise-prefix-cache-scorer", weight: 3, parameters: {} },
-        { type: "queue-scorer", weight: 2, parameters: {} },
-        { type: "kv-cache-utilization-scorer", weight: 2, parameters: {} },
-      ]),
+      scorers: z
+        .array(pluginRefSchema.extend({ weight: numIn(0, 1e6).default(1) }))
+        .default(() => [{ type: "ttft-cost-scorer", weight: 1, parameters: {} }]),
       picker: pluginRefSchema.default(() => ({ type: "max-score-picker", parameters: {} })),
+      /**
+       * Speculative prefix entries: a routed request's blocks count as cached on its pod for this long, until
+       * vLLM's BlockStored confirms them (llm-d's speculativeTTL); covers bursts sharing a new prefix before
+       * events arrive. 0 = off.
+       */
+      speculativeTtlMs: intIn(0, 600_000).default(2000),
+      /** Bound on speculative (pod, block) entries (~40 bytes each). */
+      speculativeMaxEntries: intIn(1, 2 ** 26 - 1).default(262_144),
+      /** Add the requests and prompt tokens kvpick routed since an endpoint's last scrape to its load. */
+      dispatchCredit: z.boolean({ error: "expected true or false" }).default(true),
     })
     .prefault({}),
 

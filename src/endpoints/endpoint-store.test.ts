@@ -89,4 +89,45 @@ describe("EndpointStore", () => {
     expect(addrs(["10.0.0.3:80"])).toEqual([]); // not ready
     expect(addrs([])).toEqual([]);
   });
+
+  it("adds what kvpick dispatched to an endpoint's load until a scrape shows it or its first token comes back", () => {
+    const { store, advance } = fixture();
+    store.replaceAll(parseEndpointList("10.0.0.1:80,10.0.0.2:80"));
+    store.recordMetrics("10.0.0.1:80", metrics(0));
+    const credit = () => store.get("10.0.0.1:80")?.dispatched;
+    expect(credit()).toEqual({ requests: 0, prefillTokens: 0, pendingPrefillTokens: 0, inflight: 0 });
+    const a = store.dispatch("10.0.0.1:80", 1000);
+    const b = store.dispatch("10.0.0.1:80", 500);
+    expect(credit()).toEqual({ requests: 2, prefillTokens: 1500, pendingPrefillTokens: 1500, inflight: 2 });
+    expect(store.get("10.0.0.2:80")?.dispatched?.inflight).toBe(0);
+    // A fresh scrape shows them as waiting or running: the since-scrape part is zeroed.
+    advance(10);
+    store.recordMetrics("10.0.0.1:80", metrics(2));
+    expect(credit()).toEqual({ requests: 0, prefillTokens: 0, pendingPrefillTokens: 1500, inflight: 2 });
+    a.firstToken();
+    a.firstToken(); // once only
+    expect(credit()?.pendingPrefillTokens).toBe(500);
+    a.done();
+    a.done();
+    b.done(); // done without a first token (the stream died) also ends the prefill
+    expect(credit()).toEqual({ requests: 0, prefillTokens: 0, pendingPrefillTokens: 0, inflight: 0 });
+    expect(store.dispatch("10.9.9.9:80", 10).done()).toBeUndefined(); // unknown endpoint: nothing to account
+  });
+
+  it("ages dispatch credit out: since-scrape credit of a pod that stopped answering, prefills never reported", () => {
+    let now = 0;
+    const store = new EndpointStore({ staleAfterMs: 100, pendingPrefillMaxAgeMs: 1000, now: () => now });
+    store.replaceAll(parseEndpointList("10.0.0.1:80"));
+    store.recordMetrics("10.0.0.1:80", metrics(0));
+    store.dispatch("10.0.0.1:80", 300);
+    now = 150; // no scrape since: the reading is stale and so is the credit taken against it
+    expect(store.get("10.0.0.1:80")?.dispatched).toMatchObject({ requests: 0, prefillTokens: 0 });
+    store.dispatch("10.0.0.1:80", 200);
+    expect(store.get("10.0.0.1:80")?.dispatched).toMatchObject({ requests: 1, prefillTokens: 200 });
+    expect(store.get("10.0.0.1:80")?.dispatched?.pendingPrefillTokens).toBe(500);
+    now = 1100; // the first request's first token was never seen: it stops counting
+    expect(store.get("10.0.0.1:80")?.dispatched).toMatchObject({ pendingPrefillTokens: 200, inflight: 2 });
+    now = 1200;
+    expect(store.get("10.0.0.1:80")?.dispatched).toMatchObject({ pendingPrefillTokens: 0, inflight: 2 });
+  });
 });

@@ -2,6 +2,7 @@
 // later) writes the set; the load scraper writes readings; scheduling reads consistent snapshots. Listeners
 // hear about membership changes so per-pod work (KV-event subscriptions, index clearing) follows the pool.
 import type { Logger } from "../observability/logger.js";
+import { DispatchLedger, type DispatchTicket } from "./dispatch-ledger.js";
 import type { Endpoint, EndpointChange, EndpointSpec, LoadMetrics, MetricsState } from "./endpoint.js";
 
 export interface EndpointStoreOptions {
@@ -11,6 +12,8 @@ export interface EndpointStoreOptions {
   now?: () => number;
   /** Where a throwing listener is reported; the store itself never throws because of a listener. */
   logger?: Logger;
+  /** A routed request whose first token is never seen stops counting as pending prefill after this. */
+  pendingPrefillMaxAgeMs?: number;
 }
 
 export type EndpointListener = (change: EndpointChange) => void;
@@ -21,7 +24,12 @@ interface Entry {
   okAt: number | null;
   failed: boolean;
   error: string | null;
+  /** What kvpick routed here that the reading cannot show yet. */
+  readonly ledger: DispatchLedger;
 }
+
+/** A ticket for an endpoint that left the pool: nothing to account. */
+const NO_TICKET: DispatchTicket = Object.freeze({ firstToken: () => {}, done: () => {} });
 
 export class EndpointStore {
   readonly #entries = new Map<string, Entry>();
@@ -29,9 +37,11 @@ export class EndpointStore {
   readonly #staleAfterMs: number;
   readonly #now: () => number;
   readonly #logger: Logger | undefined;
+  readonly #pendingMaxAgeMs: number;
 
   constructor(options: EndpointStoreOptions = {}) {
     this.#staleAfterMs = options.staleAfterMs ?? 2000;
+    this.#pendingMaxAgeMs = options.pendingPrefillMaxAgeMs ?? 10_000;
     this.#now = options.now ?? (() => performance.now());
     this.#logger = options.logger;
   }
@@ -50,7 +60,14 @@ export class EndpointStore {
   upsert(spec: EndpointSpec): boolean {
     const entry = this.#entries.get(spec.address);
     if (entry === undefined) {
-      this.#entries.set(spec.address, { spec, metrics: null, okAt: null, failed: false, error: null });
+      this.#entries.set(spec.address, {
+        spec,
+        metrics: null,
+        okAt: null,
+        failed: false,
+        error: null,
+        ledger: new DispatchLedger(this.#now(), this.#pendingMaxAgeMs),
+      });
       this.#emit({ kind: "added", endpoint: spec });
       return true;
     }
@@ -121,6 +138,19 @@ export class EndpointStore {
     entry.okAt = this.#now();
     entry.failed = false;
     entry.error = null;
+    // The fresh reading shows what was routed before it (as waiting or running requests).
+    entry.ledger.scraped(entry.okAt);
+  }
+
+  /**
+   * kvpick routed a request to `address` expecting the pod to compute `prefillTokens` prompt tokens: until
+   * the next successful scrape (requests, tokens) and until the ticket reports the first token (tokens) this
+   * is added to the endpoint's load as `Endpoint.dispatched`. The ticket's `done` ends the request.
+   */
+  dispatch(address: string, prefillTokens: number): DispatchTicket {
+    const entry = this.#entries.get(address);
+    if (entry === undefined) return NO_TICKET;
+    return entry.ledger.dispatch(prefillTokens, this.#now(), this.#staleAfterMs);
   }
 
   /** A failed scrape; the last good reading is kept (for debugging) but no longer counts as fresh. */
@@ -161,6 +191,7 @@ export class EndpointStore {
       metricsState: this.#state(entry, now),
       metricsAgeMs: entry.okAt === null ? null : now - entry.okAt,
       lastScrapeError: entry.error,
+      dispatched: entry.ledger.credit(now, this.#staleAfterMs),
     };
   }
 

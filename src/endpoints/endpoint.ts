@@ -51,6 +51,21 @@ export interface LoadMetrics {
  */
 export type MetricsState = "pending" | "fresh" | "stale" | "failed";
 
+/**
+ * Load kvpick itself put on an endpoint that its scraped metrics cannot show yet (endpoints/dispatch-ledger.ts),
+ * so a burst does not pile onto the pod that looked idlest at the last scrape.
+ */
+export interface DispatchCredit {
+  /** Requests routed since the latest successful scrape (SMG's since-poll credit). */
+  readonly requests: number;
+  /** Their prompt tokens kvpick expected the pod to compute (not found in its cache). */
+  readonly prefillTokens: number;
+  /** Prompt tokens of routed requests whose first token has not come back yet (any scrape age). */
+  readonly pendingPrefillTokens: number;
+  /** Routed requests whose response has not finished. */
+  readonly inflight: number;
+}
+
 /** An immutable snapshot of one endpoint, as handed to scheduling. */
 export interface Endpoint extends EndpointSpec {
   /** Latest successful reading (possibly old: check `metricsState`). */
@@ -60,6 +75,8 @@ export interface Endpoint extends EndpointSpec {
   readonly metricsAgeMs: number | null;
   /** Why the latest scrape failed; null unless `metricsState` is `failed`. */
   readonly lastScrapeError: string | null;
+  /** Routed since the latest scrape (absent or zero when dispatch credit is off). */
+  readonly dispatched?: DispatchCredit;
 }
 
 /** What the store tells its listeners (e.g. the KV-event subscriber opens/closes per-pod subscriptions). */

@@ -357,6 +357,84 @@ export class Metrics {
     });
   }
 
+  /** Speculative prefix entries (scheduling/speculative), read at scrape time. */
+  watchSpeculative(source: {
+    stats(): {
+      entries: number;
+      added: number;
+      hits: number;
+      confirmed: number;
+      expired: number;
+      evicted: number;
+    };
+  }): void {
+    const r = [this.registry];
+    const read = (key: keyof ReturnType<typeof source.stats>) =>
+      function (this: Gauge) {
+        this.set(source.stats()[key]);
+      };
+    const gauge = (name: string, help: string, key: keyof ReturnType<typeof source.stats>) =>
+      new Gauge({ name, help, registers: r, collect: read(key) });
+    gauge(
+      "epp_speculative_entries",
+      "Live speculative (pod, block) entries: routed, not yet expired.",
+      "entries",
+    );
+    gauge("epp_speculative_entries_added_total", "Speculative entries created (monotonic).", "added");
+    gauge(
+      "epp_speculative_hits_total",
+      "Prefix lookups in which a speculative entry lengthened a candidate's cached prefix (monotonic).",
+      "hits",
+    );
+    gauge(
+      "epp_speculative_confirmed_total",
+      "Speculative entries vLLM had reported (BlockStored) by the time they expired (monotonic).",
+      "confirmed",
+    );
+    gauge(
+      "epp_speculative_expired_total",
+      "Speculative entries that expired unconfirmed: the pod never reported the block (monotonic).",
+      "expired",
+    );
+    gauge(
+      "epp_speculative_evicted_total",
+      "Speculative entries dropped before their TTL by scheduling.speculativeMaxEntries (monotonic).",
+      "evicted",
+    );
+  }
+
+  /** The estimated prefix index used for endpoints without KV events, read at scrape time. */
+  watchEstimatedFallback(source: { stats(): { pods: number; entries: number } }): void {
+    new Gauge({
+      name: "epp_estimated_prefix_entries",
+      help: "Approximate prefix keys remembered for endpoints without KV events (estimated fallback).",
+      registers: [this.registry],
+      collect() {
+        this.set(source.stats().entries);
+      },
+    });
+  }
+
+  /** Dispatch credit per endpoint: prompt tokens routed whose first token has not come back. */
+  watchDispatch(source: {
+    candidates(): readonly {
+      address: string;
+      dispatched?: { pendingPrefillTokens: number; inflight: number };
+    }[];
+  }): void {
+    new Gauge({
+      name: "epp_endpoint_pending_prefill_tokens",
+      help: "Prompt tokens kvpick routed to the endpoint that are not prefilled yet (first token not seen).",
+      labelNames: ["endpoint"],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const e of source.candidates())
+          this.set({ endpoint: e.address }, e.dispatched?.pendingPrefillTokens ?? 0);
+      },
+    });
+  }
+
   /** Exposes the index's size at scrape time. */
   watchIndex(index: IndexStatsSource): void {
     const r = [this.registry];

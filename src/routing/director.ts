@@ -3,12 +3,14 @@
 // that is not the client's fault, the request is still routed, on load alone.
 import { randomInt } from "node:crypto";
 import { EppError } from "../errors.js";
+import type { DispatchTicket } from "../endpoints/dispatch-ledger.js";
 import type { ResponseObserver, RouteOutcome, RouteRequest, Router } from "../ext-proc/router.js";
 import type { BlockHasher } from "../kv-index/block-hash.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { Endpoint, EndpointSource, PrefixLookup, SchedulingResult } from "../scheduling/types.js";
-import { type InferenceRequest, parseInferenceRequest } from "./openai-request.js";
+import type { LoraAdapters } from "./lora-adapters.js";
+import { type InferenceRequest, parseInferenceRequest, promptTextOf } from "./openai-request.js";
 import { UsageReader } from "./usage-reader.js";
 
 /** The tokenizer as routing needs it (tokenization/tokenization-service.ts implements it). */
@@ -32,6 +34,10 @@ export interface RequestScheduler {
     headers: ReadonlyMap<string, string>;
     subsetHint: readonly string[] | null;
     prefixLookup?: PrefixLookup;
+    loraAdapter?: string | null;
+    promptTokens?: number;
+    promptText?: () => string;
+    cacheSalt?: string | null;
   }): SchedulingResult;
 }
 
@@ -39,6 +45,11 @@ export interface RequestScheduler {
 export interface PrefixLookupSource {
   /** The lookup to schedule `chain` with (the local index merged with the shared one, or local alone). */
   lookupFor(chain: BigUint64Array): Promise<PrefixLookup>;
+}
+
+/** Where dispatch credit goes (endpoints/endpoint-store.ts implements it). */
+export interface DispatchRecorder {
+  dispatch(address: string, prefillTokens: number): DispatchTicket;
 }
 
 export interface DirectorOptions {
@@ -53,6 +64,10 @@ export interface DirectorOptions {
   emitEndpointScores?: boolean;
   /** The optional shared index (index.redis): one round trip per request before scheduling. */
   sharedIndex?: PrefixLookupSource | null;
+  /** LoRA adapters: their hash key and base tokenizer; absent = every model hashed as a base model. */
+  loras?: LoraAdapters;
+  /** Dispatch credit (scheduling.dispatchCredit): what kvpick routes counts as load until scraped / prefilled. */
+  dispatch?: DispatchRecorder | null;
 }
 
 const EMPTY_CHAIN = new BigUint64Array(0);
@@ -88,17 +103,22 @@ export class Director implements Router {
     if (!this.#modelsSeen.has(parsed.model) && this.#modelsSeen.size < MAX_MODELS_REPORTED)
       this.#firstSight(parsed.model);
 
-    // 3. Tokenize and hash once (scorers read the chain through the scheduling cycle).
+    // 3. Tokenize and hash once (scorers read the chain through the scheduling cycle). A LoRA adapter is
+    // tokenized as its base model and hashed with its key, as vLLM does.
     let chain: BigUint64Array = EMPTY_CHAIN;
     let promptTokens: number | null = null;
-    if (parsed.kind !== "other" && this.#o.hasher !== null) {
+    const lora = this.#o.loras?.resolve(parsed.model) ?? null;
+    if (lora !== null && !lora.hashable && parsed.kind !== "other") {
+      m.cacheSignalMissing.inc({ reason: "lora-id-unknown" });
+    } else if (parsed.kind !== "other" && this.#o.hasher !== null) {
       const endpoint = parsed.kind === "chat" ? "/v1/chat/completions" : "/v1/completions";
       try {
-        const { tokenIds } = await this.#o.tokenizer.tokenize(parsed.model, endpoint, parsed.body);
+        const model = lora?.tokenizerModel ?? parsed.model;
+        const { tokenIds } = await this.#o.tokenizer.tokenize(model, endpoint, parsed.body);
         promptTokens = tokenIds.length;
         const tokenizedAt = performance.now();
         m.stageSeconds.observe({ stage: "tokenize" }, (tokenizedAt - parsedAt) / 1000);
-        chain = this.#o.hasher.hash(tokenIds, { cacheSalt: parsed.cacheSalt });
+        chain = this.#o.hasher.hash(tokenIds, { cacheSalt: parsed.cacheSalt, lora: lora?.hashKey ?? null });
         m.stageSeconds.observe({ stage: "hash" }, (performance.now() - tokenizedAt) / 1000);
       } catch (err) {
         if (err instanceof EppError && err.code === "EPP_BAD_REQUEST")
@@ -123,8 +143,9 @@ export class Director implements Router {
       m.stageSeconds.observe({ stage: "shared-index" }, (performance.now() - lookupStart) / 1000);
     }
 
-    // 5. Schedule.
+    // 5. Schedule. The prompt text is built only if an estimated scorer asks for it.
     const scoreStart = performance.now();
+    let text: string | null = null;
     const result = this.#o.scheduler.schedule({
       requestId: request.requestId,
       model: parsed.model,
@@ -133,6 +154,13 @@ export class Director implements Router {
       headers: request.headers,
       subsetHint: request.subsetHint,
       ...(prefixLookup === undefined ? {} : { prefixLookup }),
+      ...(lora === null || lora.adapter === undefined ? {} : { loraAdapter: lora.adapter }),
+      ...(promptTokens === null ? {} : { promptTokens }),
+      promptText: () => {
+        text ??= promptTextOf(parsed);
+        return text;
+      },
+      cacheSalt: parsed.cacheSalt,
     });
     const done = performance.now();
     m.stageSeconds.observe({ stage: "score" }, (done - scoreStart) / 1000);
@@ -183,11 +211,22 @@ export class Director implements Router {
       },
       "Request handled",
     );
-    const predicted = result.prefixMatchBlocks * (this.#o.hasher?.blockSize ?? 0);
+    const predicted =
+      this.#o.hasher === null
+        ? 0
+        : (result.cachedTokens ?? result.prefixMatchBlocks * this.#o.hasher.blockSize);
+    // 7. Dispatch credit: the uncached part of the prompt is load on the pod until a scrape shows it and, for
+    // a streaming response, until its first chunk (a non-streaming one shows nothing before the end).
+    const ticket =
+      this.#o.dispatch?.dispatch(
+        result.endpoint.address,
+        promptTokens === null ? 0 : promptTokens - predicted,
+      ) ?? null;
+    if (ticket !== null && !parsed.stream) ticket.firstToken();
     return {
       kind: "routed",
       endpoint: result.endpoint.address,
-      observer: this.#usageObserver(request.requestId, result.endpoint.address, predicted),
+      observer: this.#usageObserver(request.requestId, result.endpoint.address, predicted, ticket),
       ...(this.#o.emitEndpointScores ? { endpointScores: scoresOf(result) } : {}),
     };
   }
@@ -255,13 +294,22 @@ export class Director implements Router {
   }
 
   /** Compares kvpick's prediction with the cached tokens vLLM reports in `usage`. */
-  #usageObserver(requestId: string, address: string, predictedTokens: number): ResponseObserver {
+  #usageObserver(
+    requestId: string,
+    address: string,
+    predictedTokens: number,
+    ticket: DispatchTicket | null,
+  ): ResponseObserver {
     const reader = new UsageReader();
     const m = this.#o.metrics;
     return {
       onResponseHeaders: (headers) => reader.setContentType(headers.get("content-type")),
-      onResponseBody: (chunk, endOfStream) => reader.push(chunk, endOfStream),
+      onResponseBody: (chunk, endOfStream) => {
+        if (chunk.length > 0) ticket?.firstToken();
+        reader.push(chunk, endOfStream);
+      },
       onDone: (outcome) => {
+        ticket?.done();
         const usage = reader.usage;
         if (usage === null || usage.cachedTokens === null) return;
         m.predictedCachedTokens.inc(predictedTokens);

@@ -62,3 +62,16 @@ export function parseInferenceRequest(path: string, raw: Uint8Array): InferenceR
     stream: body.stream === true,
   };
 }
+
+/**
+ * The prompt as text for estimated (character-block) prefix matching, as GIE reads it: a chat request's
+ * messages as JSON, a completion's prompt (as JSON unless it is a plain string). "" for other requests.
+ */
+export function promptTextOf(request: InferenceRequest): string {
+  if (request.kind === "chat") return JSON.stringify(request.body.messages ?? []);
+  if (request.kind === "completion") {
+    const prompt = request.body.prompt;
+    return typeof prompt === "string" ? prompt : JSON.stringify(prompt ?? "");
+  }
+  return "";
+}

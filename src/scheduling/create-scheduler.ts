@@ -1,10 +1,21 @@
 // Builds the configured scheduler: the one place that joins config, the plugin registry and the scheduler
-// core (scheduler.ts itself never imports a plugin).
+// core (scheduler.ts itself never imports a plugin). It also wires the scheduler-wide services that learn
+// from each pick: speculative prefix entries over the KV index and the estimated fallback for pods without KV
+// events. (Dispatch credit is the router's: it also needs the response path, see routing/director.ts.)
 import type { Config } from "../config/schema.js";
+import { EstimatedPrefixIndex, estimatedPrefixParams } from "./estimated/estimated-prefix-index.js";
 import { createPluginRegistry } from "./plugins/index.js";
 import type { PluginRegistry } from "./registry.js";
 import { Scheduler } from "./scheduler.js";
-import type { EndpointSource, Plugin, PrefixLookup } from "./types.js";
+import { SpeculativePrefixLookup } from "./speculative/speculative-prefix-lookup.js";
+import type {
+  CycleState,
+  EndpointSource,
+  PickedEndpoint,
+  Plugin,
+  PluginContext,
+  PrefixLookup,
+} from "./types.js";
 
 export interface SchedulerDeps {
   readonly endpoints: EndpointSource;
@@ -15,17 +26,72 @@ export interface SchedulerDeps {
   /** Defaults to the in-tree plugins. */
   readonly registry?: PluginRegistry;
   readonly observePlugin?: (plugin: Plugin, seconds: number) => void;
+  /** vLLM block size (tokenizer.blockSize); default 64. */
+  readonly blockSize?: number;
+  /** Monotonic clock in ms; default performance.now (inject for virtual time). */
+  readonly now?: () => number;
+  /** Speculative entries over `prefixLookup`; default: built from config (pass one to read its stats). */
+  readonly speculative?: SpeculativePrefixLookup | null;
+  /** The precise scorers' fallback for pods without KV events; default: a fresh one (GIE defaults). */
+  readonly estimatedFallback?: EstimatedPrefixIndex | null;
+  /** Told when a preRequest hook throws (the request is routed regardless). */
+  readonly onHookError?: (source: string, err: unknown) => void;
+}
+
+/** The speculative layer the config asks for over `lookup`, or null (off, or no index). */
+export function speculativeLookupFor(
+  config: Config["scheduling"],
+  lookup: PrefixLookup | null,
+  now?: () => number,
+): SpeculativePrefixLookup | null {
+  if (lookup === null || config.speculativeTtlMs === 0) return null;
+  return new SpeculativePrefixLookup(lookup, {
+    ttlMs: config.speculativeTtlMs,
+    maxEntries: config.speculativeMaxEntries,
+    ...(now === undefined ? {} : { now }),
+  });
 }
 
 /** Throws ConfigError (paths like `scheduling.scorers[1].type`) when the profile names bad plugins. */
 export function createScheduler(config: Config["scheduling"], deps: SchedulerDeps): Scheduler {
-  const context = { prefixLookup: deps.prefixLookup, random: deps.random ?? Math.random };
+  const speculative =
+    deps.speculative !== undefined
+      ? deps.speculative
+      : speculativeLookupFor(config, deps.prefixLookup, deps.now);
+  const lookup: PrefixLookup | null = speculative ?? deps.prefixLookup;
+  const blockSize = deps.blockSize ?? 64;
+  const estimatedFallback =
+    deps.estimatedFallback !== undefined
+      ? deps.estimatedFallback
+      : lookup === null
+        ? null
+        : new EstimatedPrefixIndex(estimatedPrefixParams.parse({}), deps.now);
+  const context: PluginContext = {
+    prefixLookup: lookup,
+    random: deps.random ?? Math.random,
+    blockSize,
+    estimatedFallback,
+    ...(deps.now === undefined ? {} : { now: deps.now }),
+  };
   const registry = deps.registry ?? createPluginRegistry();
   const profile = registry.buildProfile(config, context, "scheduling");
+
+  const onPicked = (cycle: CycleState, picked: PickedEndpoint) => {
+    const e = picked.endpoint;
+    const chain = cycle.request.blockHashes;
+    if (speculative !== null && chain.length > 0) {
+      // The index's id for the pod, as the cycle looks it up; pods it has never heard of get no entries (the
+      // estimated fallback covers them).
+      const id = speculative.hasPod(e.address) ? e.address : speculative.hasPod(e.ip) ? e.ip : null;
+      if (id !== null) speculative.record(id, chain);
+    }
+  };
   return new Scheduler({
     profile,
     endpoints: deps.endpoints,
     context,
     ...(deps.observePlugin === undefined ? {} : { observePlugin: deps.observePlugin }),
+    ...(speculative === null ? {} : { onPicked }),
+    ...(deps.onHookError === undefined ? {} : { onHookError: deps.onHookError }),
   });
 }

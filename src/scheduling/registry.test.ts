@@ -10,18 +10,13 @@ const context = { prefixLookup: null, random: Math.random };
 const problems = configProblems;
 
 describe("PluginRegistry", () => {
-  it("builds the default profile from Config with the issue's weights", () => {
-    const s = createScheduler(parseConfig({}).scheduling, {
-      endpoints: staticSource([]),
-      prefixLookup: null,
-    });
+  it("builds kvpick's default profile from Config: the TTFT cost scorer, speculative entries, dispatch credit", () => {
+    const config = parseConfig({}).scheduling;
+    const s = createScheduler(config, { endpoints: staticSource([]), prefixLookup: null });
     expect(s.profile.filters.map((f) => f.type)).toEqual(["fresh-metrics-filter"]);
-    expect(s.profile.scorers.map((x) => [x.scorer.name, x.weight])).toEqual([
-      ["precise-prefix-cache-scorer", 3],
-      ["queue-scorer", 2],
-      ["kv-cache-utilization-scorer", 2],
-    ]);
+    expect(s.profile.scorers.map((x) => [x.scorer.name, x.weight])).toEqual([["ttft-cost-scorer", 1]]);
     expect(s.profile.picker.type).toBe("max-score-picker");
+    expect(config).toMatchObject({ speculativeTtlMs: 2000, dispatchCredit: true });
   });
 
   it("accepts custom weights, names and parameters from config", () => {

@@ -2,14 +2,26 @@ import { describe, expect, it } from "vitest";
 import { EndpointStore } from "../endpoints/endpoint-store.js";
 import { parseEndpointList } from "../endpoints/parse-endpoints.js";
 import { parseConfig } from "../config/load.js";
+import { BlockIndex } from "../kv-index/block-index.js";
 import { createScheduler } from "./create-scheduler.js";
 import { Scheduler } from "./scheduler.js";
 import { FakePrefixLookup, aRequest, anEndpoint, staticSource } from "./scheduling.fixture.js";
 import type { Endpoint, EndpointSource, PrefixLookup, Scorer } from "./types.js";
 
-const defaults = parseConfig({}).scheduling;
+/** GIE's weighted precise profile (the field's default), without kvpick's post-pick services. */
+const gie = parseConfig({
+  scheduling: {
+    speculativeTtlMs: 0,
+    dispatchCredit: false,
+    scorers: [
+      { type: "precise-prefix-cache-scorer", weight: 3 },
+      { type: "queue-scorer", weight: 2 },
+      { type: "kv-cache-utilization-scorer", weight: 2 },
+    ],
+  },
+}).scheduling;
 const scheduler = (source: EndpointSource, lookup: PrefixLookup | null = null, random = Math.random) =>
-  createScheduler(defaults, { endpoints: source, prefixLookup: lookup, random });
+  createScheduler(gie, { endpoints: source, prefixLookup: lookup, random });
 
 function picked(s: Scheduler, blocks = 10, subset?: string[]) {
   const r = s.schedule(aRequest(blocks, subset));
@@ -17,7 +29,7 @@ function picked(s: Scheduler, blocks = 10, subset?: string[]) {
   return r;
 }
 
-describe("Scheduler with the default profile", () => {
+describe("Scheduler with GIE's weighted precise profile (precise 3, queue 2, kv 2)", () => {
   const a = anEndpoint("10.0.0.1:8000", { waiting: 2, kvCacheUsage: 0.3 });
   const b = anEndpoint("10.0.0.2:8000", { waiting: 2, kvCacheUsage: 0.3 });
   const c = anEndpoint("10.0.0.3:8000", { waiting: 2, kvCacheUsage: 0.3 });
@@ -113,6 +125,95 @@ describe("Scheduler with the default profile", () => {
   });
 });
 
+describe("Scheduler with kvpick's default profile (TTFT cost, speculative entries, dispatch credit)", () => {
+  const defaults = parseConfig({}).scheduling;
+  const kvpick = (source: EndpointSource, lookup: PrefixLookup | null, now = () => 0, random = Math.random) =>
+    createScheduler(defaults, { endpoints: source, prefixLookup: lookup, now, random });
+  const a = anEndpoint("10.0.0.1:8000", { waiting: 0, running: 10, kvCacheUsage: 0.3 });
+  const b = anEndpoint("10.0.0.2:8000", { waiting: 0, running: 10, kvCacheUsage: 0.3 });
+  const c = anEndpoint("10.0.0.3:8000", { waiting: 0, running: 10, kvCacheUsage: 0.3 });
+
+  it("picks the longest cached prefix at equal load", () => {
+    const lookup = new FakePrefixLookup()
+      .hold("10.0.0.1:8000", 3)
+      .hold("10.0.0.2:8000", 8)
+      .hold("10.0.0.3:8000", 5);
+    const r = kvpick(staticSource([a, b, c]), lookup).schedule(aRequest(10));
+    expect(r).toMatchObject({ kind: "picked", endpoint: { address: "10.0.0.2:8000" }, prefixMatchBlocks: 8 });
+  });
+
+  it("lets a lightly loaded pod beat an overloaded one holding the whole prefix", () => {
+    const hot = anEndpoint("10.0.0.1:8000", { waiting: 40, running: 200, kvCacheUsage: 0.95 });
+    const lookup = new FakePrefixLookup().hold("10.0.0.1:8000", 100);
+    const r = kvpick(staticSource([hot, b]), lookup).schedule(aRequest(100));
+    expect(r).toMatchObject({ kind: "picked", endpoint: { address: "10.0.0.2:8000" }, prefixMatchBlocks: 0 });
+  });
+
+  it("breaks ties at random", () => {
+    const s = kvpick(staticSource([a, b, c]), new FakePrefixLookup());
+    const seen = new Set<string>();
+    for (let i = 0; i < 300; i++) {
+      const r = s.schedule(aRequest(10));
+      if (r.kind === "picked") seen.add(r.endpoint.address);
+    }
+    expect([...seen].sort()).toEqual(["10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000"]);
+  });
+
+  it("lands a burst sharing a new prefix together before any KV event, until the speculative entries expire", () => {
+    let now = 0;
+    const index = new BlockIndex({ maxEntries: 1000, mediumWeights: { GPU: 1, CPU: 0.8 } });
+    const other = BigUint64Array.of(1n);
+    for (const e of [a, b, c]) index.store(e.address, "GPU", new Uint32Array(other.buffer), 1); // pods are known
+    const s = kvpick(staticSource([a, b, c]), index, () => now);
+    const picks = new Set<string>();
+    const first = s.schedule(aRequest(50));
+    expect(first).toMatchObject({ kind: "picked", prefixMatchBlocks: 0 });
+    for (let i = 0; i < 5; i++) {
+      const r = s.schedule(aRequest(50));
+      if (r.kind !== "picked") throw new Error(r.kind);
+      picks.add(r.endpoint.address);
+      expect(r.prefixMatchBlocks).toBe(50); // speculative: what was routed there counts as cached
+    }
+    expect([...picks]).toEqual([first.kind === "picked" ? first.endpoint.address : ""]);
+    now = 2001; // no BlockStored arrived within the TTL: the guess is gone
+    expect(s.schedule(aRequest(50))).toMatchObject({ kind: "picked", prefixMatchBlocks: 0 });
+  });
+
+  it("spills a hot prefix to a second pod as the backlog kvpick routed to the first one grows", () => {
+    const firstSpill = (parameters: Record<string, unknown>) => {
+      const store = new EndpointStore({ now: () => 0 });
+      store.replaceAll(parseEndpointList("10.0.0.1:8000,10.0.0.2:8000"));
+      for (const e of store.specs())
+        store.recordMetrics(e.address, { ...a.metrics!, running: 10, kvCacheUsage: 0.3 });
+      const lookup = new FakePrefixLookup().hold("10.0.0.1:8000", 90); // 90 of each request's 100 blocks
+      const config = parseConfig({ scheduling: { scorers: [{ type: "ttft-cost-scorer", parameters }] } });
+      const s = createScheduler(config.scheduling, { endpoints: store, prefixLookup: lookup, now: () => 0 });
+      const picks: string[] = [];
+      for (let i = 0; i < 30; i++) {
+        // Each request shares the first 90 blocks and brings 10 of its own (the fake index ignores hashes).
+        const req = aRequest(100);
+        req.blockHashes.fill(BigInt(i + 1000), 90);
+        const r = s.schedule(req);
+        if (r.kind !== "picked") throw new Error(r.kind);
+        picks.push(r.endpoint.address);
+        store.dispatch(r.endpoint.address, (100 - r.prefixMatchBlocks) * 64); // as the director does
+      }
+      const at = picks.indexOf("10.0.0.2:8000");
+      expect(picks.slice(0, at).every((p) => p === "10.0.0.1:8000")).toBe(true);
+      return at;
+    };
+    // Each request adds its 640 new tokens to the first pod's backlog. Without heat, recomputing the whole
+    // 6,400-token prompt on the idle pod (charged 1.75×) wins once that backlog passes ~10,600 tokens; a prefix
+    // requested this often is replicated sooner.
+    const cold = firstSpill({ heatSeconds: 0 });
+    expect(cold).toBeGreaterThan(12);
+    expect(cold).toBeLessThan(25);
+    const hot = firstSpill({});
+    expect(hot).toBeGreaterThan(3);
+    expect(hot).toBeLessThan(cold);
+  });
+});
+
 describe("Scheduler core", () => {
   const e1 = anEndpoint("10.0.0.1:80");
   const e2 = anEndpoint("10.0.0.2:80");
@@ -154,5 +255,37 @@ describe("Scheduler core", () => {
     });
     expect(s.schedule(aRequest(1))).toEqual({ kind: "all-filtered", filteredBy: "drop-all" });
     expect(timed).toEqual(["drop-all true"]);
+  });
+
+  it("runs every plugin's preRequest hook once per pick with the winner; a throwing hook fails nothing", () => {
+    const seen: string[] = [];
+    const errors: string[] = [];
+    const hooked = (name: string, fail = false): Scorer => ({
+      type: name,
+      name,
+      role: "scorer",
+      score: (_c, list) => list.map(() => 0.5),
+      preRequest: (_cycle, picked) => {
+        if (fail) throw new Error("boom");
+        seen.push(`${name} ${picked.endpoint.address} ${picked.index} ${picked.candidates.length}`);
+      },
+    });
+    const s = new Scheduler({
+      profile: {
+        name: "t",
+        ...base,
+        scorers: [
+          { scorer: hooked("bad", true), weight: 1 },
+          { scorer: hooked("good"), weight: 1 },
+        ],
+      },
+      endpoints: staticSource([e1, e2]),
+      context,
+      onHookError: (source: string) => errors.push(source),
+    });
+    // The test picker takes the first candidate whatever the scores.
+    expect(s.schedule(aRequest(1))).toMatchObject({ kind: "picked", endpoint: { address: "10.0.0.1:80" } });
+    expect(seen).toEqual(["good 10.0.0.1:80 0 2"]);
+    expect(errors).toEqual(["bad"]);
   });
 });

@@ -2,10 +2,13 @@
 // each score clamped to [0, 1], total = Σ weight × score, not normalised by Σ weights). Outcomes, including
 // "nothing to pick from", are returned as values; the caller maps them to HTTP statuses.
 import { SchedulingCycle } from "./cycle-state.js";
+import { estimatedCachedTokens } from "./estimated/estimated-fallback.js";
 import type {
+  CycleState,
   Endpoint,
   EndpointScore,
   EndpointSource,
+  PickedEndpoint,
   Plugin,
   PluginContext,
   ScoredEndpoint,
@@ -20,6 +23,13 @@ export interface SchedulerOptions {
   readonly context: PluginContext;
   /** Called with each plugin's run time when set (per-plugin latency metrics); costs two clock reads each. */
   readonly observePlugin?: (plugin: Plugin, seconds: number) => void;
+  /**
+   * Runs after every pick, after the plugins' preRequest hooks: the scheduler-wide services that learn from
+   * routing decisions (speculative prefix entries, dispatch credit) hang here (create-scheduler.ts).
+   */
+  readonly onPicked?: (cycle: CycleState, picked: PickedEndpoint) => void;
+  /** Told about a preRequest hook or onPicked that threw; the request is routed regardless. */
+  readonly onHookError?: (source: string, err: unknown) => void;
 }
 
 /** NaN and anything outside [0, 1] from a misbehaving scorer is pulled back into range. */
@@ -30,12 +40,22 @@ export class Scheduler {
   readonly #endpoints: EndpointSource;
   readonly #context: PluginContext;
   readonly #observe: ((plugin: Plugin, seconds: number) => void) | undefined;
+  readonly #onPicked: SchedulerOptions["onPicked"];
+  readonly #onHookError: SchedulerOptions["onHookError"];
+  /** The plugins with a preRequest hook, in profile order (filters, scorers, picker). */
+  readonly #hooked: readonly Plugin[];
 
   constructor(options: SchedulerOptions) {
     this.profile = options.profile;
     this.#endpoints = options.endpoints;
     this.#context = options.context;
     this.#observe = options.observePlugin;
+    this.#onPicked = options.onPicked;
+    this.#onHookError = options.onHookError;
+    const p = options.profile;
+    this.#hooked = [...p.filters, ...p.scorers.map((s) => s.scorer), p.picker].filter(
+      (x) => x.preRequest !== undefined,
+    );
   }
 
   schedule(request: SchedulingRequest): SchedulingResult {
@@ -69,12 +89,17 @@ export class Scheduler {
 
     const winnerIndex = candidates.indexOf(winner.endpoint);
     const prefix = cycle.prefixMatch(candidates);
+    if (winnerIndex >= 0)
+      this.#afterPick(cycle, { endpoint: winner.endpoint, candidates, index: winnerIndex });
+    const prefixMatchBlocks = winnerIndex < 0 ? 0 : (prefix.blocks[winnerIndex] ?? 0);
+    const estimated = winnerIndex < 0 ? null : estimatedCachedTokens(cycle, winnerIndex);
     return {
       kind: "picked",
       endpoint: winner.endpoint,
       targets: targets.map((t) => t.endpoint),
-      prefixMatchBlocks: winnerIndex < 0 ? 0 : (prefix.blocks[winnerIndex] ?? 0),
+      prefixMatchBlocks,
       totalBlocks: prefix.totalBlocks,
+      cachedTokens: estimated ?? prefixMatchBlocks * (this.#context.blockSize ?? 64),
       scores: this.#report(candidates, totals, perScorer, winnerIndex),
     };
   }
@@ -101,6 +126,23 @@ export class Scheduler {
       rows[r] = { address: candidates[i]?.address ?? "", total: totals[i] ?? 0, byScorer };
     }
     return rows;
+  }
+
+  /** GIE's PreRequest extension point, then the scheduler-wide onPicked; neither can fail the request. */
+  #afterPick(cycle: CycleState, picked: PickedEndpoint): void {
+    for (const plugin of this.#hooked) {
+      try {
+        plugin.preRequest?.(cycle, picked);
+      } catch (err) {
+        this.#onHookError?.(plugin.name, err);
+      }
+    }
+    if (this.#onPicked === undefined) return;
+    try {
+      this.#onPicked(cycle, picked);
+    } catch (err) {
+      this.#onHookError?.("onPicked", err);
+    }
   }
 
   #timed<T>(plugin: Plugin, run: () => T): T {

@@ -49,6 +49,16 @@ export interface SchedulingRequest {
    * merge of the local index with the shared index's answer for `blockHashes` (index.redis).
    */
   readonly prefixLookup?: PrefixLookup;
+  /** Prompt tokens, the partial last block included; absent = blockHashes.length × the block size. */
+  readonly promptTokens?: number;
+  /**
+   * The prompt as text, for estimated (character-block) prefix matching as GIE does it: the chat messages as
+   * JSON, or the completion prompt. Computed on the first call (the caller caches it), so a profile without
+   * an estimated scorer never pays for it; absent when the request has no prompt.
+   */
+  readonly promptText?: () => string;
+  /** vLLM `cache_salt`: seeds the estimated prefix keys, as it seeds vLLM's block 0. */
+  readonly cacheSalt?: string | null;
 }
 
 /** Longest cached prefix per candidate, aligned with the candidate array it was computed for. */
@@ -73,12 +83,47 @@ export interface CycleState {
   memo<T>(key: string, compute: () => T): T;
 }
 
+/**
+ * Estimated prefix matching (prompt-text blocks against what kvpick routed to each endpoint) for endpoints the
+ * KV index has never heard of: the precise scorers' per-pod fallback. One instance per scheduler.
+ */
+export interface EstimatedFallback {
+  /**
+   * Key blocks of the request (`total`), consecutive ones recorded per candidate (`matched[i]`), and the
+   * tokens one key block stands for (`blockTokens`).
+   */
+  match(
+    cycle: CycleState,
+    candidates: readonly Endpoint[],
+  ): { total: number; matched: Uint32Array; blockTokens: number };
+  /** The request's keys now count as cached on `endpoint`. */
+  record(cycle: CycleState, candidates: readonly Endpoint[], endpoint: Endpoint): void;
+  /** Drops what was learnt about an endpoint (its KV events arrive now). */
+  forget(address: string): void;
+}
+
 /** Shared, read-only services a plugin factory may capture. */
 export interface PluginContext {
   /** Null when kvpick runs without an index (load-only routing). */
   readonly prefixLookup: PrefixLookup | null;
+  /** Estimated matching for endpoints without KV events; absent = such endpoints score no cache. */
+  readonly estimatedFallback?: EstimatedFallback | null;
   /** Uniform in [0, 1); injectable so tie-breaks are testable. */
   readonly random: () => number;
+  /** vLLM block size in tokens (`tokenizer.blockSize`), to turn matched blocks into tokens; default 64. */
+  readonly blockSize?: number;
+  /** Monotonic clock in ms (expiries, pruning); default `performance.now`. Injectable for virtual time. */
+  readonly now?: () => number;
+}
+
+/** The outcome of the picker as post-pick hooks see it. */
+export interface PickedEndpoint {
+  /** The chosen endpoint (the first target). */
+  readonly endpoint: Endpoint;
+  /** The candidates that were scored; `cycle.prefixMatch(candidates)` is memoised for exactly this array. */
+  readonly candidates: readonly Endpoint[];
+  /** Position of `endpoint` in `candidates`. */
+  readonly index: number;
 }
 
 interface PluginBase {
@@ -86,6 +131,12 @@ interface PluginBase {
   readonly type: string;
   /** Instance name from config (defaults to the type); keys `byScorer` in results. */
   readonly name: string;
+  /**
+   * GIE's PreRequest: called once per cycle after the picker chose (the director always sends a picked
+   * request), for state that learns from kvpick's own decisions (the estimated prefix LRU, running averages).
+   * Synchronous and cheap; a throw is caught by the scheduler and never fails the request.
+   */
+  preRequest?(cycle: CycleState, picked: PickedEndpoint): void;
 }
 
 /** Narrows the candidates. Returns a subset (may be the same array); must not mutate its input. */
@@ -147,6 +198,11 @@ export type SchedulingResult =
       /** Cached prefix of the request on `endpoint`, in blocks, and the request's block count. */
       readonly prefixMatchBlocks: number;
       readonly totalBlocks: number;
+      /**
+       * Prompt tokens expected cached on `endpoint`: prefixMatchBlocks × the block size, or — for an endpoint
+       * without KV events whose estimate a scorer used — the estimated prefix. Absent = prefixMatchBlocks.
+       */
+      readonly cachedTokens?: number;
       /** Every scored candidate, picked endpoint first, the rest by total descending. */
       readonly scores: readonly EndpointScore[];
     }

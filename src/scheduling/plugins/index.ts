@@ -8,13 +8,17 @@ import { weightedRandomPicker } from "./pickers/weighted-random-picker.js";
 import { kvCacheUtilizationScorer } from "./scorers/kv-cache-utilization-scorer.js";
 import { loraAffinityScorer } from "./scorers/lora-affinity-scorer.js";
 import { precisePrefixCacheScorer } from "./scorers/precise-prefix-cache-scorer.js";
+import { prefixCacheScorer } from "./scorers/prefix-cache-scorer.js";
 import { queueScorer } from "./scorers/queue-scorer.js";
 import { runningRequestsSizeScorer } from "./scorers/running-requests-size-scorer.js";
+import { ttftCostScorer } from "./scorers/ttft-cost-scorer.js";
 
 export const BUILTIN_PLUGINS: readonly PluginFactory[] = [
   freshMetricsFilter,
   headerBasedTestingFilter,
   precisePrefixCacheScorer,
+  prefixCacheScorer,
+  ttftCostScorer,
   queueScorer,
   kvCacheUtilizationScorer,
   runningRequestsSizeScorer,

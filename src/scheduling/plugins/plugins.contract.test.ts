@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../errors.js";
 import { SchedulingCycle } from "../cycle-state.js";
 import { FakePrefixLookup, aRequest, anEndpoint } from "../scheduling.fixture.js";
-import type { Endpoint, Plugin, PluginContext } from "../types.js";
+import type { Endpoint, Plugin, PluginContext, Scorer } from "../types.js";
 import { BUILTIN_PLUGINS, createPluginRegistry } from "./index.js";
 
 const registry = createPluginRegistry();
@@ -119,6 +119,41 @@ describe("individual plugin behaviour", () => {
     const s = score(list);
     expect(s.map((x) => Math.round(x * 1000) / 1000)).toEqual([0.7, 0.24, 0, 1]);
     expect(score(list, 0)).toEqual([0, 0, 0, 0]);
+  });
+
+  it("prefix-cache-scorer (estimated): matched / total key blocks of what preRequest recorded per endpoint", () => {
+    const p = registry.create(
+      { type: "prefix-cache-scorer", parameters: { autoTune: false } },
+      "scorer",
+      context,
+      "t",
+    ) as Scorer;
+    const pods = [anEndpoint("10.0.0.1:80"), anEndpoint("10.0.0.2:80")];
+    const withText = (text: string) => new SchedulingCycle({ ...aRequest(1), promptText: () => text }, null);
+    const doc = "s".repeat(64 * 6);
+    const first = withText(`${doc}${"a".repeat(64 * 2)}`);
+    expect(Array.from(p.score(first, pods))).toEqual([0, 0]);
+    p.preRequest?.(first, { endpoint: pods[0]!, candidates: pods, index: 0 });
+    expect(Array.from(p.score(withText(`${doc}${"b".repeat(64 * 2)}`), pods))).toEqual([0.75, 0]);
+    expect(Array.from(p.score(new SchedulingCycle(aRequest(1), null), pods))).toEqual([0, 0]); // no text
+  });
+
+  it("precise-prefix-cache-scorer: a pod the index never heard of gets the estimated score, unless disabled", () => {
+    const fallback = {
+      match: () => ({ total: 4, matched: Uint32Array.from([0, 0, 3]), blockTokens: 16 }),
+      record: () => {},
+      forget: () => {},
+    };
+    const ctx: PluginContext = { ...context, estimatedFallback: fallback };
+    const pods = [1, 2, 3].map((n) => anEndpoint(`10.0.0.${n}:80`)); // 10.0.0.3 is unknown to `lookup`
+    const scores = (parameters: Record<string, unknown>) =>
+      Array.from(
+        (
+          registry.create({ type: "precise-prefix-cache-scorer", parameters }, "scorer", ctx, "t") as Scorer
+        ).score(cycle(10), pods),
+      ).map((x) => Math.round(x * 1000) / 1000);
+    expect(scores({})).toEqual([0.7, 0.24, 0.75]);
+    expect(scores({ estimatedFallback: false })).toEqual([0.7, 0.24, 0]);
   });
 
   it("max-score-picker returns maxNumOfEndpoints targets best first", () => {

@@ -1,5 +1,6 @@
 // KV-cache utilisation scorer (GIE `kv-cache-utilization-scorer`): 1 − usage, so the pod with the most free
-// KV cache scores highest. A pod without fresh metrics scores 0 (treated as saturated, as GIE does).
+// KV cache scores highest. A pod without fresh metrics scores 0 (treated as saturated, as GIE does). Prompt
+// tokens kvpick routed there since the scrape (dispatch credit, when on) count as used: they will be.
 import { z } from "zod";
 import { definePlugin } from "../../registry.js";
 import type { Scorer } from "../../types.js";
@@ -15,7 +16,11 @@ export const kvCacheUtilizationScorer = definePlugin({
     score(_cycle, candidates) {
       const out = new Float64Array(candidates.length);
       candidates.forEach((e, i) => {
-        if (e.metricsState === "fresh" && e.metrics !== null) out[i] = 1 - e.metrics.kvCacheUsage;
+        if (e.metricsState !== "fresh" || e.metrics === null) return;
+        const { kvCacheUsage, numGpuBlocks, blockSize } = e.metrics;
+        const pending = e.dispatched?.prefillTokens ?? 0;
+        const capacity = (numGpuBlocks ?? 0) * (blockSize ?? 0);
+        out[i] = 1 - Math.min(1, kvCacheUsage + (pending > 0 && capacity > 0 ? pending / capacity : 0));
       });
       return out;
     },

@@ -1,0 +1,113 @@
+// One endpoint's dispatch credit: the load kvpick itself put on it that its scraped metrics cannot show yet.
+// Two views, both kept by the routing decisions and the response path, never by the pod:
+// - since the latest scrape: requests and the prompt tokens expected to be computed (SMG's since-poll credit),
+//   zeroed when a fresh scrape lands, because the reading then shows them as waiting or running;
+// - until the first token: prompt tokens still to be prefilled (a streaming response's first chunk ends
+//   it), which a scrape shows only as one more running request. A request that never reports a first token
+//   (non-streaming, or the response body is not observed) stops counting after `pendingMaxAgeMs`.
+import type { DispatchCredit } from "./endpoint.js";
+
+/** Handed to the router for one routed request; each method acts once, later calls are ignored. */
+export interface DispatchTicket {
+  /** The first response token arrived: the prompt is prefilled. */
+  firstToken(): void;
+  /** The response ended (or the stream died). */
+  done(): void;
+}
+
+interface Pending {
+  readonly at: number;
+  readonly tokens: number;
+  /** Still counted in pendingPrefillTokens. */
+  prefilling: boolean;
+  open: boolean;
+}
+
+export const NO_DISPATCH: DispatchCredit = Object.freeze({
+  requests: 0,
+  prefillTokens: 0,
+  pendingPrefillTokens: 0,
+  inflight: 0,
+});
+
+export class DispatchLedger {
+  readonly #pendingMaxAgeMs: number;
+  #requests = 0;
+  #tokens = 0;
+  #since: number;
+  #inflight = 0;
+  #prefilling = 0;
+  /** Tickets still prefilling, oldest first (aged out from the head). */
+  #queue: Pending[] = [];
+  #head = 0;
+
+  constructor(now: number, pendingMaxAgeMs: number) {
+    this.#since = now;
+    this.#pendingMaxAgeMs = pendingMaxAgeMs;
+  }
+
+  /** A request was routed here expecting `prefillTokens` uncached prompt tokens. */
+  dispatch(prefillTokens: number, now: number, staleAfterMs: number): DispatchTicket {
+    const tokens = Math.max(0, prefillTokens);
+    // Credit older than a stale reading belongs to a pod whose scrapes fail: drop it rather than let it grow.
+    if (now - this.#since > staleAfterMs) this.scraped(now);
+    this.#requests++;
+    this.#tokens += tokens;
+    this.#inflight++;
+    this.#age(now);
+    const p: Pending = { at: now, tokens, prefilling: tokens > 0, open: true };
+    if (p.prefilling) {
+      this.#prefilling += tokens;
+      this.#queue.push(p);
+    }
+    return {
+      firstToken: () => this.#prefilled(p),
+      done: () => {
+        this.#prefilled(p);
+        if (!p.open) return;
+        p.open = false;
+        this.#inflight--;
+      },
+    };
+  }
+
+  /** A fresh scrape landed: what was routed before it is now in the reading. */
+  scraped(now: number): void {
+    this.#requests = 0;
+    this.#tokens = 0;
+    this.#since = now;
+  }
+
+  credit(now: number, staleAfterMs: number): DispatchCredit {
+    this.#age(now);
+    const fresh = now - this.#since <= staleAfterMs;
+    if (this.#inflight === 0 && this.#prefilling === 0 && (!fresh || this.#requests === 0))
+      return NO_DISPATCH;
+    return {
+      requests: fresh ? this.#requests : 0,
+      prefillTokens: fresh ? this.#tokens : 0,
+      pendingPrefillTokens: this.#prefilling,
+      inflight: this.#inflight,
+    };
+  }
+
+  #prefilled(p: Pending): void {
+    if (!p.prefilling) return;
+    p.prefilling = false;
+    this.#prefilling -= p.tokens;
+  }
+
+  #age(now: number): void {
+    const q = this.#queue;
+    while (this.#head < q.length) {
+      const p = q[this.#head]!;
+      if (p.prefilling && now - p.at <= this.#pendingMaxAgeMs) break;
+      this.#prefilled(p);
+      this.#head++;
+    }
+    if (this.#head > 64 && this.#head * 2 > q.length) {
+      this.#queue = q.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+}

@@ -1,0 +1,81 @@
+import { describe, expect, it } from "vitest";
+import { SchedulingCycle } from "../cycle-state.js";
+import { aRequest, anEndpoint } from "../scheduling.fixture.js";
+import type { SchedulingRequest } from "../types.js";
+import { approxPrefixKeys } from "./approx-prefix-keys.js";
+import { EstimatedPrefixIndex, estimatedPrefixParams } from "./estimated-prefix-index.js";
+import { RoutedPrefixLru } from "./routed-prefix-lru.js";
+
+describe("approxPrefixKeys", () => {
+  it("chains full character blocks, ignores the partial tail, caps at maxBlocks, is seeded", () => {
+    const a = approxPrefixKeys("x".repeat(64 * 3 + 10), "m", 64, 256);
+    expect(a.length).toBe(3);
+    const b = approxPrefixKeys(`${"x".repeat(64 * 2)}${"y".repeat(64)}`, "m", 64, 256);
+    expect(Array.from(b.slice(0, 2))).toEqual(Array.from(a.slice(0, 2)));
+    expect(b[2]).not.toBe(a[2]);
+    // A block's key depends on every block before it.
+    const c = approxPrefixKeys(`${"y".repeat(64)}${"x".repeat(128)}`, "m", 64, 256);
+    expect(c[1]).not.toBe(a[1]);
+    expect(approxPrefixKeys("x".repeat(64 * 300), "m", 64, 256).length).toBe(256);
+    expect(approxPrefixKeys("x".repeat(64), "other", 64, 256)[0]).not.toBe(a[0]);
+    expect(approxPrefixKeys("short", "m", 64, 256).length).toBe(0);
+    for (const k of a) expect(Number.isSafeInteger(k)).toBe(true);
+  });
+});
+
+describe("RoutedPrefixLru", () => {
+  it("matches consecutive routed keys per endpoint and evicts the least recently routed", () => {
+    let now = 0;
+    const lru = new RoutedPrefixLru(() => now);
+    const keys = Float64Array.from([1, 2, 3]);
+    lru.add("a", keys, 4);
+    expect(lru.match("a", keys)).toBe(3);
+    expect(lru.match("b", keys)).toBe(0);
+    lru.add("a", Float64Array.from([7, 8]), 4);
+    expect(lru.match("a", keys)).toBe(0); // key 1 evicted: nothing matches from block 0
+    expect(lru.match("a", Float64Array.from([2, 3, 7, 8]))).toBe(4);
+    expect(lru.stats()).toEqual({ pods: 1, entries: 4 });
+    // Endpoints unseen for long are forgotten.
+    now = 11 * 60_000;
+    lru.add("b", keys, 4);
+    expect(lru.stats()).toEqual({ pods: 1, entries: 3 });
+  });
+});
+
+const request = (text: string, model = "m"): SchedulingRequest => ({
+  ...aRequest(0),
+  model,
+  targetModel: model,
+  promptText: () => text,
+});
+
+describe("EstimatedPrefixIndex", () => {
+  const pods = [anEndpoint("10.0.0.1:80"), anEndpoint("10.0.0.2:80")];
+  const cycle = (text: string, model?: string) => new SchedulingCycle(request(text, model), null);
+
+  it("learns only from what was routed, per endpoint, and computes keys once per cycle", () => {
+    const index = new EstimatedPrefixIndex(estimatedPrefixParams.parse({ autoTune: false }));
+    const doc = "d".repeat(64 * 10);
+    const c1 = cycle(`${doc}${"q".repeat(64 * 2)}`);
+    expect(index.match(c1, pods)).toEqual({ total: 12, matched: Uint32Array.from([0, 0]), blockTokens: 16 });
+    expect(index.keys(c1, pods)).toBe(index.keys(c1, pods));
+    index.record(c1, pods, pods[1]!);
+    const c2 = cycle(`${doc}${"r".repeat(64 * 2)}`);
+    expect(Array.from(index.match(c2, pods).matched)).toEqual([0, 10]);
+    expect(Array.from(index.match(cycle(`${doc}`, "other-model"), pods).matched)).toEqual([0, 0]);
+    expect(index.match(new SchedulingCycle(aRequest(3), null), pods).total).toBe(0); // no prompt text
+  });
+
+  it("auto-tunes the block size (floor 16 tokens) and each pod's capacity from its metrics", () => {
+    const index = new EstimatedPrefixIndex(estimatedPrefixParams.parse({}));
+    const big = [anEndpoint("10.0.0.1:80", { blockSize: 64, numGpuBlocks: 2 })];
+    const c = cycle("z".repeat(256 * 5));
+    expect(index.match(c, big).total).toBe(5); // 64 tokens × 4 characters per block
+    index.record(c, big, big[0]!);
+    expect(index.stats().entries).toBe(2); // capacity = num_gpu_blocks
+    const small = new EstimatedPrefixIndex(estimatedPrefixParams.parse({}));
+    expect(small.match(cycle("z".repeat(64 * 5)), [anEndpoint("10.0.0.1:80", { blockSize: 8 })]).total).toBe(
+      5,
+    );
+  });
+});
