@@ -80,9 +80,11 @@ export function createScheduler(config: Config["scheduling"], deps: SchedulerDep
     const e = picked.endpoint;
     const chain = cycle.request.blockHashes;
     if (speculative !== null && chain.length > 0) {
-      // The index's id for the pod, as the cycle looks it up; pods it has never heard of get no entries (the
-      // estimated fallback covers them).
-      const id = speculative.hasPod(e.address) ? e.address : speculative.hasPod(e.ip) ? e.ip : null;
+      // The index's id for the pod, as the cycle looks it up (the request's view: a pod another replica hears
+      // from is known through the shared index); pods nobody has heard of get no entries (the estimated
+      // fallback covers them).
+      const known = cycle.prefixLookup ?? speculative;
+      const id = known.hasPod(e.address) ? e.address : known.hasPod(e.ip) ? e.ip : null;
       if (id !== null) speculative.record(id, chain);
     }
   };

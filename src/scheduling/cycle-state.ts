@@ -14,6 +14,10 @@ export class SchedulingCycle implements CycleState {
     this.#lookup = lookup;
   }
 
+  get prefixLookup(): PrefixLookup | null {
+    return this.#lookup;
+  }
+
   prefixMatch(candidates: readonly Endpoint[]): PrefixMatch {
     if (this.#prefix !== null && this.#prefixFor === candidates) return this.#prefix;
     const chain = this.request.blockHashes;

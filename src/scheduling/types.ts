@@ -77,6 +77,12 @@ export interface PrefixMatch {
  */
 export interface CycleState {
   readonly request: SchedulingRequest;
+  /**
+   * The KV index as this request sees it: the request's own view (local merged with the shared index) when it
+   * has one, else the scheduler's; null without an index. Use it, not the plugin context's, to ask whether
+   * the index knows a pod.
+   */
+  readonly prefixLookup: PrefixLookup | null;
   /** The prefix match for exactly this candidate array (memoised by identity); all zeros without an index. */
   prefixMatch(candidates: readonly Endpoint[]): PrefixMatch;
   /** A general memo for plugins' own per-request facts; `key` should be the plugin's type name. */

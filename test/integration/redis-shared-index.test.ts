@@ -34,7 +34,7 @@ const conversation = (topic: string, n: number) => {
 
 const IDLE = { waiting: 0, running: 0, kvCacheUsage: 0.1 };
 // Busier by one queued request: enough for load alone to pick the other pod, not enough to beat a cached
-// prefix of ~90 % of the prompt (default weights: prefix 3, queue 2, KV utilisation 2).
+// prefix of ~90 % of the prompt (kvpick's TTFT cost: one queued prompt < recomputing this one elsewhere).
 const BUSY = { waiting: 1, running: 0, kvCacheUsage: 0.2 };
 
 async function metric(r: Replica, name: string, labels = ""): Promise<number> {

@@ -28,7 +28,8 @@ export function fallbackEstimates(
   cycle: CycleState,
   candidates: readonly Endpoint[],
 ): FallbackEstimates | null {
-  const { prefixLookup: lookup, estimatedFallback: fallback } = context;
+  const lookup = cycle.prefixLookup;
+  const fallback = context.estimatedFallback;
   if (lookup == null || fallback == null) return null;
   return cycle.memo(MEMO_KEY, () => {
     let out: FallbackEstimates | null = null;
@@ -56,7 +57,8 @@ export function estimatedCachedTokens(cycle: CycleState, index: number): number 
 
 /** PreRequest of the precise scorers: learn what goes to event-less endpoints, once per cycle. */
 export function recordFallback(context: PluginContext, cycle: CycleState, picked: PickedEndpoint): void {
-  const { prefixLookup: lookup, estimatedFallback: fallback } = context;
+  const lookup = cycle.prefixLookup;
+  const fallback = context.estimatedFallback;
   if (lookup == null || fallback == null) return;
   cycle.memo("estimated-fallback-recorded", () => {
     if (knownToIndex(lookup, picked.endpoint)) fallback.forget(picked.endpoint.address);
