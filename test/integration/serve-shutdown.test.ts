@@ -1,14 +1,14 @@
 // Graceful shutdown of a real `kvpick serve` process: on SIGTERM the gRPC health service and /readyz report
 // NOT_SERVING at once, an in-flight ext_proc stream is allowed to finish (within --drain-timeout), and the
 // process exits 0 once it has. Also: the CLI's pool-source rules.
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import { EXT_PROC_SERVICE, HEALTH_SERVICE, loadProtos, serviceOf } from "../../src/ext-proc/protos.js";
-import { freePort } from "../support/free-port.js";
+import { spawnServe } from "../support/serve-child.js";
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const MAIN = join(repoRoot, "dist", "src", "main.js");
@@ -45,24 +45,11 @@ async function readyz(port: number): Promise<number | string> {
 
 describe("kvpick serve: SIGTERM", () => {
   it("reports NOT_SERVING, lets the in-flight stream finish, then exits 0", async () => {
-    const [grpcPort, healthPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
-    const proc = spawn(
-      process.execPath,
-      [
-        MAIN,
-        "serve",
-        "--hash-seed=42",
-        "--secure-serving=false",
-        `--grpc-port=${grpcPort}`,
-        `--grpc-health-port=${healthPort}`,
-        `--metrics-port=${metricsPort}`,
-        "--kv-events-endpoint=tcp://127.0.0.1:*",
-        "--endpoints=127.0.0.1:1",
-        "--drain-timeout=20s",
-        "--log-level=warn",
-      ],
-      { stdio: ["ignore", "ignore", "pipe"] },
-    );
+    const serve = await spawnServe(["--endpoints=127.0.0.1:1", "--drain-timeout=20s", "--log-level=warn"], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    const { grpcPort, healthPort, metricsPort } = serve;
+    const proc = serve.proc;
     child = proc;
     let stderr = "";
     proc.stderr!.on("data", (d) => {
