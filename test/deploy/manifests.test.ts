@@ -27,6 +27,7 @@ const TARGETS = {
 
 type Container = {
   name: string;
+  image?: string;
   args?: string[];
   command?: string[];
   env?: Array<{ name: string; value?: string }>;
@@ -107,6 +108,10 @@ describe("deploy/ manifests", () => {
           const args = vllm!.args!;
           expect(args).toContain("--block-size=64");
           expect(args).toContain("--prefix-caching-hash-algo=sha256_cbor_64bit");
+          // sha256_cbor_64bit exists only in vLLM 0.10.0 – 0.10.1.1 (later versions reject the flag value).
+          const version = /:v(\d+)\.(\d+)\.(\d+)/.exec(vllm!.image ?? "");
+          expect(version?.slice(1, 3)).toEqual(["0", "10"]);
+          expect(Number(version?.[3])).toBeLessThanOrEqual(1);
           expect(vllm!.env!.find((e) => e.name === "PYTHONHASHSEED")?.value).toBe("42");
           const kvConfig = JSON.parse(args[args.indexOf("--kv-events-config") + 1]!);
           expect(kvConfig).toMatchObject({
