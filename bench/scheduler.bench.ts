@@ -12,6 +12,7 @@ import { BlockIndex } from "../src/kv-index/block-index.js";
 import { createScheduler } from "../src/scheduling/create-scheduler.js";
 import { FakePrefixLookup, aRequest } from "../src/scheduling/scheduling.fixture.js";
 import type { PrefixLookup } from "../src/scheduling/types.js";
+import { POLICY_CONFIGS } from "./routing/policies.js";
 
 const BLOCKS = 128;
 const WARMUP = 5_000;
@@ -53,15 +54,7 @@ function realIndex(addresses: string[], chain: BigUint64Array): PrefixLookup {
 
 const PROFILES: Record<string, ConfigInput["scheduling"]> = {
   "kvpick default": {},
-  "GIE 3/2/2": {
-    speculativeTtlMs: 0,
-    dispatchCredit: false,
-    scorers: [
-      { type: "precise-prefix-cache-scorer", weight: 3 },
-      { type: "queue-scorer", weight: 2 },
-      { type: "kv-cache-utilization-scorer", weight: 2 },
-    ],
-  },
+  "GIE 3/2/2": POLICY_CONFIGS.precise,
 };
 
 function measure(

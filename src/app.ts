@@ -204,13 +204,12 @@ export function createApp(options: AppOptions): App {
       // Bind mode: a pod joining the pool (or every pod, at startup) may already hold a warm cache that no
       // new event will ever announce. Ask its replay socket for the ring now, under the reference topic's id
       // (the IP; a pod whose topic is "ip:port" is still found by IP). Once per IP (DP ranks share it).
-      const ip = change.endpoint.ip;
-      if (endpoints.specs().filter((s) => s.ip === ip).length === 1) kvEvents.ingest.connected(ip);
+      if (members.onIp(change.endpoint.ip) === 1) kvEvents.ingest.connected(change.endpoint.ip);
     } else if (change.kind === "removed") {
       // Bind mode names pods by topic: "ip" (reference topic) or "ip:port". Another endpoint on the same IP
       // (a data-parallel rank) keeps the IP-named state alive.
       kvEvents.removePod(change.endpoint.address);
-      if (!endpoints.specs().some((s) => s.ip === change.endpoint.ip)) kvEvents.removePod(change.endpoint.ip);
+      if (members.onIp(change.endpoint.ip) === 0) kvEvents.removePod(change.endpoint.ip);
     }
   });
 

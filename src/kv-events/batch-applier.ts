@@ -20,6 +20,12 @@ export class BatchApplier {
     this.#mirror = mirror;
   }
 
+  /** Forgets every block of the pod, here and in the mirror: the one way the ingest clears a pod. */
+  clearPod(pod: string): void {
+    this.#index.clearPod(pod);
+    this.#mirror?.podCleared(pod);
+  }
+
   apply(state: PodState, batch: KvEventBatch): void {
     const m = this.#metrics;
     const pod = state.podId;
@@ -32,8 +38,7 @@ export class BatchApplier {
 
   #event(pod: string, state: PodState, ev: KvEvent): void {
     if (ev.type === "AllBlocksCleared") {
-      this.#index.clearPod(pod);
-      this.#mirror?.podCleared(pod);
+      this.clearPod(pod);
       state.accuracy.clearLoss(); // a reset is a full, known state again
       state.appliedCleared.inc();
       return;

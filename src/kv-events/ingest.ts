@@ -67,12 +67,10 @@ interface ReleaseContext {
 }
 
 export class KvEventIngest {
-  readonly #index: BlockIndex;
   readonly #log: Logger;
   readonly #metrics: Metrics;
   readonly #hashCheck: HashCheck;
   readonly #applier: BatchApplier;
-  readonly #mirror: IndexMirror | null;
   readonly #admit: ((podId: string) => boolean) | null;
   readonly #replays: PodReplays | null;
   readonly #healAfterMs: number;
@@ -81,12 +79,10 @@ export class KvEventIngest {
   readonly #rate = new RateLimitedLog(10_000);
 
   constructor(options: KvEventIngestOptions) {
-    this.#index = options.index;
     this.#log = options.logger;
     this.#metrics = options.metrics;
     this.#hashCheck = new HashCheck(options.hash, options.logger, options.metrics);
-    this.#mirror = options.mirror ?? null;
-    this.#applier = new BatchApplier(options.index, options.metrics, this.#hashCheck, this.#mirror);
+    this.#applier = new BatchApplier(options.index, options.metrics, this.#hashCheck, options.mirror ?? null);
     this.#admit = options.admit ?? null;
     this.#healAfterMs = options.healAfterMs ?? 60_000;
     this.#now = options.now ?? Date.now;
@@ -143,8 +139,7 @@ export class KvEventIngest {
 
   /** Forgets a pod (it left the pool): clears its index entries and its sequence state. */
   forgetPod(podId: string): void {
-    this.#index.clearPod(podId);
-    this.#mirror?.podCleared(podId);
+    this.#applier.clearPod(podId);
     this.#hashCheck.forget(podId);
     const state = this.#states.get(podId);
     if (state !== undefined) {
@@ -221,7 +216,7 @@ export class KvEventIngest {
   #live(pod: string, model: string | null, seq: bigint, batch: KvEventBatch): void {
     const state = this.#state(pod);
     state.received.inc();
-    state.heard(Date.now());
+    state.heard(this.#now());
     if (model !== null) state.model = model;
     const rank = batch.dataParallelRank;
     const p = state.publisher(rank);
@@ -328,7 +323,7 @@ export class KvEventIngest {
       this.#malformed(state.podId, "replay-payload", err instanceof Error ? err.message : String(err));
       return;
     }
-    state.heard(Date.now());
+    state.heard(this.#now());
     this.#ordered(state, batch.dataParallelRank, seq, batch, "replay");
   }
 
@@ -336,8 +331,7 @@ export class KvEventIngest {
   #restart(state: PodState, rank: number | null, seq: bigint): void {
     this.#metrics.kvPublisherRestarts.inc({ pod: state.podId });
     state.abortReplays();
-    this.#index.clearPod(state.podId);
-    this.#mirror?.podCleared(state.podId);
+    this.#applier.clearPod(state.podId);
     const p = state.publisher(rank);
     p.applied = null;
     p.lastLive = null;

@@ -23,6 +23,11 @@ export class PoolMembers {
     else this.#ips.delete(m.ip);
   }
 
+  /** Endpoints of the pool on this IP (data-parallel ranks of one pod share it). */
+  onIp(ip: string): number {
+    return this.#ips.get(ip) ?? 0;
+  }
+
   /** Whether a topic's pod id names a member: its address ("ip:port") or its IP. */
   has(podId: string): boolean {
     return this.#addresses.has(podId) || this.#ips.has(podId);

@@ -53,6 +53,8 @@ export async function requestReplay(
   handlers: ReplayHandlers,
   options: ReplayRequestOptions,
 ): Promise<ReplayOutcome> {
+  // Aborted while queued (restart, pod forgotten, shutdown): no socket for a replay nobody wants.
+  if (options.signal?.aborted) return { kind: "aborted", batches: 0 };
   const maxMalformed = options.maxMalformed ?? 100;
   const maxBatches = options.maxBatches ?? 1_000_000;
   const sock = new Dealer({

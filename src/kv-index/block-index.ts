@@ -365,27 +365,24 @@ export class BlockIndex {
   }
 
   #clearPodIdx(p: number): void {
-    const ch = this.#chunks;
-    const rec = this.#blocks.rec;
     for (let node = this.#podHead[p]!; node !== NIL; ) {
       const next = this.#nNext[node]!;
-      const slot = this.#nBlock[node]!;
-      const off = rec[slot * REC + CHUNK]!;
-      let k = 0;
-      while (ch.items[2 * (off + k) + 1] !== node) k++;
-      this.#dropItem(slot, k);
+      this.#dropEntry(node);
       node = next;
     }
   }
 
   /**
-   * Back to the cap, fairly: repeatedly take the pod holding the most entries and drop its oldest entries
-   * until it is down to the next largest pod's count (or the cap is met). With one pod this is plain LRU by
-   * store time; with many it evens the pods out, so a flood from one pod only ever evicts that pod's entries
-   * while the others stay within their share. One pass over the pods per batch, not per entry.
+   * Back under the cap, fairly: repeatedly take the pod holding the most entries and drop its oldest entries
+   * until it is down to the next largest pod's count (or the target is met). With one pod this is plain LRU
+   * by store time; with many it evens the pods out, so a flood from one pod only ever evicts that pod's
+   * entries while the others stay within their share. Large caps evict down to 1/1024 below the cap, so the
+   * pass over the pods runs about once per that many stores rather than once per stored block (caps below
+   * 1,024 entries evict exactly down to the cap).
    */
   #evict(): void {
-    while (this.#entries > this.maxEntries) {
+    const target = this.maxEntries - (this.maxEntries >>> 10);
+    while (this.#entries > target) {
       let big = -1;
       let bigCount = 0;
       let second = 0;
@@ -398,20 +395,32 @@ export class BlockIndex {
         } else if (c > second) second = c;
       }
       if (big < 0) return;
-      let n = Math.min(this.#entries - this.maxEntries, Math.max(1, bigCount - second));
-      while (n-- > 0) this.#dropNode(this.#podTail[big]!);
+      if (bigCount > second) {
+        let n = Math.min(this.#entries - target, bigCount - second);
+        while (n-- > 0) this.#dropNode(this.#podTail[big]!);
+        continue;
+      }
+      // Several pods tied for the most: one entry off each in the same pass (pods taking turns one entry
+      // per pass would cost a pass per evicted entry when the pool is balanced).
+      for (let p = 0; p < this.#podCount.length && this.#entries > target; p++)
+        if (this.#podCount[p] === bigCount) this.#dropNode(this.#podTail[p]!);
     }
   }
 
   /** Evicts the entry of one node (a pod's copy of one block, whatever its reference count). */
   #dropNode(node: number): void {
+    this.#dropEntry(node);
+    this.#evictions++;
+  }
+
+  /** Drops the entry a node stands for (finding it in its block's chunk). */
+  #dropEntry(node: number): void {
     const slot = this.#nBlock[node]!;
     const off = this.#blocks.rec[slot * REC + CHUNK]!;
     const items = this.#chunks.items;
     let k = 0;
     while (items[2 * (off + k) + 1] !== node) k++;
     this.#dropItem(slot, k);
-    this.#evictions++;
   }
 
   #allocNode(): number {

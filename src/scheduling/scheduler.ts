@@ -25,7 +25,8 @@ export interface SchedulerOptions {
   readonly observePlugin?: (plugin: Plugin, seconds: number) => void;
   /**
    * Runs after every pick, after the plugins' preRequest hooks: the scheduler-wide services that learn from
-   * routing decisions (speculative prefix entries, dispatch credit) hang here (create-scheduler.ts).
+   * routing decisions (speculative prefix entries) hang here (create-scheduler.ts). Dispatch credit is the
+   * director's: it also needs the response path.
    */
   readonly onPicked?: (cycle: CycleState, picked: PickedEndpoint) => void;
   /** Told about a preRequest hook or onPicked that threw; the request is routed regardless. */

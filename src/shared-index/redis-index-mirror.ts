@@ -43,18 +43,26 @@ export class RedisIndexMirror implements IndexMirror {
   #resyncing: Promise<void> | null = null;
   #closed = false;
 
+  /** Labelled once: `touched` runs per event on the ingest path, where prom-client's label hashing adds up. */
+  readonly #writes: Record<"written" | "dropped" | "failed", { inc(n: number): void }>;
+
   constructor(options: RedisIndexMirrorOptions) {
     this.#o = options;
     this.#log = options.logger;
+    const w = options.metrics.redisWrites;
+    this.#writes = {
+      written: w.labels({ outcome: "written" }),
+      dropped: w.labels({ outcome: "dropped" }),
+      failed: w.labels({ outcome: "failed" }),
+    };
   }
 
   touched(podId: string, medium: string, words: Uint32Array, count: number): void {
     if (count === 0 || this.#closed) return;
-    const m = this.#o.metrics;
     if (!this.#o.link.up || medium.includes("|") || medium === "") {
       // Down: the re-sync on reconnect rewrites this pod anyway. A "|" in a medium name would be ambiguous
       // in the block's field "<medium>|<pod>" (vLLM's media are GPU, CPU, …).
-      m.redisWrites.inc({ outcome: "dropped" }, count);
+      this.#writes.dropped.inc(count);
       return;
     }
     let byMedium = this.#pending.get(podId);
@@ -79,7 +87,7 @@ export class RedisIndexMirror implements IndexMirror {
       this.#pendingCount++;
     }
     if (dropped > 0) {
-      m.redisWrites.inc({ outcome: "dropped" }, dropped);
+      this.#writes.dropped.inc(dropped);
       this.#warn("backlog", "redis: write backlog full: changes dropped (Redis too slow)", { dropped });
     }
     this.#schedule();
@@ -152,7 +160,7 @@ export class RedisIndexMirror implements IndexMirror {
     if (this.#pendingCount === 0 && this.#clears.size === 0) return Promise.resolve();
     const m = this.#o.metrics;
     if (!this.#o.link.up) {
-      m.redisWrites.inc({ outcome: "dropped" }, this.#pendingCount);
+      this.#writes.dropped.inc(this.#pendingCount);
       this.#pending = new Map();
       this.#pendingCount = 0;
       return Promise.resolve(); // clears wait for the connection (onReady)
@@ -190,8 +198,8 @@ export class RedisIndexMirror implements IndexMirror {
         failed = -1;
         this.#warn("write", "redis: mirror write failed", { err: (err as Error).message });
       }
-      if (failed === 0) m.redisWrites.inc({ outcome: "written" }, total);
-      else m.redisWrites.inc({ outcome: "failed" }, total); // a group failed: its entries' fate is unknown
+      if (failed === 0) this.#writes.written.inc(total);
+      else this.#writes.failed.inc(total); // a group failed: its entries' fate is unknown
     })();
     this.#inFlight = run;
     return run.finally(() => {
@@ -261,9 +269,9 @@ export class RedisIndexMirror implements IndexMirror {
     try {
       const replies = (await p.exec()) ?? [];
       const ok = replies.every(([err]) => err === null);
-      this.#o.metrics.redisWrites.inc({ outcome: ok ? "written" : "failed" }, refs.length);
+      (ok ? this.#writes.written : this.#writes.failed).inc(refs.length);
     } catch (err) {
-      this.#o.metrics.redisWrites.inc({ outcome: "failed" }, refs.length);
+      this.#writes.failed.inc(refs.length);
       this.#warn("resync", "redis: re-sync failed", { pod, err: (err as Error).message });
     }
     return refs.length;

@@ -16,6 +16,7 @@ import { z } from "zod";
 import type { Endpoint } from "../../../endpoints/endpoint.js";
 import { fallbackEstimates, recordFallback } from "../../estimated/estimated-fallback.js";
 import { definePlugin } from "../../registry.js";
+import { projectedKvUsage } from "./kv-cache-utilization-scorer.js";
 import type { CycleState, Scorer } from "../../types.js";
 import { PrefixHeat } from "./prefix-heat.js";
 
@@ -127,9 +128,7 @@ export const ttftCostScorer = definePlugin({
           const cachedTokens = Math.min(prompt, estimated ?? (match.weighted[i] ?? 0) * blockSize);
           const credit = 1 / (1 + (params.creditDecay * (backlog[i]! - least)) / unit);
           const uncached = Math.max(0, prompt - credit * cachedTokens);
-          const capacity = (m.numGpuBlocks ?? 0) * (m.blockSize ?? 0);
-          const pending = e.dispatched?.prefillTokens ?? 0;
-          const k = Math.min(MAX_KV, m.kvCacheUsage + (capacity > 0 ? pending / capacity : 0));
+          const k = Math.min(MAX_KV, projectedKvUsage(e, m));
           const running = m.running + (e.dispatched?.requests ?? 0);
           uncachedTokens[i] = uncached;
           seconds[i] =
