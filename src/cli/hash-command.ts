@@ -5,6 +5,7 @@ import { configSchema, HASH_ALGOS, type HashAlgo } from "../config/schema.js";
 import { EppError } from "../errors.js";
 import { BlockHasher, toDecimalStrings } from "../kv-index/block-hash.js";
 import { createLogger } from "../observability/logger.js";
+import { parseRequestJson } from "../tokenization/python-json.js";
 import { type OpenAiEndpoint, TokenizationService } from "../tokenization/tokenization-service.js";
 import { type FlagSpec, parseFlags, usage } from "./flags.js";
 
@@ -46,7 +47,7 @@ async function readBody(path: string | undefined): Promise<Record<string, unknow
   }
   let body: unknown;
   try {
-    body = JSON.parse(text);
+    body = parseRequestJson(text); // as the request path reads it: Python-faithful values, bounded depth
   } catch (err) {
     throw new InputError(`request body is not JSON: ${(err as Error).message}`);
   }

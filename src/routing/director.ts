@@ -108,7 +108,9 @@ export class Director implements Router {
     let chain: BigUint64Array = EMPTY_CHAIN;
     let promptTokens: number | null = null;
     const lora = this.#o.loras?.resolve(parsed.model) ?? null;
-    if (lora !== null && !lora.hashable && parsed.kind !== "other") {
+    if (parsed.multimodal) {
+      m.cacheSignalMissing.inc({ reason: "multimodal" }); // routed on load, no prefix credit (openai-request.ts)
+    } else if (lora !== null && !lora.hashable && parsed.kind !== "other") {
       m.cacheSignalMissing.inc({ reason: "lora-id-unknown" });
     } else if (parsed.kind !== "other" && this.#o.hasher !== null) {
       const endpoint = parsed.kind === "chat" ? "/v1/chat/completions" : "/v1/completions";

@@ -1,6 +1,10 @@
 // Parses an OpenAI-style request body once, into what routing needs. The body is kept as the parsed
-// object so tokenization never parses it again.
+// object so tokenization never parses it again: parsed the way vLLM's Python reads it (integral floats, big
+// integers and key order kept, see python-json.ts) and bounded in nesting depth, so nothing downstream
+// (chat template, estimated prefix text) ever walks a value deeper than MAX_JSON_DEPTH.
 import { badRequest } from "../errors.js";
+import { hasMediaParts } from "../tokenization/chat-request.js";
+import { JsonError, parseRequestJson } from "../tokenization/python-json.js";
 
 export type ApiKind = "chat" | "completion" | "other";
 
@@ -12,6 +16,13 @@ export interface InferenceRequest {
   /** vLLM `cache_salt`: mixed into block 0's hash, so it must reach the hasher. */
   cacheSalt: string | null;
   stream: boolean;
+  /**
+   * A chat request with image/audio/video content parts. vLLM puts the model's media placeholder tokens in
+   * the prompt and mixes the media hashes into the block keys from the first placeholder on, and where the
+   * placeholders go depends on the model's processor: kvpick routes such a request on load, with no prefix
+   * credit at all (no block chain, no estimated prefix text); the engine decides whether it accepts it.
+   */
+  multimodal: boolean;
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -34,10 +45,10 @@ export function parseInferenceRequest(path: string, raw: Uint8Array): InferenceR
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = parseRequestJson(text);
   } catch (err) {
-    // RangeError here means nesting deep enough to exhaust the stack: still the client's fault.
-    throw badRequest(`error unmarshaling request body: ${(err as Error).message}`);
+    if (!(err instanceof JsonError)) throw err;
+    throw badRequest(`error unmarshaling request body: ${err.message}`);
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw badRequest("error unmarshaling request body: expected a JSON object");
@@ -60,6 +71,7 @@ export function parseInferenceRequest(path: string, raw: Uint8Array): InferenceR
     body,
     cacheSalt: typeof salt === "string" && salt !== "" ? salt : null,
     stream: body.stream === true,
+    multimodal: kind === "chat" && hasMediaParts(body.messages),
   };
 }
 
@@ -68,6 +80,7 @@ export function parseInferenceRequest(path: string, raw: Uint8Array): InferenceR
  * messages as JSON, a completion's prompt (as JSON unless it is a plain string). "" for other requests.
  */
 export function promptTextOf(request: InferenceRequest): string {
+  if (request.multimodal) return ""; // no prefix credit, estimated or precise (see `multimodal`)
   if (request.kind === "chat") return JSON.stringify(request.body.messages ?? []);
   if (request.kind === "completion") {
     const prompt = request.body.prompt;

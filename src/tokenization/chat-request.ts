@@ -4,10 +4,35 @@
 // model_dump, kwargs merging, continue_final_message cutting. Client mistakes become EPP_BAD_REQUEST.
 import { badRequest } from "../errors.js";
 import { type ChatTemplate, TemplateRaise } from "./chat-template.js";
-import { parseJsonExact } from "./python-json.js";
+import { JsonError, objectFromEntries, orderedEntries, parseRequestJson } from "./python-json.js";
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
+
+// vLLM's media content parts (chat_utils MM_PARSER_MAP; a part without `type` is recognised by its key).
+const MEDIA_PART_TYPES = new Set([
+  "image_url",
+  "image_embeds",
+  "image_pil",
+  "audio_url",
+  "input_audio",
+  "audio_embeds",
+  "video_url",
+]);
+
+/** A content part that carries media (image, audio, video): the engine, not kvpick, decides its tokens. */
+export function isMediaPart(part: unknown): boolean {
+  if (!isObject(part)) return false;
+  const type = part.type;
+  if (typeof type === "string") return MEDIA_PART_TYPES.has(type);
+  return type === undefined && ["image_url", "audio_url", "input_audio", "video_url"].some((k) => k in part);
+}
+
+/** A chat body with a media part anywhere in its messages. */
+export function hasMediaParts(messages: unknown): boolean {
+  if (!Array.isArray(messages)) return false;
+  return messages.some((m) => isObject(m) && Array.isArray(m.content) && m.content.some(isMediaPart));
+}
 
 /** Text of one content part; vLLM's text-like part types. Anything else cannot be tokenized here. */
 function partText(part: unknown, where: string): string {
@@ -16,7 +41,14 @@ function partText(part: unknown, where: string): string {
   const type = part.type;
   if ((type === "text" || type === "input_text") && typeof part.text === "string") return part.text;
   if (type === "refusal" && typeof part.refusal === "string") return part.refusal;
-  throw badRequest(`${where}: content part type ${JSON.stringify(type)} is not supported (text-only model)`);
+  if (isMediaPart(part)) {
+    // The request path never gets here (a media request is routed on load without tokenizing); `kvpick hash`
+    // does, and has no blocks to print: vLLM's tokens and block keys depend on the model's media processor.
+    throw badRequest(
+      `${where}: ${JSON.stringify(type ?? "media")} content carries media; kvpick gives such requests no prefix credit (no block hashes)`,
+    );
+  }
+  throw badRequest(`${where}: content part type ${JSON.stringify(type)} is not supported`);
 }
 
 /** Python's str.strip() whitespace (differs from JS trim on \x1c-\x1f, \x85 and \ufeff). */
@@ -50,19 +82,37 @@ function normaliseMessage(raw: unknown, i: number, format: "string" | "openai"):
   return msg;
 }
 
-/** vLLM parses `function.arguments` JSON strings into objects (templates expect dicts). */
+/**
+ * vLLM `_postprocess_messages`: a `function.arguments` JSON string is parsed with json.loads (templates expect
+ * dicts), an object is kept, an empty or missing one becomes {}. Parsed Python-faithfully, with the body's
+ * nesting limit; the call's own keys keep their sent order.
+ */
 function parseToolCall(call: unknown, where: string): Json {
   if (!isObject(call) || !isObject(call.function)) throw badRequest(`${where}: expected {function: {...}}`);
   const args = call.function.arguments;
-  if (typeof args !== "string") throw badRequest(`${where}.function.arguments: expected a JSON string`);
   let parsed: unknown;
-  try {
-    parsed = parseJsonExact(args);
-  } catch (err) {
-    throw badRequest(`${where}.function.arguments: not valid JSON (${(err as Error).message})`);
+  if (args === undefined || args === null || args === "") parsed = {};
+  else if (typeof args === "object") parsed = args;
+  else if (typeof args !== "string") {
+    throw badRequest(`${where}.function.arguments: expected a JSON string or an object`);
+  } else {
+    try {
+      parsed = parseRequestJson(args);
+    } catch (err) {
+      if (!(err instanceof JsonError)) throw err;
+      throw badRequest(`${where}.function.arguments: not valid JSON (${err.message})`);
+    }
   }
-  return { ...call, function: { ...call.function, arguments: parsed } };
+  const fn = withEntry(call.function, "arguments", parsed);
+  return withEntry(call, "function", fn);
 }
+
+/** A copy of `obj` with `key` set, keeping the sent key order (a new key goes last, as in a Python dict). */
+const withEntry = (obj: Json, key: string, value: unknown): Json => {
+  const entries = orderedEntries(obj).map(([k, v]): [string, unknown] => [k, k === key ? value : v]);
+  if (!Object.hasOwn(obj, key)) entries.push([key, value]);
+  return objectFromEntries(entries);
+};
 
 /** pydantic `ChatCompletionToolsParam.model_dump()`: declared fields first (with nulls), extras after. */
 function dumpTool(tool: unknown, i: number): Json {
@@ -71,7 +121,7 @@ function dumpTool(tool: unknown, i: number): Json {
     throw badRequest(`${where}: expected {type: "function", function: {...}}`);
   if (tool.type !== undefined && tool.type !== "function")
     throw badRequest(`${where}.type: expected "function"`);
-  const { name, description, parameters, ...fnExtra } = tool.function;
+  const { name, description, parameters } = tool.function;
   if (typeof name !== "string") throw badRequest(`${where}.function.name: expected a string`);
   if (description !== undefined && description !== null && typeof description !== "string") {
     throw badRequest(`${where}.function.description: expected a string`);
@@ -79,12 +129,15 @@ function dumpTool(tool: unknown, i: number): Json {
   if (parameters !== undefined && parameters !== null && !isObject(parameters)) {
     throw badRequest(`${where}.function.parameters: expected an object`);
   }
-  const { type: _type, function: _fn, ...extra } = tool;
-  return {
-    type: "function",
-    function: { name, description: description ?? null, parameters: parameters ?? null, ...fnExtra },
-    ...extra,
-  };
+  // Extras after the declared fields, in the order they were sent (pydantic keeps __pydantic_extra__ so).
+  const extras = (obj: Json, declared: string[]) => orderedEntries(obj).filter(([k]) => !declared.includes(k));
+  const fn = objectFromEntries([
+    ["name", name],
+    ["description", description ?? null],
+    ["parameters", parameters ?? null],
+    ...extras(tool.function, ["name", "description", "parameters"]),
+  ]);
+  return objectFromEntries([["type", "function"], ["function", fn], ...extras(tool, ["type", "function"])]);
 }
 
 export interface ChatRenderSetup {

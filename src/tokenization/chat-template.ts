@@ -4,7 +4,15 @@
 // `indent=0` and sort order. Plus vLLM's content-format detection (does the template loop over
 // message.content?).
 import { Environment, Interpreter, parse, tokenize } from "@huggingface/jinja";
-import { PyFloat, pyJsonDumps, type RuntimeLike } from "./python-json.js";
+import {
+  KEY_ORDER,
+  PyFloat,
+  PyInt,
+  pyJsonDumps,
+  pyRepr,
+  pyStr,
+  type RuntimeLike,
+} from "./python-json.js";
 
 /** Thrown by the template's own `raise_exception(...)`: the request is what the template refuses. */
 export class TemplateRaise extends Error {
@@ -26,6 +34,28 @@ const FloatValue = ctor(1.5);
 const ArrayValue = ctor([]);
 const ObjectValue = ctor({});
 
+// Printing a value (`{{ x }}`, `|string`, `x ~ y`) is Python's str() in Jinja2: floats as repr (`1e+20`,
+// `1.0`, `inf`), containers as their repr (`{'a': 1.0}`, not JSON), True/False/None by name. The library
+// prints JS-ish text instead, so its value classes print through pyStr. Only kvpick renders with this library
+// in the process; the classes are not exported, so their prototypes are patched here, once.
+for (const C of [FloatValue, BooleanValue, ArrayValue, ObjectValue]) {
+  C.prototype.toString = function (this: RuntimeLike) {
+    return pyRepr(this);
+  };
+}
+
+/** An integer outside ±(2^53−1) from the request: prints and dumps its literal digits. */
+class BigIntegerValue extends IntegerValue {
+  readonly text: string;
+  constructor(n: PyInt) {
+    super(n.value);
+    this.text = n.text;
+  }
+  override toString(): string {
+    return this.text;
+  }
+}
+
 interface AstNode {
   type: string;
   value?: unknown;
@@ -34,6 +64,8 @@ interface AstNode {
 }
 
 interface InterpreterInternals {
+  evaluate(node: AstNode, env: Environment): RuntimeLike;
+  evaluateBinaryExpression(node: AstNode & { operator: { value: string } }, env: Environment): RuntimeLike;
   applyFilter(operand: RuntimeLike, filter: AstNode, env: Environment): RuntimeLike;
   evaluateArguments(args: AstNode[], env: Environment): [RuntimeLike[], Map<string, RuntimeLike>];
 }
@@ -51,6 +83,22 @@ const baseFilter = (Interpreter.prototype as unknown as InterpreterInternals).ap
   env,
 ) {
   if (filter.type === "Identifier" && filter.value === "tojson") return new StringValue(pyJsonDumps(operand));
+  // Python str() where Jinja2 converts values to text: `|string`, and `|join` over non-string items.
+  if (filter.type === "Identifier" && filter.value === "string") return new StringValue(pyStr(operand));
+  const joinArgs =
+    filter.type === "Identifier" && filter.value === "join"
+      ? []
+      : filter.type === "CallExpression" && filter.callee?.type === "Identifier" && filter.callee.value === "join"
+        ? (filter.args ?? [])
+        : null;
+  if (joinArgs !== null && operand.type === "ArrayValue") {
+    const [args, kw] = this.evaluateArguments(joinArgs, env);
+    const sep = args[0] ?? kw.get("d") ?? kw.get("separator");
+    if (sep === undefined || sep.type === "StringValue") {
+      const items = (operand.value as RuntimeLike[]).map(pyStr);
+      return new StringValue(items.join(sep === undefined ? "" : (sep.value as string)));
+    }
+  }
   if (
     filter.type === "CallExpression" &&
     filter.callee?.type === "Identifier" &&
@@ -71,17 +119,36 @@ const baseFilter = (Interpreter.prototype as unknown as InterpreterInternals).ap
   return baseFilter.call(this, operand, filter, env);
 };
 
-/** JS values → jinja runtime values, keeping PyFloat (integral floats) and Map key order. */
+// `x ~ y` is str(x) + str(y) in Jinja2; the library concatenates the JS values (`1.0 ~ ""` → "1").
+const baseBinary = (Interpreter.prototype as unknown as InterpreterInternals).evaluateBinaryExpression;
+(HfInterpreter.prototype as unknown as InterpreterInternals).evaluateBinaryExpression = function (
+  this: InterpreterInternals,
+  node,
+  env,
+) {
+  if (node.operator.value !== "~") return baseBinary.call(this, node, env);
+  const left = this.evaluate((node as unknown as { left: AstNode }).left, env);
+  const right = this.evaluate((node as unknown as { right: AstNode }).right, env);
+  return new StringValue(pyStr(left) + pyStr(right));
+};
+
+/**
+ * Request values (parseRequestJson shapes: PyFloat, PyInt, KEY_ORDER; or Maps) → jinja runtime values, as
+ * Python sees them. Recursive, bounded by the request's nesting limit (MAX_JSON_DEPTH).
+ */
 function toRuntime(v: unknown): RuntimeLike {
   if (typeof v === "string") return new StringValue(v);
-  if (v instanceof PyFloat) return new FloatValue(v.value);
   if (typeof v === "number") return Number.isInteger(v) ? new IntegerValue(v) : new FloatValue(v);
   if (Array.isArray(v)) return new ArrayValue(v.map(toRuntime));
+  if (v instanceof PyFloat) return new FloatValue(v.value);
+  if (v instanceof PyInt) return new BigIntegerValue(v);
   if (v instanceof Map) return new ObjectValue(new Map([...v].map(([k, x]) => [String(k), toRuntime(x)])));
   if (typeof v === "object" && v !== null) {
-    return new ObjectValue(new Map(Object.entries(v).map(([k, x]) => [k, toRuntime(x)])));
+    const order = (v as { [KEY_ORDER]?: string[] })[KEY_ORDER];
+    const o = v as Record<string, unknown>;
+    const keys = order ?? Object.keys(o);
+    return new ObjectValue(new Map(keys.map((k) => [k, toRuntime(o[k])])));
   }
-  if (typeof v === "string") return new StringValue(v);
   if (typeof v === "boolean") return new BooleanValue(v);
   if (v === null) return new NullValue(null);
   if (v === undefined) return new UndefinedValue(undefined);

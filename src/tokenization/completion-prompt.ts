@@ -1,9 +1,12 @@
 // The `prompt` of a /v1/completions body: text to tokenize (add_special_tokens=true), or token ids vLLM uses as is.
 import { badRequest } from "../errors.js";
+import { PyFloat } from "./python-json.js";
 
 const U32_MAX = 2 ** 32 - 1;
-const isTokenId = (v: unknown): v is number =>
-  typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= U32_MAX;
+const isId = (n: unknown): n is number => typeof n === "number" && Number.isInteger(n) && n >= 0 && n <= U32_MAX;
+// pydantic's lax `int` accepts an integral float (`7.0`), which the body parser keeps as a PyFloat.
+const isTokenId = (v: unknown): boolean => isId(v) || (v instanceof PyFloat && isId(v.value));
+const idOf = (v: unknown): number => (v instanceof PyFloat ? v.value : (v as number));
 
 /**
  * A completions `prompt`: a string, or token ids used as is. A batch (array of strings or of id arrays)
@@ -14,9 +17,9 @@ export function completionPrompt(prompt: unknown): string | Uint32Array {
   if (!Array.isArray(prompt) || prompt.length === 0) {
     throw badRequest("prompt: expected a string, an array of token ids, or a non-empty batch of those");
   }
-  if (prompt.every(isTokenId)) return Uint32Array.from(prompt);
+  if (prompt.every(isTokenId)) return Uint32Array.from(prompt, idOf);
   const first: unknown = prompt[0];
   if (typeof first === "string") return first;
-  if (Array.isArray(first) && first.length > 0 && first.every(isTokenId)) return Uint32Array.from(first);
+  if (Array.isArray(first) && first.length > 0 && first.every(isTokenId)) return Uint32Array.from(first, idOf);
   throw badRequest("prompt: expected a string, an array of token ids, or a non-empty batch of those");
 }
