@@ -134,26 +134,46 @@ const baseBinary = (Interpreter.prototype as unknown as InterpreterInternals).ev
 
 /**
  * Request values (parseRequestJson shapes: PyFloat, PyInt, KEY_ORDER; or Maps) → jinja runtime values, as
- * Python sees them. Recursive, bounded by the request's nesting limit (MAX_JSON_DEPTH).
+ * Python sees them. Iterative: a container is made empty and filled as its children are converted, so a
+ * value nested MAX_JSON_DEPTH deep costs no stack.
  */
-function toRuntime(v: unknown): RuntimeLike {
-  if (typeof v === "string") return new StringValue(v);
-  if (typeof v === "number") return Number.isInteger(v) ? new IntegerValue(v) : new FloatValue(v);
-  if (Array.isArray(v)) return new ArrayValue(v.map(toRuntime));
-  if (v instanceof PyFloat) return new FloatValue(v.value);
-  if (v instanceof PyInt) return new BigIntegerValue(v);
-  if (v instanceof Map) return new ObjectValue(new Map([...v].map(([k, x]) => [String(k), toRuntime(x)])));
-  if (typeof v === "object" && v !== null) {
-    const order = (v as { [KEY_ORDER]?: string[] })[KEY_ORDER];
-    const o = v as Record<string, unknown>;
-    const keys = order ?? Object.keys(o);
-    return new ObjectValue(new Map(keys.map((k) => [k, toRuntime(o[k])])));
-  }
-  if (typeof v === "boolean") return new BooleanValue(v);
-  if (v === null) return new NullValue(null);
-  if (v === undefined) return new UndefinedValue(undefined);
-  return convert(v); // functions
+function toRuntime(root: unknown): RuntimeLike {
+  const pending: [unknown, (r: RuntimeLike) => void][] = [];
+  const shallow = (v: unknown): RuntimeLike => {
+    if (typeof v === "string") return new StringValue(v);
+    if (typeof v === "number") return Number.isInteger(v) ? new IntegerValue(v) : new FloatValue(v);
+    if (Array.isArray(v)) {
+      const items: RuntimeLike[] = new Array(v.length);
+      v.forEach((x, i) => pending.push([x, (r) => (items[i] = r)]));
+      return new ArrayValue(items);
+    }
+    if (v instanceof PyFloat) return new FloatValue(v.value);
+    if (v instanceof PyInt) return new BigIntegerValue(v);
+    if (typeof v === "object" && v !== null) {
+      const entries: [string, unknown][] =
+        v instanceof Map
+          ? [...v].map(([k, x]) => [String(k), x])
+          : ((v as { [KEY_ORDER]?: string[] })[KEY_ORDER] ?? Object.keys(v)).map((k) => [
+              k,
+              (v as Record<string, unknown>)[k],
+            ]);
+      const map = new Map<string, RuntimeLike>();
+      for (const [k, x] of entries) {
+        map.set(k, UNSET); // the key's place now; its value once converted
+        pending.push([x, (r) => map.set(k, r)]);
+      }
+      return new ObjectValue(map);
+    }
+    if (typeof v === "boolean") return new BooleanValue(v);
+    if (v === null) return new NullValue(null);
+    if (v === undefined) return new UndefinedValue(undefined);
+    return convert(v); // functions
+  };
+  const result = shallow(root);
+  for (let p = pending.pop(); p !== undefined; p = pending.pop()) p[1](shallow(p[0]));
+  return result;
 }
+const UNSET = new UndefinedValue(undefined);
 
 function range(start: number, stop?: number, step = 1): number[] {
   if (stop === undefined) [start, stop] = [0, start];

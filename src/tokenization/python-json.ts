@@ -395,51 +395,71 @@ export function pyJsonDumps(value: RuntimeLike, options: DumpOptions = {}): stri
   const [itemSep, keySep] = options.separators ?? (indentUnit === null ? [", ", ": "] : [",", ": "]);
   // JSON.stringify escapes exactly what Python does with ensure_ascii=False (", \, control characters).
   const str = (s: string) => (options.ensureAscii ? escapeAscii(JSON.stringify(s)) : JSON.stringify(s));
-  const dump = (v: RuntimeLike, depth: number): string => {
+  // Iterative (containers can nest up to MAX_JSON_DEPTH inside the interpreter's own deep stack): a work
+  // list of values with their depth, and literal text (separators, indentation, closing brackets).
+  let out = "";
+  const todo: ([RuntimeLike, number] | string)[] = [[value, 0]];
+  const container = (open: string, close: string, parts: [string, RuntimeLike][], depth: number) => {
+    if (parts.length === 0) {
+      out += open + close;
+      return;
+    }
+    const inner = indentUnit === null ? "" : `\n${indentUnit.repeat(depth + 1)}`;
+    const end = indentUnit === null ? close : `\n${indentUnit.repeat(depth)}${close}`;
+    todo.push(end);
+    for (let i = parts.length - 1; i >= 0; i--) {
+      const [prefix, child] = parts[i]!;
+      todo.push([child, depth + 1], `${i === 0 ? open + inner : itemSep + inner}${prefix}`);
+    }
+  };
+  for (let item = todo.pop(); item !== undefined; item = todo.pop()) {
+    if (typeof item === "string") {
+      out += item;
+      continue;
+    }
+    const [v, depth] = item;
     switch (v.type) {
       case "NullValue":
       case "UndefinedValue":
-        return "null";
+        out += "null";
+        break;
       case "BooleanValue":
-        return v.value ? "true" : "false";
+        out += v.value ? "true" : "false";
+        break;
       case "IntegerValue":
-        return v.toString(); // a big integer's value class prints its literal digits
+        out += v.toString(); // a big integer's value class prints its literal digits
+        break;
       case "FloatValue":
-        return pyFloatRepr(v.value as number);
+        out += pyFloatRepr(v.value as number);
+        break;
       case "StringValue":
-        return str(v.value as string);
+        out += str(v.value as string);
+        break;
       case "ArrayValue":
-      case "TupleValue": {
-        const items = v.value as RuntimeLike[];
-        if (items.length === 0) return "[]";
-        return wrap(
+      case "TupleValue":
+        container(
           "[",
           "]",
-          items.map((x) => dump(x, depth + 1)),
+          (v.value as RuntimeLike[]).map((x) => ["", x]),
           depth,
         );
-      }
+        break;
       case "ObjectValue":
       case "NamespaceValue":
       case "KeywordArgumentsValue": {
         let entries = [...(v.value as Map<string, RuntimeLike>).entries()];
-        if (entries.length === 0) return "{}";
         if (options.sortKeys) entries = entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-        return wrap(
+        container(
           "{",
           "}",
-          entries.map(([k, x]) => `${str(k)}${keySep}${dump(x, depth + 1)}`),
+          entries.map(([k, x]) => [`${str(k)}${keySep}`, x]),
           depth,
         );
+        break;
       }
       default:
         throw new TypeError(`Object of type ${v.type} is not JSON serializable`);
     }
-  };
-  const wrap = (open: string, close: string, parts: string[], depth: number): string => {
-    if (indentUnit === null) return `${open}${parts.join(itemSep)}${close}`;
-    const inner = `\n${indentUnit.repeat(depth + 1)}`;
-    return `${open}${inner}${parts.join(`${itemSep}${inner}`)}\n${indentUnit.repeat(depth)}${close}`;
-  };
-  return dump(value, 0);
+  }
+  return out;
 }
