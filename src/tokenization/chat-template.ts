@@ -132,6 +132,35 @@ const baseBinary = (Interpreter.prototype as unknown as InterpreterInternals).ev
   return new StringValue(pyStr(left) + pyStr(right));
 };
 
+// `{{ x }}` with x None prints "None" in Jinja2 (an undefined x prints ""); the library prints nothing for
+// both. Statements (set, if, for, macro, …) also evaluate to null in the library and must stay silent.
+const STATEMENTS = new Set([
+  "Program",
+  "If",
+  "For",
+  "Break",
+  "Continue",
+  "Set",
+  "Macro",
+  "Comment",
+  "FilterStatement",
+  "CallStatement",
+]);
+(HfInterpreter.prototype as unknown as { evaluateBlock: unknown }).evaluateBlock = function (
+  this: InterpreterInternals,
+  statements: AstNode[],
+  env: Environment,
+): RuntimeLike {
+  let result = "";
+  for (const statement of statements) {
+    const v = this.evaluate(statement, env);
+    if (v.type === "NullValue") {
+      if (!STATEMENTS.has(statement.type)) result += "None";
+    } else if (v.type !== "UndefinedValue") result += v.toString();
+  }
+  return new StringValue(result);
+};
+
 /**
  * Request values (parseRequestJson shapes: PyFloat, PyInt, KEY_ORDER; or Maps) → jinja runtime values, as
  * Python sees them. Iterative: a container is made empty and filled as its children are converted, so a
