@@ -130,7 +130,8 @@ function dumpTool(tool: unknown, i: number): Json {
     throw badRequest(`${where}.function.parameters: expected an object`);
   }
   // Extras after the declared fields, in the order they were sent (pydantic keeps __pydantic_extra__ so).
-  const extras = (obj: Json, declared: string[]) => orderedEntries(obj).filter(([k]) => !declared.includes(k));
+  const extras = (obj: Json, declared: string[]) =>
+    orderedEntries(obj).filter(([k]) => !declared.includes(k));
   const fn = objectFromEntries([
     ["name", name],
     ["description", description ?? null],

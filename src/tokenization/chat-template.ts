@@ -4,15 +4,7 @@
 // `indent=0` and sort order. Plus vLLM's content-format detection (does the template loop over
 // message.content?).
 import { Environment, Interpreter, parse, tokenize } from "@huggingface/jinja";
-import {
-  KEY_ORDER,
-  PyFloat,
-  PyInt,
-  pyJsonDumps,
-  pyRepr,
-  pyStr,
-  type RuntimeLike,
-} from "./python-json.js";
+import { KEY_ORDER, PyFloat, PyInt, pyJsonDumps, pyRepr, pyStr, type RuntimeLike } from "./python-json.js";
 
 /** Thrown by the template's own `raise_exception(...)`: the request is what the template refuses. */
 export class TemplateRaise extends Error {
@@ -88,7 +80,9 @@ const baseFilter = (Interpreter.prototype as unknown as InterpreterInternals).ap
   const joinArgs =
     filter.type === "Identifier" && filter.value === "join"
       ? []
-      : filter.type === "CallExpression" && filter.callee?.type === "Identifier" && filter.callee.value === "join"
+      : filter.type === "CallExpression" &&
+          filter.callee?.type === "Identifier" &&
+          filter.callee.value === "join"
         ? (filter.args ?? [])
         : null;
   if (joinArgs !== null && operand.type === "ArrayValue") {
@@ -173,7 +167,14 @@ function toRuntime(root: unknown): RuntimeLike {
     if (typeof v === "number") return Number.isInteger(v) ? new IntegerValue(v) : new FloatValue(v);
     if (Array.isArray(v)) {
       const items: RuntimeLike[] = new Array(v.length);
-      v.forEach((x, i) => pending.push([x, (r) => (items[i] = r)]));
+      for (let i = 0; i < v.length; i++) {
+        pending.push([
+          v[i],
+          (r) => {
+            items[i] = r;
+          },
+        ]);
+      }
       return new ArrayValue(items);
     }
     if (v instanceof PyFloat) return new FloatValue(v.value);

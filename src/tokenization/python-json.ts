@@ -82,40 +82,56 @@ export class JsonError extends SyntaxError {
   override name = "JsonError";
 }
 
-// A body needs the lossless parser when one of these may occur outside a string (false positives inside
-// strings only cost the slower parse): a float that may be integral (`1.0`, an exponent, 16+ digits, which
-// also covers integers beyond 2^53) or an integer-like object key. NaN/Infinity make JSON.parse fail first.
-const MAY_LOSE = /\d\.0+(?!\d)|\d[eE]|[\d.]{16}|"(?:0|[1-9]\d*)"\s*:/;
+// Fast path: V8's JSON.parse, then one iterative walk over the containers (the depth check needs it anyway)
+// that finds what JS would render differently: an integer-like key (V8 lists those first, so one key per
+// object is looked at), an integer beyond 2^53, or an integral number, which may have been written as a
+// float. Only then is the text looked at, for a number literal right after `:`, `,` or `[` that is an
+// integral float (`1.0`, an exponent, or 16+ digits). Strings may match too; that only costs the slower parse.
+const INTEGRAL_FLOAT = /[:,[]\s*-?(?:\d+(?:\.0+(?![1-9])|(?:\.\d+)?[eE])|(?=[\d.]{16}))/;
 
 /**
- * `json.loads` of a request body, Python-faithful where it shows (see the header): the body is parsed by
- * V8's JSON.parse when it holds nothing JS would render differently, by `parseJsonLossless` otherwise.
- * Throws JsonError for invalid JSON and for nesting deeper than `maxDepth`.
+ * `json.loads` of a request body, Python-faithful where it shows (see the header): V8's JSON.parse when the
+ * body holds nothing JS would render differently, `parseJsonLossless` otherwise. Throws JsonError for
+ * invalid JSON and for nesting deeper than `maxDepth`.
  */
 export function parseRequestJson(text: string, maxDepth = MAX_JSON_DEPTH): unknown {
-  if (!MAY_LOSE.test(text)) {
-    let v: unknown;
-    try {
-      v = JSON.parse(text);
-    } catch {
-      return parseJsonLossless(text, maxDepth); // NaN / Infinity, or the precise error message
-    }
-    checkDepth(v, maxDepth);
-    return v;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return parseJsonLossless(text, maxDepth); // NaN / Infinity, or the precise error message
   }
-  return parseJsonLossless(text, maxDepth);
+  if (typeof v !== "object" || v === null) return parseJsonLossless(text, maxDepth); // a bare scalar
+  const found = scan(v, maxDepth);
+  if (found === "lossy" || (found === "integral" && INTEGRAL_FLOAT.test(text)))
+    return parseJsonLossless(text, maxDepth);
+  return v;
 }
 
-/** Iterative depth check of a JSON.parse result (leaves are not visited one by one). */
-function checkDepth(root: unknown, maxDepth: number): void {
+/** Iterative walk of a parsed object or array: depth check, and whether JS may have lost something. */
+function scan(root: object, maxDepth: number): "lossy" | "integral" | "plain" {
+  let integral = false;
   const stack: [unknown, number][] = [[root, 1]];
   for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
     const [v, depth] = item;
-    if (typeof v !== "object" || v === null) continue;
     if (depth > maxDepth) throw new JsonError(`nested deeper than ${maxDepth} levels`);
-    const children = Array.isArray(v) ? v : Object.values(v);
-    for (const c of children) if (typeof c === "object" && c !== null) stack.push([c, depth + 1]);
+    let children: unknown[];
+    if (Array.isArray(v)) children = v;
+    else {
+      const first = Object.keys(v as Obj)[0];
+      if (first !== undefined && isIndexKey(first)) return "lossy";
+      children = Object.values(v as Obj);
+    }
+    for (const c of children) {
+      if (typeof c === "number") {
+        if (Number.isInteger(c)) {
+          if (!Number.isSafeInteger(c)) return "lossy";
+          integral = true;
+        }
+      } else if (typeof c === "object" && c !== null) stack.push([c, depth + 1]);
+    }
   }
+  return integral ? "integral" : "plain";
 }
 
 const WS = /[ \t\n\r]*/y;
@@ -246,7 +262,8 @@ export function parseJsonLossless(text: string, maxDepth = MAX_JSON_DEPTH): unkn
         if (top.obj !== null) key(top);
         break;
       }
-      if (sep !== (top.arr !== null ? "]" : "}")) fail(top.arr !== null ? "expected ',' or ']'" : "expected ',' or '}'");
+      if (sep !== (top.arr !== null ? "]" : "}"))
+        fail(top.arr !== null ? "expected ',' or ']'" : "expected ',' or '}'");
       stack.pop();
       value = close(top);
     }
@@ -340,7 +357,7 @@ export function pyRepr(root: RuntimeLike): string {
         const items = v.value as RuntimeLike[];
         const tuple = v.type === "TupleValue";
         const parts: (RuntimeLike | string)[] = [tuple ? "(" : "["];
-        items.forEach((x, i) => parts.push(...(i === 0 ? [x] : [", ", x])));
+        for (let i = 0; i < items.length; i++) parts.push(...(i === 0 ? [items[i]!] : [", ", items[i]!]));
         parts.push(tuple ? (items.length === 1 ? ",)" : ")") : "]");
         for (let i = parts.length - 1; i >= 0; i--) todo.push(parts[i]!);
         break;
