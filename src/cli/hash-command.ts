@@ -12,7 +12,7 @@ import { type FlagSpec, parseFlags, usage } from "./flags.js";
 const SPECS: Record<string, FlagSpec> = {
   "model-dir": {
     kind: "string",
-    help: "tokenizer directory (tokenizer.json, tokenizer_config.json)",
+    help: "tokenizer directory (tokenizer.json, tokenizer_config.json), or bundled:qwen3 | bundled:llama3_1 | bundled:deepseek_v3 | bundled:gemma3",
     default: "bundled Qwen3",
   },
   "block-size": { kind: "int", help: "vLLM --block-size", default: "64" },

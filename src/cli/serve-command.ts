@@ -50,7 +50,10 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
     help: "vLLM --prefix-caching-hash-algo: sha256_cbor_64bit | sha256_cbor",
     default: "sha256_cbor_64bit",
   },
-  "tokenizer-dir": { kind: "string", help: "tokenizer of models without a mapping (default: bundled Qwen3)" },
+  "tokenizer-dir": {
+    kind: "string",
+    help: "tokenizer of models without a mapping: a directory or bundled:<family> (default: bundled Qwen3)",
+  },
   "kv-events-endpoint": {
     kind: "string",
     help: "ZeroMQ SUB bind address (bind mode)",

@@ -5,6 +5,7 @@
 // message.content?).
 import { Environment, Interpreter, parse, tokenize } from "@huggingface/jinja";
 import { KEY_ORDER, PyFloat, PyInt, pyJsonDumps, pyRepr, pyStr, type RuntimeLike } from "./python-json.js";
+import { pyStrip, type StripSide } from "./py-strings.js";
 
 /** Thrown by the template's own `raise_exception(...)`: the request is what the template refuses. */
 export class TemplateRaise extends Error {
@@ -25,6 +26,43 @@ const IntegerValue = ctor(1);
 const FloatValue = ctor(1.5);
 const ArrayValue = ctor([]);
 const ObjectValue = ctor({});
+const FunctionValue = ctor(() => undefined) as unknown as new (
+  fn: (args: RuntimeLike[]) => RuntimeLike,
+) => RuntimeLike;
+
+/** A strip argument as Python reads it: none/None = whitespace, else the characters to strip. */
+function stripChars(arg: RuntimeLike | undefined): string | null {
+  if (arg === undefined || arg.value === null || arg.value === undefined) return null;
+  if (typeof arg.value !== "string") throw new Error("strip arg must be None or str");
+  return arg.value;
+}
+
+// The library's str.strip/lstrip/rstrip ignore their argument and strip JS whitespace: Qwen3's
+// `content.lstrip('\n')` then also eats the spaces Python keeps. Replace them with Python's on every string
+// (render is the only user of @huggingface/jinja in kvpick).
+const STRING_METHODS: [string, StripSide][] = [
+  ["strip", "both"],
+  ["lstrip", "left"],
+  ["rstrip", "right"],
+];
+const builtinsGetter = Object.getOwnPropertyDescriptor(StringValue.prototype, "builtins")!.get!;
+const patchedBuiltins = new WeakSet<Map<string, RuntimeLike>>();
+Object.defineProperty(StringValue.prototype, "builtins", {
+  configurable: true,
+  get(this: { value: string }) {
+    const map = builtinsGetter.call(this) as Map<string, RuntimeLike>;
+    if (!patchedBuiltins.has(map)) {
+      for (const [name, side] of STRING_METHODS) {
+        map.set(
+          name,
+          new FunctionValue((args) => new StringValue(pyStrip(this.value, stripChars(args[0]), side))),
+        );
+      }
+      patchedBuiltins.add(map);
+    }
+    return map;
+  },
+});
 
 // Printing a value (`{{ x }}`, `|string`, `x ~ y`) is Python's str() in Jinja2: floats as repr (`1e+20`,
 // `1.0`, `inf`), containers as their repr (`{'a': 1.0}`, not JSON), True/False/None by name. The library
@@ -75,6 +113,19 @@ const baseFilter = (Interpreter.prototype as unknown as InterpreterInternals).ap
   env,
 ) {
   if (filter.type === "Identifier" && filter.value === "tojson") return new StringValue(pyJsonDumps(operand));
+  // Jinja2's trim is Python's str.strip(chars): its whitespace is not JS trim's (\x85 vs \ufeff).
+  if (filter.type === "Identifier" && filter.value === "trim" && typeof operand.value === "string") {
+    return new StringValue(pyStrip(operand.value));
+  }
+  if (
+    filter.type === "CallExpression" &&
+    filter.callee?.type === "Identifier" &&
+    filter.callee.value === "trim" &&
+    typeof operand.value === "string"
+  ) {
+    const [args, kw] = this.evaluateArguments(filter.args ?? [], env);
+    return new StringValue(pyStrip(operand.value, stripChars(args[0] ?? kw.get("chars"))));
+  }
   // Python str() where Jinja2 converts values to text: `|string`, and `|join` over non-string items.
   if (filter.type === "Identifier" && filter.value === "string") return new StringValue(pyStr(operand));
   const joinArgs =

