@@ -202,7 +202,11 @@ export function createApp(options: AppOptions): App {
     intervalMs: config.endpoints.scrapeIntervalMs,
     timeoutMs: config.endpoints.scrapeTimeoutMs,
     path: config.endpoints.metricsPath,
-    expected: { blockSize: config.tokenizer.blockSize, hashAlgo: config.tokenizer.hashAlgo },
+    // With token keys (auto/tokens) the pods' hash algo does not matter, only their block size.
+    expected: {
+      blockSize: config.tokenizer.blockSize,
+      ...(config.kvEvents.keys === "engine" ? { hashAlgo: config.tokenizer.hashAlgo } : {}),
+    },
     logger,
   });
   endpoints.onChange((change) => {

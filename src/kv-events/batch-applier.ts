@@ -60,6 +60,13 @@ export class BatchApplier {
     if (this.#queues.size === 0) this.#wake();
   }
 
+  /** Clears the pod from inside a batch: the rest of that batch, and what waits behind it, still applies. */
+  #clearInBatch(pod: string): void {
+    const q = this.#queues.get(pod);
+    this.clearPod(pod);
+    if (q !== undefined) this.#queues.set(pod, q);
+  }
+
   /** Batches waiting behind a huge one, over all pods. */
   get pending(): number {
     let n = 0;
@@ -135,9 +142,7 @@ export class BatchApplier {
   /** Applies blocks [from, to) of one event (every block of it unless it is being sliced). */
   #event(pod: string, state: PodState, ev: KvEvent, from: number, to: number): void {
     if (ev.type === "AllBlocksCleared") {
-      const q = this.#queues.get(pod);
-      this.clearPod(pod);
-      if (q !== undefined) this.#queues.set(pod, q); // the rest of the batch, and what waits, still applies
+      this.#clearInBatch(pod);
       state.accuracy.clearLoss(); // a reset is a full, known state again
       state.appliedCleared.inc();
       return;
@@ -159,7 +164,7 @@ export class BatchApplier {
       const suspect = this.#hashCheck.suspect(pod);
       // auto: a pod whose hashes differ from kvpick's is keyed by tokens from now on; its engine-keyed
       // entries can never match a request, so they go.
-      if (keys.checked(pod, suspect)) this.clearPod(pod);
+      if (keys.checked(pod, suspect)) this.#clearInBatch(pod);
       state.accuracy.hashSuspect(suspect && !keys.usesTokens(pod));
     }
     if (keys.usesTokens(pod)) {
