@@ -6,7 +6,12 @@
 // from the other benchmarks out of the figure.
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import type { BlockStoredEvent } from "../src/kv-events/decode.js";
+import { TokenKeys } from "../src/kv-events/token-keys.js";
+import { BlockHasher, type HashScheme } from "../src/kv-index/block-hash.js";
 import { BlockIndex } from "../src/kv-index/block-index.js";
+import { createLogger } from "../src/observability/logger.js";
+import { Metrics } from "../src/observability/metrics.js";
 import { fmt as fmtN, xorshift32 } from "./support/bench-random.js";
 
 const W = { GPU: 1, CPU: 0.8 };
@@ -122,10 +127,66 @@ async function memoryPerEntry(entries: number, podsPerBlock: number): Promise<vo
   );
 }
 
+/**
+ * Token keys (kvEvents.keys tokens): a BlockStored's kvpick keys (one chained hash per 64-token block), the
+ * per-pod map engine hash → key, then the index store — the apply step without decoding. 16-block events,
+ * each chained on the previous one's last block; engine hashes random.
+ */
+function tokenKeyApply(scheme: HashScheme): void {
+  const bs = 64;
+  const perEvent = 16;
+  const events = 20_000;
+  const index = new BlockIndex({ maxEntries: 16_000_000, mediumWeights: W });
+  const keys = new TokenKeys({
+    mode: "tokens",
+    hasher: new BlockHasher({ scheme, hashSeed: "kvpick-token-keys", blockSize: bs }),
+    comparable: false,
+    index,
+    logger: createLogger({ level: "silent" }),
+    metrics: new Metrics(),
+  });
+  const tokens = new Uint32Array(perEvent * bs);
+  for (let i = 0; i < tokens.length; i++) tokens[i] = rnd32() % 151_000;
+  const evs: BlockStoredEvent[] = [];
+  let parent: bigint | null = null;
+  for (let e = 0; e < events; e++) {
+    const words = randomWords(perEvent);
+    const blockHashes = new BigUint64Array(words.buffer);
+    evs.push({
+      type: "BlockStored",
+      blockHashes,
+      parentBlockHash: e % 64 === 0 ? null : parent,
+      tokenIds: tokens.map((t) => (t + e) % 151_000),
+      blockSize: bs,
+      loraId: null,
+      medium: "GPU",
+      loraName: null,
+      extraKeys: null,
+      groupIdx: 0,
+      kvCacheSpecKind: null,
+      kvCacheSpecSlidingWindow: null,
+    });
+    parent = blockHashes[perEvent - 1]!;
+  }
+  const t0 = performance.now();
+  for (const ev of evs) {
+    const k = keys.stored("10.0.0.1:8000", ev)!;
+    index.store("10.0.0.1:8000", "GPU", k.words, k.count);
+  }
+  const s = (performance.now() - t0) / 1000;
+  const n = events * perEvent;
+  const st = keys.stats();
+  console.log(
+    `apply BlockStored with token keys (${scheme} chain + map + index): ${fmt(n / s / 1e6)} M block events/s, ` +
+      `map ${fmt(st.bytes / st.entries)} bytes/entry (${st.entries} entries)`,
+  );
+}
+
 if (process.argv[2] === "--memory") {
   await memoryPerEntry(Number(process.argv[3]), Number(process.argv[4]));
 } else {
   applyThroughput();
+  for (const scheme of ["sha256_cbor_64bit", "sha256_cbor", "xxhash_cbor"] as const) tokenKeyApply(scheme);
   lookupLatency(8);
   lookupLatency(64);
   lookupLatency(64, true);

@@ -1,6 +1,6 @@
 // The composition root: the one file that imports every module. It builds kvpick from a validated Config,
 // wires the pieces, and owns the start and stop order.
-import type { Config } from "./config/schema.js";
+import { type Config, isReproducible } from "./config/schema.js";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { EndpointSpec } from "./endpoints/endpoint.js";
 import { EndpointStore } from "./endpoints/endpoint-store.js";
@@ -17,6 +17,7 @@ import { SilentPods } from "./kv-events/silent-pods.js";
 import { KvEventSubscriber } from "./kv-events/subscriber.js";
 import { BlockHasher } from "./kv-index/block-hash.js";
 import { BlockIndex } from "./kv-index/block-index.js";
+import { requestKeyScheme } from "./kv-index/request-key-scheme.js";
 import { type AdminServer, createAdminServer } from "./observability/admin-server.js";
 import { BearerToken } from "./observability/bearer-token.js";
 import type { Logger } from "./observability/logger.js";
@@ -67,13 +68,24 @@ export interface App {
   stop(graceMs?: number): Promise<void>;
 }
 
+/** Scorers that read the block index (and so the block keys). */
+const INDEX_SCORERS = new Set(["precise-prefix-cache-scorer", "ttft-cost-scorer"]);
+
 /** Refuses configurations that would silently give a 0 % hit rate. */
 export function checkStartupConfig(config: Config): void {
-  if (config.tokenizer.hashSeed === null) {
-    throw new ConfigError([
-      "tokenizer.hashSeed (--hash-seed): required: set it to the vLLM pods' PYTHONHASHSEED (e.g. 42). " +
-        "There is no safe default: with another seed no block hash ever matches.",
-    ]);
+  // Only engine keys need the pods' seed, and only when a scorer reads the index (token keys: README).
+  const readsIndex = config.scheduling.scorers.some((s) => INDEX_SCORERS.has(s.type));
+  if (config.kvEvents.keys === "engine" && readsIndex) {
+    if (config.tokenizer.hashSeed === null)
+      throw new ConfigError([
+        "tokenizer.hashSeed (--hash-seed): required with kvEvents.keys engine: set it to the vLLM pods' " +
+          "PYTHONHASHSEED (e.g. 42), or use --kv-events-keys=auto / tokens, which need no seed.",
+      ]);
+    if (!isReproducible(config.tokenizer.hashAlgo))
+      throw new ConfigError([
+        `tokenizer.hashAlgo ${config.tokenizer.hashAlgo} hashes a Python pickle, which kvpick cannot reproduce: ` +
+          "use --kv-events-keys=auto or tokens with it.",
+      ]);
   }
   const sources = poolSources(config);
   if (sources.length > 1)
@@ -163,7 +175,7 @@ export function createApp(options: AppOptions): App {
   const replayPort = config.kvEvents.replayPort ?? 0;
   const kvEvents = new KvEventSubscriber({
     config: config.kvEvents,
-    hash: config.tokenizer,
+    hash: { ...config.tokenizer, keys: config.kvEvents.keys },
     index,
     logger,
     metrics,
@@ -190,7 +202,11 @@ export function createApp(options: AppOptions): App {
     intervalMs: config.endpoints.scrapeIntervalMs,
     timeoutMs: config.endpoints.scrapeTimeoutMs,
     path: config.endpoints.metricsPath,
-    expected: { blockSize: config.tokenizer.blockSize, hashAlgo: config.tokenizer.hashAlgo },
+    // With token keys (auto/tokens) the pods' hash algo does not matter, only their block size.
+    expected: {
+      blockSize: config.tokenizer.blockSize,
+      ...(config.kvEvents.keys === "engine" ? { hashAlgo: config.tokenizer.hashAlgo } : {}),
+    },
     logger,
   });
   endpoints.onChange((change) => {
@@ -224,9 +240,11 @@ export function createApp(options: AppOptions): App {
 
   // 4. The read path: tokenize → hash → schedule.
   const tokenizer = new TokenizationService({ config: config.tokenizer, logger, metrics });
+  // kvpick's own key scheme: the pods' when a seed is configured, else a fixed default (token keys).
+  const keyScheme = requestKeyScheme(config.tokenizer);
   const hasher = new BlockHasher({
-    scheme: config.tokenizer.hashAlgo,
-    hashSeed: config.tokenizer.hashSeed!,
+    scheme: keyScheme.scheme,
+    hashSeed: keyScheme.hashSeed,
     blockSize: config.tokenizer.blockSize,
     memoBlocks: config.tokenizer.hashMemoBlocks,
   });

@@ -59,6 +59,17 @@ describe("kvpick hash", { timeout: 60_000 }, () => {
     expect(JSON.parse(r.stdout).blockHashes).toEqual(c.block_hashes.sha256_cbor);
   });
 
+  it("prints xxhash_cbor hashes with --algo xxhash_cbor (golden vector, token ids as the prompt)", async () => {
+    const v = loadVector<{ cases: { name: string; blocks: { event_value_dec: string }[] }[] }>(
+      "vllm-block-hashes.json",
+    ).cases.find((x) => x.name === "xxhash_cbor/seed42/bs64/tokens0-199")!;
+    const prompt = Array.from({ length: 200 }, (_, i) => i);
+    const r = await run(["--algo", "xxhash_cbor", "--hash-seed", "42"], JSON.stringify({ prompt }));
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).blockHashes).toEqual(v.blocks.map((b) => b.event_value_dec));
+  });
+
   it("puts cache_salt into block 0's hash only", async () => {
     const c = golden.cases.find((x) => x.token_ids.length >= 128)!;
     const r = await run(["--hash-seed", "42"], JSON.stringify({ ...c.request, cache_salt: "tenant-a" }));
@@ -74,6 +85,7 @@ describe("kvpick hash", { timeout: 60_000 }, () => {
     ["unknown model dir", ["--model-dir", "/nonexistent/kvpick"], '{"prompt":"x"}'],
     ["bad block size", ["--block-size", "0"], '{"prompt":"x"}'],
     ["bad algo", ["--hash-algo", "md5"], '{"prompt":"x"}'],
+    ["pickle algo", ["--algo", "sha256"], '{"prompt":"x"}'],
     ["bad endpoint", ["--endpoint", "/v1/embeddings"], '{"prompt":"x"}'],
     ["unknown flag", ["--frobnicate"], '{"prompt":"x"}'],
   ];

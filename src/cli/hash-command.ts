@@ -1,9 +1,9 @@
 // `kvpick hash`: an OpenAI request body → the vLLM block hashes kvpick computes for it, so an operator can
 // compare them with the hashes a pod publishes. Exit 0 on success, 2 on bad input (one line on stderr).
 import { readFile } from "node:fs/promises";
-import { configSchema, HASH_ALGOS, type HashAlgo } from "../config/schema.js";
+import { configSchema, REPRODUCIBLE_ALGOS } from "../config/schema.js";
 import { EppError } from "../errors.js";
-import { BlockHasher, toDecimalStrings } from "../kv-index/block-hash.js";
+import { BlockHasher, type HashScheme, toDecimalStrings } from "../kv-index/block-hash.js";
 import { createLogger } from "../observability/logger.js";
 import { parseRequestJson } from "../tokenization/python-json.js";
 import { type OpenAiEndpoint, TokenizationService } from "../tokenization/tokenization-service.js";
@@ -17,11 +17,12 @@ const SPECS: Record<string, FlagSpec> = {
   },
   "block-size": { kind: "int", help: "vLLM --block-size", default: "64" },
   "hash-seed": { kind: "string", help: "the pods' PYTHONHASHSEED", default: "42" },
-  "hash-algo": {
+  algo: {
     kind: "string",
-    help: `vLLM --prefix-caching-hash-algo (${HASH_ALGOS.join(" | ")})`,
+    help: `vLLM --prefix-caching-hash-algo (${REPRODUCIBLE_ALGOS.join(" | ")})`,
     default: "sha256_cbor_64bit",
   },
+  "hash-algo": { kind: "string", help: "same as --algo" },
   endpoint: {
     kind: "string",
     help: "/v1/chat/completions | /v1/completions",
@@ -72,9 +73,13 @@ export async function runHashCommand(argv: string[]): Promise<number> {
     const blockSize = (values["block-size"] as number | undefined) ?? 64;
     if (blockSize < 1 || blockSize > 1024)
       return fail(`--block-size: expected integer 1..1024, got ${blockSize}`);
-    const algo = (values["hash-algo"] as string | undefined) ?? "sha256_cbor_64bit";
-    if (!(HASH_ALGOS as readonly string[]).includes(algo)) {
-      return fail(`--hash-algo: expected one of ${HASH_ALGOS.join(", ")}, got "${algo}"`);
+    const algo = ((values.algo ?? values["hash-algo"]) as string | undefined) ?? "sha256_cbor_64bit";
+    if (!(REPRODUCIBLE_ALGOS as readonly string[]).includes(algo)) {
+      const why =
+        algo === "sha256" || algo === "xxhash"
+          ? ` (${algo} hashes a Python pickle: its values cannot be reproduced outside Python; kvpick serve still indexes such pods by token keys)`
+          : "";
+      return fail(`--algo: expected one of ${REPRODUCIBLE_ALGOS.join(", ")}, got "${algo}"${why}`);
     }
     const endpointFlag = values.endpoint as string | undefined;
     if (
@@ -105,7 +110,7 @@ export async function runHashCommand(argv: string[]): Promise<number> {
     const salt = body.cache_salt;
     if (salt !== undefined && salt !== null && typeof salt !== "string")
       return fail("cache_salt: expected a string");
-    const hasher = new BlockHasher({ scheme: algo as HashAlgo, hashSeed: seed, blockSize });
+    const hasher = new BlockHasher({ scheme: algo as HashScheme, hashSeed: seed, blockSize });
     const chain = hasher.hash(tokenIds, { cacheSalt: salt ?? null });
     const out: Record<string, unknown> = {
       tokens: tokenIds.length,

@@ -44,10 +44,13 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
     default: "30s",
   },
   "block-size": { kind: "int", help: "vLLM --block-size", default: "64" },
-  "hash-seed": { kind: "string", help: "the vLLM pods' PYTHONHASHSEED (required: no safe default)" },
+  "hash-seed": {
+    kind: "string",
+    help: "the vLLM pods' PYTHONHASHSEED (required only with --kv-events-keys=engine)",
+  },
   "hash-algo": {
     kind: "string",
-    help: "vLLM --prefix-caching-hash-algo: sha256_cbor_64bit | sha256_cbor",
+    help: "vLLM --prefix-caching-hash-algo: sha256_cbor_64bit | sha256_cbor | xxhash_cbor | sha256 | xxhash",
     default: "sha256_cbor_64bit",
   },
   "tokenizer-dir": {
@@ -61,6 +64,11 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
   },
   "kv-events-mode": { kind: "string", help: "bind | connect", default: "bind" },
   "kv-events-port": { kind: "int", help: "pods' ZeroMQ PUB port (connect mode)", default: "5557" },
+  "kv-events-keys": {
+    kind: "string",
+    help: "index keys: auto | engine (pods' hashes; needs --hash-seed) | tokens (kvpick's chain over token_ids)",
+    default: "auto",
+  },
   "redis-url": {
     kind: "string",
     help: "shared block index in Redis, redis://host:port[/db] (replicas share it; warm restarts). Default: off",
@@ -113,6 +121,7 @@ export function overridesFromFlags(v: FlagValues): ConfigInput {
       endpoint: pick<string>("kv-events-endpoint"),
       mode: pick<"bind" | "connect">("kv-events-mode"),
       port: pick<number>("kv-events-port"),
+      keys: pick<Config["kvEvents"]["keys"]>("kv-events-keys"),
       replayPort: pick<number>("kv-events-replay-port"),
       acceptUnknownPods: pick<boolean>("kv-events-accept-unknown-pods"),
     },

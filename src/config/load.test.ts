@@ -37,7 +37,7 @@ describe("config", () => {
     expect(p).toHaveLength(3);
     expect(p.join("\n")).toMatch(/^logLevel: expected one of/m);
     expect(p.join("\n")).toMatch(
-      /^tokenizer.hashAlgo: expected one of sha256_cbor_64bit, sha256_cbor, got "md5"/m,
+      /^tokenizer.hashAlgo: expected one of sha256_cbor_64bit, sha256_cbor, xxhash_cbor, sha256, xxhash, got "md5"/m,
     );
   });
 

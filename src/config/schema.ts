@@ -19,8 +19,21 @@ const numIn = (min: number, max: number) =>
 const port = () => intIn(0, 65535);
 
 /** vLLM's `--prefix-caching-hash-algo` values that can be reproduced outside Python. */
-export const HASH_ALGOS = ["sha256_cbor_64bit", "sha256_cbor"] as const;
+/** vLLM `--prefix-caching-hash-algo` values (0.10.0's `sha256_cbor_64bit` and every later one). */
+export const HASH_ALGOS = ["sha256_cbor_64bit", "sha256_cbor", "xxhash_cbor", "sha256", "xxhash"] as const;
 export type HashAlgo = (typeof HASH_ALGOS)[number];
+/**
+ * The algos kvpick can reproduce (CBOR input). `sha256` and `xxhash` hash a Python pickle: their engine
+ * hashes cannot be recomputed outside Python, so pods using them are indexed by token keys.
+ */
+export const REPRODUCIBLE_ALGOS = ["sha256_cbor_64bit", "sha256_cbor", "xxhash_cbor"] as const;
+export type ReproducibleAlgo = (typeof REPRODUCIBLE_ALGOS)[number];
+export const isReproducible = (algo: HashAlgo): algo is ReproducibleAlgo =>
+  (REPRODUCIBLE_ALGOS as readonly string[]).includes(algo);
+
+/** How the index keys a pod's blocks (kvEvents.keys). */
+export const KEY_MODES = ["auto", "engine", "tokens"] as const;
+export type KeyMode = (typeof KEY_MODES)[number];
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 
@@ -47,8 +60,9 @@ export const configSchema = z.strictObject({
       /** vLLM `--block-size`: tokens per KV block; only full blocks are hashed. */
       blockSize: intIn(1, 1024).default(64),
       /**
-       * The pods' PYTHONHASHSEED, as the string vLLM hashes (e.g. "42"). null = not configured: there is no
-       * safe default, because an unset seed makes vLLM's root hash random per process.
+       * The pods' PYTHONHASHSEED, as the string vLLM hashes (e.g. "42"). Required only with
+       * `kvEvents.keys: engine`; null = not configured: requests are hashed with kvpick's own fixed seed and
+       * pods are indexed by token keys (kvEvents.keys auto/tokens).
        */
       hashSeed: z.string({ error: "expected a string (the pods' PYTHONHASHSEED)" }).nullable().default(null),
       /** vLLM `--prefix-caching-hash-algo`. */
@@ -100,6 +114,13 @@ export const configSchema = z.strictObject({
       mode: z.enum(["bind", "connect"], { error: "expected bind or connect" }).default("bind"),
       /** Bind address in bind mode. */
       endpoint: z.string().min(1).default("tcp://*:5557"),
+      /**
+       * What the index is keyed by. engine = the hashes the pods publish (needs tokenizer.hashSeed/hashAlgo
+       * equal to the pods'); tokens = kvpick's own chain over each BlockStored's token_ids, with a per-pod map
+       * engine hash → kvpick key for parents and removals (any seed, any algo); auto = engine hashes for a pod
+       * while its root-block check agrees, token keys from its first disagreement on.
+       */
+      keys: z.enum(KEY_MODES, { error: `expected one of ${KEY_MODES.join(", ")}` }).default("auto"),
       /** Pod port in connect mode (data-parallel rank N publishes on port + N). */
       port: port().default(5557),
       /** ZeroMQ prefix subscription. */

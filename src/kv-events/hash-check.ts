@@ -2,17 +2,22 @@
 // or every lookup silently misses (the most common cause of a 0 % hit rate in the field). A BlockStored
 // that starts at token 0 (parent null) carries the tokens of its first block, so kvpick recomputes that
 // block's hash with its own configuration and compares.
+import type { HashAlgo, KeyMode } from "../config/schema.js";
 import { BlockHasher } from "../kv-index/block-hash.js";
-import type { HashAlgo } from "../config/schema.js";
+import type { BlockIndex } from "../kv-index/block-index.js";
+import { requestKeyScheme } from "../kv-index/request-key-scheme.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { BlockStoredEvent } from "./decode.js";
+import { TokenKeys } from "./token-keys.js";
 
-/** The `tokenizer` config fields that define kvpick's hashes. */
+/** The `tokenizer` config fields that define kvpick's hashes, and kvEvents.keys. */
 export interface HashCheckConfig {
   hashAlgo: HashAlgo;
   hashSeed: string | null;
   blockSize: number;
+  /** kvEvents.keys; absent = engine (programmatic callers that predate token keys). */
+  keys?: KeyMode | undefined;
 }
 
 interface PodCheck {
@@ -29,16 +34,31 @@ export class HashCheck {
   readonly #log: Logger;
   readonly #metrics: Metrics;
   readonly #pods = new Map<string, PodCheck>();
+  readonly #keyScheme: ReturnType<typeof requestKeyScheme>;
+  #keys: TokenKeys | null = null;
   #saidDisabled = false;
 
   constructor(cfg: HashCheckConfig, logger: Logger, metrics: Metrics) {
     this.#cfg = cfg;
     this.#log = logger;
     this.#metrics = metrics;
-    this.#hasher =
-      cfg.hashSeed === null
-        ? null
-        : new BlockHasher({ scheme: cfg.hashAlgo, hashSeed: cfg.hashSeed, blockSize: cfg.blockSize });
+    this.#keyScheme = requestKeyScheme(cfg);
+    const { scheme, hashSeed, comparable } = this.#keyScheme;
+    this.#hasher = comparable ? new BlockHasher({ scheme, hashSeed, blockSize: cfg.blockSize }) : null;
+  }
+
+  /** The token-keyed indexing for this configuration (one per ingest), forgotten with the pods here. */
+  createTokenKeys(index: BlockIndex): TokenKeys {
+    const { scheme, hashSeed, comparable } = this.#keyScheme;
+    this.#keys = new TokenKeys({
+      mode: this.#cfg.keys ?? "engine",
+      hasher: new BlockHasher({ scheme, hashSeed, blockSize: this.#cfg.blockSize }),
+      comparable,
+      index,
+      logger: this.#log,
+      metrics: this.#metrics,
+    });
+    return this.#keys;
   }
 
   /** Checks one BlockStored; true when it was checked (block size compared or root hash recomputed). */
@@ -61,7 +81,7 @@ export class HashCheck {
     if (ev.loraId !== null || ev.loraName !== null || (ev.extraKeys !== null && ev.extraKeys[0] != null))
       return false;
     if (this.#hasher === null) {
-      if (!this.#saidDisabled) {
+      if (!this.#saidDisabled && (this.#cfg.keys ?? "engine") === "engine") {
         this.#saidDisabled = true;
         this.#log.info(
           "block-hash check disabled: tokenizer.hashSeed is not set (set it to the pods' PYTHONHASHSEED)",
@@ -69,6 +89,8 @@ export class HashCheck {
       }
       return false;
     }
+    // A token-keyed pod's engine hashes are never used: comparing them would only cost a hash.
+    if (this.#keys?.usesTokens(pod)) return false;
     const p = this.#pod(pod);
     p.checks++;
     p.blockSizeDiffers = false;
@@ -76,7 +98,8 @@ export class HashCheck {
     if (mine === ev.blockHashes[0]) return true;
     p.mismatches++;
     this.#metrics.kvHashMismatches.inc({ pod });
-    if (p.warnedHash) return true;
+    // auto: token-keys.ts logs the switch this leads to instead.
+    if (p.warnedHash || this.#cfg.keys === "auto") return true;
     p.warnedHash = true;
     this.#log.warn(
       {
@@ -107,6 +130,7 @@ export class HashCheck {
 
   forget(pod: string): void {
     this.#pods.delete(pod);
+    this.#keys?.forget(pod);
   }
 
   #pod(pod: string): PodCheck {

@@ -29,7 +29,7 @@ interface HashVectors {
 }
 
 const vectors = loadVector<HashVectors>("vllm-block-hashes.json");
-const supported = new Set<string>(["sha256_cbor_64bit", "sha256_cbor"]);
+const supported = new Set<string>(["sha256_cbor_64bit", "sha256_cbor", "xxhash_cbor"]);
 
 function tokensOf(c: HashCase): number[] {
   const t = c.tokens;
@@ -44,6 +44,7 @@ describe("BlockHasher golden vectors (shared/vectors/vllm-block-hashes.json)", (
     const schemes = new Set(vectors.cases.map((c) => c.scheme));
     expect(schemes.has("sha256_cbor_64bit")).toBe(true);
     expect(schemes.has("sha256_cbor")).toBe(true);
+    expect(schemes.has("xxhash_cbor")).toBe(true);
   });
 
   for (const c of vectors.cases.filter((x) => supported.has(x.scheme))) {

@@ -6,6 +6,7 @@
 // memory through `new Uint32Array(chain.buffer)` as little-endian word pairs, lo = words[2i],
 // hi = words[2i+1]. No 64-bit hash ever passes through a JS number.
 import { hash as oneShotHash } from "node:crypto";
+import { createXXHash128 } from "hash-wasm";
 import { BlockHashMemo } from "./block-hash-memo.js";
 import { CborWriter } from "./cbor-writer.js";
 
@@ -13,8 +14,10 @@ import { CborWriter } from "./cbor-writer.js";
  * vLLM `--prefix-caching-hash-algo`:
  * - `sha256_cbor_64bit` (vLLM 0.10.0 – 0.10.1): the chain runs on the low 64 bits of each digest.
  * - `sha256_cbor` (vLLM ≥ 0.10.2): the chain runs on full 32-byte digests; events carry the low 64 bits.
+ * - `xxhash_cbor` (vLLM ≥ ~0.13, vllm-project/vllm#29163): xxh3_128 of the same CBOR, 16-byte digests chained
+ *   as bytes; events carry the last 8 bytes.
  */
-export type HashScheme = "sha256_cbor_64bit" | "sha256_cbor";
+export type HashScheme = "sha256_cbor_64bit" | "sha256_cbor" | "xxhash_cbor";
 
 export interface BlockHasherOptions {
   scheme: HashScheme;
@@ -42,14 +45,30 @@ if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
   throw new Error("kvpick requires a little-endian platform");
 }
 
-const sha256 = (data: Uint8Array): Buffer => oneShotHash("sha256", data, "buffer");
+const sha256 = (data: Uint8Array): Uint8Array => oneShotHash("sha256", data, "buffer");
+
+// hash-wasm's xxhash128 is XXH3_128 (what Python's xxhash.xxh3_128_digest computes); its hasher is created
+// asynchronously once, then used synchronously. Every digest is kept as 32 bytes, the 16-byte xxh3 digest in
+// bytes 16..31, so the low-64 read (bytes 24..31) and the memo work the same for both digest sizes.
+const xxh3 = await createXXHash128();
+function xxh3Padded(data: Uint8Array): Uint8Array {
+  xxh3.init();
+  xxh3.update(data);
+  const out = new Uint8Array(32);
+  out.set(xxh3.digest("binary"), 16);
+  return out;
+}
 
 export class BlockHasher {
   readonly scheme: HashScheme;
   readonly blockSize: number;
   readonly hashSeed: string;
-  /** sha256 of the CBOR-encoded seed: vLLM's NONE_HASH (full digest; the 64-bit scheme uses its low 8 bytes). */
+  /**
+   * The scheme's hash of the CBOR-encoded seed: vLLM's NONE_HASH (32 bytes; the 64-bit scheme uses its low
+   * 8 bytes, xxhash_cbor's 16-byte digest sits in bytes 16..31).
+   */
   readonly rootDigest: Uint8Array;
+  readonly #digest: (data: Uint8Array) => Uint8Array;
   readonly #w = new CborWriter(1024);
   readonly #memo: BlockHashMemo | null;
   /** The memo's digest view is overwritten by later stores: a hit's digest is copied here. */
@@ -62,9 +81,10 @@ export class BlockHasher {
     this.scheme = options.scheme;
     this.blockSize = options.blockSize;
     this.hashSeed = options.hashSeed;
+    this.#digest = options.scheme === "xxhash_cbor" ? xxh3Padded : sha256;
     const w = new CborWriter(64);
     w.text(options.hashSeed);
-    this.rootDigest = new Uint8Array(sha256(w.view()));
+    this.rootDigest = new Uint8Array(this.#digest(w.view()));
     const memo = options.memoBlocks ?? 0;
     this.#memo = memo > 0 ? new BlockHashMemo(memo, options.blockSize) : null;
   }
@@ -95,8 +115,6 @@ export class BlockHasher {
     if (n === 0) return out;
     const words = new Uint32Array(out.buffer);
     const [extra0, extraRest] = encodeExtras(extras);
-    const w = this.#w;
-    const full = this.scheme === "sha256_cbor";
     let parent: Uint8Array = this.rootDigest; // full digest; the 64-bit scheme reads bytes 24..31
     const memo = this.#memo;
     for (let b = 0; b < n; b++) {
@@ -110,16 +128,7 @@ export class BlockHasher {
         copy.set(digest);
         digest = copy;
       } else {
-        w.reset();
-        w.arrayHead(3);
-        if (full) w.bytes(parent);
-        else w.uint64BE(isZero64(parent) ? this.rootDigest : parent, 24);
-        w.arrayHead(bs);
-        for (let i = 0; i < bs; i++) w.uint(tokens[base + i]!);
-        w.ensure(extra.length);
-        w.buf.set(extra, w.pos);
-        w.pos += extra.length;
-        digest = sha256(w.view());
+        digest = this.chainBlock(parent, tokens, base, extra);
         if (memoKey >= 0) memo!.store(memoKey, parent, tokens, base, digest);
       }
       words[2 * b] = readU32BE(digest, 28);
@@ -128,15 +137,38 @@ export class BlockHasher {
     }
     return out;
   }
+
+  /**
+   * One link of the chain: the 32-byte digest of block `tokens[base .. base + blockSize)` after `parent` (a
+   * digest this hasher returned, or `rootDigest`), with `extra` = the CBOR of vLLM's extra tuple (or `f6`).
+   * The returned buffer is the caller's. Used by `hash` and by the token-keyed index (kv-events), which
+   * chains the `token_ids` of BlockStored events with kvpick's own scheme.
+   */
+  chainBlock(parent: Uint8Array, tokens: ArrayLike<number>, base: number, extra: Uint8Array): Uint8Array {
+    const w = this.#w;
+    const bs = this.blockSize;
+    w.reset();
+    w.arrayHead(3);
+    if (this.scheme === "sha256_cbor") w.bytes(parent);
+    else if (this.scheme === "xxhash_cbor") w.bytes(parent.subarray(16, 32));
+    else w.uint64BE(isZero64(parent) ? this.rootDigest : parent, 24);
+    w.arrayHead(bs);
+    for (let i = 0; i < bs; i++) w.uint(tokens[base + i]!);
+    w.ensure(extra.length);
+    w.buf.set(extra, w.pos);
+    w.pos += extra.length;
+    return this.#digest(w.view());
+  }
 }
+
+/** `f6`: vLLM's extra = None (plain text blocks). */
+export const NULL_EXTRA = new Uint8Array([0xf6]);
 
 /** vLLM replaces a falsy parent (a 64-bit hash equal to 0, odds 2^-64) by NONE_HASH. */
 function isZero64(d: Uint8Array): boolean {
   for (let i = 24; i < 32; i++) if (d[i] !== 0) return false;
   return true;
 }
-
-const NULL_EXTRA = new Uint8Array([0xf6]);
 
 /** CBOR of `extra` for block 0 and for every later block: `[lora?, salt?]` / `[lora?]`, or null. */
 function encodeExtras(extras: BlockExtras | undefined): [Uint8Array, Uint8Array] {

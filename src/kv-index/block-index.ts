@@ -180,6 +180,26 @@ export class BlockIndex {
     return 0;
   }
 
+  /** Whether the pod holds block (lo, hi) in any medium. */
+  holds(podId: string, lo: number, hi: number): boolean {
+    const p = this.#podIdx.get(podId);
+    if (p === undefined) return false;
+    const slot = this.#blocks.find(lo, hi);
+    if (slot < 0) return false;
+    const rec = this.#blocks.rec;
+    const off = rec[slot * REC + CHUNK]!;
+    const len = rec[slot * REC + LEN]!;
+    const items = this.#chunks.items;
+    for (let k = 0; k < len; k++) if (items[2 * (off + k)]! >>> 8 === p) return true;
+    return false;
+  }
+
+  /** Block-medium entries the pod holds. */
+  podEntryCount(podId: string): number {
+    const p = this.#podIdx.get(podId);
+    return p === undefined ? 0 : this.#podCount[p]!;
+  }
+
   /** Pods holding at least one block. */
   podIds(): string[] {
     const out: string[] = [];

@@ -95,4 +95,60 @@ export class CborWriter {
     this.ensure(1);
     this.buf[this.pos++] = 0xf6;
   }
+
+  /**
+   * Any value kvpick's msgpack reader produces (an `extra_keys` tuple of a BlockStored event), as cbor2's
+   * canonical encoder writes it for the types vLLM puts there: ints of any size and sign, str, bytes, lists,
+   * None and bools. Floats are written as float64 and maps in their given order (vLLM sends neither; the
+   * bytes only need to be deterministic for kvpick's own keys).
+   */
+  value(v: unknown): void {
+    if (v === null || v === undefined) this.null();
+    else if (typeof v === "string") this.text(v);
+    else if (typeof v === "boolean") {
+      this.ensure(1);
+      this.buf[this.pos++] = v ? 0xf5 : 0xf4;
+    } else if (typeof v === "number") {
+      if (Number.isInteger(v)) this.#int(BigInt(v));
+      else {
+        this.ensure(9);
+        this.buf[this.pos++] = 0xfb;
+        new DataView(this.buf.buffer, this.buf.byteOffset).setFloat64(this.pos, v);
+        this.pos += 8;
+      }
+    } else if (typeof v === "bigint") this.#int(v);
+    else if (v instanceof Uint8Array) this.bytes(v);
+    else if (Array.isArray(v)) {
+      this.arrayHead(v.length);
+      for (const x of v) this.value(x);
+    } else if (v instanceof Map) {
+      this.head(5, v.size);
+      for (const [k, x] of v) {
+        this.value(k);
+        this.value(x);
+      }
+    } else this.null(); // msgpack ext: no CBOR counterpart vLLM would hash
+  }
+
+  #int(v: bigint): void {
+    const major = v < 0n ? 1 : 0;
+    const n = v < 0n ? -1n - v : v;
+    if (n < 0x1_0000_0000n) {
+      this.head(major, Number(n));
+      return;
+    }
+    if (n < 1n << 64n) {
+      this.ensure(9);
+      this.buf[this.pos++] = (major << 5) | 27;
+      new DataView(this.buf.buffer, this.buf.byteOffset).setBigUint64(this.pos, n);
+      this.pos += 8;
+      return;
+    }
+    // Bignum: tag 2 (positive) / 3 (negative) + big-endian magnitude.
+    const hex = n.toString(16);
+    const bytes = Buffer.from(hex.length % 2 ? `0${hex}` : hex, "hex");
+    this.ensure(1);
+    this.buf[this.pos++] = 0xc0 | (major === 0 ? 2 : 3);
+    this.bytes(bytes);
+  }
 }

@@ -41,6 +41,8 @@ export class Metrics {
   readonly kvPublisherRestarts: Counter<"pod">;
   readonly kvPodStale: Gauge<"pod">;
   readonly kvHashMismatches: Counter<"pod">;
+  readonly kvTokenKeys: Gauge<"pod">;
+  readonly kvTokenKeysSkipped: Counter<"pod" | "reason">;
   readonly kvApplySeconds: Histogram;
   readonly kvLastEventTimestamp: Gauge<"pod">;
   readonly kvEventsRejected: Counter<"reason">;
@@ -266,6 +268,18 @@ export class Metrics {
       name: "epp_kv_block_hash_mismatches_total",
       help: "Root BlockStored events whose hash differs from kvpick's own (hash seed / block size / algo mismatch).",
       labelNames: ["pod"],
+      registers: r,
+    });
+    this.kvTokenKeys = new Gauge({
+      name: "epp_kv_pod_token_keys",
+      help: "1 while a pod's blocks are indexed by kvpick's own keys over token_ids (kvEvents.keys), 0 by its hashes.",
+      labelNames: ["pod"],
+      registers: r,
+    });
+    this.kvTokenKeysSkipped = new Counter({
+      name: "epp_kv_token_key_blocks_skipped_total",
+      help: "Stored blocks not indexed by token keys (reason = unknown-parent | block-size | no-tokens).",
+      labelNames: ["pod", "reason"],
       registers: r,
     });
     this.kvApplySeconds = new Histogram({

@@ -9,7 +9,7 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { HashAlgo } from "../config/schema.js";
+import { type HashAlgo, isReproducible } from "../config/schema.js";
 import { EppError } from "../errors.js";
 import { BlockHasher } from "../kv-index/block-hash.js";
 import type { Logger } from "../observability/logger.js";
@@ -96,9 +96,12 @@ export class SimPod {
       ...options.faults,
     };
     this.#rng = seededRng(options.seed ?? 7);
+    // vLLM's pickle algos (sha256, xxhash) cannot be reproduced outside Python: the simulator stands in with
+    // sha256_cbor under a seed no kvpick configuration can name, so only token keys can match its blocks.
+    const pickle = !isReproducible(options.hashAlgo);
     this.#hasher = new BlockHasher({
-      scheme: options.hashAlgo,
-      hashSeed: options.hashSeed,
+      scheme: isReproducible(options.hashAlgo) ? options.hashAlgo : "sha256_cbor",
+      hashSeed: pickle ? `\u0000pickle:${options.hashAlgo}:${options.hashSeed}` : options.hashSeed,
       blockSize: options.engine.blockSize,
     });
     this.#log = options.logger.child({ component: "sim-pod", pod: options.ip });

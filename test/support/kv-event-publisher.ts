@@ -24,6 +24,10 @@ export interface StoredSpec {
   medium?: string;
   groupIdx?: number;
   specKind?: string | null;
+  /** lora_name (layouts from lora_name on). */
+  loraName?: string | null;
+  /** Per block: vLLM's extra tuple (layouts from extra_keys on); default nil for every block. */
+  extraKeys?: readonly (readonly unknown[] | null)[];
   /** Send each hash as 32-byte bin (VLLM_KV_EVENTS_USE_INT_BLOCK_HASHES=0): 24 zero bytes + the u64 BE. */
   asBytes?: boolean;
 }
@@ -80,8 +84,8 @@ export function eventValue(ev: EventSpec, layout: Layout): unknown {
     ["lora_id", null],
   ];
   if (since(layout, "v0.10.2")) fields.push(["medium", medium]);
-  if (since(layout, "lora_name")) fields.push(["lora_name", null]);
-  if (since(layout, "extra_keys")) fields.push(["extra_keys", ev.hashes.map(() => null)]);
+  if (since(layout, "lora_name")) fields.push(["lora_name", ev.loraName ?? null]);
+  if (since(layout, "extra_keys")) fields.push(["extra_keys", ev.extraKeys ?? ev.hashes.map(() => null)]);
   if (since(layout, "group_idx")) fields.push(["group_idx", ev.groupIdx ?? 0]);
   if (since(layout, "spec_kind")) {
     fields.push(["kv_cache_spec_kind", ev.specKind === undefined ? "full_attention" : ev.specKind]);

@@ -16,10 +16,18 @@ export interface ServeChild {
   stop(): Promise<void>;
 }
 
-/** Plaintext, hash seed 42; `args` add to (or, for the same flag given later, override) these. */
+/**
+ * Plaintext, hash seed 42 (`hashSeed: null` = no --hash-seed); `args` add to (or, for the same flag given
+ * later, override) these.
+ */
 export async function spawnServe(
   args: readonly string[],
-  options: { nodeArgs?: readonly string[]; stdio?: StdioOptions; env?: Record<string, string> } = {},
+  options: {
+    nodeArgs?: readonly string[];
+    stdio?: StdioOptions;
+    env?: Record<string, string>;
+    hashSeed?: string | null;
+  } = {},
 ): Promise<ServeChild> {
   const [grpcPort, healthPort, metricsPort, kvPort] = [
     await freePort(),
@@ -33,7 +41,7 @@ export async function spawnServe(
       ...(options.nodeArgs ?? []),
       `${repoRoot}/dist/src/main.js`,
       "serve",
-      "--hash-seed=42",
+      ...(options.hashSeed === null ? [] : [`--hash-seed=${options.hashSeed ?? "42"}`]),
       "--secure-serving=false",
       `--grpc-port=${grpcPort}`,
       `--grpc-health-port=${healthPort}`,
