@@ -1,5 +1,7 @@
 // The GIE / llm-d chart flags of `kvpick serve`, in the forms the charts render them.
 import { describe, expect, it } from "vitest";
+import { repoRoot } from "../../test/support/golden.js";
+import { checkStartupConfig } from "../app.js";
 import { normaliseChartArgs } from "./chart-flags.js";
 import { FlagError } from "./flags.js";
 import { configFromArgs } from "./serve-command.js";
@@ -109,5 +111,21 @@ describe("GIE chart flags", () => {
       expect(() => configFromArgs([...POOL, ...args])).toThrow(FlagError);
       expect(() => configFromArgs([...POOL, ...args])).toThrow(message);
     }
+  });
+});
+
+describe("hash seed with the chart's default config", () => {
+  it("is not needed without a precise scorer, and still required by kvpick's default profile", () => {
+    const chart = configFromArgs([
+      "--endpoints=10.0.0.1:8000",
+      "--config-file",
+      `${repoRoot}/test/fixtures/chart/default-plugins.yaml`,
+    ]).config;
+    expect(chart.tokenizer.hashSeed).toBeNull();
+    expect(() => checkStartupConfig(chart)).not.toThrow();
+    const own = configFromArgs(["--endpoints=10.0.0.1:8000"]).config;
+    expect(() => checkStartupConfig(own)).toThrow(
+      /tokenizer.hashSeed \(--hash-seed\): required by the precise scorers/,
+    );
   });
 });

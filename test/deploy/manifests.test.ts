@@ -10,8 +10,9 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments, stringify } from "yaml";
+import { needsBlockHashes } from "../../src/app.js";
 import { SERVE_FLAGS } from "../../src/cli/serve-command.js";
-import { parseConfig } from "../../src/config/load.js";
+import { loadConfigWithNotes, parseConfig } from "../../src/config/load.js";
 import { validateObject } from "./k8s-schema.js";
 import { type K8sObject, kustomizeBuild, parseYamlFile } from "./kustomize.js";
 
@@ -23,6 +24,7 @@ const TARGETS = {
   reference: "overlays/reference",
   "connect-mode": "overlays/connect-mode",
   "bind-mode-redis": "overlays/bind-mode-redis",
+  ack: "overlays/ack",
 };
 
 type Container = {
@@ -92,9 +94,8 @@ describe("deploy/ manifests", () => {
         const sources = c!.args!.filter((a) => /^--(pool-name|endpoint-selector|endpoints)=/.test(a));
         expect(sources).toHaveLength(1);
         const cm = find(objects, "ConfigMap", "kvpick-config");
-        const config = parseConfig(
-          parseAllDocuments((cm.data as Record<string, string>)["config.yaml"]!)[0]!.toJS(),
-        );
+        // A kvpick config, or a foreign one kvpick reads (ACK's InferenceTrafficPolicy).
+        const { config } = loadConfigWithNotes({ text: (cm.data as Record<string, string>)["config.yaml"]! });
         expect(config.tokenizer).toMatchObject({
           blockSize: 64,
           hashAlgo: "sha256_cbor_64bit",
@@ -102,7 +103,7 @@ describe("deploy/ manifests", () => {
         });
       });
 
-      if (name !== "base")
+      if (name !== "base" && name !== "ack")
         it("wires vLLM, the pool and kvpick together", () => {
           const [vllm] = containers(find(objects, "Deployment", "vllm-qwen3-32b"));
           const args = vllm!.args!;
@@ -172,6 +173,71 @@ describe("deploy/ manifests", () => {
       });
     });
   }
+
+  it("the ACK overlay makes kvpick the v1alpha2 pool's EPP with ACK's policy as its config", () => {
+    const objects = kustomizeBuild(join(DEPLOY, "overlays", "ack"));
+    const pool = find(objects, "InferencePool", "qwen-inference-pool");
+    expect(pool.apiVersion).toBe("inference.networking.x-k8s.io/v1alpha2");
+    const spec = pool.spec as {
+      selector: Record<string, string>;
+      targetPortNumber: number;
+      extensionRef: object;
+    };
+    expect(spec.extensionRef).toMatchObject({ name: "kvpick", portNumber: 9002 });
+    const svc = find(objects, "Service", "kvpick");
+    expect(JSON.stringify(svc.spec)).toContain('"port":9002');
+    expect(
+      (find(objects, "Gateway", "inference-gateway").spec as { gatewayClassName: string }).gatewayClassName,
+    ).toBe("ack-gateway");
+    const route = find(objects, "HTTPRoute", "inference-route");
+    expect(JSON.stringify(route.spec)).toContain('"kind":"InferencePool","name":"qwen-inference-pool"');
+
+    const vllmDeploy = find(objects, "Deployment", "qwen3");
+    const [vllm] = containers(vllmDeploy);
+    const podLabels = (vllmDeploy.spec as { template: { metadata: { labels: Record<string, string> } } })
+      .template.metadata.labels;
+    expect(podLabels).toMatchObject(spec.selector);
+    expect(vllm!.args).toContain(`--port=${spec.targetPortNumber}`);
+    const args = vllm!.args!;
+    const kvConfig = JSON.parse(args[args.indexOf("--kv-events-config") + 1]!);
+    expect(kvConfig).toEqual({
+      enable_kv_cache_events: true,
+      publisher: "zmq",
+      endpoint: "tcp://kvpick.$(NAMESPACE).svc.cluster.local:5557",
+      topic: "kv@$(POD_IP)@Qwen3-32B",
+    });
+
+    const [epp] = containers(find(objects, "Deployment", "kvpick"));
+    expect(epp!.args).toEqual(
+      expect.arrayContaining([
+        `--pool-name=${pool.metadata.name}`,
+        "--pool-group=inference.networking.x-k8s.io",
+        "--kv-events-mode=bind",
+      ]),
+    );
+    // The hashing contract comes from the policy and equals the vLLM pods'.
+    const cm = find(objects, "ConfigMap", "kvpick-config");
+    const text = (cm.data as Record<string, string>)["config.yaml"]!;
+    expect(text).toContain("kind: InferenceTrafficPolicy");
+    const { config } = loadConfigWithNotes({ text });
+    expect(args).toContain(`--block-size=${config.tokenizer.blockSize}`);
+    expect(vllm!.env!.find((e) => e.name === "PYTHONHASHSEED")?.value).toBe(config.tokenizer.hashSeed);
+    expect(needsBlockHashes(config)).toBe(true); // tracking mode = kvpick's precise profile
+  });
+
+  it("the base grants the /metrics reviews and a metrics-reader role, as GIE's chart does", () => {
+    const objects = kustomizeBuild(join(DEPLOY, "overlays", "ack"));
+    const role = find(objects, "ClusterRole", "kvpick-auth-reviews");
+    expect(role.rules).toEqual([
+      { apiGroups: ["authentication.k8s.io"], resources: ["tokenreviews"], verbs: ["create"] },
+      { apiGroups: ["authorization.k8s.io"], resources: ["subjectaccessreviews"], verbs: ["create"] },
+    ]);
+    const binding = find(objects, "ClusterRoleBinding", "kvpick-auth-reviews");
+    expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: "kvpick", namespace: "default" }]);
+    expect(find(objects, "ClusterRole", "kvpick-metrics-reader").rules).toEqual([
+      { nonResourceURLs: ["/metrics"], verbs: ["get"] },
+    ]);
+  });
 
   it("the plain Envoy bootstrap streams full-duplex to kvpick and routes by ORIGINAL_DST", () => {
     // biome-ignore lint/suspicious/noExplicitAny: Envoy's bootstrap YAML is untyped
