@@ -5,13 +5,22 @@
 // (vLLM hashing contract, KV-event topic and endpoint, FULL_DUPLEX_STREAMED, ORIGINAL_DST). When a real
 // `kubectl` is on PATH, the renderer is also compared with `kubectl kustomize`.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments, stringify } from "yaml";
 import { needsBlockHashes } from "../../src/app.js";
-import { SERVE_FLAGS } from "../../src/cli/serve-command.js";
+import { configFromArgs, SERVE_FLAGS } from "../../src/cli/serve-command.js";
 import { loadConfigWithNotes, parseConfig } from "../../src/config/load.js";
 import { validateObject } from "./k8s-schema.js";
 import { type K8sObject, kustomizeBuild, parseYamlFile } from "./kustomize.js";
@@ -237,6 +246,42 @@ describe("deploy/ manifests", () => {
     expect(find(objects, "ClusterRole", "kvpick-metrics-reader").rules).toEqual([
       { nonResourceURLs: ["/metrics"], verbs: ["get"] },
     ]);
+  });
+
+  it("the Helm values run kvpick under the GIE v1.5 inferencepool chart's rendered args", () => {
+    // biome-ignore lint/suspicious/noExplicitAny: a Helm values file is untyped
+    const [values] = parseYamlFile(join(DEPLOY, "helm", "kvpick-values.yaml")) as Array<Record<string, any>>;
+    const ext = values!.inferenceExtension;
+    expect(ext.image).toMatchObject({ registry: "ghcr.io", repository: "kvpick/kvpick" });
+    const dir = mkdtempSync(join(tmpdir(), "kvpick-helm-"));
+    writeFileSync(join(dir, ext.pluginsConfigFile), ext.pluginsCustomConfig[ext.pluginsConfigFile]);
+    // config/charts/epplib/templates/_deployment.yaml at v1.5.0 with these values (release qwen3-32b).
+    const args = [
+      ...[
+        "--pool-name",
+        "qwen3-32b",
+        "--pool-namespace",
+        "inference",
+        "--pool-group",
+        "inference.networking.k8s.io",
+      ],
+      ...["--zap-encoder", "json", "--config-file", join(dir, ext.pluginsConfigFile)],
+      ...Object.keys(ext.flags)
+        .sort()
+        .flatMap((k) => [`--${k}`, String(ext.flags[k])]),
+      "--tracing=false",
+    ];
+    const { config } = configFromArgs(args);
+    expect(config.tokenizer).toMatchObject({ blockSize: 64, hashAlgo: "sha256_cbor_64bit", hashSeed: "42" });
+    expect(config.kvEvents).toMatchObject({ mode: "bind", endpoint: "tcp://*:5557" });
+    expect(config.server).toMatchObject({
+      metricsEndpointAuth: true,
+      secureServing: true,
+      drainTimeoutMs: 30_000,
+    });
+    expect(config.pool).toMatchObject({ name: "qwen3-32b", group: "inference.networking.k8s.io" });
+    expect(ext.extraServicePorts).toEqual([expect.objectContaining({ port: 5557 })]);
+    expect(ext.monitoring.prometheus).toMatchObject({ enabled: true, auth: { enabled: true } });
   });
 
   it("the plain Envoy bootstrap streams full-duplex to kvpick and routes by ORIGINAL_DST", () => {
