@@ -128,13 +128,14 @@ beforeAll(async () => {
   child.stdout!.setEncoding("utf8").on("data", (s: string) => stdout.push(s));
   const stderr: string[] = [];
   child.stderr!.setEncoding("utf8").on("data", (s: string) => stderr.push(s));
-  const deadline = Date.now() + 30_000;
+  // Generous: starting Node and loading the tokenizer takes seconds of CPU, minutes on a loaded machine.
+  const deadline = Date.now() + 100_000;
   while ((await health("inference-extension")) !== "SERVING") {
     if (child.exitCode !== null) throw new Error(`kvpick exited ${child.exitCode}: ${stderr.join("")}`);
     if (Date.now() > deadline) throw new Error(`kvpick never SERVING: ${stderr.join("")}${stdout.join("")}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-}, 60_000);
+}, 120_000);
 
 afterAll(async () => {
   if (child !== undefined && child.exitCode === null) {
