@@ -24,5 +24,8 @@ COPY --from=build /app/proto ./proto
 USER 65532:65532
 # 9002 ext_proc gRPC, 9003 gRPC health, 9090 metrics, 5557 ZeroMQ KV events (bind mode)
 EXPOSE 9002 9003 9090 5557
+# `docker run <image> --pool-name …` and the upstream Helm charts (whose `args:` replace CMD with GIE's flags
+# only) both start serve: main.js treats a first argument that is a flag as `serve`. Other commands: `demo`,
+# `sim`, `hash`.
 ENTRYPOINT ["node", "dist/src/main.js"]
 CMD ["serve"]

@@ -8,6 +8,7 @@ import { KubeApi, loadKubeConfig } from "./endpoints/kube-api.js";
 import { KubeDiscovery } from "./endpoints/kube-discovery.js";
 import { LabelSelectorError, parseSelector } from "./endpoints/kube-label-selector.js";
 import { LoadScraper } from "./endpoints/load-scraper.js";
+import { metricSpecs } from "./endpoints/vllm-metrics.js";
 import { parseEndpointList } from "./endpoints/parse-endpoints.js";
 import { ConfigError } from "./errors.js";
 import { createExtProcServer, type ExtProcServer } from "./ext-proc/server.js";
@@ -20,6 +21,7 @@ import { BlockIndex } from "./kv-index/block-index.js";
 import { requestKeyScheme } from "./kv-index/request-key-scheme.js";
 import { type AdminServer, createAdminServer } from "./observability/admin-server.js";
 import { BearerToken } from "./observability/bearer-token.js";
+import { KubeMetricsAuth } from "./observability/metrics-auth.js";
 import type { Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { Director } from "./routing/director.js";
@@ -68,13 +70,10 @@ export interface App {
   stop(graceMs?: number): Promise<void>;
 }
 
-/** Scorers that read the block index (and so the block keys). */
-const INDEX_SCORERS = new Set(["precise-prefix-cache-scorer", "ttft-cost-scorer"]);
-
 /** Refuses configurations that would silently give a 0 % hit rate. */
 export function checkStartupConfig(config: Config): void {
   // Only engine keys need the pods' seed, and only when a scorer reads the index (token keys: README).
-  const readsIndex = config.scheduling.scorers.some((s) => INDEX_SCORERS.has(s.type));
+  const readsIndex = needsBlockHashes(config);
   if (config.kvEvents.keys === "engine" && readsIndex) {
     if (config.tokenizer.hashSeed === null)
       throw new ConfigError([
@@ -86,6 +85,11 @@ export function checkStartupConfig(config: Config): void {
         `tokenizer.hashAlgo ${config.tokenizer.hashAlgo} hashes a Python pickle, which kvpick cannot reproduce: ` +
           "use --kv-events-keys=auto or tokens with it.",
       ]);
+  }
+  try {
+    metricSpecs(config.endpoints.metricNames);
+  } catch (err) {
+    throw new ConfigError([(err as Error).message]);
   }
   const sources = poolSources(config);
   if (sources.length > 1)
@@ -102,6 +106,23 @@ export function checkStartupConfig(config: Config): void {
         "pool.targetPorts (--endpoint-target-ports): required with --endpoint-selector",
       ]);
   }
+}
+
+/** Scorers that read the block index (and so the block keys); only they may need the pods' hash seed. */
+const BLOCK_HASH_SCORERS = new Set(["precise-prefix-cache-scorer", "ttft-cost-scorer"]);
+export function needsBlockHashes(config: Config): boolean {
+  return config.scheduling.scorers.some((s) => BLOCK_HASH_SCORERS.has(s.type));
+}
+
+/** Kubernetes credentials are at hand: a discovered pool, in-cluster service account, or $KUBECONFIG. */
+function inKubernetes(config: Config, kubeConfig: KubeConfig | undefined): boolean {
+  return (
+    kubeConfig !== undefined ||
+    config.pool.name !== null ||
+    config.pool.endpointSelector !== null ||
+    process.env.KUBERNETES_SERVICE_HOST !== undefined ||
+    process.env.KUBECONFIG !== undefined
+  );
 }
 
 /** The configured pool sources, by flag name (GIE allows exactly one). */
@@ -129,10 +150,26 @@ export function createApp(options: AppOptions): App {
   const { config, logger } = options;
   checkStartupConfig(config);
   const host = options.host ?? "0.0.0.0";
-  const metricsToken =
-    config.server.metricsBearerTokenFile === null
-      ? null
-      : new BearerToken(config.server.metricsBearerTokenFile, logger.child({ component: "admin" }));
+  // One API client for discovery and the /metrics reviews, made only when Kubernetes is in play.
+  let kubeApi: KubeApi | null = null;
+  const kubeApiOf = () => {
+    kubeApi ??= new KubeApi(options.kubeConfig ?? loadKubeConfig());
+    return kubeApi;
+  };
+  // /metrics: the static token file when set; else in Kubernetes with server.metricsEndpointAuth (GIE's
+  // default), TokenReview + SubjectAccessReview; else open, said at startup.
+  const metricsAuth =
+    config.server.metricsBearerTokenFile !== null
+      ? "token-file"
+      : config.server.metricsEndpointAuth && inKubernetes(config, options.kubeConfig)
+        ? "kubernetes"
+        : "open";
+  const metricsGate =
+    metricsAuth === "token-file"
+      ? new BearerToken(config.server.metricsBearerTokenFile!, logger.child({ component: "admin" }))
+      : metricsAuth === "kubernetes"
+        ? new KubeMetricsAuth({ client: kubeApiOf(), logger })
+        : null;
 
   // 1. Observability.
   const metrics = new Metrics();
@@ -202,6 +239,9 @@ export function createApp(options: AppOptions): App {
     intervalMs: config.endpoints.scrapeIntervalMs,
     timeoutMs: config.endpoints.scrapeTimeoutMs,
     path: config.endpoints.metricsPath,
+    scheme: config.endpoints.metricsScheme,
+    insecureSkipVerify: config.endpoints.metricsInsecureSkipVerify,
+    specs: metricSpecs(config.endpoints.metricNames),
     // With token keys (auto/tokens) the pods' hash algo does not matter, only their block size.
     expected: {
       blockSize: config.tokenizer.blockSize,
@@ -284,7 +324,7 @@ export function createApp(options: AppOptions): App {
   const kube = config.pool.name !== null || config.pool.endpointSelector !== null;
   const discovery = kube
     ? new KubeDiscovery({
-        api: new KubeApi(options.kubeConfig ?? loadKubeConfig()),
+        api: kubeApiOf(),
         store: endpoints,
         logger,
         namespace: config.pool.namespace ?? process.env.NAMESPACE ?? "default",
@@ -324,7 +364,7 @@ export function createApp(options: AppOptions): App {
     host,
     logger,
     isReady,
-    metricsToken,
+    metricsGate,
   });
 
   /** Every configured tokenizer and the default one, loaded before serving; failures are logged, not fatal. */
@@ -373,9 +413,17 @@ export function createApp(options: AppOptions): App {
           blockSize: config.tokenizer.blockSize,
           hashAlgo: config.tokenizer.hashAlgo,
           hashSeed: config.tokenizer.hashSeed,
+          metricsAuth,
         },
         "kvpick started",
       );
+      if (metricsAuth === "open")
+        logger.info(
+          { metricsPort },
+          config.server.metricsEndpointAuth
+            ? "/metrics is open: no Kubernetes credentials (metrics endpoint auth needs the Kubernetes API; or set server.metricsBearerTokenFile)"
+            : "/metrics is open: metrics endpoint auth turned off",
+        );
       return ports;
     },
     async stop(graceMs = 0) {

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // kvpick's command line: `kvpick <command> [flags]`. Each command lives in src/cli/; this file only
-// dispatches and turns failures into exit codes.
+// dispatches and turns failures into exit codes. A first argument that is a flag means `serve`: the upstream
+// Helm charts' `args:` replace the image's CMD and carry only GIE's flags (`--pool-name … --config-file …`).
 const USAGE = `usage: kvpick <command> [flags]
+       kvpick --pool-name NAME [flags]   (flags alone = serve, as the GIE / llm-d charts run their EPP)
 
 commands:
   serve   run the ext_proc endpoint picker
@@ -22,6 +24,9 @@ const commands: Record<string, () => Promise<Command>> = {
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name?.startsWith("-") && name !== "--help" && name !== "-h") {
+    return (await commands.serve!())(argv);
+  }
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     process.stdout.write(`${USAGE}\n`);
     return name === undefined ? 2 : 0;

@@ -5,6 +5,9 @@ import { loadConfigWithNotes } from "../config/load.js";
 import type { Config, ConfigInput } from "../config/schema.js";
 import { ConfigError } from "../errors.js";
 import { createLogger } from "../observability/logger.js";
+import { configSchema } from "../config/schema.js";
+import { CHART_FLAGS, chartSettings, normaliseChartArgs } from "./chart-flags.js";
+import { durationMs } from "./duration.js";
 import { type FlagSpec, type FlagValues, FlagError, parseFlags, usage } from "./flags.js";
 
 export const SERVE_FLAGS: Record<string, FlagSpec> = {
@@ -104,7 +107,13 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
     help: "every candidate's scores in response metadata x-gateway-destination-endpoint-scores (debugging)",
     default: "false",
   },
+  // GIE / llm-d chart and options.go flags (chart-flags.ts).
+  ...CHART_FLAGS,
 };
+
+const BOOL_FLAGS = new Set(Object.keys(SERVE_FLAGS).filter((k) => SERVE_FLAGS[k]!.kind === "bool"));
+/** The tracing module's config section, when this build has one (another part of issue 14 adds it). */
+const HAS_TRACING_CONFIG = "tracing" in configSchema.shape;
 
 /** Flags → the config keys they override (only the flags given). */
 export function overridesFromFlags(v: FlagValues): ConfigInput {
@@ -153,6 +162,11 @@ export function overridesFromFlags(v: FlagValues): ConfigInput {
   } as ConfigInput;
 }
 
+/** The keys of `o` whose value is not undefined (so a spread does not erase another source's value). */
+function defined<T extends object>(o: T | undefined): Partial<T> {
+  return Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 function portList(items: string[] | undefined, flag: string): number[] | undefined {
   return items?.map((p) => {
     if (!/^\d{1,5}$/.test(p) || Number(p) < 1 || Number(p) > 65535)
@@ -161,25 +175,32 @@ function portList(items: string[] | undefined, flag: string): number[] | undefin
   });
 }
 
-/** Go-style durations as GIE's flags take them: "50ms", "2s", "1m"; a bare number is milliseconds. */
-export function durationMs(text: string | undefined, flag: string): number | undefined {
-  if (text === undefined) return undefined;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-  if (m === null) throw new FlagError(`--${flag}: expected a duration like 50ms or 2s, got "${text}"`);
-  const n = Number(m[1]);
-  return Math.round(m[2] === "s" ? n * 1000 : m[2] === "m" ? n * 60_000 : n);
-}
+export { durationMs };
 
 export function configFromArgs(argv: string[]): { config: Config; help: boolean; notes: string[] } {
-  const { values, help } = parseFlags(argv, SERVE_FLAGS);
+  const { values, help } = parseFlags(normaliseChartArgs(argv, BOOL_FLAGS), SERVE_FLAGS);
   if (values["config-file"] !== undefined && values["config-text"] !== undefined) {
     throw new FlagError("--config-file and --config-text are mutually exclusive");
   }
-  const { config, notes } = loadConfigWithNotes({
+  const chart = chartSettings(values);
+  const own = overridesFromFlags(values);
+  const tracing = chart.tracing === undefined ? undefined : { enabled: chart.tracing };
+  if (chart.tracing === true && !HAS_TRACING_CONFIG)
+    chart.notes.push("--tracing: accepted, no effect (this build has no tracing)");
+  const loaded = loadConfigWithNotes({
     file: values["config-file"] as string | undefined,
     text: values["config-text"] as string | undefined,
-    overrides: overridesFromFlags(values),
+    // kvpick's own flags win over the chart's (--log-level over -v).
+    overrides: {
+      ...own,
+      logLevel: own.logLevel ?? chart.overrides.logLevel,
+      server: { ...chart.overrides.server, ...defined(own.server) },
+      endpoints: { ...chart.overrides.endpoints, ...defined(own.endpoints) },
+      ...(HAS_TRACING_CONFIG && tracing !== undefined ? { tracing } : {}),
+    } as ConfigInput,
   });
+  const config = loaded.config;
+  const notes = [...chart.notes, ...loaded.notes];
   // GIE: exactly one pool source. (`serve()` itself accepts none: the demo runs an empty pool.)
   if (!help && poolSources(config).length !== 1) {
     throw new FlagError(

@@ -207,6 +207,12 @@ export const configSchema = z.strictObject({
        * Re-read every 30 s, so a rotated Secret takes effect. `/healthz` and `/readyz` stay open for probes.
        */
       metricsBearerTokenFile: z.string().min(1).nullable().default(null),
+      /**
+       * GIE's --metrics-endpoint-auth: in Kubernetes (a discovered pool, in-cluster credentials or $KUBECONFIG)
+       * `/metrics` wants a bearer token the API server accepts (TokenReview) and allows `get` on `/metrics`
+       * (SubjectAccessReview). false = open (or the static token file, when set).
+       */
+      metricsEndpointAuth: z.boolean({ error: "expected true or false" }).default(true),
     })
     .prefault({}),
 
@@ -222,6 +228,23 @@ export const configSchema = z.strictObject({
         .string()
         .startsWith("/", { error: "expected a path starting with /" })
         .default("/metrics"),
+      /** GIE's --model-server-metrics-scheme. */
+      metricsScheme: z.enum(["http", "https"], { error: "expected http or https" }).default("http"),
+      /** https only: skip the pods' certificate check (GIE's default). */
+      metricsInsecureSkipVerify: z.boolean({ error: "expected true or false" }).default(true),
+      /**
+       * The gauges read per pod, in GIE's metric spec syntax (`name` or `name{label=value}`; "" = not read,
+       * for loraInfo / cacheInfo). Defaults: vLLM's. GIE's --total-queued-requests-metric etc. set them.
+       */
+      metricNames: z
+        .strictObject({
+          waiting: z.string().default("vllm:num_requests_waiting"),
+          running: z.string().default("vllm:num_requests_running"),
+          kvCacheUsage: z.string().default("vllm:kv_cache_usage_perc"),
+          loraInfo: z.string().default("vllm:lora_requests_info"),
+          cacheInfo: z.string().default("vllm:cache_config_info"),
+        })
+        .prefault({}),
     })
     .prefault({}),
 

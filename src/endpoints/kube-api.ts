@@ -1,4 +1,5 @@
-// The two API-server calls discovery needs — a list and a streaming watch — over node:http(s), with
+// The API-server calls kvpick needs — a list and a streaming watch for discovery, a create (POST) for the
+// /metrics TokenReview and SubjectAccessReview — over node:http(s), with
 // credentials from @kubernetes/client-node's KubeConfig (in-cluster service account, or a kubeconfig with
 // certificates, tokens, exec plugins). Our own transport rather than the generated clients because both calls
 // need deadlines: a black-holed API server must fail a list after `requestTimeoutMs`, and a watch that stops
@@ -98,6 +99,20 @@ export class KubeApi {
     return { resourceVersion: parsed.metadata?.resourceVersion ?? "", items: parsed.items ?? [] };
   }
 
+  /** POSTs a JSON object (e.g. a TokenReview) and returns the server's JSON answer; non-2xx → KubeApiError. */
+  async create(path: string, object: unknown): Promise<KubeObject> {
+    const body = JSON.stringify(object);
+    const res = await this.#request(path, {}, this.#requestTimeoutMs, undefined, body);
+    const text = await readBody(res, this.#requestTimeoutMs);
+    const code = res.statusCode ?? 0;
+    if (code < 200 || code > 299) throw statusError(code, text);
+    try {
+      return JSON.parse(text) as KubeObject;
+    } catch (err) {
+      throw new KubeApiError(`create ${path}: response is not JSON`, null, { cause: err });
+    }
+  }
+
   /** Starts a watch (JSON lines of `{type, object}`); `onEvent` runs synchronously per line. */
   watch(path: string, query: Record<string, string>, onEvent: (event: WatchEvent) => void): WatchHandle {
     let req: http.ClientRequest | null = null;
@@ -152,12 +167,24 @@ export class KubeApi {
     query: Record<string, string>,
     connectTimeoutMs: number,
     onRequest?: (req: http.ClientRequest) => void,
+    /** A JSON body to POST; GET without. */
+    body?: string,
   ): Promise<http.IncomingMessage> {
     const cluster = this.#kc.getCurrentCluster();
     if (cluster === null) throw new KubeApiError("no Kubernetes cluster configured", null);
     const url = new URL(cluster.server.replace(/\/+$/, "") + path);
     for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
-    const opts: https.RequestOptions = { method: "GET", headers: { accept: "application/json" } };
+    const opts: https.RequestOptions =
+      body === undefined
+        ? { method: "GET", headers: { accept: "application/json" } }
+        : {
+            method: "POST",
+            headers: {
+              accept: "application/json",
+              "content-type": "application/json",
+              "content-length": Buffer.byteLength(body),
+            },
+          };
     await this.#kc.applyToHTTPSOptions(opts); // CA, client cert/key, bearer token (re-read when rotated)
     const lib = url.protocol === "http:" ? http : https;
     return new Promise((resolve, reject) => {
@@ -177,7 +204,7 @@ export class KubeApi {
             : new KubeApiError(`${path}: ${err.message}`, null, { cause: err }),
         ),
       );
-      req.end();
+      req.end(body);
     });
   }
 }

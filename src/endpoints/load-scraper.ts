@@ -2,11 +2,14 @@
 // loop per endpoint: the next scrape is scheduled only after the previous one settles, so scrapes of one pod
 // never overlap and a slow pod cannot pile up requests. Failures are recorded, logged on state change, and
 // never thrown: a pod that stops answering is marked `failed` and scheduling treats it as saturated.
+// https pods (GIE's --model-server-metrics-scheme) are scraped without certificate checks by default, as GIE
+// does (pods' serving certificates are rarely issued for their IPs).
 import http from "node:http";
+import https from "node:https";
 import { type Logger, RateLimitedLog } from "../observability/logger.js";
 import type { EndpointSpec, LoadMetrics } from "./endpoint.js";
 import type { EndpointStore } from "./endpoint-store.js";
-import { parseVllmMetrics } from "./vllm-metrics.js";
+import { type MetricSpecs, parseVllmMetrics } from "./vllm-metrics.js";
 
 export interface LoadScraperOptions {
   /** Time from one scrape's start to the next one's start, when the scrape is faster than this. */
@@ -14,6 +17,12 @@ export interface LoadScraperOptions {
   /** A scrape not finished (connect + full body) within this fails; GIE's poll timeout is 1 s. */
   timeoutMs?: number;
   path?: string;
+  /** http (default) or https. */
+  scheme?: "http" | "https";
+  /** https only: skip certificate verification (GIE's default, true). */
+  insecureSkipVerify?: boolean;
+  /** Which metrics hold the load readings (default vLLM's names). */
+  specs?: MetricSpecs;
   /** Pages above this fail: a runaway page must not cost unbounded memory every 50 ms. */
   maxPageBytes?: number;
   /** Warn once per pod when its `vllm:cache_config_info` disagrees: block hashes would never match. */
@@ -40,13 +49,15 @@ export class LoadScraper {
   readonly #intervalMs: number;
   readonly #timeoutMs: number;
   readonly #path: string;
+  readonly #specs: MetricSpecs | undefined;
   readonly #maxPageBytes: number;
   readonly #expected: { blockSize?: number; hashAlgo?: string };
   readonly #logger: Logger | undefined;
   readonly #failLog = new RateLimitedLog(30_000);
   readonly #pollers = new Map<string, Poller>();
   // Keep-alive with one socket per pod: scrapes are sequential per pod, so one connection is reused forever.
-  readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 });
+  readonly #agent: http.Agent;
+  readonly #lib: typeof http | typeof https;
   #unsubscribe: (() => void) | null = null;
 
   constructor(store: EndpointStore, options: LoadScraperOptions = {}) {
@@ -54,6 +65,18 @@ export class LoadScraper {
     this.#intervalMs = options.intervalMs ?? 50;
     this.#timeoutMs = options.timeoutMs ?? 1000;
     this.#path = options.path ?? "/metrics";
+    this.#specs = options.specs;
+    const keepAlive = { keepAlive: true, maxSockets: 1, maxFreeSockets: 1 };
+    if (options.scheme === "https") {
+      this.#lib = https;
+      this.#agent = new https.Agent({
+        ...keepAlive,
+        rejectUnauthorized: !(options.insecureSkipVerify ?? true),
+      });
+    } else {
+      this.#lib = http;
+      this.#agent = new http.Agent(keepAlive);
+    }
     this.#maxPageBytes = options.maxPageBytes ?? 16 * 1024 * 1024;
     this.#expected = options.expected ?? {};
     this.#logger = options.logger?.child({ component: "load-scraper" });
@@ -142,7 +165,7 @@ export class LoadScraper {
     poller.abort = abort;
     const run = this.#fetch(poller.spec, abort.signal).then(
       (text) => {
-        const parsed = parseVllmMetrics(text);
+        const parsed = parseVllmMetrics(text, this.#specs);
         return parsed.ok ? parsed : { ok: false as const, reason: `unusable page: ${parsed.reason}` };
       },
       (err: unknown) => ({ ok: false as const, reason: (err as Error).message }),
@@ -205,7 +228,7 @@ export class LoadScraper {
           reject(err);
         } else resolve(text ?? "");
       };
-      const req = http.request(
+      const req = this.#lib.request(
         { host: spec.ip, port: spec.port, path: this.#path, method: "GET", agent: this.#agent, signal },
         (res) => {
           if (res.statusCode !== 200) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseVllmMetrics } from "./vllm-metrics.js";
+import { metricSpecs, parseMetricSpec, parseVllmMetrics, VLLM_METRIC_NAMES } from "./vllm-metrics.js";
 import { TWO_ENGINE_PAGE } from "./vllm-pages.fixture.js";
 
 describe("parseVllmMetrics", () => {
@@ -67,5 +67,70 @@ describe("parseVllmMetrics", () => {
       ],
     ];
     for (const [page, reason] of cases) expect(parseVllmMetrics(page)).toEqual({ ok: false, reason });
+  });
+});
+
+describe("configurable metric names (GIE's metric flags)", () => {
+  it("reads SGLang's gauges and page-size cache info under the sglang chart's names", () => {
+    const page = [
+      'sglang:num_queue_reqs{model_name="qwen"} 3',
+      'sglang:num_running_reqs{model_name="qwen"} 7',
+      'sglang:token_usage{model_name="qwen"} 0.42',
+      'sglang:cache_config_info{page_size="16",num_pages="9000"} 1',
+      "vllm:num_requests_waiting 99",
+    ].join("\n");
+    const specs = metricSpecs({
+      ...VLLM_METRIC_NAMES,
+      waiting: '"sglang:num_queue_reqs"',
+      running: "sglang:num_running_reqs",
+      kvCacheUsage: "sglang:token_usage",
+      loraInfo: "",
+      cacheInfo: "sglang:cache_config_info",
+    });
+    expect(parseVllmMetrics(page, specs)).toEqual({
+      ok: true,
+      metrics: {
+        waiting: 3,
+        running: 7,
+        kvCacheUsage: 0.42,
+        blockSize: 16,
+        numGpuBlocks: 9000,
+        prefixCachingHashAlgo: null,
+        lora: null,
+      },
+    });
+  });
+
+  it("selects Triton's samples by the spec's labels", () => {
+    const page = [
+      'nv_trt_llm_request_metrics{model="m",request_type="waiting",version="1"} 4',
+      'nv_trt_llm_request_metrics{model="m",request_type="scheduled",version="1"} 6',
+      'nv_trt_llm_request_metrics{model="m",request_type="max",version="1"} 512',
+      'nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="fraction",model="m"} 0.25',
+      'nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="max",model="m"} 4096',
+    ].join("\n");
+    const specs = metricSpecs({
+      waiting: "nv_trt_llm_request_metrics{request_type=waiting}",
+      running: "nv_trt_llm_request_metrics{request_type=scheduled}",
+      kvCacheUsage: "nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=fraction}",
+      loraInfo: "",
+      cacheInfo: "",
+    });
+    const parsed = parseVllmMetrics(page, specs);
+    expect(parsed.ok && parsed.metrics).toMatchObject({ waiting: 4, running: 6, kvCacheUsage: 0.25 });
+    expect(parseVllmMetrics(page.replace('request_type="waiting"', 'request_type="w"'), specs)).toEqual({
+      ok: false,
+      reason: "no nv_trt_llm_request_metrics sample",
+    });
+  });
+
+  it("parses GIE's spec syntax and rejects malformed specs", () => {
+    expect(parseMetricSpec(' a_b:c{x=1, y = "2"} ')).toEqual({ name: "a_b:c", labels: { x: "1", y: "2" } });
+    expect(parseMetricSpec("")).toBeNull();
+    for (const bad of ["a{", "a{}", "a{x}", "a{x=}", "a{x=1}b", "1abc", "{x=1}"])
+      expect(() => parseMetricSpec(bad)).toThrow(/invalid/);
+    expect(() => metricSpecs({ ...VLLM_METRIC_NAMES, running: "" })).toThrow(
+      "endpoints.metricNames.running: required",
+    );
   });
 });

@@ -1,6 +1,8 @@
-// Reads the few vLLM gauges scheduling needs from a Prometheus text page. A vLLM page is mostly histogram
-// buckets we never read (tens to hundreds of KB, fetched every 50 ms per pod), so instead of parsing every
-// line we jump to each wanted metric name with indexOf and parse only those lines.
+// Reads the few model-server gauges scheduling needs from a Prometheus text page. A vLLM page is mostly
+// histogram buckets we never read (tens to hundreds of KB, fetched every 50 ms per pod), so instead of parsing
+// every line we jump to each wanted metric name with indexOf and parse only those lines. The names default to
+// vLLM's; GIE's metric flags (`--total-queued-requests-metric "sglang:num_queue_reqs"`, Triton's
+// `nv_trt_llm_request_metrics{request_type=waiting}`) swap them, so SGLang / TensorRT-LLM pods are read too.
 import type { LoadMetrics, LoraInfo } from "./endpoint.js";
 
 export type MetricsParse =
@@ -12,36 +14,139 @@ interface Sample {
   value: number;
 }
 
-/** Sample values of vLLM's gauges, summed (counts) or averaged (fractions) over the `engine` label. */
-export function parseVllmMetrics(text: string): MetricsParse {
+/** One metric as GIE's flags name it: `name` or `name{label=value,…}` (samples must carry those labels). */
+export interface MetricSpec {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** Which metric holds each reading; lora and cacheInfo may be null (not scraped). */
+export interface MetricSpecs {
+  readonly waiting: MetricSpec;
+  readonly running: MetricSpec;
+  readonly kvCacheUsage: MetricSpec;
+  readonly loraInfo: MetricSpec | null;
+  readonly cacheInfo: MetricSpec | null;
+}
+
+/** The metric-name settings as configured (`endpoints.metricNames`); "" = not scraped (lora, cache info). */
+export interface MetricNames {
+  waiting: string;
+  running: string;
+  kvCacheUsage: string;
+  loraInfo: string;
+  cacheInfo: string;
+}
+
+export const VLLM_METRIC_NAMES: Readonly<MetricNames> = {
+  waiting: "vllm:num_requests_waiting",
+  running: "vllm:num_requests_running",
+  kvCacheUsage: "vllm:kv_cache_usage_perc",
+  loraInfo: "vllm:lora_requests_info",
+  cacheInfo: "vllm:cache_config_info",
+};
+
+/**
+ * Parses GIE's metric spec syntax (`pkg/epp/backend/metrics/metrics_spec.go`): `name`, `name{k=v,k2=v2}`;
+ * label values unquoted (surrounding double quotes, as a shell or YAML may leave them, are dropped).
+ * "" → null. Throws an Error naming the problem.
+ */
+export function parseMetricSpec(text: string): MetricSpec | null {
+  const spec = unquote(text.trim());
+  if (spec === "") return null;
+  const open = spec.indexOf("{");
+  const close = spec.indexOf("}");
+  if (open === -1 && close === -1) return checkName({ name: spec, labels: {} }, text);
+  if (open === -1 || close === -1 || close <= open + 1 || close !== spec.length - 1)
+    throw new Error(`invalid metric spec ${JSON.stringify(text)}: expected name or name{label=value,...}`);
+  const labels: Record<string, string> = {};
+  for (const pair of spec.slice(open + 1, close).split(",")) {
+    const parts = pair.split("=");
+    const key = parts[0]?.trim() ?? "";
+    const value = unquote(parts[1]?.trim() ?? "");
+    if (parts.length !== 2 || key === "" || value === "")
+      throw new Error(
+        `invalid label pair ${JSON.stringify(pair.trim())} in metric spec ${JSON.stringify(text)}`,
+      );
+    labels[key] = value;
+  }
+  return checkName({ name: spec.slice(0, open).trim(), labels }, text);
+}
+
+function checkName(spec: MetricSpec, text: string): MetricSpec {
+  if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(spec.name))
+    throw new Error(`invalid metric name in spec ${JSON.stringify(text)}`);
+  return spec;
+}
+
+const unquote = (s: string) => (s.length >= 2 && s.startsWith('"') && s.endsWith('"') ? s.slice(1, -1) : s);
+
+/** Compiles configured names; the three load gauges are required. Throws an Error naming the key. */
+export function metricSpecs(names: MetricNames): MetricSpecs {
+  const at = (key: keyof MetricNames) => {
+    try {
+      return parseMetricSpec(names[key]);
+    } catch (err) {
+      throw new Error(`endpoints.metricNames.${key}: ${(err as Error).message}`);
+    }
+  };
+  const required = (key: "waiting" | "running" | "kvCacheUsage") => {
+    const spec = at(key);
+    if (spec === null) throw new Error(`endpoints.metricNames.${key}: required (scheduling reads it)`);
+    return spec;
+  };
+  return {
+    waiting: required("waiting"),
+    running: required("running"),
+    kvCacheUsage: required("kvCacheUsage"),
+    loraInfo: at("loraInfo"),
+    cacheInfo: at("cacheInfo"),
+  };
+}
+
+const VLLM_SPECS = metricSpecs(VLLM_METRIC_NAMES);
+/** vLLM < 0.9 names the gauge gpu_cache_usage_perc; it was hidden in 0.11 and removed later. */
+const VLLM_OLD_USAGE: MetricSpec = { name: "vllm:gpu_cache_usage_perc", labels: {} };
+
+/** Sample values of the load gauges, summed (counts) or averaged (fractions) over the other labels. */
+export function parseVllmMetrics(text: string, specs: MetricSpecs = VLLM_SPECS): MetricsParse {
   try {
-    const waiting = samples(text, "vllm:num_requests_waiting", false);
-    const running = samples(text, "vllm:num_requests_running", false);
-    let usage = samples(text, "vllm:kv_cache_usage_perc", false);
-    // vLLM < 0.9 names the gauge gpu_cache_usage_perc; it was hidden in 0.11 and removed later.
-    if (usage.length === 0) usage = samples(text, "vllm:gpu_cache_usage_perc", false);
-    if (waiting.length === 0) return { ok: false, reason: "no vllm:num_requests_waiting sample" };
-    if (running.length === 0) return { ok: false, reason: "no vllm:num_requests_running sample" };
-    if (usage.length === 0) return { ok: false, reason: "no vllm:kv_cache_usage_perc sample" };
-    const cache = samples(text, "vllm:cache_config_info", true)[0]?.labels ?? null;
+    const waiting = specSamples(text, specs.waiting, false);
+    const running = specSamples(text, specs.running, false);
+    let usage = specSamples(text, specs.kvCacheUsage, false);
+    if (usage.length === 0 && specs.kvCacheUsage.name === VLLM_METRIC_NAMES.kvCacheUsage)
+      usage = specSamples(text, VLLM_OLD_USAGE, false);
+    if (waiting.length === 0) return { ok: false, reason: `no ${specs.waiting.name} sample` };
+    if (running.length === 0) return { ok: false, reason: `no ${specs.running.name} sample` };
+    if (usage.length === 0) return { ok: false, reason: `no ${specs.kvCacheUsage.name} sample` };
+    const cache =
+      specs.cacheInfo === null ? null : (specSamples(text, specs.cacheInfo, true)[0]?.labels ?? null);
     return {
       ok: true,
       metrics: {
-        waiting: sumCounts(waiting, "vllm:num_requests_waiting"),
-        running: sumCounts(running, "vllm:num_requests_running"),
+        waiting: sumCounts(waiting, specs.waiting.name),
+        running: sumCounts(running, specs.running.name),
         // Each data-parallel engine reports the usage of its own, equally sized, KV cache.
         kvCacheUsage: clamp01(
           usage.reduce((s, x) => s + finite(x.value, "kv cache usage"), 0) / usage.length,
         ),
-        blockSize: intLabel(cache, "block_size"),
-        numGpuBlocks: intLabel(cache, "num_gpu_blocks"),
+        // vLLM: block_size / num_gpu_blocks; SGLang: page_size / num_pages.
+        blockSize: intLabel(cache, "block_size") ?? intLabel(cache, "page_size"),
+        numGpuBlocks: intLabel(cache, "num_gpu_blocks") ?? intLabel(cache, "num_pages"),
         prefixCachingHashAlgo: cache?.prefix_caching_hash_algo ?? null,
-        lora: loraInfo(samples(text, "vllm:lora_requests_info", true)),
+        lora: specs.loraInfo === null ? null : loraInfo(specSamples(text, specs.loraInfo, true)),
       },
     };
   } catch (err) {
     return { ok: false, reason: (err as Error).message };
   }
+}
+
+/** The samples of `spec.name` carrying every label of the spec. */
+function specSamples(text: string, spec: MetricSpec, withLabels: boolean): Sample[] {
+  const wanted = Object.entries(spec.labels);
+  if (wanted.length === 0) return samples(text, spec.name, withLabels);
+  return samples(text, spec.name, true).filter((s) => wanted.every(([k, v]) => s.labels?.[k] === v));
 }
 
 class MalformedError extends Error {}

@@ -1,11 +1,11 @@
 // The admin HTTP port (GIE: 9090): Prometheus text on /metrics from kvpick's own registry, plus plain
-// /healthz (process alive) and /readyz (ready to route) for Kubernetes probes. With a bearer token
-// (`server.metricsBearerTokenFile`, as GIE's --metrics-endpoint-auth protects /metrics) /metrics answers
-// 401 without it; the probes stay open for the kubelet.
+// /healthz (process alive) and /readyz (ready to route) for Kubernetes probes. A `metricsGate` guards
+// /metrics as GIE's --metrics-endpoint-auth does (Kubernetes TokenReview + SubjectAccessReview, or a static
+// token file): 401 without acceptable credentials, 403 when they may not read /metrics; the probes stay
+// open for the kubelet.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
-import type { BearerToken } from "./bearer-token.js";
 import type { Logger } from "./logger.js";
 
 export interface AdminServerOptions {
@@ -16,8 +16,18 @@ export interface AdminServerOptions {
   logger: Logger;
   isLive?(): boolean;
   isReady(): boolean;
-  /** Required on /metrics when given. */
-  metricsToken?: BearerToken | null;
+  /** Asked before every /metrics answer when given; null/absent = open. */
+  metricsGate?: MetricsGate | null;
+}
+
+/** The verdict on one scrape's `Authorization` header. */
+export type MetricsAccess =
+  | { readonly allowed: true }
+  | { readonly allowed: false; readonly status: 401 | 403 | 503; readonly reason: string };
+
+/** Decides whether a scrape may read /metrics. Never throws; never logs the token. */
+export interface MetricsGate {
+  check(authorization: string | undefined): Promise<MetricsAccess>;
 }
 
 export interface AdminServer {
@@ -37,9 +47,12 @@ export function createAdminServer(options: AdminServerOptions): AdminServer {
     if (req.method !== "GET" && req.method !== "HEAD") return text(res, 405, "method not allowed\n");
     switch (path) {
       case "/metrics":
-        if (options.metricsToken != null && !(await options.metricsToken.verify(req.headers.authorization))) {
-          res.setHeader("www-authenticate", 'Bearer realm="kvpick metrics"');
-          return text(res, 401, "unauthorized\n");
+        if (options.metricsGate != null) {
+          const access = await options.metricsGate.check(req.headers.authorization);
+          if (!access.allowed) {
+            if (access.status === 401) res.setHeader("www-authenticate", 'Bearer realm="kvpick metrics"');
+            return text(res, access.status, `${access.reason}\n`);
+          }
         }
         return text(res, 200, await options.registry.metrics(), options.registry.contentType);
       case "/healthz": {

@@ -6,11 +6,12 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { ConfigError } from "../errors.js";
+import type { MetricsAccess, MetricsGate } from "./admin-server.js";
 import type { Logger } from "./logger.js";
 
 const digest = (s: string | Buffer) => createHash("sha256").update(s).digest();
 
-export class BearerToken {
+export class BearerToken implements MetricsGate {
   readonly path: string;
   readonly #refreshMs: number;
   readonly #log: Logger;
@@ -47,6 +48,13 @@ export class BearerToken {
     const m = header === undefined ? null : /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
     if (m === null) return false;
     return timingSafeEqual(digest(m[1]!), this.#digest);
+  }
+
+  /** The admin server's gate: 401 unless the header carries the token. */
+  async check(header: string | undefined): Promise<MetricsAccess> {
+    return (await this.verify(header))
+      ? { allowed: true }
+      : { allowed: false, status: 401, reason: "unauthorized" };
   }
 
   async #refresh(): Promise<void> {

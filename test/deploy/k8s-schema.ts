@@ -17,6 +17,8 @@ const BUILTIN: Record<string, string> = {
   "apps/v1/Deployment": "V1Deployment",
   "rbac.authorization.k8s.io/v1/Role": "V1Role",
   "rbac.authorization.k8s.io/v1/RoleBinding": "V1RoleBinding",
+  "rbac.authorization.k8s.io/v1/ClusterRole": "V1ClusterRole",
+  "rbac.authorization.k8s.io/v1/ClusterRoleBinding": "V1ClusterRoleBinding",
 };
 
 /** Required fields (model name → keys) the generated models do not express. */
@@ -139,6 +141,20 @@ const CRDS: Record<string, Record<string, Shape>> = {
         "kind?": "string",
         name: "string",
         "port?": { number: "number" },
+        "failureMode?": "string",
+      },
+    },
+  },
+  // ACK Gateway with Inference Extension still serves the v1alpha2 pool (`extensionRef` names the EPP Service).
+  "inference.networking.x-k8s.io/v1alpha2/InferencePool": {
+    spec: {
+      selector: { "*": "string" },
+      targetPortNumber: "number",
+      extensionRef: {
+        "group?": "string",
+        "kind?": "string",
+        name: "string",
+        "portNumber?": "number",
         "failureMode?": "string",
       },
     },

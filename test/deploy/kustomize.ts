@@ -80,11 +80,11 @@ export function kustomizeBuild(dir: string): K8sObject[] {
   const ns = k.namespace as string | undefined;
   if (ns !== undefined)
     for (const o of objects) {
-      if (CLUSTER_SCOPED.has(o.kind)) continue;
-      o.metadata.namespace = ns;
+      // A ClusterRoleBinding is cluster-scoped, but its ServiceAccount subjects still move to the namespace.
       if (o.kind === "RoleBinding" || o.kind === "ClusterRoleBinding")
         for (const s of (o.subjects as Array<Record<string, string>> | undefined) ?? [])
           if (s.kind === "ServiceAccount") s.namespace = ns;
+      if (!CLUSTER_SCOPED.has(o.kind)) o.metadata.namespace = ns;
     }
   return objects;
 }

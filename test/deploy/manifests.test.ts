@@ -5,13 +5,23 @@
 // (vLLM hashing contract, KV-event topic and endpoint, FULL_DUPLEX_STREAMED, ORIGINAL_DST). When a real
 // `kubectl` is on PATH, the renderer is also compared with `kubectl kustomize`.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments, stringify } from "yaml";
-import { SERVE_FLAGS } from "../../src/cli/serve-command.js";
-import { parseConfig } from "../../src/config/load.js";
+import { needsBlockHashes } from "../../src/app.js";
+import { configFromArgs, SERVE_FLAGS } from "../../src/cli/serve-command.js";
+import { loadConfigWithNotes, parseConfig } from "../../src/config/load.js";
 import { validateObject } from "./k8s-schema.js";
 import { type K8sObject, kustomizeBuild, parseYamlFile } from "./kustomize.js";
 
@@ -23,6 +33,7 @@ const TARGETS = {
   reference: "overlays/reference",
   "connect-mode": "overlays/connect-mode",
   "bind-mode-redis": "overlays/bind-mode-redis",
+  ack: "overlays/ack",
 };
 
 type Container = {
@@ -92,9 +103,8 @@ describe("deploy/ manifests", () => {
         const sources = c!.args!.filter((a) => /^--(pool-name|endpoint-selector|endpoints)=/.test(a));
         expect(sources).toHaveLength(1);
         const cm = find(objects, "ConfigMap", "kvpick-config");
-        const config = parseConfig(
-          parseAllDocuments((cm.data as Record<string, string>)["config.yaml"]!)[0]!.toJS(),
-        );
+        // A kvpick config, or a foreign one kvpick reads (ACK's InferenceTrafficPolicy).
+        const { config } = loadConfigWithNotes({ text: (cm.data as Record<string, string>)["config.yaml"]! });
         expect(config.tokenizer).toMatchObject({
           blockSize: 64,
           hashAlgo: "sha256_cbor_64bit",
@@ -102,7 +112,7 @@ describe("deploy/ manifests", () => {
         });
       });
 
-      if (name !== "base")
+      if (name !== "base" && name !== "ack")
         it("wires vLLM, the pool and kvpick together", () => {
           const [vllm] = containers(find(objects, "Deployment", "vllm-qwen3-32b"));
           const args = vllm!.args!;
@@ -172,6 +182,107 @@ describe("deploy/ manifests", () => {
       });
     });
   }
+
+  it("the ACK overlay makes kvpick the v1alpha2 pool's EPP with ACK's policy as its config", () => {
+    const objects = kustomizeBuild(join(DEPLOY, "overlays", "ack"));
+    const pool = find(objects, "InferencePool", "qwen-inference-pool");
+    expect(pool.apiVersion).toBe("inference.networking.x-k8s.io/v1alpha2");
+    const spec = pool.spec as {
+      selector: Record<string, string>;
+      targetPortNumber: number;
+      extensionRef: object;
+    };
+    expect(spec.extensionRef).toMatchObject({ name: "kvpick", portNumber: 9002 });
+    const svc = find(objects, "Service", "kvpick");
+    expect(JSON.stringify(svc.spec)).toContain('"port":9002');
+    expect(
+      (find(objects, "Gateway", "inference-gateway").spec as { gatewayClassName: string }).gatewayClassName,
+    ).toBe("ack-gateway");
+    const route = find(objects, "HTTPRoute", "inference-route");
+    expect(JSON.stringify(route.spec)).toContain('"kind":"InferencePool","name":"qwen-inference-pool"');
+
+    const vllmDeploy = find(objects, "Deployment", "qwen3");
+    const [vllm] = containers(vllmDeploy);
+    const podLabels = (vllmDeploy.spec as { template: { metadata: { labels: Record<string, string> } } })
+      .template.metadata.labels;
+    expect(podLabels).toMatchObject(spec.selector);
+    expect(vllm!.args).toContain(`--port=${spec.targetPortNumber}`);
+    const args = vllm!.args!;
+    const kvConfig = JSON.parse(args[args.indexOf("--kv-events-config") + 1]!);
+    expect(kvConfig).toEqual({
+      enable_kv_cache_events: true,
+      publisher: "zmq",
+      endpoint: "tcp://kvpick.$(NAMESPACE).svc.cluster.local:5557",
+      topic: "kv@$(POD_IP)@Qwen3-32B",
+    });
+
+    const [epp] = containers(find(objects, "Deployment", "kvpick"));
+    expect(epp!.args).toEqual(
+      expect.arrayContaining([
+        `--pool-name=${pool.metadata.name}`,
+        "--pool-group=inference.networking.x-k8s.io",
+        "--kv-events-mode=bind",
+      ]),
+    );
+    // The hashing contract comes from the policy and equals the vLLM pods'.
+    const cm = find(objects, "ConfigMap", "kvpick-config");
+    const text = (cm.data as Record<string, string>)["config.yaml"]!;
+    expect(text).toContain("kind: InferenceTrafficPolicy");
+    const { config } = loadConfigWithNotes({ text });
+    expect(args).toContain(`--block-size=${config.tokenizer.blockSize}`);
+    expect(vllm!.env!.find((e) => e.name === "PYTHONHASHSEED")?.value).toBe(config.tokenizer.hashSeed);
+    expect(needsBlockHashes(config)).toBe(true); // tracking mode = kvpick's precise profile
+  });
+
+  it("the base grants the /metrics reviews and a metrics-reader role, as GIE's chart does", () => {
+    const objects = kustomizeBuild(join(DEPLOY, "overlays", "ack"));
+    const role = find(objects, "ClusterRole", "kvpick-auth-reviews");
+    expect(role.rules).toEqual([
+      { apiGroups: ["authentication.k8s.io"], resources: ["tokenreviews"], verbs: ["create"] },
+      { apiGroups: ["authorization.k8s.io"], resources: ["subjectaccessreviews"], verbs: ["create"] },
+    ]);
+    const binding = find(objects, "ClusterRoleBinding", "kvpick-auth-reviews");
+    expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: "kvpick", namespace: "default" }]);
+    expect(find(objects, "ClusterRole", "kvpick-metrics-reader").rules).toEqual([
+      { nonResourceURLs: ["/metrics"], verbs: ["get"] },
+    ]);
+  });
+
+  it("the Helm values run kvpick under the GIE v1.5 inferencepool chart's rendered args", () => {
+    // biome-ignore lint/suspicious/noExplicitAny: a Helm values file is untyped
+    const [values] = parseYamlFile(join(DEPLOY, "helm", "kvpick-values.yaml")) as Array<Record<string, any>>;
+    const ext = values!.inferenceExtension;
+    expect(ext.image).toMatchObject({ registry: "ghcr.io", repository: "kvpick/kvpick" });
+    const dir = mkdtempSync(join(tmpdir(), "kvpick-helm-"));
+    writeFileSync(join(dir, ext.pluginsConfigFile), ext.pluginsCustomConfig[ext.pluginsConfigFile]);
+    // config/charts/epplib/templates/_deployment.yaml at v1.5.0 with these values (release qwen3-32b).
+    const args = [
+      ...[
+        "--pool-name",
+        "qwen3-32b",
+        "--pool-namespace",
+        "inference",
+        "--pool-group",
+        "inference.networking.k8s.io",
+      ],
+      ...["--zap-encoder", "json", "--config-file", join(dir, ext.pluginsConfigFile)],
+      ...Object.keys(ext.flags)
+        .sort()
+        .flatMap((k) => [`--${k}`, String(ext.flags[k])]),
+      "--tracing=false",
+    ];
+    const { config } = configFromArgs(args);
+    expect(config.tokenizer).toMatchObject({ blockSize: 64, hashAlgo: "sha256_cbor_64bit", hashSeed: "42" });
+    expect(config.kvEvents).toMatchObject({ mode: "bind", endpoint: "tcp://*:5557" });
+    expect(config.server).toMatchObject({
+      metricsEndpointAuth: true,
+      secureServing: true,
+      drainTimeoutMs: 30_000,
+    });
+    expect(config.pool).toMatchObject({ name: "qwen3-32b", group: "inference.networking.k8s.io" });
+    expect(ext.extraServicePorts).toEqual([expect.objectContaining({ port: 5557 })]);
+    expect(ext.monitoring.prometheus).toMatchObject({ enabled: true, auth: { enabled: true } });
+  });
 
   it("the plain Envoy bootstrap streams full-duplex to kvpick and routes by ORIGINAL_DST", () => {
     // biome-ignore lint/suspicious/noExplicitAny: Envoy's bootstrap YAML is untyped

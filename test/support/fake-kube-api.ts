@@ -4,7 +4,11 @@
 // label/field selectors filter as the API server's watch cache does (an object leaving the selector arrives as
 // DELETED, entering as ADDED); a version older than the retained history gets an ERROR event with a 410
 // Status. `restart()` closes every connection and reopens the same port (an API-server restart); state
-// survives unless `compact()` drops the history.
+// survives unless `compact()` drops the history. It also answers `POST …/tokenreviews`
+// (authentication.k8s.io/v1) for the tokens `addToken` registered and `POST …/subjectaccessreviews`
+// (authorization.k8s.io/v1) from the non-resource grants `allowNonResource` made (a ClusterRole
+// `nonResourceURLs: [path], verbs: [verb]` bound to a user or group), with the API server's shapes and
+// validation (400 for a malformed review).
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -65,6 +69,23 @@ export class FakeKubeApi {
   readonly requests: RequestRecord[] = [];
   /** When set, every request gets this HTTP status (e.g. 500, 403). */
   failWith: number | null = null;
+  readonly #tokens = new Map<string, ReviewUser>();
+  /** "user:<name>" or "group:<name>" → allowed "<verb> <path>" pairs. */
+  readonly #grants = new Map<string, Set<string>>();
+  /** Every review received (tokens are not kept). */
+  readonly reviews: Array<{ kind: "TokenReview" | "SubjectAccessReview"; user: string | null }> = [];
+
+  /** A bearer token the TokenReview endpoint authenticates as `user`. */
+  addToken(token: string, user: ReviewUser): void {
+    this.#tokens.set(token, user);
+  }
+
+  /** Grants `verb` on a non-resource URL to `user:<name>` or `group:<name>`. */
+  allowNonResource(subject: string, path = "/metrics", verb = "get"): void {
+    const set = this.#grants.get(subject) ?? new Set<string>();
+    this.#grants.set(subject, set);
+    set.add(`${verb} ${path}`);
+  }
 
   get port(): number {
     return this.#port;
@@ -224,6 +245,76 @@ export class FakeKubeApi {
     w.res.write(`${JSON.stringify({ type, object: clean })}\n`);
   }
 
+  /** TokenReview / SubjectAccessReview: create-only resources answered in the response, never stored. */
+  #handleReview(req: http.IncomingMessage, res: http.ServerResponse, path: string): void {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const kind =
+        path === "/apis/authentication.k8s.io/v1/tokenreviews"
+          ? "TokenReview"
+          : path === "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+            ? "SubjectAccessReview"
+            : null;
+      this.requests.push({ resource: kind ?? path, watch: false, resourceVersion: null, query: "" });
+      if (this.failWith !== null) return status(res, this.failWith, "injected failure");
+      if (req.headers.authorization !== "Bearer t") return status(res, 401, "Unauthorized");
+      if (kind === null) return status(res, 404, "the server could not find the requested resource");
+      let body: { apiVersion?: string; kind?: string; spec?: Record<string, unknown> };
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+      } catch {
+        return status(res, 400, "the object provided is unrecognized (must be JSON)");
+      }
+      const group = kind === "TokenReview" ? "authentication.k8s.io/v1" : "authorization.k8s.io/v1";
+      if (body.apiVersion !== group || body.kind !== kind)
+        return status(res, 400, `expected apiVersion ${group}, kind ${kind}`);
+      const spec = body.spec ?? {};
+      const reply = (statusField: object) => {
+        res.writeHead(201, { "content-type": "application/json" });
+        res.end(JSON.stringify({ apiVersion: group, kind, metadata: {}, spec, status: statusField }));
+      };
+      if (kind === "TokenReview") {
+        if (typeof spec.token !== "string" || spec.token === "")
+          return status(res, 400, "TokenReview.authentication.k8s.io is invalid: spec.token: Required value");
+        const user = this.#tokens.get(spec.token);
+        this.reviews.push({ kind, user: user?.username ?? null });
+        return reply(
+          user === undefined
+            ? { user: {}, error: "[invalid bearer token, token lookup failed]" }
+            : {
+                authenticated: true,
+                user: { groups: [], ...user },
+                audiences: ["https://kubernetes.default.svc"],
+              },
+        );
+      }
+      const nonResource = spec.nonResourceAttributes as { path?: string; verb?: string } | undefined;
+      const user = typeof spec.user === "string" ? spec.user : "";
+      const groups = Array.isArray(spec.groups) ? (spec.groups as string[]) : [];
+      if ((nonResource === undefined) === (spec.resourceAttributes === undefined))
+        return status(
+          res,
+          400,
+          "SubjectAccessReview.authorization.k8s.io is invalid: exactly one of nonResourceAttributes or resourceAttributes must be specified",
+        );
+      if (user === "" && groups.length === 0)
+        return status(
+          res,
+          400,
+          'SubjectAccessReview.authorization.k8s.io is invalid: spec.user: Invalid value: "": at least one of user or group must be specified',
+        );
+      this.reviews.push({ kind, user });
+      const wanted = `${nonResource?.verb ?? ""} ${nonResource?.path ?? ""}`;
+      const allowed = [`user:${user}`, ...groups.map((g) => `group:${g}`)].some(
+        (subject) => this.#grants.get(subject)?.has(wanted) === true,
+      );
+      return reply(
+        allowed ? { allowed: true, reason: "RBAC: allowed by ClusterRoleBinding" } : { allowed: false },
+      );
+    });
+  }
+
   #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? "/", "http://x");
     const route =
@@ -237,6 +328,10 @@ export class FakeKubeApi {
     } else if (route !== null) {
       resource = `${route[1]}/inferencepools`;
       namespace = decodeURIComponent(route[2]!);
+    }
+    if (req.method === "POST") {
+      this.#handleReview(req, res, url.pathname);
+      return;
     }
     const q = url.searchParams;
     const watch = q.get("watch") === "true";
@@ -300,6 +395,12 @@ export class FakeKubeApi {
     this.#watchers.add(watcher);
     res.on("close", () => this.#watchers.delete(watcher));
   }
+}
+
+export interface ReviewUser {
+  username: string;
+  uid?: string;
+  groups?: string[];
 }
 
 function status(res: http.ServerResponse, code: number, message: string): void {

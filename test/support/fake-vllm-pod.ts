@@ -35,8 +35,15 @@ export class FakeVllmPod {
     return `${this.ip}:${this.#port}`;
   }
 
-  async start(): Promise<this> {
-    await new Promise<void>((resolve) => this.#server.listen(0, this.ip, resolve));
+  /** `port` 0 = any; a fixed one gives several pods the same port, as an InferencePool's targetPort does. */
+  async start(port = 0): Promise<this> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once("error", reject);
+      this.#server.listen(port, this.ip, () => {
+        this.#server.off("error", reject);
+        resolve();
+      });
+    });
     this.#port = (this.#server.address() as AddressInfo).port;
     return this;
   }

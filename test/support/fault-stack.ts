@@ -165,7 +165,8 @@ export class FaultStack {
       const dir = mkdtempSync(join(tmpdir(), "kvpick-faults-"));
       writeFileSync(join(dir, "kubeconfig"), this.kube.kubeConfig().exportConfig());
       this.#env = { KUBECONFIG: join(dir, "kubeconfig") };
-      pool = ["--pool-name=qwen", "--pool-namespace=default"];
+      // The stack reads its own /metrics without a service-account token.
+      pool = ["--pool-name=qwen", "--pool-namespace=default", "--metrics-endpoint-auth=false"];
     } else {
       pool = [
         `--endpoints=${[...this.cluster.pods.map((p) => p.address), ...(o.extraEndpoints ?? [])].join(",")}`,
