@@ -64,9 +64,10 @@ export async function startObservedStack(o: {
 export function chat(question: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const system =
     "You are the support assistant of Example Corp. " +
-    Array.from({ length: 80 }, (_, i) => `Rule ${i}: refunds within ${i + 3} days need receipt ${i * 7}.`).join(
-      " ",
-    );
+    Array.from(
+      { length: 80 },
+      (_, i) => `Rule ${i}: refunds within ${i + 3} days need receipt ${i * 7}.`,
+    ).join(" ");
   return {
     model: "Qwen3-32B",
     max_tokens: 8,
