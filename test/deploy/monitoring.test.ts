@@ -14,6 +14,7 @@ import { type RedisServer, startRedisServer } from "../support/redis-server.js";
 const ROOT = join(import.meta.dirname, "..", "..", "..");
 const MONITORING = join(ROOT, "deploy", "monitoring");
 
+// biome-ignore lint/suspicious/noExplicitAny: parsed YAML/JSON documents, checked field by field below
 type Doc = Record<string, any>;
 const yamlDocs = (file: string): Doc[] =>
   parseAllDocuments(readFileSync(file, "utf8")).map((d) => d.toJS() as Doc);
@@ -41,7 +42,7 @@ const KEYWORDS = new Set([
  * label lists of by/without/on/ignoring/group_* are removed; what is left that is an identifier not followed
  * by `(` (a function) and not a keyword is a metric name.
  */
-export function metricNames(expr: string): string[] {
+function metricNames(expr: string): string[] {
   const stripped = expr
     .replace(/"(?:[^"\\]|\\.)*"/g, '""')
     .replace(/\{[^}]*\}/g, " ")
