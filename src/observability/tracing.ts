@@ -4,7 +4,6 @@
 // Off (the default) it is a constant no-op object: the request path pays a few empty calls and allocates
 // nothing. The contracts it satisfies are declared by their consumer (routing/request-trace.ts).
 import {
-  type Attributes,
   type Context,
   ROOT_CONTEXT,
   type Span,
@@ -180,11 +179,10 @@ class OtelRequestTrace implements RequestTraceImpl {
   stage(name: string, startMs: number, endMs: number): void {
     if (this.#ended) return;
     const origin = performance.timeOrigin;
-    const attributes: Attributes = {};
     this.#tracer
       .startSpan(
         STAGE_SPAN_PREFIX + name,
-        { kind: SpanKind.INTERNAL, startTime: origin + startMs, attributes },
+        { kind: SpanKind.INTERNAL, startTime: origin + startMs },
         this.#context,
       )
       .end(origin + endMs);
