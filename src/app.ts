@@ -24,6 +24,7 @@ import { BearerToken } from "./observability/bearer-token.js";
 import { KubeMetricsAuth } from "./observability/metrics-auth.js";
 import type { Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
+import { createTracing } from "./observability/tracing.js";
 import { Director } from "./routing/director.js";
 import { RateLimitedLog } from "./observability/logger.js";
 import { LoraAdapters } from "./routing/lora-adapters.js";
@@ -173,6 +174,8 @@ export function createApp(options: AppOptions): App {
 
   // 1. Observability.
   const metrics = new Metrics();
+  metrics.modelLabels.know([...Object.keys(config.tokenizer.models), ...Object.keys(config.tokenizer.loras)]);
+  const tracing = createTracing(config.tracing, process.env, logger);
 
   // 2. The write path: KV events → index.
   const index = new BlockIndex({
@@ -318,6 +321,7 @@ export function createApp(options: AppOptions): App {
     sharedIndex: sharedIndex?.prefixSource ?? null,
     loras: new LoraAdapters(config.tokenizer, endpoints),
     dispatch: config.scheduling.dispatchCredit ? endpoints : null,
+    tracer: tracing.tracer,
   });
 
   // Kubernetes discovery writes the store when the pool comes from an InferencePool or a selector.
@@ -438,6 +442,7 @@ export function createApp(options: AppOptions): App {
         discovery?.stop(),
       ]);
       await sharedIndex?.close(); // after the subscriber: its last changes are flushed first
+      await tracing.shutdown(); // last: spans of the drained requests are flushed
     },
   };
 }

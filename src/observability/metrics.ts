@@ -5,6 +5,8 @@
 // verbatim where the ecosystem's dashboards expect them.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Endpoint } from "../endpoints/endpoint.js";
+import { ModelLabels } from "./model-labels.js";
+import { RequestMetrics } from "./request-metrics.js";
 
 /** The pool as the scrape-time gauges read it (endpoints/endpoint-store.ts implements it). */
 export interface PoolStatsSource {
@@ -53,8 +55,10 @@ export class Metrics {
 
   // --- request path (ext_proc → routing decision) ---
   readonly requests: Counter<"code">;
-  readonly objectiveRequests: Counter<"model_name" | "target_model_name">;
-  readonly objectiveRequestErrors: Counter<"model_name" | "target_model_name" | "error_code">;
+  /** Model names as label values: bounded (model-labels.ts); app.ts adds the configured names. */
+  readonly modelLabels = new ModelLabels();
+  /** GIE's `inference_objective_*` per-request families (request-metrics.ts). */
+  readonly objective: RequestMetrics;
   readonly schedulingSeconds: Histogram;
   readonly stageSeconds: Histogram<"stage">;
   readonly prefixHitBlocks: Histogram;
@@ -86,18 +90,7 @@ export class Metrics {
       labelNames: ["code"],
       registers: r,
     });
-    this.objectiveRequests = new Counter({
-      name: "inference_objective_request_total",
-      help: "GIE-compatible: requests per model.",
-      labelNames: ["model_name", "target_model_name"],
-      registers: r,
-    });
-    this.objectiveRequestErrors = new Counter({
-      name: "inference_objective_request_error_total",
-      help: "GIE-compatible: failed requests per model and error code.",
-      labelNames: ["model_name", "target_model_name", "error_code"],
-      registers: r,
-    });
+    this.objective = new RequestMetrics(registry, this.modelLabels);
     this.schedulingSeconds = new Histogram({
       name: "epp_scheduling_duration_seconds",
       help: "EPP overhead per request: last body byte in to routing decision (parse, tokenize, hash, score).",

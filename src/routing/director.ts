@@ -8,9 +8,11 @@ import type { ResponseObserver, RouteOutcome, RouteRequest, Router } from "../ex
 import type { BlockHasher } from "../kv-index/block-hash.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
+import type { RequestRecord } from "../observability/request-metrics.js";
 import type { Endpoint, EndpointSource, PrefixLookup, SchedulingResult } from "../scheduling/types.js";
 import type { LoraAdapters } from "./lora-adapters.js";
 import { type InferenceRequest, parseInferenceRequest, promptTextOf } from "./openai-request.js";
+import { NO_TRACER, type RequestTrace, type RequestTracer } from "./request-trace.js";
 import { UsageReader } from "./usage-reader.js";
 
 /** The tokenizer as routing needs it (tokenization/tokenization-service.ts implements it). */
@@ -68,6 +70,8 @@ export interface DirectorOptions {
   loras?: LoraAdapters;
   /** Dispatch credit (scheduling.dispatchCredit): what kvpick routes counts as load until scraped / prefilled. */
   dispatch?: DispatchRecorder | null;
+  /** OpenTelemetry (tracing.enabled); absent = off. */
+  tracer?: RequestTracer;
 }
 
 const EMPTY_CHAIN = new BigUint64Array(0);
@@ -79,15 +83,18 @@ export class Director implements Router {
   readonly #o: DirectorOptions;
   readonly #log: Logger;
   readonly #modelsSeen = new Set<string>();
+  readonly #tracer: RequestTracer;
 
   constructor(options: DirectorOptions) {
     this.#o = options;
     this.#log = options.logger.child({ component: "director" });
+    this.#tracer = options.tracer ?? NO_TRACER;
   }
 
   async route(request: RouteRequest): Promise<RouteOutcome> {
+    const trace = this.#tracer.start(request.headers);
     // 1. Body-less requests (GET /v1/models …) carry no prompt: any ready pod, at once (as GIE does).
-    if (request.body.length === 0) return this.#routeBodyless(request);
+    if (request.body.length === 0) return this.#routeBodyless(request, trace);
     const started = performance.now();
     const m = this.#o.metrics;
 
@@ -96,10 +103,12 @@ export class Director implements Router {
     try {
       parsed = parseInferenceRequest(request.path, request.body);
     } catch (err) {
-      return this.#reject(request, null, err);
+      return this.#reject(request, null, err, trace);
     }
     const parsedAt = performance.now();
     m.stageSeconds.observe({ stage: "parse" }, (parsedAt - started) / 1000);
+    trace.stage("parse", started, parsedAt);
+    trace.set("gen_ai.request.model", m.modelLabels.of(parsed.model));
     if (!this.#modelsSeen.has(parsed.model) && this.#modelsSeen.size < MAX_MODELS_REPORTED)
       this.#firstSight(parsed.model);
 
@@ -120,11 +129,14 @@ export class Director implements Router {
         promptTokens = tokenIds.length;
         const tokenizedAt = performance.now();
         m.stageSeconds.observe({ stage: "tokenize" }, (tokenizedAt - parsedAt) / 1000);
+        trace.stage("tokenize", parsedAt, tokenizedAt);
         chain = this.#o.hasher.hash(tokenIds, { cacheSalt: parsed.cacheSalt, lora: lora?.hashKey ?? null });
-        m.stageSeconds.observe({ stage: "hash" }, (performance.now() - tokenizedAt) / 1000);
+        const hashedAt = performance.now();
+        m.stageSeconds.observe({ stage: "hash" }, (hashedAt - tokenizedAt) / 1000);
+        trace.stage("hash", tokenizedAt, hashedAt);
       } catch (err) {
         if (err instanceof EppError && err.code === "EPP_BAD_REQUEST")
-          return this.#reject(request, parsed, err);
+          return this.#reject(request, parsed, err, trace);
         // Not the client's fault (tokenizer files missing, template bug): route without the cache signal.
         m.cacheSignalMissing.inc({ reason: err instanceof EppError ? err.code : "internal" });
         this.#log.warn(
@@ -142,7 +154,9 @@ export class Director implements Router {
     if (shared != null && chain.length > 0) {
       const lookupStart = performance.now();
       prefixLookup = await shared.lookupFor(chain);
-      m.stageSeconds.observe({ stage: "shared-index" }, (performance.now() - lookupStart) / 1000);
+      const lookedUpAt = performance.now();
+      m.stageSeconds.observe({ stage: "shared-index" }, (lookedUpAt - lookupStart) / 1000);
+      trace.stage("prefix-lookup", lookupStart, lookedUpAt);
     }
 
     // 5. Schedule. The prompt text is built only if an estimated scorer asks for it.
@@ -166,11 +180,13 @@ export class Director implements Router {
     });
     const done = performance.now();
     m.stageSeconds.observe({ stage: "score" }, (done - scoreStart) / 1000);
+    trace.stage("schedule", scoreStart, done);
     if (result.kind === "no-endpoints") {
       return this.#reject(
         request,
         parsed,
         new EppError("EPP_NO_ENDPOINTS", "failed to find endpoint candidates for serving the request"),
+        trace,
       );
     }
     if (result.kind === "all-filtered") {
@@ -181,13 +197,14 @@ export class Director implements Router {
           "EPP_OVERLOADED",
           `failed to find target endpoint: every candidate filtered by ${result.filteredBy}`,
         ),
+        trace,
       );
     }
 
     // 6. Record and audit. One info line per routed request, no prompt text.
     const schedulingMicros = Math.round((done - started) * 1000);
     m.schedulingSeconds.observe(schedulingMicros / 1e6);
-    m.objectiveRequests.inc({ model_name: parsed.model, target_model_name: parsed.model });
+    const record = m.objective.recordRequest(parsed.model, parsed.model, request.body.length);
     m.endpointPicks.inc({ endpoint: result.endpoint.address });
     m.prefixHitBlocks.observe(result.prefixMatchBlocks);
     if (result.totalBlocks > 0) m.prefixHitRatio.observe(result.prefixMatchBlocks / result.totalBlocks);
@@ -225,10 +242,20 @@ export class Director implements Router {
         promptTokens === null ? 0 : promptTokens - predicted,
       ) ?? null;
     if (ticket !== null && !parsed.stream) ticket.firstToken();
+    trace.set("kvpick.endpoint", result.endpoint.address);
+    trace.set("kvpick.prefix_blocks.matched", result.prefixMatchBlocks);
+    trace.set("kvpick.prefix_blocks.total", result.totalBlocks);
+    trace.set("kvpick.cached_tokens.predicted", predicted);
+    if (promptTokens !== null) trace.set("kvpick.prompt_tokens", promptTokens);
     return {
       kind: "routed",
       endpoint: result.endpoint.address,
-      observer: this.#usageObserver(request.requestId, result.endpoint.address, predicted, ticket),
+      observer: this.#usageObserver(request.requestId, result.endpoint.address, predicted, ticket, {
+        record,
+        trace,
+        started,
+        streamed: parsed.stream,
+      }),
       ...(this.#o.emitEndpointScores ? { endpointScores: scoresOf(result) } : {}),
     };
   }
@@ -245,14 +272,14 @@ export class Director implements Router {
     );
   }
 
-  #routeBodyless(request: RouteRequest): RouteOutcome {
+  #routeBodyless(request: RouteRequest, trace: RequestTrace): RouteOutcome {
     const candidates = this.#o.endpoints.candidates(request.subsetHint);
     if (candidates.length === 0) {
       const error =
         request.subsetHint === null
           ? new EppError("EPP_INTERNAL", "no pods available in datastore")
           : new EppError("EPP_NO_ENDPOINTS", "failed to find endpoint candidates for serving the request");
-      return this.#reject(request, null, error);
+      return this.#reject(request, null, error, trace);
     }
     const pick = candidates[randomInt(candidates.length)]!;
     this.#o.metrics.endpointPicks.inc({ endpoint: pick.address });
@@ -267,20 +294,24 @@ export class Director implements Router {
       },
       "Request handled",
     );
+    trace.set("kvpick.endpoint", pick.address);
+    trace.end();
     return { kind: "routed", endpoint: pick.address };
   }
 
-  #reject(request: RouteRequest, parsed: InferenceRequest | null, err: unknown): RouteOutcome {
+  #reject(
+    request: RouteRequest,
+    parsed: InferenceRequest | null,
+    err: unknown,
+    trace: RequestTrace,
+  ): RouteOutcome {
     const error =
       err instanceof EppError
         ? err
         : new EppError("EPP_INTERNAL", "internal error while routing", { cause: err });
     const model = parsed?.model ?? "";
-    this.#o.metrics.objectiveRequestErrors.inc({
-      model_name: model,
-      target_model_name: model,
-      error_code: error.code,
-    });
+    this.#o.metrics.objective.recordError(model, model, error.code);
+    trace.end(error.code);
     const level = error.httpStatus >= 500 ? "warn" : "info";
     this.#log[level](
       {
@@ -301,18 +332,46 @@ export class Director implements Router {
     address: string,
     predictedTokens: number,
     ticket: DispatchTicket | null,
+    request: { record: RequestRecord; trace: RequestTrace; started: number; streamed: boolean },
   ): ResponseObserver {
     const reader = new UsageReader();
     const m = this.#o.metrics;
+    const { record, trace, started, streamed } = request;
+    let responseBytes = 0;
+    let firstTokenSeconds: number | null = null;
+    let status: number | null = null;
     return {
-      onResponseHeaders: (headers) => reader.setContentType(headers.get("content-type")),
+      onResponseHeaders: (headers) => {
+        reader.setContentType(headers.get("content-type"));
+        status = Number(headers.get(":status") ?? "") || null;
+        if (status !== null) record.responseStatus(status);
+      },
       onResponseBody: (chunk, endOfStream) => {
-        if (chunk.length > 0) ticket?.firstToken();
+        if (chunk.length > 0) {
+          ticket?.firstToken();
+          if (streamed && firstTokenSeconds === null) {
+            firstTokenSeconds = (performance.now() - started) / 1000;
+            record.firstToken(firstTokenSeconds);
+          }
+        }
+        responseBytes += chunk.length;
         reader.push(chunk, endOfStream);
       },
       onDone: (outcome) => {
         ticket?.done();
         const usage = reader.usage;
+        if (outcome === "complete")
+          record.complete({
+            seconds: (performance.now() - started) / 1000,
+            responseBytes,
+            usage,
+            firstTokenSeconds,
+          });
+        else record.aborted();
+        trace.set("kvpick.response", outcome);
+        if (status !== null) trace.set("http.response.status_code", status);
+        if (usage?.cachedTokens != null) trace.set("kvpick.cached_tokens.actual", usage.cachedTokens);
+        trace.end(status !== null && status >= 400 ? "ModelServerError" : null);
         if (usage === null || usage.cachedTokens === null) return;
         m.predictedCachedTokens.inc(predictedTokens);
         m.actualCachedTokens.inc(usage.cachedTokens);
