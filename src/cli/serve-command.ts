@@ -5,7 +5,6 @@ import { loadConfigWithNotes } from "../config/load.js";
 import type { Config, ConfigInput } from "../config/schema.js";
 import { ConfigError } from "../errors.js";
 import { createLogger } from "../observability/logger.js";
-import { configSchema } from "../config/schema.js";
 import { CHART_FLAGS, chartSettings, normaliseChartArgs } from "./chart-flags.js";
 import { durationMs } from "./duration.js";
 import { type FlagSpec, type FlagValues, FlagError, parseFlags, usage } from "./flags.js";
@@ -112,8 +111,6 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
 };
 
 const BOOL_FLAGS = new Set(Object.keys(SERVE_FLAGS).filter((k) => SERVE_FLAGS[k]!.kind === "bool"));
-/** The tracing module's config section, when this build has one (another part of issue 14 adds it). */
-const HAS_TRACING_CONFIG = "tracing" in configSchema.shape;
 
 /** Flags → the config keys they override (only the flags given). */
 export function overridesFromFlags(v: FlagValues): ConfigInput {
@@ -185,8 +182,6 @@ export function configFromArgs(argv: string[]): { config: Config; help: boolean;
   const chart = chartSettings(values);
   const own = overridesFromFlags(values);
   const tracing = chart.tracing === undefined ? undefined : { enabled: chart.tracing };
-  if (chart.tracing === true && !HAS_TRACING_CONFIG)
-    chart.notes.push("--tracing: accepted, no effect (this build has no tracing)");
   const loaded = loadConfigWithNotes({
     file: values["config-file"] as string | undefined,
     text: values["config-text"] as string | undefined,
@@ -196,7 +191,7 @@ export function configFromArgs(argv: string[]): { config: Config; help: boolean;
       logLevel: own.logLevel ?? chart.overrides.logLevel,
       server: { ...chart.overrides.server, ...defined(own.server) },
       endpoints: { ...chart.overrides.endpoints, ...defined(own.endpoints) },
-      ...(HAS_TRACING_CONFIG && tracing !== undefined ? { tracing } : {}),
+      ...(tracing === undefined ? {} : { tracing }),
     } as ConfigInput,
   });
   const config = loaded.config;
