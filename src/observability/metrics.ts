@@ -5,6 +5,7 @@
 // verbatim where the ecosystem's dashboards expect them.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Endpoint } from "../endpoints/endpoint.js";
+import { ModelLabels, type ServedModels } from "./label-bounds.js";
 
 /** The pool as the scrape-time gauges read it (endpoints/endpoint-store.ts implements it). */
 export interface PoolStatsSource {
@@ -51,8 +52,11 @@ export class Metrics {
 
   // --- request path (ext_proc → routing decision) ---
   readonly requests: Counter<"code">;
+  /** Record through `objectiveRequest` / `objectiveError`: their model labels are bounded. */
   readonly objectiveRequests: Counter<"model_name" | "target_model_name">;
   readonly objectiveRequestErrors: Counter<"model_name" | "target_model_name" | "error_code">;
+  /** Client-chosen model names → bounded label values (label-bounds.ts); serves nothing until told. */
+  #models = new ModelLabels({ serves: () => false });
   readonly schedulingSeconds: Histogram;
   readonly stageSeconds: Histogram<"stage">;
   readonly prefixHitBlocks: Histogram;
@@ -317,6 +321,28 @@ export class Metrics {
    * degraded (its cache credit counts less), no-events (a pool member that never published). Read at
    * scrape time.
    */
+  /** Which models the pool serves: only those become `model_name` label values, the rest count as "other". */
+  servedModels(served: ServedModels): void {
+    this.#models = new ModelLabels(served);
+  }
+
+  /** GIE's per-model request counter, the client's model name bounded. */
+  objectiveRequest(model: string, targetModel: string): void {
+    this.objectiveRequests.inc({
+      model_name: this.#models.label(model),
+      target_model_name: this.#models.label(targetModel),
+    });
+  }
+
+  /** GIE's per-model error counter, the client's model name bounded. */
+  objectiveError(model: string, targetModel: string, errorCode: string): void {
+    this.objectiveRequestErrors.inc({
+      model_name: this.#models.label(model),
+      target_model_name: this.#models.label(targetModel),
+      error_code: errorCode,
+    });
+  }
+
   watchPodAccuracy(source: { accuracy(): Map<string, string> }, states: readonly string[]): void {
     new Gauge({
       name: "epp_kv_pod_accuracy",

@@ -6,6 +6,7 @@ import { EppError } from "../errors.js";
 import type { DispatchTicket } from "../endpoints/dispatch-ledger.js";
 import type { ResponseObserver, RouteOutcome, RouteRequest, Router } from "../ext-proc/router.js";
 import type { BlockHasher } from "../kv-index/block-hash.js";
+import { logField } from "../observability/label-bounds.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { Endpoint, EndpointSource, PrefixLookup, SchedulingResult } from "../scheduling/types.js";
@@ -100,8 +101,10 @@ export class Director implements Router {
     }
     const parsedAt = performance.now();
     m.stageSeconds.observe({ stage: "parse" }, (parsedAt - started) / 1000);
-    if (!this.#modelsSeen.has(parsed.model) && this.#modelsSeen.size < MAX_MODELS_REPORTED)
-      this.#firstSight(parsed.model);
+    // Client-chosen names: remembered and logged cut to label-bounds' length (a 1 MB name stays 256 chars).
+    const modelField = logField(parsed.model);
+    if (!this.#modelsSeen.has(modelField) && this.#modelsSeen.size < MAX_MODELS_REPORTED)
+      this.#firstSight(parsed.model, modelField);
 
     // 3. Tokenize and hash once (scorers read the chain through the scheduling cycle). A LoRA adapter is
     // tokenized as its base model and hashed with its key, as vLLM does.
@@ -126,7 +129,7 @@ export class Director implements Router {
         // Not the client's fault (tokenizer files missing, template bug): route without the cache signal.
         m.cacheSignalMissing.inc({ reason: err instanceof EppError ? err.code : "internal" });
         this.#log.warn(
-          { "x-request-id": request.requestId, model: parsed.model, err: errorText(err) },
+          { "x-request-id": request.requestId, model: logField(parsed.model), err: errorText(err) },
           "tokenization failed: routing on load alone",
         );
       }
@@ -185,7 +188,7 @@ export class Director implements Router {
     // 6. Record and audit. One info line per routed request, no prompt text.
     const schedulingMicros = Math.round((done - started) * 1000);
     m.schedulingSeconds.observe(schedulingMicros / 1e6);
-    m.objectiveRequests.inc({ model_name: parsed.model, target_model_name: parsed.model });
+    m.objectiveRequest(parsed.model, parsed.model);
     m.endpointPicks.inc({ endpoint: result.endpoint.address });
     m.prefixHitBlocks.observe(result.prefixMatchBlocks);
     if (result.totalBlocks > 0) m.prefixHitRatio.observe(result.prefixMatchBlocks / result.totalBlocks);
@@ -194,8 +197,8 @@ export class Director implements Router {
     this.#log.info(
       {
         "x-request-id": request.requestId,
-        model: parsed.model,
-        targetModel: parsed.model,
+        model: logField(parsed.model),
+        targetModel: logField(parsed.model),
         endpoint: endpointName(result.endpoint),
         Address: result.endpoint.address,
         ...(result.endpoint.name === null ? {} : { NamespacedName: result.endpoint.name }),
@@ -235,10 +238,10 @@ export class Director implements Router {
    * One line per new model name: which tokenizer it is hashed with. A model that falls back to the default
    * tokenizer while its pods use another one is a classic silent 0 % hit rate.
    */
-  #firstSight(model: string): void {
-    this.#modelsSeen.add(model);
+  #firstSight(model: string, field: string): void {
+    this.#modelsSeen.add(field);
     this.#log.info(
-      { model, tokenizerDir: this.#o.tokenizer.dirFor?.(model) ?? null, hashing: this.#o.hasher !== null },
+      { model: field, tokenizerDir: this.#o.tokenizer.dirFor?.(model) ?? null, hashing: this.#o.hasher !== null },
       "first request for model",
     );
   }
@@ -274,16 +277,13 @@ export class Director implements Router {
         ? err
         : new EppError("EPP_INTERNAL", "internal error while routing", { cause: err });
     const model = parsed?.model ?? "";
-    this.#o.metrics.objectiveRequestErrors.inc({
-      model_name: model,
-      target_model_name: model,
-      error_code: error.code,
-    });
+    const modelField = logField(model);
+    this.#o.metrics.objectiveError(model, model, error.code);
     const level = error.httpStatus >= 500 ? "warn" : "info";
     this.#log[level](
       {
         "x-request-id": request.requestId,
-        model,
+        model: modelField,
         status: error.httpStatus,
         code: error.code,
         reason: error.message,
