@@ -146,7 +146,11 @@ export class Director implements Router {
       m.stageSeconds.observe({ stage: "shared-index" }, (performance.now() - lookupStart) / 1000);
     }
 
-    // 5. Schedule. The prompt text is built only if an estimated scorer asks for it.
+    // 5. Schedule. The prompt text is built only if an estimated scorer asks for it. A request Envoy gave up
+    // on meanwhile stops here: scheduling records speculative entries, prefix heat and estimated keys, and
+    // step 7 dispatch credit, all for a request that will never reach the pod. From here to the answer
+    // being written nothing awaits, so a cancel cannot slip in between.
+    if (request.signal?.aborted) return { kind: "cancelled" };
     const scoreStart = performance.now();
     let text: string | null = null;
     const result = this.#o.scheduler.schedule({
@@ -241,7 +245,11 @@ export class Director implements Router {
   #firstSight(model: string, field: string): void {
     this.#modelsSeen.add(field);
     this.#log.info(
-      { model: field, tokenizerDir: this.#o.tokenizer.dirFor?.(model) ?? null, hashing: this.#o.hasher !== null },
+      {
+        model: field,
+        tokenizerDir: this.#o.tokenizer.dirFor?.(model) ?? null,
+        hashing: this.#o.hasher !== null,
+      },
       "first request for model",
     );
   }
