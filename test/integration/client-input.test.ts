@@ -50,20 +50,36 @@ describe("client input on the ext_proc path", () => {
 
   const metricsText = async () => (await fetch(`${metricsUrl}/metrics`)).text();
 
-  // First, while the tokenizer is still cold (its first load takes far longer than a cancel needs).
   it("records no speculative entry, estimated key, pick or dispatch credit for a request cancelled while routing", async () => {
-    const long = Array.from({ length: 400 }, (_, i) => `Paragraph ${i} of a long shared document.`).join(" ");
-    const cancelled = await Promise.all(
+    // ~160 KB prompts: tokenizing each takes far longer than the cancel needs to arrive.
+    const long = Array.from({ length: 4_000 }, (_, i) => `Paragraph ${i} of a long shared document.`).join(
+      " ",
+    );
+    const stop = new AbortController();
+    const pending = Promise.all(
       Array.from({ length: 6 }, (_, i) =>
         client.process({
           path: "/v1/chat/completions",
           body: chat(`${long} question ${i}`),
-          abortAt: "after-body-sent",
+          signal: stop.signal,
         }),
       ),
     );
+    // Cancel once kvpick is routing every one of them (parsed, now tokenizing).
+    const parsed = async () =>
+      sumSamples(await metricsText(), "epp_request_stage_duration_seconds_count", { stage: "parse" });
+    const deadline = Date.now() + 10_000;
+    while ((await parsed()) < 6) {
+      if (Date.now() > deadline) throw new Error("requests never reached the router");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(
+      sumSamples(await metricsText(), "epp_request_stage_duration_seconds_count", { stage: "tokenize" }),
+    ).toBeLessThan(6);
+    stop.abort();
+    const cancelled = await pending;
     expect(cancelled.every((r) => r.destination === null)).toBe(true);
-    // Let routing of the abandoned requests finish (the tokenizer loads meanwhile), then look.
+    // Let routing of the abandoned requests finish, then look.
     const ok = await client.process({
       path: "/v1/chat/completions",
       body: chat("warm-up after the cancels"),
