@@ -174,7 +174,6 @@ export function createApp(options: AppOptions): App {
 
   // 1. Observability.
   const metrics = new Metrics();
-  metrics.modelLabels.know([...Object.keys(config.tokenizer.models), ...Object.keys(config.tokenizer.loras)]);
   const tracing = createTracing(config.tracing, process.env, logger);
 
   // 2. The write path: KV events → index.
@@ -189,6 +188,7 @@ export function createApp(options: AppOptions): App {
   const prefixLookup: PrefixLookup = {
     matchPrefix: (chain, pods) => index.matchPrefix(chain, pods),
     hasPod: (pod) => index.hasPod(pod),
+    eventDriven: (pod) => kvEvents.ingest.published(pod),
     creditFactor: (pod) => (kvEvents.ingest.accuracy(pod) === "degraded" ? degradedFactor : 1),
   };
   // Speculative entries (scheduling.speculativeTtlMs): what kvpick just routed counts as cached on that pod
@@ -310,6 +310,15 @@ export function createApp(options: AppOptions): App {
     },
   });
   if (config.scheduling.dispatchCredit) metrics.watchDispatch(endpoints);
+  // Model label values (label-bounds.ts): configured models and adapters, models the pods' KV-event topics
+  // name, adapters the pods report in vllm:lora_requests_info; every other client-chosen name is "other".
+  const loras = new LoraAdapters(config.tokenizer, endpoints);
+  metrics.servedModels({
+    serves: (model) =>
+      Object.hasOwn(config.tokenizer.models, model) ||
+      kvEvents.ingest.announcesModel(model) ||
+      loras.resolve(model).adapter != null,
+  });
   const director = new Director({
     tokenizer,
     hasher,
@@ -319,7 +328,7 @@ export function createApp(options: AppOptions): App {
     metrics,
     emitEndpointScores: config.server.emitEndpointScores,
     sharedIndex: sharedIndex?.prefixSource ?? null,
-    loras: new LoraAdapters(config.tokenizer, endpoints),
+    loras,
     dispatch: config.scheduling.dispatchCredit ? endpoints : null,
     tracer: tracing.tracer,
   });

@@ -126,6 +126,8 @@ describe("hash seed with the chart's default config", () => {
     const own = configFromArgs(["--endpoints=10.0.0.1:8000"]).config;
     expect(() => checkStartupConfig(own)).not.toThrow(); // kvEvents.keys auto: token keys need no seed
     const engine = configFromArgs(["--endpoints=10.0.0.1:8000", "--kv-events-keys=engine"]).config;
-    expect(() => checkStartupConfig(engine)).toThrow(/tokenizer.hashSeed \(--hash-seed\): required with kvEvents.keys engine/);
+    expect(() => checkStartupConfig(engine)).toThrow(
+      /tokenizer.hashSeed \(--hash-seed\): required with kvEvents.keys engine/,
+    );
   });
 });

@@ -173,7 +173,8 @@ function parseSample(text: string, start: number, end: number, name: string, wit
   let i = start;
   let labels: Record<string, string> | null = null;
   if (text.charCodeAt(i) === 123) {
-    if (withLabels) labels = {};
+    // No prototype: label names come from the pod's text (a `__proto__="…"` label must stay a label).
+    if (withLabels) labels = Object.create(null) as Record<string, string>;
     i++;
     for (;;) {
       while (i < end && (text[i] === " " || text[i] === ",")) i++;

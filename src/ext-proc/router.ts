@@ -19,6 +19,12 @@ export interface RouteRequest {
    * "nothing eligible" (answer 503). Never taken from client headers: a client must not pick its backend.
    */
   subsetHint: readonly string[] | null;
+  /**
+   * Fires when the stream ends (Envoy or the client gave up) before the answer is written. A router that sees
+   * it fired before it records anything (speculative entries, prefix heat, estimated keys, dispatch credit)
+   * returns `cancelled` and records nothing: only a request whose answer reaches Envoy may teach it.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -44,7 +50,9 @@ export type RouteOutcome =
       /** Optional per-endpoint scores, sent as metadata `envoy.lb` / `x-gateway-destination-endpoint-scores`. */
       endpointScores?: Record<string, unknown>;
     }
-  | { kind: "rejected"; error: EppError };
+  | { kind: "rejected"; error: EppError }
+  /** `signal` fired before the decision: nothing recorded, nothing to answer (the stream is gone). */
+  | { kind: "cancelled" };
 
 export interface Router {
   /**

@@ -73,6 +73,8 @@ export class ExtProcStream {
   #sawResponseHeaders = false;
   #requestDoneReported = false;
   #log: Logger | undefined;
+  /** Aborted when the stream closes while the router decides (it then records nothing). */
+  #routing: AbortController | null = null;
 
   constructor(call: ExtProcCall, options: StreamOptions) {
     this.#call = call;
@@ -207,6 +209,7 @@ export class ExtProcStream {
     const body = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#bodyBytes);
     this.#chunks = [];
     let outcome: ReturnType<Router["route"]>;
+    this.#routing = new AbortController();
     try {
       outcome = this.#opts.router.route({
         requestId: this.#requestId!,
@@ -215,6 +218,7 @@ export class ExtProcStream {
         headers: this.#headers,
         body,
         subsetHint: this.#subsetHint,
+        signal: this.#routing.signal,
       });
     } catch (err) {
       this.#fail(err);
@@ -222,6 +226,8 @@ export class ExtProcStream {
     }
     outcome.then(
       (result) => {
+        this.#routing = null;
+        if (result.kind === "cancelled") return; // closed while routing: nothing recorded, nobody to answer
         if (result.kind === "rejected") {
           this.#reject(result.error);
           return;
@@ -352,6 +358,7 @@ export class ExtProcStream {
   #close(ok: boolean): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#routing?.abort();
     if (this.#phase === "routed" && !this.#responseDone) {
       // With response body mode NONE Envoy sends no body: the headers were the whole response we see.
       const whole = this.#responseMode === "NONE" && this.#sawResponseHeaders;

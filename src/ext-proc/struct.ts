@@ -33,8 +33,15 @@ function toValue(value: unknown): StructValue {
 }
 
 export function fromStruct(struct: Struct | undefined): { [key: string]: Json } {
+  // Keys come from Envoy metadata (ultimately from clients): a "__proto__" key must be an own property.
   const out: { [key: string]: Json } = {};
-  for (const [key, value] of Object.entries(struct?.fields ?? {})) out[key] = fromValue(value);
+  for (const [key, value] of Object.entries(struct?.fields ?? {}))
+    Object.defineProperty(out, key, {
+      value: fromValue(value),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   return out;
 }
 

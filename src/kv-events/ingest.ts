@@ -155,17 +155,31 @@ export class KvEventIngest {
     const now = this.#now();
     const out: PodStateView[] = [];
     for (const s of this.#states.values()) {
-      if (s.lastEventMs === 0) continue; // a replay asked for on connect, nothing heard yet
+      if (!s.published) continue; // a replay asked for on connect, nothing heard yet
       this.#sync(s, now);
       out.push(s.view(now, this.#hashCheck.stats(s.podId)));
     }
     return out;
   }
 
+  /**
+   * Whether the pod has published any batch (live or replayed) since kvpick first heard of it and has not
+   * been forgotten since (it left the pool): the PrefixLookup's `eventDriven`. Cheap: one map lookup.
+   */
+  published(podId: string): boolean {
+    return this.#states.get(podId)?.published === true;
+  }
+
+  /** Whether a pod of the pool names `model` in its KV-event topic (`kv@<pod>@<model>`): a served model. */
+  announcesModel(model: string): boolean {
+    for (const s of this.#states.values()) if (s.model === model) return true;
+    return false;
+  }
+
   /** exact | degraded for a pod that published, null for a pod never heard of. */
   accuracy(podId: string): "exact" | "degraded" | null {
     const s = this.#states.get(podId);
-    if (s === undefined || s.lastEventMs === 0) return null;
+    if (s === undefined || !s.published) return null;
     return this.#sync(s, this.#now());
   }
 

@@ -64,6 +64,11 @@ export class PodState {
   readonly podId: string;
   model: string | null = null;
   lastEventMs = 0;
+  /**
+   * A batch of this pod was received (live or replayed, applied or held): it is event-driven until it is
+   * forgotten, whatever it holds (the estimated fallback never scores it again).
+   */
+  published = false;
   /** KV-cache groups seen as full attention (hybrid models), so their removals are indexed too. */
   readonly fullAttentionGroups = new Set<number>();
   readonly accuracy: PodAccuracy;
@@ -119,6 +124,7 @@ export class PodState {
 
   /** A batch arrived (live or replayed), applied or held. */
   heard(nowMs: number): void {
+    this.published = true;
     this.lastEventMs = nowMs;
     this.lastEventGauge.set(nowMs / 1000);
   }

@@ -5,7 +5,7 @@
 // verbatim where the ecosystem's dashboards expect them.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Endpoint } from "../endpoints/endpoint.js";
-import { ModelLabels } from "./model-labels.js";
+import { ModelLabels, type ServedModels } from "./label-bounds.js";
 import { RequestMetrics } from "./request-metrics.js";
 
 /** The pool as the scrape-time gauges read it (endpoints/endpoint-store.ts implements it). */
@@ -55,10 +55,11 @@ export class Metrics {
 
   // --- request path (ext_proc → routing decision) ---
   readonly requests: Counter<"code">;
-  /** Model names as label values: bounded (model-labels.ts); app.ts adds the configured names. */
-  readonly modelLabels = new ModelLabels();
+  /** Client-chosen model names → bounded label values (label-bounds.ts); app.ts tells it what the pool serves. */
+  readonly modelLabels: ModelLabels;
   /** GIE's `inference_objective_*` per-request families (request-metrics.ts). */
   readonly objective: RequestMetrics;
+  #served: ServedModels = { serves: () => false };
   readonly schedulingSeconds: Histogram;
   readonly stageSeconds: Histogram<"stage">;
   readonly prefixHitBlocks: Histogram;
@@ -90,6 +91,7 @@ export class Metrics {
       labelNames: ["code"],
       registers: r,
     });
+    this.modelLabels = new ModelLabels({ serves: (model) => this.#served.serves(model) });
     this.objective = new RequestMetrics(registry, this.modelLabels);
     this.schedulingSeconds = new Histogram({
       name: "epp_scheduling_duration_seconds",
@@ -324,6 +326,11 @@ export class Metrics {
    * degraded (its cache credit counts less), no-events (a pool member that never published). Read at
    * scrape time.
    */
+  /** Which models the pool serves: only those become `model_name` label values, the rest count as "other". */
+  servedModels(served: ServedModels): void {
+    this.#served = served;
+  }
+
   watchPodAccuracy(source: { accuracy(): Map<string, string> }, states: readonly string[]): void {
     new Gauge({
       name: "epp_kv_pod_accuracy",

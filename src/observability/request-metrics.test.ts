@@ -1,11 +1,12 @@
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
-import { MAX_ADMITTED_MODELS, MAX_MODEL_LABEL_CHARS, ModelLabels } from "./model-labels.js";
+import { MAX_FIELD_CHARS, ModelLabels } from "./label-bounds.js";
 import { RequestMetrics } from "./request-metrics.js";
 
 async function setup(known: string[] = []) {
   const registry = new Registry();
-  const m = new RequestMetrics(registry, new ModelLabels(known));
+  const served = new Set(known);
+  const m = new RequestMetrics(registry, new ModelLabels({ serves: (model) => served.has(model) }));
   return { m, text: () => registry.metrics() };
 }
 
@@ -65,15 +66,14 @@ describe("RequestMetrics (GIE inference_objective_* families)", () => {
     expect(t).not.toMatch(/inference_objective_request_duration_seconds_count\{[^}]*\} [1-9]/);
   });
 
-  it("bounds model labels: configured names kept, a few others admitted, the rest `other`, all length-capped", async () => {
+  it("bounds model labels: served names kept, every other client name `other`, all length-capped", async () => {
     const { m, text } = await setup(["served"]);
-    for (let i = 0; i < MAX_ADMITTED_MODELS + 20; i++)
-      m.recordRequest(`client-${i}`, `client-${i}`, 1).aborted();
+    for (let i = 0; i < 20; i++) m.recordRequest(`client-${i}`, `client-${i}`, 1).aborted();
     m.recordRequest("served", "served", 1).aborted();
     m.recordRequest("x".repeat(1_000_000), "x".repeat(1_000_000), 1).aborted();
     const t = await text();
     const totals = t.split("\n").filter((line) => line.startsWith("inference_objective_request_total{"));
-    expect(totals).toHaveLength(MAX_ADMITTED_MODELS + 2); // admitted + served + other
+    expect(totals).toHaveLength(2); // served + other
     expect(t).toContain(
       'inference_objective_request_total{model_name="other",target_model_name="other",priority="0"} 21',
     );
@@ -81,6 +81,6 @@ describe("RequestMetrics (GIE inference_objective_* families)", () => {
     expect(t.length).toBeLessThan(2_000_000 / 10);
     for (const line of t.split("\n"))
       for (const v of line.matchAll(/model_name="([^"]*)"/g))
-        expect(v[1]!.length).toBeLessThanOrEqual(MAX_MODEL_LABEL_CHARS);
+        expect(v[1]!.length).toBeLessThanOrEqual(MAX_FIELD_CHARS);
   });
 });

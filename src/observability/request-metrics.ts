@@ -5,7 +5,10 @@
 // Callers never see label names: they record intentions (a request, its first token, its end) and the label
 // children are created once per (bounded) model.
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
-import type { ModelLabels } from "./model-labels.js";
+/** Client-chosen model name → bounded label value (label-bounds.ts `ModelLabels` implements it). */
+export interface ModelLabeler {
+  label(model: string): string;
+}
 
 /** What vLLM reported in `usage` (routing/usage-reader.ts reads it). */
 export interface ResponseUsage {
@@ -85,7 +88,7 @@ interface Children {
 const alpha = (help: string) => `[ALPHA] ${help}`;
 
 export class RequestMetrics {
-  readonly #labels: ModelLabels;
+  readonly #labels: ModelLabeler;
   readonly #children = new Map<string, Children>();
   readonly #totals = new Map<string, Counter.Internal>();
   readonly #requestTotal: Counter<ModelLabel | "priority">;
@@ -101,7 +104,7 @@ export class RequestMetrics {
   readonly #tpot: Histogram<ModelLabel>;
   readonly #running: Gauge<"model_name">;
 
-  constructor(registry: Registry, labels: ModelLabels) {
+  constructor(registry: Registry, labels: ModelLabeler) {
     this.#labels = labels;
     const registers = [registry];
     const labelNames = MODEL_LABELS;
@@ -189,15 +192,15 @@ export class RequestMetrics {
   /** A request answered with an error before reaching a pod (`code`: kvpick's error code). */
   recordError(model: string, target: string, code: string): void {
     this.#errorTotal.inc({
-      model_name: this.#labels.of(model),
-      target_model_name: this.#labels.of(target),
+      model_name: this.#labels.label(model),
+      target_model_name: this.#labels.label(target),
       error_code: code,
     });
   }
 
   #childrenOf(model: string, target: string): Children {
-    const m = this.#labels.of(model);
-    const t = target === model ? m : this.#labels.of(target);
+    const m = this.#labels.label(model);
+    const t = target === model ? m : this.#labels.label(target);
     const key = m === t ? m : `${m}\u0000${t}`;
     let c = this.#children.get(key);
     if (c === undefined) {

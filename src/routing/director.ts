@@ -6,6 +6,7 @@ import { EppError } from "../errors.js";
 import type { DispatchTicket } from "../endpoints/dispatch-ledger.js";
 import type { ResponseObserver, RouteOutcome, RouteRequest, Router } from "../ext-proc/router.js";
 import type { BlockHasher } from "../kv-index/block-hash.js";
+import { logField } from "../observability/label-bounds.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { RequestRecord } from "../observability/request-metrics.js";
@@ -108,9 +109,11 @@ export class Director implements Router {
     const parsedAt = performance.now();
     m.stageSeconds.observe({ stage: "parse" }, (parsedAt - started) / 1000);
     trace.stage("parse", started, parsedAt);
-    trace.set("gen_ai.request.model", m.modelLabels.of(parsed.model));
-    if (!this.#modelsSeen.has(parsed.model) && this.#modelsSeen.size < MAX_MODELS_REPORTED)
-      this.#firstSight(parsed.model);
+    trace.set("gen_ai.request.model", m.modelLabels.label(parsed.model));
+    // Client-chosen names: remembered and logged cut to label-bounds' length (a 1 MB name stays 256 chars).
+    const modelField = logField(parsed.model);
+    if (!this.#modelsSeen.has(modelField) && this.#modelsSeen.size < MAX_MODELS_REPORTED)
+      this.#firstSight(parsed.model, modelField);
 
     // 3. Tokenize and hash once (scorers read the chain through the scheduling cycle). A LoRA adapter is
     // tokenized as its base model and hashed with its key, as vLLM does.
@@ -140,7 +143,7 @@ export class Director implements Router {
         // Not the client's fault (tokenizer files missing, template bug): route without the cache signal.
         m.cacheSignalMissing.inc({ reason: err instanceof EppError ? err.code : "internal" });
         this.#log.warn(
-          { "x-request-id": request.requestId, model: parsed.model, err: errorText(err) },
+          { "x-request-id": request.requestId, model: logField(parsed.model), err: errorText(err) },
           "tokenization failed: routing on load alone",
         );
       }
@@ -159,7 +162,11 @@ export class Director implements Router {
       trace.stage("prefix-lookup", lookupStart, lookedUpAt);
     }
 
-    // 5. Schedule. The prompt text is built only if an estimated scorer asks for it.
+    // 5. Schedule. The prompt text is built only if an estimated scorer asks for it. A request Envoy gave up
+    // on meanwhile stops here: scheduling records speculative entries, prefix heat and estimated keys, and
+    // step 7 dispatch credit, all for a request that will never reach the pod. From here to the answer
+    // being written nothing awaits, so a cancel cannot slip in between.
+    if (request.signal?.aborted) return { kind: "cancelled" };
     const scoreStart = performance.now();
     let text: string | null = null;
     const result = this.#o.scheduler.schedule({
@@ -213,8 +220,8 @@ export class Director implements Router {
     this.#log.info(
       {
         "x-request-id": request.requestId,
-        model: parsed.model,
-        targetModel: parsed.model,
+        model: logField(parsed.model),
+        targetModel: logField(parsed.model),
         endpoint: endpointName(result.endpoint),
         Address: result.endpoint.address,
         ...(result.endpoint.name === null ? {} : { NamespacedName: result.endpoint.name }),
@@ -264,10 +271,14 @@ export class Director implements Router {
    * One line per new model name: which tokenizer it is hashed with. A model that falls back to the default
    * tokenizer while its pods use another one is a classic silent 0 % hit rate.
    */
-  #firstSight(model: string): void {
-    this.#modelsSeen.add(model);
+  #firstSight(model: string, field: string): void {
+    this.#modelsSeen.add(field);
     this.#log.info(
-      { model, tokenizerDir: this.#o.tokenizer.dirFor?.(model) ?? null, hashing: this.#o.hasher !== null },
+      {
+        model: field,
+        tokenizerDir: this.#o.tokenizer.dirFor?.(model) ?? null,
+        hashing: this.#o.hasher !== null,
+      },
       "first request for model",
     );
   }
@@ -310,13 +321,14 @@ export class Director implements Router {
         ? err
         : new EppError("EPP_INTERNAL", "internal error while routing", { cause: err });
     const model = parsed?.model ?? "";
+    const modelField = logField(model);
     this.#o.metrics.objective.recordError(model, model, error.code);
     trace.end(error.code);
     const level = error.httpStatus >= 500 ? "warn" : "info";
     this.#log[level](
       {
         "x-request-id": request.requestId,
-        model,
+        model: modelField,
         status: error.httpStatus,
         code: error.code,
         reason: error.message,

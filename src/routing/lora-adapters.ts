@@ -3,6 +3,7 @@
 // (shared/reference/vllm-kv-events.md §2.1); the prompt is rendered and tokenized with the base model's
 // tokenizer. An adapter is known from `tokenizer.loras`, or — when vLLM keys by name — from the adapter names
 // the pods report in `vllm:lora_requests_info`.
+import { MAX_FIELD_CHARS } from "../observability/label-bounds.js";
 import type { Config } from "../config/schema.js";
 import type { EndpointSource } from "../scheduling/types.js";
 import { ConfigError } from "../errors.js";
@@ -57,7 +58,8 @@ export class LoraAdapters {
   }
 
   resolve(model: string): LoraResolution {
-    const configured = this.#loras[model];
+    // The model name is the client's: an own-property lookup, so "constructor" is not a configured LoRA.
+    const configured = Object.hasOwn(this.#loras, model) ? this.#loras[model] : undefined;
     if (configured !== undefined) {
       return {
         adapter: model,
@@ -81,7 +83,8 @@ export class LoraAdapters {
 
   /** Whether any pod lists `model` among its running or waiting adapters (memoised for a while). */
   #reported(model: string): boolean {
-    if (this.#endpoints === null) return false;
+    // No vLLM adapter name is this long; a client's 1 MB name must not become a memo key (label-bounds).
+    if (this.#endpoints === null || model.length > MAX_FIELD_CHARS) return false;
     const now = this.#now();
     const memo = this.#seen.get(model);
     if (memo !== undefined && now - memo.at < DISCOVERY_TTL_MS) return memo.adapter;

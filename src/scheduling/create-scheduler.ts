@@ -8,13 +8,14 @@ import { createPluginRegistry } from "./plugins/index.js";
 import type { PluginRegistry } from "./registry.js";
 import { Scheduler } from "./scheduler.js";
 import { SpeculativePrefixLookup } from "./speculative/speculative-prefix-lookup.js";
-import type {
-  CycleState,
-  EndpointSource,
-  PickedEndpoint,
-  Plugin,
-  PluginContext,
-  PrefixLookup,
+import {
+  type CycleState,
+  type EndpointSource,
+  type PickedEndpoint,
+  type Plugin,
+  type PluginContext,
+  type PrefixLookup,
+  isEventDriven,
 } from "./types.js";
 
 export interface SchedulerDeps {
@@ -81,10 +82,10 @@ export function createScheduler(config: Config["scheduling"], deps: SchedulerDep
     const chain = cycle.request.blockHashes;
     if (speculative !== null && chain.length > 0) {
       // The index's id for the pod, as the cycle looks it up (the request's view: a pod another replica hears
-      // from is known through the shared index); pods nobody has heard of get no entries (the estimated
-      // fallback covers them).
+      // from is known through the shared index); pods that never published get no entries (the estimated
+      // fallback covers them), whatever they hold now.
       const known = cycle.prefixLookup ?? speculative;
-      const id = known.hasPod(e.address) ? e.address : known.hasPod(e.ip) ? e.ip : null;
+      const id = isEventDriven(known, e.address) ? e.address : isEventDriven(known, e.ip) ? e.ip : null;
       if (id !== null) speculative.record(id, chain);
     }
   };

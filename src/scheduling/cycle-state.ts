@@ -1,6 +1,13 @@
 // The per-request state of one scheduling cycle. Its main job: look the request's block chain up in the KV
 // index once, however many plugins (and the scheduler's own report) ask for the prefix match.
-import type { CycleState, Endpoint, PrefixLookup, PrefixMatch, SchedulingRequest } from "./types.js";
+import {
+  type CycleState,
+  type Endpoint,
+  isEventDriven,
+  type PrefixLookup,
+  type PrefixMatch,
+  type SchedulingRequest,
+} from "./types.js";
 
 export class SchedulingCycle implements CycleState {
   readonly request: SchedulingRequest;
@@ -29,7 +36,9 @@ export class SchedulingCycle implements CycleState {
       const lookup = this.#lookup;
       // The index keys a pod by its event topic id: "ip:port" (connect mode, DP ranks distinct) or just "ip"
       // (bind mode, reference topic `kv@<pod-ip>@<model>`). Pods the index has never heard of match nothing.
-      const podIds = candidates.map((e) => (lookup.hasPod(e.address) ? e.address : e.ip));
+      const podIds = candidates.map((e) =>
+        lookup.hasPod(e.address) || isEventDriven(lookup, e.address) ? e.address : e.ip,
+      );
       const { blocks, weighted } = lookup.matchPrefix(chain, podIds);
       // A degraded pod (events lost) may hold fewer of these blocks than the index says: count them less.
       if (lookup.creditFactor !== undefined)

@@ -51,6 +51,18 @@ export class FakePrefixLookup implements PrefixLookup {
     return this.pods.has(podId);
   }
 
+  /** Pods that published events; every pod that holds blocks has, plus those `published()` names. */
+  readonly publishedPods = new Set<string>();
+
+  published(podId: string): this {
+    this.publishedPods.add(podId);
+    return this;
+  }
+
+  eventDriven(podId: string): boolean {
+    return this.pods.has(podId) || this.publishedPods.has(podId);
+  }
+
   matchPrefix(chain: BigUint64Array, podIds: readonly string[]) {
     this.calls++;
     const blocks = new Uint32Array(podIds.length);

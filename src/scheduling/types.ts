@@ -16,14 +16,29 @@ export interface PrefixLookup {
     chain: BigUint64Array,
     podIds: readonly string[],
   ): { blocks: Uint32Array; weighted: Float64Array };
-  /** Whether the index has heard of this pod id (topic `kv@<id>@<model>`: "ip:port" or just "ip"). */
+  /**
+   * Whether the index holds any block of this pod id (topic `kv@<id>@<model>`: "ip:port" or just "ip") now.
+   * Says nothing about whether the pod sends events: a pod that published AllBlocksCleared holds none.
+   */
   hasPod(podId: string): boolean;
+  /**
+   * Whether this pod id has published any KV event (a live batch, even only AllBlocksCleared, or a replayed
+   * one) since it joined the pool: event-driven for the rest of its membership, whatever it holds now. Such a
+   * pod is never scored by the estimated (prompt-text) fallback. False again once the pod is forgotten.
+   * Absent = `hasPod` (a bare BlockIndex, which cannot tell; kvpick serve always wires the ingest's answer).
+   */
+  eventDriven?(podId: string): boolean;
   /**
    * Optional: how much a pod's cached blocks can be trusted, in [0, 1] — 1 when its KV-event state is exact,
    * `index.degradedCreditFactor` while degraded (events lost and not recovered). Absent = 1 for every pod.
    * Scales `PrefixMatch.weighted`, never `blocks`.
    */
   creditFactor?(podId: string): number;
+}
+
+/** `lookup.eventDriven(podId)`, or `hasPod` for a lookup that cannot tell publishers from holders. */
+export function isEventDriven(lookup: PrefixLookup, podId: string): boolean {
+  return lookup.eventDriven?.(podId) ?? lookup.hasPod(podId);
 }
 
 /** One request, as produced by the director after parsing, tokenizing and hashing. Never mutated by plugins. */

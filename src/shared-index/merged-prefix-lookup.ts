@@ -2,7 +2,7 @@
 // answered for this request's chain. Per pod the better of the two wins (more medium-weighted credit, then
 // more blocks): Redis holds the union of every replica's pods, the local index may be a tick fresher
 // (Redis writes trail by one flush), so neither alone is always right and the maximum is never worse.
-import type { PrefixLookup } from "../scheduling/types.js";
+import { isEventDriven, type PrefixLookup } from "../scheduling/types.js";
 
 /** A pod's longest cached prefix of one chain, as the shared index reported it. */
 export interface SharedMatch {
@@ -24,6 +24,15 @@ export class MergedPrefixLookup implements PrefixLookup {
 
   hasPod(podId: string): boolean {
     return this.#local.hasPod(podId) || this.#shared.has(podId);
+  }
+
+  /**
+   * Published here, or holds blocks another replica heard of (which it can only have learnt from events).
+   * A pod that published only to another replica and holds nothing of this chain is not seen as
+   * event-driven here (Redis keeps blocks, not publishers; README "High availability").
+   */
+  eventDriven(podId: string): boolean {
+    return isEventDriven(this.#local, podId) || this.#shared.has(podId);
   }
 
   /** This replica's view of the pod's event stream (a degraded pod's credit counts less) applies to both. */

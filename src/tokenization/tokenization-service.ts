@@ -63,9 +63,10 @@ export class TokenizationService {
 
   /** Tokenizer directory of a served model name (`bundled:<family>` resolved to the shipped package). */
   dirFor(model: string): string {
-    return resolveTokenizerDir(
-      this.#config.models[model]?.tokenizerDir ?? this.#config.defaultTokenizerDir ?? bundledTokenizerDir(),
-    );
+    const configured = Object.hasOwn(this.#config.models, model)
+      ? this.#config.models[model]?.tokenizerDir
+      : undefined;
+    return resolveTokenizerDir(configured ?? this.#config.defaultTokenizerDir ?? bundledTokenizerDir());
   }
 
   /**
@@ -131,11 +132,12 @@ export class TokenizationService {
     const requested = body.chat_template;
     let source: string | undefined;
     if (typeof requested === "string" && requested.length > 0) {
-      source = tk.files.namedTemplates[requested] ?? requested;
+      // vLLM (resolve_chat_template → transformers) treats a name it does not know as the template itself.
+      source = tk.files.namedTemplates.get(requested) ?? requested;
     } else if (requested !== undefined && requested !== null) {
       throw badRequest("chat_template: expected a string");
-    } else if (Array.isArray(body.tools) && tk.files.namedTemplates.tool_use !== undefined) {
-      source = tk.files.namedTemplates.tool_use;
+    } else if (Array.isArray(body.tools) && tk.files.namedTemplates.has("tool_use")) {
+      source = tk.files.namedTemplates.get("tool_use");
     }
     if (source === undefined) {
       if (tk.template === null) throw badRequest(`the tokenizer at ${tk.files.dir} has no chat template`);

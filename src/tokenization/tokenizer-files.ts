@@ -24,8 +24,11 @@ export interface TokenizerFiles {
   tokenizerConfig: Record<string, unknown>;
   /** Default chat template (chat_template.jinja wins over the config's), or null. */
   chatTemplate: string | null;
-  /** Named templates from a config whose chat_template is a list (transformers picks "tool_use" with tools). */
-  namedTemplates: Record<string, string>;
+  /**
+   * Named templates from a config whose chat_template is a list (transformers picks "tool_use" with tools).
+   * A Map: requests name templates, and a name like "constructor" must never reach Object.prototype.
+   */
+  namedTemplates: ReadonlyMap<string, string>;
   /** Template variables: bos_token, eos_token, … as strings (unset ones omitted, as transformers does). */
   specialTokens: Record<string, string | string[]>;
 }
@@ -119,17 +122,17 @@ export async function loadTokenizerFiles(dir: string): Promise<TokenizerFiles> {
       });
     }
   }
-  const namedTemplates: Record<string, string> = {};
+  const namedTemplates = new Map<string, string>();
   let configTemplate: string | null = null;
   const raw = tokenizerConfig.chat_template;
   if (typeof raw === "string") configTemplate = raw;
   else if (Array.isArray(raw)) {
     for (const entry of raw as { name?: unknown; template?: unknown }[]) {
       if (typeof entry?.name === "string" && typeof entry.template === "string") {
-        namedTemplates[entry.name] = entry.template;
+        namedTemplates.set(entry.name, entry.template);
       }
     }
-    configTemplate = namedTemplates.default ?? null;
+    configTemplate = namedTemplates.get("default") ?? null;
   }
   const specialTokens: Record<string, string | string[]> = {};
   for (const name of SPECIAL_TOKEN_NAMES) {

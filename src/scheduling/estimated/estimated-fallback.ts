@@ -1,12 +1,20 @@
-// The precise scorers' per-pod fallback: an endpoint the KV index has never heard of (vLLM publishes no
+// The precise scorers' per-pod fallback: an endpoint that never published a KV event (vLLM publishes no
 // events, or none arrived yet) is matched by the estimated prefix index instead of scoring no cache at all,
 // and what kvpick routes to it is recorded there. Once its events arrive, the exact index takes over and
-// the estimate is dropped.
-import type { CycleState, Endpoint, PickedEndpoint, PluginContext, PrefixLookup } from "../types.js";
+// the estimate is dropped — for good: a pod that published and now holds nothing (AllBlocksCleared, or only
+// other prefixes) really has nothing cached, and estimating it would pull traffic from the pod that has.
+import {
+  type CycleState,
+  type Endpoint,
+  isEventDriven,
+  type PickedEndpoint,
+  type PluginContext,
+  type PrefixLookup,
+} from "../types.js";
 
-/** Whether the index holds blocks of this endpoint, under its "ip:port" or its bare-IP topic id. */
+/** Whether this endpoint publishes KV events, under its "ip:port" or its bare-IP topic id. */
 export function knownToIndex(lookup: PrefixLookup, e: Endpoint): boolean {
-  return lookup.hasPod(e.address) || lookup.hasPod(e.ip);
+  return isEventDriven(lookup, e.address) || isEventDriven(lookup, e.ip);
 }
 
 /** Estimates for the candidates unknown to the index (NaN for those the index knows). */

@@ -1,7 +1,7 @@
 // The KV index as scheduling sees it when speculative entries are on: a pod's cached prefix is the longer
 // of what vLLM confirmed (the BlockIndex) and what kvpick routed there within the TTL (SpeculativeIndex).
 // Speculative blocks are credited as GPU-resident: vLLM is computing them right now.
-import type { PrefixLookup } from "../types.js";
+import { isEventDriven, type PrefixLookup } from "../types.js";
 import { SpeculativeIndex, type SpeculativeIndexStats } from "./speculative-index.js";
 
 export interface SpeculativePrefixStats extends SpeculativeIndexStats {
@@ -51,6 +51,10 @@ export class SpeculativePrefixLookup implements PrefixLookup {
 
   hasPod(podId: string): boolean {
     return this.#inner.hasPod(podId);
+  }
+
+  eventDriven(podId: string): boolean {
+    return isEventDriven(this.#inner, podId);
   }
 
   /** The engine-fed index's trust in the pod (a degraded pod counts less) applies to its speculation too. */
