@@ -311,12 +311,14 @@ export function createApp(options: AppOptions): App {
   });
   if (config.scheduling.dispatchCredit) metrics.watchDispatch(endpoints);
   // Model label values (label-bounds.ts): configured models and adapters, models the pods' KV-event topics
-  // name, adapters the pods report in vllm:lora_requests_info; every other client-chosen name is "other".
+  // name or their load gauges carry (`model_name`), adapters the pods report in vllm:lora_requests_info;
+  // every other client-chosen name is "other".
   const loras = new LoraAdapters(config.tokenizer, endpoints);
   metrics.servedModels({
     serves: (model) =>
       Object.hasOwn(config.tokenizer.models, model) ||
       kvEvents.ingest.announcesModel(model) ||
+      endpoints.candidates().some((e) => e.metrics?.models?.includes(model) === true) ||
       loras.resolve(model).adapter != null,
   });
   const director = new Director({

@@ -39,6 +39,8 @@ export interface LoadMetrics {
   readonly prefixCachingHashAlgo: string | null;
   /** Null when LoRA is not enabled on the server. */
   readonly lora: LoraInfo | null;
+  /** Served model names its load gauges carry (`model_name` label; at most a few, length-capped). */
+  readonly models?: readonly string[];
 }
 
 /**

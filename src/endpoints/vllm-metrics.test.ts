@@ -14,6 +14,7 @@ describe("parseVllmMetrics", () => {
         numGpuBlocks: 27000,
         prefixCachingHashAlgo: "sha256_cbor_64bit",
         lora: { maxLora: 4, running: ["sql", "chat"], waiting: [] },
+        models: ["Qwen/Qwen3-8B"],
       },
     });
   });
@@ -34,6 +35,7 @@ describe("parseVllmMetrics", () => {
         numGpuBlocks: null,
         prefixCachingHashAlgo: null,
         lora: null,
+        models: [],
       },
     });
   });
@@ -97,6 +99,7 @@ describe("configurable metric names (GIE's metric flags)", () => {
         numGpuBlocks: 9000,
         prefixCachingHashAlgo: null,
         lora: null,
+        models: ["qwen"],
       },
     });
   });

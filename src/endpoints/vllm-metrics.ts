@@ -111,7 +111,7 @@ const VLLM_OLD_USAGE: MetricSpec = { name: "vllm:gpu_cache_usage_perc", labels: 
 /** Sample values of the load gauges, summed (counts) or averaged (fractions) over the other labels. */
 export function parseVllmMetrics(text: string, specs: MetricSpecs = VLLM_SPECS): MetricsParse {
   try {
-    const waiting = specSamples(text, specs.waiting, false);
+    const waiting = specSamples(text, specs.waiting, true);
     const running = specSamples(text, specs.running, false);
     let usage = specSamples(text, specs.kvCacheUsage, false);
     if (usage.length === 0 && specs.kvCacheUsage.name === VLLM_METRIC_NAMES.kvCacheUsage)
@@ -135,11 +135,28 @@ export function parseVllmMetrics(text: string, specs: MetricSpecs = VLLM_SPECS):
         numGpuBlocks: intLabel(cache, "num_gpu_blocks") ?? intLabel(cache, "num_pages"),
         prefixCachingHashAlgo: cache?.prefix_caching_hash_algo ?? null,
         lora: specs.loraInfo === null ? null : loraInfo(specSamples(text, specs.loraInfo, true)),
+        models: modelNames(waiting),
       },
     };
   } catch (err) {
     return { ok: false, reason: (err as Error).message };
   }
+}
+
+/** Most served names kept per pod, and their length cap: a pod serves one model (plus adapters, reported apart). */
+const MAX_MODEL_NAMES = 8;
+const MAX_MODEL_NAME_CHARS = 256;
+
+/** The `model_name` label values of a load gauge (vLLM labels every gauge with its served model name). */
+function modelNames(samples: readonly Sample[]): string[] {
+  const out: string[] = [];
+  for (const s of samples) {
+    const name = s.labels?.model_name;
+    if (name === undefined || name.length === 0 || name.length > MAX_MODEL_NAME_CHARS) continue;
+    if (!out.includes(name)) out.push(name);
+    if (out.length === MAX_MODEL_NAMES) break;
+  }
+  return out;
 }
 
 /** The samples of `spec.name` carrying every label of the spec. */

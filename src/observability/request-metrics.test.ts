@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { MAX_FIELD_CHARS, ModelLabels } from "./label-bounds.js";
 import { RequestMetrics } from "./request-metrics.js";
 
-async function setup(known: string[] = []) {
+async function setup(known: string[] = ["qwen"]) {
   const registry = new Registry();
   const served = new Set(known);
   const m = new RequestMetrics(registry, new ModelLabels({ serves: (model) => served.has(model) }));

@@ -105,7 +105,10 @@ describe("KV-event faults", () => {
     const floodSeconds = 2;
     let sent = 0;
     let h = BigInt(`0x${randomBytes(8).toString("hex")}`);
-    const tokens = Array.from({ length: 16 * 64 }, (_, i) => (i * 7919) % 150_000);
+    // Distinct tokens per batch: with token keys (kvEvents.keys auto, which switches this pod once its random
+    // hashes disagree with kvpick's) identical token blocks would be one key, and nothing would grow.
+    const tokensOf = (batch: number) =>
+      Array.from({ length: 16 * 64 }, (_, i) => (i * 7919 + batch) % 150_000);
     const requests = (async () => {
       const w = await stack.wave(who);
       return w;
@@ -117,7 +120,9 @@ describe("KV-event faults", () => {
         h = (h * 6364136223846793005n + 1442695040888963407n) & (2n ** 64n - 1n);
         hashes.push(h);
       }
-      await pub.publish([{ type: "BlockStored", hashes, parent: null, tokenIds: tokens, blockSize: 64 }]);
+      await pub.publish([
+        { type: "BlockStored", hashes, parent: null, tokenIds: tokensOf(sent), blockSize: 64 },
+      ]);
       sent++;
     }
     const floodRate = sent / floodSeconds;
