@@ -22,6 +22,9 @@ import { BearerToken } from "./observability/bearer-token.js";
 import type { Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { Director } from "./routing/director.js";
+import { FlowController } from "./flow-control/flow-controller.js";
+import { ObjectivePriorities } from "./flow-control/objective-priorities.js";
+import { FlowControlMetrics } from "./observability/flow-control-metrics.js";
 import { RateLimitedLog } from "./observability/logger.js";
 import { LoraAdapters } from "./routing/lora-adapters.js";
 import { createScheduler, speculativeLookupFor } from "./scheduling/create-scheduler.js";
@@ -249,6 +252,19 @@ export function createApp(options: AppOptions): App {
     },
   });
   if (config.scheduling.dispatchCredit) metrics.watchDispatch(endpoints);
+  // Flow control (flowControl.enabled): admission before scheduling; its saturation reading needs the
+  // dispatch credit, so the ledger is fed whenever it is on.
+  const fc = config.flowControl;
+  const objectives = new ObjectivePriorities(fc.objectives);
+  const flowControl = fc.enabled
+    ? new FlowController({
+        settings: fc,
+        capacity: { candidates: () => endpoints.candidates() },
+        priorityOf: (name) => objectives.priorityOf(name),
+        recorder: new FlowControlMetrics(metrics.registry, config.pool.name ?? "static"),
+        logger,
+      })
+    : null;
   const director = new Director({
     tokenizer,
     hasher,
@@ -259,7 +275,9 @@ export function createApp(options: AppOptions): App {
     emitEndpointScores: config.server.emitEndpointScores,
     sharedIndex: sharedIndex?.prefixSource ?? null,
     loras: new LoraAdapters(config.tokenizer, endpoints),
-    dispatch: config.scheduling.dispatchCredit ? endpoints : null,
+    dispatch: config.scheduling.dispatchCredit || flowControl !== null ? endpoints : null,
+    admission: flowControl,
+    speculative,
   });
 
   // Kubernetes discovery writes the store when the pool comes from an InferencePool or a selector.
@@ -363,6 +381,7 @@ export function createApp(options: AppOptions): App {
     async stop(graceMs = 0) {
       if (silentTimer !== null) clearInterval(silentTimer);
       draining = true;
+      flowControl?.stop(); // queued requests get 503 at once instead of waiting out the drain
       await extProc.shutdown(graceMs);
       await Promise.allSettled([
         admin.close(),

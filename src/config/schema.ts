@@ -1,6 +1,7 @@
 // The whole kvpick configuration as one zod schema: the single source of its TypeScript type, its defaults
 // and its validation. Every object is strict, so a misspelt key fails at startup with its full path.
 import { z } from "zod";
+import { flowControlSchema } from "./flow-control-schema.js";
 
 /** Integer in [min, max]; the message is completed with the offending value by `formatIssue`. */
 const intIn = (min: number, max: number) =>
@@ -253,6 +254,8 @@ export const configSchema = z.strictObject({
       targetPorts: z.array(intIn(1, 65535)).max(8, { error: "expected at most 8 ports" }).default([]),
     })
     .prefault({}),
+
+  flowControl: flowControlSchema,
 });
 
 /** The validated configuration with every default filled in. */
