@@ -24,6 +24,7 @@ import { Metrics } from "./observability/metrics.js";
 import { Director } from "./routing/director.js";
 import { FlowController } from "./flow-control/flow-controller.js";
 import { ObjectivePriorities } from "./flow-control/objective-priorities.js";
+import { ObjectiveWatcher } from "./flow-control/objective-watcher.js";
 import { FlowControlMetrics } from "./observability/flow-control-metrics.js";
 import { RateLimitedLog } from "./observability/logger.js";
 import { LoraAdapters } from "./routing/lora-adapters.js";
@@ -282,12 +283,14 @@ export function createApp(options: AppOptions): App {
 
   // Kubernetes discovery writes the store when the pool comes from an InferencePool or a selector.
   const kube = config.pool.name !== null || config.pool.endpointSelector !== null;
-  const discovery = kube
+  const kubeApi = kube ? new KubeApi(options.kubeConfig ?? loadKubeConfig()) : null;
+  const namespace = config.pool.namespace ?? process.env.NAMESPACE ?? "default";
+  const discovery = kubeApi
     ? new KubeDiscovery({
-        api: new KubeApi(options.kubeConfig ?? loadKubeConfig()),
+        api: kubeApi,
         store: endpoints,
         logger,
-        namespace: config.pool.namespace ?? process.env.NAMESPACE ?? "default",
+        namespace,
         poolName: config.pool.name,
         poolGroup: config.pool.group,
         selector: config.pool.endpointSelector,
@@ -300,6 +303,23 @@ export function createApp(options: AppOptions): App {
             }),
       })
     : null;
+  // InferenceObjective priorities for flow control (Kubernetes pools only).
+  const objectiveWatcher =
+    flowControl !== null && kubeApi !== null && fc.watchObjectives
+      ? new ObjectiveWatcher({
+          api: kubeApi,
+          namespace,
+          poolName: config.pool.name,
+          priorities: objectives,
+          logger,
+          ...(options.discoveryBackoffMs === undefined
+            ? {}
+            : {
+                initialBackoffMs: options.discoveryBackoffMs.initial,
+                maxBackoffMs: options.discoveryBackoffMs.max,
+              }),
+        })
+      : null;
 
   // 5. Servers. Ready once the pool is known (a static pool is known at start; a discovered one once its pods
   // are listed) and not draining (SIGTERM: /readyz and gRPC health go NOT_SERVING before streams drain).
@@ -356,6 +376,7 @@ export function createApp(options: AppOptions): App {
       if (discovery !== null)
         discovery.start(); // readiness follows its sync; never blocks startup
       else endpoints.replaceAll(parseEndpointList(config.pool.endpoints));
+      objectiveWatcher?.start();
       scraper.start();
       silentTimer = setInterval(() => silentPods.check(), 10_000).unref();
       poolSynced = true;
@@ -389,6 +410,7 @@ export function createApp(options: AppOptions): App {
         kvEvents.close(),
         tokenizer.close(),
         discovery?.stop(),
+        objectiveWatcher?.stop(),
       ]);
       await sharedIndex?.close(); // after the subscriber: its last changes are flushed first
     },

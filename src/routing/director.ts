@@ -376,7 +376,8 @@ export class Director implements Router {
         );
         address = served;
         if (ticket !== null) {
-          ticket.done();
+          if (ticket.retract !== undefined) ticket.retract();
+          else ticket.done();
           ticket = this.#o.dispatch?.dispatch(served, r.prefillTokens) ?? null;
           if (ticket !== null && !r.streaming) ticket.firstToken();
         }
