@@ -145,7 +145,7 @@ describe("flow control on one saturable pod", () => {
     const r = await send("shed me", { "x-gateway-inference-objective": "scavenger" });
     expect(r.immediate?.status).toBe(429);
     expect(errorCode(r)).toBe("EPP_SHED");
-    expect((r.immediate?.json as { error: { type: string } }).error.type).toBe("rate_limit_error");
+    expect((r.immediate!.json as { error: { type: string } }).error.type).toBe("rate_limit_error");
     expect(r.immediate?.headers.get("retry-after")).toBe("1");
     expect(await outcomes(app, "RejectedCapacity")).toBe(before + 1);
   });
@@ -235,7 +235,7 @@ describe("flow control on a Kubernetes pool", () => {
     const started = Date.now();
     const r = await client.process({ path: "/v1/chat/completions", body: chat("anyone?") });
     expect(r.immediate?.status).toBe(503);
-    expect((r.immediate?.json as { error: { message: string } }).error.message).toContain(
+    expect((r.immediate!.json as { error: { message: string } }).error.message).toContain(
       "the pool has no capacity",
     );
     expect(Date.now() - started).toBeLessThan(2_000);
