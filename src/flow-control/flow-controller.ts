@@ -57,6 +57,23 @@ export interface FlowControlSettings extends SaturationParams {
   readonly defaultPriority: number;
 }
 
+/** The controller's notion of time passing; real timers by default, a virtual clock in the benchmark. */
+export interface FlowTimers {
+  /** Calls `fn` after `ms`; the handle cancels it. Must not keep the process alive. */
+  after(ms: number, fn: () => void): { cancel(): void };
+  /** Calls `fn` once the current task and its microtasks are done (a released request gets scheduled first). */
+  defer(fn: () => void): void;
+}
+
+export const REAL_TIMERS: FlowTimers = {
+  after(ms, fn) {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return { cancel: () => clearTimeout(t) };
+  },
+  defer: (fn) => setImmediate(fn),
+};
+
 export interface FlowControllerOptions {
   settings: FlowControlSettings;
   capacity: CapacitySource;
@@ -64,7 +81,9 @@ export interface FlowControllerOptions {
   priorityOf(objective: string): number | null;
   recorder?: FlowControlRecorder | null;
   logger: Logger;
+  /** Monotonic ms. */
   now?: () => number;
+  timers?: FlowTimers;
 }
 
 /** One request as admission sees it (before tokenization and scheduling). */
@@ -92,7 +111,7 @@ interface Waiter extends QueueItem {
   readonly model: string;
   readonly startedAt: number;
   resolve(a: Admission): void;
-  timer: NodeJS.Timeout | null;
+  timer: { cancel(): void } | null;
   unlisten: (() => void) | null;
 }
 
@@ -103,7 +122,8 @@ export class FlowController {
   readonly #keys: FairnessKeys;
   readonly #now: () => number;
   readonly #log: Logger;
-  #timer: NodeJS.Timeout | null = null;
+  readonly #t: FlowTimers;
+  #timer: { cancel(): void } | null = null;
   #releasePending = false;
   #stopped = false;
 
@@ -113,6 +133,7 @@ export class FlowController {
     this.#queues = new FlowQueues<Waiter>(options.settings);
     this.#keys = new FairnessKeys(options.settings.maxFlows);
     this.#now = options.now ?? (() => performance.now());
+    this.#t = options.timers ?? REAL_TIMERS;
     this.#log = options.logger.child({ component: "flow-control" });
   }
 
@@ -121,7 +142,12 @@ export class FlowController {
     return this.#queues.size;
   }
 
-  async admit(req: AdmissionRequest): Promise<Admission> {
+  admit(req: AdmissionRequest): Promise<Admission> {
+    return new Promise((resolve) => this.enqueue(req, resolve));
+  }
+
+  /** `admit` with a callback, called exactly once (synchronously when the answer is immediate). */
+  enqueue(req: AdmissionRequest, done: (a: Admission) => void): void {
     const startedAt = this.#now();
     const priority = this.#priorityOf(req.headers);
     const flow = this.#keys.keyFor(headerOf(req.headers, FAIRNESS_HEADERS) ?? req.model, (id) =>
@@ -131,73 +157,73 @@ export class FlowController {
       this.#o.recorder?.finished(flow, priority, req.model, outcome, (this.#now() - startedAt) / 1000);
     if (this.#stopped) {
       finish("RejectedOther");
-      return rejected(new EppError("EPP_NO_ENDPOINTS", "kvpick is shutting down"));
+      done(rejected(new EppError("EPP_NO_ENDPOINTS", "kvpick is shutting down")));
+      return;
     }
     const pool = this.#reading();
     if (pool.endpoints === 0) {
       finish("RejectedCapacity");
-      return rejected(new EppError("EPP_NO_ENDPOINTS", "no ready endpoint: the pool has no capacity"));
+      done(rejected(new EppError("EPP_NO_ENDPOINTS", "no ready endpoint: the pool has no capacity")));
+      return;
     }
     if (pool.saturation < 1 && this.#queues.aheadOf(priority) === 0) {
       finish("Dispatched");
-      return this.#admitted(priority, flow);
+      done(this.#admitted(priority, flow));
+      return;
     }
     if (priority < 0) {
       finish("RejectedCapacity");
-      return rejected(new EppError("EPP_SHED", "system saturated, sheddable request dropped"));
+      done(rejected(new EppError("EPP_SHED", "system saturated, sheddable request dropped")));
+      return;
     }
     if (req.signal?.aborted === true) {
       finish("EvictedContextCancelled");
-      return rejected(new EppError("EPP_QUEUE_TIMEOUT", "request cancelled before it was queued"));
+      done(rejected(new EppError("EPP_QUEUE_TIMEOUT", "request cancelled before it was queued")));
+      return;
     }
     const clientMs = clientDeadlineMs(req.headers);
     const ttl = this.#s.requestTtlMs;
     const waitMs = clientMs === null ? ttl : ttl === 0 ? clientMs : Math.min(ttl, clientMs);
-    return new Promise<Admission>((resolve) => {
-      const w: Waiter = {
-        priority,
-        flow,
-        bytes: req.bytes,
-        model: req.model,
-        startedAt,
-        gone: false,
-        timer: null,
-        unlisten: null,
-        resolve: (a) => {
-          if (w.timer !== null) clearTimeout(w.timer);
-          w.unlisten?.();
-          resolve(a);
-        },
-      };
-      const refusal = this.#queues.refusal(w);
-      if (refusal !== null) {
-        finish("RejectedCapacity");
-        resolve(
-          rejected(
-            new EppError(
-              "EPP_QUEUE_FULL",
-              refusal === "pool-full"
-                ? "flow control queue full (flowControl.maxBytes)"
-                : `flow control queue full for priority ${priority}`,
-            ),
+    const w: Waiter = {
+      priority,
+      flow,
+      bytes: req.bytes,
+      model: req.model,
+      startedAt,
+      gone: false,
+      timer: null,
+      unlisten: null,
+      resolve: (a) => {
+        w.timer?.cancel();
+        w.unlisten?.();
+        done(a);
+      },
+    };
+    const refusal = this.#queues.refusal(w);
+    if (refusal !== null) {
+      finish("RejectedCapacity");
+      done(
+        rejected(
+          new EppError(
+            "EPP_QUEUE_FULL",
+            refusal === "pool-full"
+              ? "flow control queue full (flowControl.maxBytes)"
+              : `flow control queue full for priority ${priority}`,
           ),
-        );
-        return;
-      }
-      this.#queues.push(w);
-      this.#o.recorder?.queued(flow, priority, 1, w.bytes);
-      if (waitMs > 0) {
-        w.timer = setTimeout(() => this.#evict(w, "EvictedTTL"), waitMs);
-        w.timer.unref();
-      }
-      if (req.signal !== undefined) {
-        const onAbort = () => this.#evict(w, "EvictedContextCancelled");
-        req.signal.addEventListener("abort", onAbort, { once: true });
-        w.unlisten = () => req.signal?.removeEventListener("abort", onAbort);
-      }
-      this.#ensureTimer();
-      this.#scheduleRelease();
-    });
+        ),
+      );
+      return;
+    }
+    this.#queues.push(w);
+    this.#o.recorder?.queued(flow, priority, 1, w.bytes);
+    if (waitMs > 0) w.timer = this.#t.after(waitMs, () => this.#evict(w, "EvictedTTL"));
+    if (req.signal !== undefined) {
+      const onAbort = () => this.#evict(w, "EvictedContextCancelled");
+      req.signal.addEventListener("abort", onAbort, { once: true });
+      w.unlisten = () => req.signal?.removeEventListener("abort", onAbort);
+    }
+    this.#ensureTimer();
+    this.#scheduleRelease();
   }
 
   /** Completion or a fresh reading: re-evaluate now (callers: the request path, the timer, tests). */
@@ -208,8 +234,7 @@ export class FlowController {
   /** Shutdown: every waiting request gets 503 at once; later admissions too. */
   stop(): void {
     this.#stopped = true;
-    if (this.#timer !== null) clearInterval(this.#timer);
-    this.#timer = null;
+    this.#stopTimer();
     for (const w of this.#queues.drain()) {
       this.#o.recorder?.queued(w.flow, w.priority, -1, -w.bytes);
       this.#o.recorder?.finished(
@@ -279,7 +304,7 @@ export class FlowController {
   #scheduleRelease(): void {
     if (this.#releasePending || this.#queues.size === 0) return;
     this.#releasePending = true;
-    setImmediate(() => {
+    this.#t.defer(() => {
       this.#releasePending = false;
       this.#releaseOne();
     });
@@ -300,15 +325,20 @@ export class FlowController {
     this.#scheduleRelease();
   }
 
+  /** While anything waits: re-evaluate every dispatchIntervalMs (fresh readings land between completions). */
   #ensureTimer(): void {
     if (this.#timer !== null) return;
-    this.#timer = setInterval(() => this.#scheduleRelease(), this.#s.dispatchIntervalMs);
-    this.#timer.unref();
+    const tick = () => {
+      this.#timer = null;
+      if (this.#queues.size === 0 || this.#stopped) return;
+      this.#scheduleRelease();
+      this.#timer = this.#t.after(this.#s.dispatchIntervalMs, tick);
+    };
+    this.#timer = this.#t.after(this.#s.dispatchIntervalMs, tick);
   }
 
   #stopTimer(): void {
-    if (this.#timer === null) return;
-    clearInterval(this.#timer);
+    this.#timer?.cancel();
     this.#timer = null;
   }
 }
