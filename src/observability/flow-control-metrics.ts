@@ -1,6 +1,7 @@
 // Flow-control metrics under GIE v1.5's names, labels and buckets (pkg/epp/metrics/metrics.go), so the GIE
-// dashboard's flow-control panels work unchanged. Label values are bounded: fairness ids by the controller's
-// flow table, priorities by the objectives, model names here (the first MAX_MODELS, then "other").
+// dashboard's flow-control panels work unchanged. Label values are bounded: priorities by the objectives;
+// fairness ids and model names here (the first MAX_LABELS of each, then "other": the controller recycles
+// idle flow slots, so over time it sees more ids than it holds at once).
 import { Gauge, Histogram, type Registry } from "prom-client";
 import type { FlowControlRecorder, QueueOutcome } from "../flow-control/flow-controller.js";
 
@@ -10,7 +11,7 @@ const QUEUE_BUCKETS = [
 ];
 // One dispatch evaluation reads every endpoint once: µs to a few ms.
 const CYCLE_BUCKETS = [1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2];
-const MAX_MODELS = 100;
+const MAX_LABELS = 100;
 
 export class FlowControlMetrics implements FlowControlRecorder {
   readonly #pool: string;
@@ -22,6 +23,7 @@ export class FlowControlMetrics implements FlowControlRecorder {
   readonly #cycle: Histogram;
   readonly #saturation: Gauge<"inference_pool">;
   readonly #models = new Set<string>();
+  readonly #flows = new Set<string>();
 
   constructor(registry: Registry, poolName: string) {
     this.#pool = poolName;
@@ -60,7 +62,11 @@ export class FlowControlMetrics implements FlowControlRecorder {
   }
 
   queued(fairnessId: string, priority: number, count: number, bytes: number): void {
-    const labels = { fairness_id: fairnessId, priority: String(priority), inference_pool: this.#pool };
+    const labels = {
+      fairness_id: bounded(this.#flows, fairnessId),
+      priority: String(priority),
+      inference_pool: this.#pool,
+    };
     this.#queueSize.inc(labels, count);
     this.#queueBytes.inc(labels, bytes);
   }
@@ -72,10 +78,10 @@ export class FlowControlMetrics implements FlowControlRecorder {
     outcome: QueueOutcome,
     seconds: number,
   ): void {
-    const name = this.#model(model);
+    const name = bounded(this.#models, model);
     this.#queueDuration.observe(
       {
-        fairness_id: fairnessId,
+        fairness_id: bounded(this.#flows, fairnessId),
         priority: String(priority),
         outcome,
         inference_pool: this.#pool,
@@ -90,11 +96,12 @@ export class FlowControlMetrics implements FlowControlRecorder {
     this.#cycle.observe(seconds);
     this.#saturation.set({ inference_pool: this.#pool }, saturation);
   }
+}
 
-  #model(model: string): string {
-    if (this.#models.has(model)) return model;
-    if (this.#models.size >= MAX_MODELS) return "other";
-    this.#models.add(model);
-    return model;
-  }
+/** `value` while fewer than MAX_LABELS distinct values were seen (remembered in `seen`), else "other". */
+function bounded(seen: Set<string>, value: string): string {
+  if (seen.has(value)) return value;
+  if (seen.size >= MAX_LABELS) return "other";
+  seen.add(value);
+  return value;
 }
