@@ -26,6 +26,10 @@ import type { Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { createTracing } from "./observability/tracing.js";
 import { Director } from "./routing/director.js";
+import { FlowController } from "./flow-control/flow-controller.js";
+import { ObjectivePriorities } from "./flow-control/objective-priorities.js";
+import { ObjectiveWatcher } from "./flow-control/objective-watcher.js";
+import { FlowControlMetrics } from "./observability/flow-control-metrics.js";
 import { RateLimitedLog } from "./observability/logger.js";
 import { LoraAdapters } from "./routing/lora-adapters.js";
 import { createScheduler, speculativeLookupFor } from "./scheduling/create-scheduler.js";
@@ -321,6 +325,19 @@ export function createApp(options: AppOptions): App {
       endpoints.candidates().some((e) => e.metrics?.models?.includes(model) === true) ||
       loras.resolve(model).adapter != null,
   });
+  // Flow control (flowControl.enabled): admission before scheduling; its saturation reading needs the
+  // dispatch credit, so the ledger is fed whenever it is on.
+  const fc = config.flowControl;
+  const objectives = new ObjectivePriorities(fc.objectives);
+  const flowControl = fc.enabled
+    ? new FlowController({
+        settings: fc,
+        capacity: { candidates: () => endpoints.candidates() },
+        priorityOf: (name) => objectives.priorityOf(name),
+        recorder: new FlowControlMetrics(metrics.registry, config.pool.name ?? "static"),
+        logger,
+      })
+    : null;
   const director = new Director({
     tokenizer,
     hasher,
@@ -331,18 +348,21 @@ export function createApp(options: AppOptions): App {
     emitEndpointScores: config.server.emitEndpointScores,
     sharedIndex: sharedIndex?.prefixSource ?? null,
     loras,
-    dispatch: config.scheduling.dispatchCredit ? endpoints : null,
+    dispatch: config.scheduling.dispatchCredit || flowControl !== null ? endpoints : null,
     tracer: tracing.tracer,
+    admission: flowControl,
+    speculative,
   });
 
   // Kubernetes discovery writes the store when the pool comes from an InferencePool or a selector.
   const kube = config.pool.name !== null || config.pool.endpointSelector !== null;
+  const namespace = config.pool.namespace ?? process.env.NAMESPACE ?? "default";
   const discovery = kube
     ? new KubeDiscovery({
         api: kubeApiOf(),
         store: endpoints,
         logger,
-        namespace: config.pool.namespace ?? process.env.NAMESPACE ?? "default",
+        namespace,
         poolName: config.pool.name,
         poolGroup: config.pool.group,
         selector: config.pool.endpointSelector,
@@ -355,6 +375,23 @@ export function createApp(options: AppOptions): App {
             }),
       })
     : null;
+  // InferenceObjective priorities for flow control (Kubernetes pools only).
+  const objectiveWatcher =
+    flowControl !== null && kube && fc.watchObjectives
+      ? new ObjectiveWatcher({
+          api: kubeApiOf(),
+          namespace,
+          poolName: config.pool.name,
+          priorities: objectives,
+          logger,
+          ...(options.discoveryBackoffMs === undefined
+            ? {}
+            : {
+                initialBackoffMs: options.discoveryBackoffMs.initial,
+                maxBackoffMs: options.discoveryBackoffMs.max,
+              }),
+        })
+      : null;
 
   // 5. Servers. Ready once the pool is known (a static pool is known at start; a discovered one once its pods
   // are listed) and not draining (SIGTERM: /readyz and gRPC health go NOT_SERVING before streams drain).
@@ -411,6 +448,7 @@ export function createApp(options: AppOptions): App {
       if (discovery !== null)
         discovery.start(); // readiness follows its sync; never blocks startup
       else endpoints.replaceAll(parseEndpointList(config.pool.endpoints));
+      objectiveWatcher?.start();
       scraper.start();
       silentTimer = setInterval(() => silentPods.check(), 10_000).unref();
       poolSynced = true;
@@ -444,6 +482,7 @@ export function createApp(options: AppOptions): App {
     async stop(graceMs = 0) {
       if (silentTimer !== null) clearInterval(silentTimer);
       draining = true;
+      flowControl?.stop(); // queued requests get 503 at once instead of waiting out the drain
       await extProc.shutdown(graceMs);
       await Promise.allSettled([
         admin.close(),
@@ -451,6 +490,7 @@ export function createApp(options: AppOptions): App {
         kvEvents.close(),
         tokenizer.close(),
         discovery?.stop(),
+        objectiveWatcher?.stop(),
       ]);
       await sharedIndex?.close(); // after the subscriber: its last changes are flushed first
       await tracing.shutdown(); // last: spans of the drained requests are flushed

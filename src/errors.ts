@@ -8,6 +8,12 @@ export const ERROR_CODES = {
   EPP_BODY_TOO_LARGE: 413,
   /** Every candidate endpoint was filtered out. */
   EPP_OVERLOADED: 429,
+  /** Flow control: the pool is saturated and the request is sheddable (priority < 0): never queued. */
+  EPP_SHED: 429,
+  /** Flow control: the queue for the request's priority (or the global byte bound) is full. */
+  EPP_QUEUE_FULL: 429,
+  /** Flow control: the request waited past its deadline (flowControl.requestTtlMs or the client's), or left. */
+  EPP_QUEUE_TIMEOUT: 429,
   /** No ready endpoint in the pool. */
   EPP_NO_ENDPOINTS: 503,
   /** A bug or an unexpected failure inside kvpick. */

@@ -16,6 +16,12 @@ import type { EngineConfig } from "../../src/sim/engine-config.js";
 import { Engine, type FinishedRequest } from "../../src/sim/engine.js";
 import { KvEventEncoder } from "../../src/sim/kv-event-encoder.js";
 import { seededRng } from "../../src/sim/random.js";
+import {
+  FlowController,
+  type Admission,
+  type FlowControlSettings,
+} from "../../src/flow-control/flow-controller.js";
+import type { EppError } from "../../src/errors.js";
 import { type BenchRequest, createPolicy, needsEvents, type PolicyName } from "./policies.js";
 import { outputTokens, type Session, type Workload } from "./workloads.js";
 
@@ -36,6 +42,18 @@ export interface RunOptions {
    * client, FIFO, and TTFT is measured from the moment the request is sent. Infinity = open loop.
    */
   maxInFlight: number;
+  /** Flow control in front of the policy (sessions' tenant / priority); absent or null = off. */
+  flowControl?: FlowControlSettings | null;
+}
+
+/** A request flow control answered with an error instead of routing it. */
+export interface RejectedRecord {
+  tenant: string;
+  arrival: number;
+  code: EppError["code"];
+  status: number;
+  /** Seconds it spent in flow control before the answer. */
+  queueWait: number;
 }
 
 export interface RequestRecord {
@@ -50,11 +68,16 @@ export interface RequestRecord {
   outputTokens: number;
   preemptions: number;
   pod: number;
+  /** Flow-control tenant ("" without flow-control tags) and seconds waited in its queue. */
+  tenant?: string;
+  queueWait?: number;
 }
 
 export interface RunResult {
   policy: PolicyName;
   records: RequestRecord[];
+  /** Requests flow control answered 429/503 (empty with flow control off). */
+  rejected?: RejectedRecord[];
   /** Output tokens generated per virtual second since the workload's t = 0. */
   tokensPerSecond: number[];
   /** Per stage: mean over scrape ticks of the mean waiting queue per pod. */
@@ -253,12 +276,65 @@ export function runVirtual(o: RunOptions): RunResult {
     }
   };
 
+  // Flow control on the virtual clock: the production controller, its timers and deferrals as clock events.
+  const fcSettings = o.flowControl ?? null;
+  const fc =
+    fcSettings === null
+      ? null
+      : new FlowController({
+          settings: fcSettings,
+          capacity: { candidates: () => store.candidates() },
+          priorityOf: () => null,
+          logger: silentLogger,
+          now: nowMs,
+          timers: {
+            after: (ms, fn) => {
+              const h = clock.setTimer(ms / 1000, fn);
+              return { cancel: () => h.cancel() };
+            },
+            defer: (fn) => {
+              clock.setTimer(0, fn);
+            },
+          },
+        });
+  const rejected: RejectedRecord[] = [];
   const issue = (s: Session, turn: number, history: Uint32Array[]) => {
     const intended = clock.now();
-    admit(() => send(s, turn, history, intended));
+    if (fc === null) {
+      admit(() => send(s, turn, history, intended, null));
+      return;
+    }
+    const tenant = s.tenant ?? o.model;
+    const headers = new Map([
+      ["x-gateway-inference-fairness-id", tenant],
+      ["x-gateway-inference-objective", `priority-${s.priority ?? 0}`],
+    ]);
+    const spec = s.turns[turn]!;
+    const bytes = 4 * (o.workload.systemPrompts[s.group]!.length + spec.question.length);
+    fc.enqueue({ requestId: `s${s.index}-t${turn}`, model: o.model, headers, bytes }, (a) => {
+      if (a.kind === "rejected") {
+        rejected.push({
+          tenant,
+          arrival: intended - t0,
+          code: a.error.code,
+          status: a.error.httpStatus,
+          queueWait: clock.now() - intended,
+        });
+        sessionsLeft--;
+        return;
+      }
+      admit(() => send(s, turn, history, intended, a));
+    });
   };
 
-  const send = (s: Session, turn: number, history: Uint32Array[], intended: number) => {
+  const send = (
+    s: Session,
+    turn: number,
+    history: Uint32Array[],
+    intended: number,
+    admission: Admission | null,
+  ) => {
+    const admittedAt = clock.now();
     const spec = s.turns[turn]!;
     const sys = o.workload.systemPrompts[s.group]!;
     const promptParts = turn === 0 ? [sys, spec.question] : [...history, spec.question];
@@ -300,10 +376,11 @@ export function runVirtual(o: RunOptions): RunResult {
       },
       onFinish: (f: FinishedRequest) => {
         ticket?.done();
+        if (admission?.kind === "admitted") admission.done();
         records.push({
           stage: s.stage,
           arrival: intended - t0,
-          clientWait: f.arrival - intended,
+          clientWait: f.arrival - admittedAt,
           ttft: f.firstToken - f.arrival,
           finished: f.finished - t0,
           promptTokens: f.promptTokens,
@@ -311,6 +388,8 @@ export function runVirtual(o: RunOptions): RunResult {
           outputTokens: f.outputTokens,
           preemptions: f.preemptions,
           pod,
+          tenant: s.tenant ?? "",
+          queueWait: admittedAt - intended,
         });
         if (turn + 1 < s.turns.length) {
           const next = [...(turn === 0 ? [sys, spec.question] : [...history, spec.question]), output];
@@ -333,6 +412,7 @@ export function runVirtual(o: RunOptions): RunResult {
   return {
     policy: o.policy,
     records,
+    rejected,
     tokensPerSecond,
     stageMeanWaiting: Array.from(waitSum, (s, i) => (waitCount[i]! > 0 ? s / waitCount[i]! : 0)),
     meanWaiting: wc > 0 ? ws / wc : 0,

@@ -27,6 +27,9 @@ export interface Session {
   stage: number;
   /** Prefix group: which shared system prompt the session starts with. */
   group: number;
+  /** Flow-control tenant (fairness id) and priority; absent = the model, priority 0 (two-tenant.ts). */
+  tenant?: string;
+  priority?: number;
   turns: Turn[];
 }
 

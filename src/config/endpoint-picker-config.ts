@@ -12,6 +12,7 @@ import { ConfigError } from "../errors.js";
 import { estimatedPrefixParams } from "../scheduling/estimated/estimated-prefix-index.js";
 import { createPluginRegistry } from "../scheduling/plugins/index.js";
 import type { PluginRegistry } from "../scheduling/registry.js";
+import { translateFlowControl } from "./gie-flow-control.js";
 import { llmdPreciseParamsSchema, preciseParamsToConfig } from "./llm-d-precise-params.js";
 import type { ConfigInput } from "./schema.js";
 
@@ -30,7 +31,7 @@ const HARMLESS_TYPES = new Set([
   "endpoint-notification-source",
   "openai-parser",
   "passthrough-parser",
-  "utilization-detector",
+  "utilization-detector", // its parameters tune flowControl (gie-flow-control.ts)
   "concurrency-detector",
   "request-attribute-reporter",
   "destination-endpoint-served-verifier",
@@ -252,10 +253,31 @@ export function translateEndpointPickerConfig(
       if (pi === 0) scheduling = build(members, `schedulingProfiles[${pi}]`);
     });
   }
-  for (const k of ["featureGates", "saturationDetector", "dataLayer", "parser", "flowControl"] as const)
+  for (const k of ["saturationDetector", "dataLayer", "parser"] as const)
     if (spec[k] !== undefined) ignored.push(`${k}: GIE runtime section, no kvpick counterpart`);
+  // Flow control: the feature gate turns it on; the section and the utilization detector tune it.
+  const gates = spec.featureGates ?? [];
+  for (const g of gates)
+    if (g !== "flowControl") ignored.push(`featureGates: "${g}" has no kvpick counterpart`);
+  const detector = spec.plugins.find((p) => p.type === "utilization-detector");
+  const fc = translateFlowControl(
+    spec.flowControl,
+    gates.includes("flowControl"),
+    detector?.parameters ?? null,
+  );
+  problems.push(...fc.problems);
+  ignored.push(...fc.ignored);
   if (problems.length > 0) throw new ConfigError(problems);
   const merged =
     scheduling === undefined ? hashing.scheduling : { ...(hashing.scheduling ?? {}), ...scheduling };
-  return { config: { ...hashing, ...(merged === undefined ? {} : { scheduling: merged }) }, ignored };
+  return {
+    config: {
+      ...hashing,
+      ...(merged === undefined ? {} : { scheduling: merged }),
+      ...(Object.keys(fc.config).length === 0
+        ? {}
+        : { flowControl: fc.config as ConfigInput["flowControl"] }),
+    },
+    ignored,
+  };
 }

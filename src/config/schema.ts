@@ -2,6 +2,7 @@
 // and its validation. Every object is strict, so a misspelt key fails at startup with its full path.
 import { z } from "zod";
 import { tracingSchema } from "./tracing-schema.js";
+import { flowControlSchema } from "./flow-control-schema.js";
 
 /** Integer in [min, max]; the message is completed with the offending value by `formatIssue`. */
 const intIn = (min: number, max: number) =>
@@ -301,6 +302,7 @@ export const configSchema = z.strictObject({
 
   /** OpenTelemetry tracing (config/tracing-schema.ts). */
   tracing: tracingSchema,
+  flowControl: flowControlSchema,
 });
 
 /** The validated configuration with every default filled in. */

@@ -13,6 +13,11 @@ export interface DispatchTicket {
   firstToken(): void;
   /** The response ended (or the stream died). */
   done(): void;
+  /**
+   * The request was served by another endpoint (the gateway walked the fallback list): it never loaded this
+   * one. Takes back its since-scrape credit (unless a scrape came meanwhile) and ends it, as `done`.
+   */
+  retract?(): void;
 }
 
 interface Pending {
@@ -35,6 +40,8 @@ export class DispatchLedger {
   #requests = 0;
   #tokens = 0;
   #since: number;
+  /** Bumped by every scrape: a retraction only takes back credit of the current reading's window. */
+  #epoch = 0;
   #inflight = 0;
   #prefilling = 0;
   /** Tickets still prefilling, oldest first (aged out from the head). */
@@ -60,13 +67,22 @@ export class DispatchLedger {
       this.#prefilling += tokens;
       this.#queue.push(p);
     }
+    const epoch = this.#epoch;
+    const done = () => {
+      this.#prefilled(p);
+      if (!p.open) return;
+      p.open = false;
+      this.#inflight--;
+    };
     return {
       firstToken: () => this.#prefilled(p),
-      done: () => {
-        this.#prefilled(p);
-        if (!p.open) return;
-        p.open = false;
-        this.#inflight--;
+      done,
+      retract: () => {
+        if (p.open && epoch === this.#epoch) {
+          this.#requests--;
+          this.#tokens -= tokens;
+        }
+        done();
       },
     };
   }
@@ -76,6 +92,7 @@ export class DispatchLedger {
     this.#requests = 0;
     this.#tokens = 0;
     this.#since = now;
+    this.#epoch++;
   }
 
   credit(now: number, staleAfterMs: number): DispatchCredit {

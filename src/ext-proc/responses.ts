@@ -8,6 +8,8 @@ import type { HeaderMutation, HeaderValueOption, ProcessingResponse } from "./pr
 import { toStruct } from "./struct.js";
 
 export const DESTINATION_HEADER = "x-gateway-destination-endpoint";
+/** The endpoint that really served (proxy → EPP, response path; GIE protocol v1.0). */
+export const SERVED_KEY = "x-gateway-destination-endpoint-served";
 export const SCORES_METADATA_KEY = "x-gateway-destination-endpoint-scores";
 export const LB_NAMESPACE = "envoy.lb";
 /** GIE's BodyByteLimit (pkg/common/envoy/chunking.go): under Envoy's 64 KiB recommendation. */
@@ -24,13 +26,21 @@ export function setHeader(key: string, value: string): HeaderValueOption {
 
 export interface Destination {
   endpoint: string;
+  /** Ordered fallbacks after `endpoint`: the value becomes `endpoint,fallback1,…` (header and metadata alike). */
+  fallbacks?: readonly string[] | undefined;
   /** Extra headers to set towards the pod (e.g. a generated x-request-id). */
   extraHeaders?: ReadonlyArray<readonly [string, string]>;
   endpointScores?: Record<string, unknown> | undefined;
 }
 
+/** The protocol's destination value: one `ip:port`, or the ordered comma list (no spaces) with fallbacks. */
+export function destinationValue(dest: Destination): string {
+  const fallbacks = dest.fallbacks ?? [];
+  return fallbacks.length === 0 ? dest.endpoint : [dest.endpoint, ...fallbacks].join(",");
+}
+
 function destinationMutation(dest: Destination, contentLength?: number): HeaderMutation {
-  const set = [setHeader(DESTINATION_HEADER, dest.endpoint)];
+  const set = [setHeader(DESTINATION_HEADER, destinationValue(dest))];
   for (const [k, v] of dest.extraHeaders ?? []) set.push(setHeader(k, v));
   // Envoy skips content-length in FULL_DUPLEX; BUFFERED checks it against a mutated body.
   if (contentLength !== undefined) set.push(setHeader("content-length", String(contentLength)));
@@ -38,7 +48,7 @@ function destinationMutation(dest: Destination, contentLength?: number): HeaderM
 }
 
 function destinationMetadata(dest: Destination) {
-  const lb: Record<string, unknown> = { [DESTINATION_HEADER]: dest.endpoint };
+  const lb: Record<string, unknown> = { [DESTINATION_HEADER]: destinationValue(dest) };
   if (dest.endpointScores !== undefined) lb[SCORES_METADATA_KEY] = dest.endpointScores;
   return toStruct({ [LB_NAMESPACE]: lb });
 }

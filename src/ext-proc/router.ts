@@ -22,7 +22,8 @@ export interface RouteRequest {
   /**
    * Fires when the stream ends (Envoy or the client gave up) before the answer is written. A router that sees
    * it fired before it records anything (speculative entries, prefix heat, estimated keys, dispatch credit)
-   * returns `cancelled` and records nothing: only a request whose answer reaches Envoy may teach it.
+   * returns `cancelled` and records nothing: only a request whose answer reaches Envoy may teach it. A request
+   * waiting in a flow-control queue leaves it at once.
    */
   signal?: AbortSignal;
 }
@@ -33,7 +34,10 @@ export interface RouteRequest {
  * `onDone` is called exactly once per routed request, also when the stream dies early.
  */
 export interface ResponseObserver {
-  /** Response headers (lower-case names, `:status` included). */
+  /**
+   * Response headers (lower-case names, `:status` included). `x-gateway-destination-endpoint-served` is set
+   * from the response's `envoy.lb` metadata when the proxy sends it there rather than as a header.
+   */
   onResponseHeaders?(headers: ReadonlyMap<string, string>): void;
   /** Each response body chunk as Envoy delivered it; the chunk is already on its way back to Envoy. */
   onResponseBody?(chunk: Buffer, endOfStream: boolean): void;
@@ -46,6 +50,11 @@ export type RouteOutcome =
       kind: "routed";
       /** Exactly one numeric `ip:port` (or `[v6]:port`): Envoy's ORIGINAL_DST accepts nothing else. */
       endpoint: string;
+      /**
+       * Ordered fallbacks after `endpoint` (GIE protocol v0.4): sent as `endpoint,fallback1,…` in both the
+       * header and the metadata, for gateways that retry down the list. Absent or empty = one endpoint.
+       */
+      fallbacks?: readonly string[];
       observer?: ResponseObserver;
       /** Optional per-endpoint scores, sent as metadata `envoy.lb` / `x-gateway-destination-endpoint-scores`. */
       endpointScores?: Record<string, unknown>;

@@ -23,6 +23,7 @@ import {
   immediateErrorResponse,
   routedBufferedBodyResponse,
   routedHeadersResponse,
+  SERVED_KEY,
   streamedBodyResponses,
   trailersResponse,
 } from "./responses.js";
@@ -233,7 +234,10 @@ export class ExtProcStream {
           return;
         }
         this.#observer = result.observer;
-        this.#routed({ endpoint: result.endpoint, endpointScores: result.endpointScores }, body);
+        this.#routed(
+          { endpoint: result.endpoint, fallbacks: result.fallbacks, endpointScores: result.endpointScores },
+          body,
+        );
       },
       (err: unknown) => this.#fail(err),
     );
@@ -274,6 +278,8 @@ export class ExtProcStream {
     const observer = this.#observer;
     if (observer?.onResponseHeaders !== undefined) {
       const headers = headerMapToMap(msg.response_headers?.headers);
+      const served = servedOf(msg);
+      if (served !== null && !headers.has(SERVED_KEY)) headers.set(SERVED_KEY, served);
       this.#observe(() => observer.onResponseHeaders?.(headers));
     }
     this.#write(continueHeadersResponse("response"));
@@ -364,7 +370,8 @@ export class ExtProcStream {
       const whole = this.#responseMode === "NONE" && this.#sawResponseHeaders;
       this.#reportRequestDone(whole ? "complete" : "aborted");
     }
-    if (this.#phase !== "routing") this.#phase = "finished";
+    if (this.#phase === "routing") this.#routing?.abort();
+    else this.#phase = "finished";
     this.#chunks = [];
     if (ok) this.#call.end();
     // grpc-js turns an 'error' event into the call's status; Envoy then fails the request (500).
@@ -372,6 +379,14 @@ export class ExtProcStream {
       this.#call.emit("error", { code: grpcStatus.INTERNAL, details: "kvpick: stream failed" });
     this.#opts.onClose?.();
   }
+}
+
+/** The served endpoint from the response's `envoy.lb` metadata (GIE protocol v1.0), or null. */
+function servedOf(msg: ProcessingRequest): string | null {
+  const value = msg.metadata_context?.filter_metadata?.["envoy.lb"]?.fields?.[SERVED_KEY];
+  if (value === undefined) return null;
+  const plain = fromValue(value);
+  return typeof plain === "string" && plain !== "" ? plain : null;
 }
 
 function subsetHintOf(msg: ProcessingRequest): string[] | null {

@@ -55,6 +55,27 @@ export interface DispatchRecorder {
   dispatch(address: string, prefillTokens: number): DispatchTicket;
 }
 
+/** Flow control as routing needs it (flow-control/flow-controller.ts implements it). */
+export interface AdmissionGate {
+  /** Resolves when the request may be scheduled, or with the error that ends it (429/503). Never rejects. */
+  admit(request: {
+    requestId: string;
+    model: string;
+    headers: ReadonlyMap<string, string>;
+    bytes: number;
+    signal?: AbortSignal | undefined;
+  }): Promise<{ kind: "admitted"; done(): void } | { kind: "rejected"; error: EppError }>;
+}
+
+/** Speculative prefix entries, to move a request's blocks to the pod that really served it. */
+export interface SpeculativeRecorder {
+  hasPod(podId: string): boolean;
+  record(podId: string, chain: BigUint64Array): void;
+}
+
+/** The response header (or metadata) naming the endpoint that really served (GIE protocol v1.0). */
+const SERVED_HEADER = "x-gateway-destination-endpoint-served";
+
 export interface DirectorOptions {
   tokenizer: PromptTokenizer;
   /** Null when kvpick has no hash configuration: every request is routed on load alone. */
@@ -73,6 +94,10 @@ export interface DirectorOptions {
   dispatch?: DispatchRecorder | null;
   /** OpenTelemetry (tracing.enabled); absent = off. */
   tracer?: RequestTracer;
+  /** Flow control (flowControl.enabled): admission before scheduling; absent = every request at once. */
+  admission?: AdmissionGate | null;
+  /** Speculative entries, re-recorded on the served pod when the gateway fell back to another one. */
+  speculative?: SpeculativeRecorder | null;
 }
 
 const EMPTY_CHAIN = new BigUint64Array(0);
@@ -151,7 +176,23 @@ export class Director implements Router {
       m.cacheSignalMissing.inc({ reason: "no-hash-config" });
     }
 
-    // 4. Shared index (optional): the scheduler is synchronous, so Redis is read here, once per request.
+    // 4. Flow control (optional): wait for room or be shed; scheduling below then reads the state at release.
+    let admission: { done(): void } | null = null;
+    if (this.#o.admission != null) {
+      const queuedAt = performance.now();
+      const a = await this.#o.admission.admit({
+        requestId: request.requestId,
+        model: parsed.model,
+        headers: request.headers,
+        bytes: request.body.length,
+        signal: request.signal,
+      });
+      m.stageSeconds.observe({ stage: "flow-control" }, (performance.now() - queuedAt) / 1000);
+      if (a.kind === "rejected") return this.#reject(request, parsed, a.error, trace);
+      admission = a;
+    }
+
+    // 5. Shared index (optional): the scheduler is synchronous, so Redis is read here, once per request.
     let prefixLookup: PrefixLookup | undefined;
     const shared = this.#o.sharedIndex;
     if (shared != null && chain.length > 0) {
@@ -162,11 +203,14 @@ export class Director implements Router {
       trace.stage("prefix-lookup", lookupStart, lookedUpAt);
     }
 
-    // 5. Schedule. The prompt text is built only if an estimated scorer asks for it. A request Envoy gave up
+    // 6. Schedule. The prompt text is built only if an estimated scorer asks for it. A request Envoy gave up
     // on meanwhile stops here: scheduling records speculative entries, prefix heat and estimated keys, and
     // step 7 dispatch credit, all for a request that will never reach the pod. From here to the answer
     // being written nothing awaits, so a cancel cannot slip in between.
-    if (request.signal?.aborted) return { kind: "cancelled" };
+    if (request.signal?.aborted) {
+      admission?.done(); // its flow-control slot is free again
+      return { kind: "cancelled" };
+    }
     const scoreStart = performance.now();
     let text: string | null = null;
     const result = this.#o.scheduler.schedule({
@@ -188,6 +232,7 @@ export class Director implements Router {
     const done = performance.now();
     m.stageSeconds.observe({ stage: "score" }, (done - scoreStart) / 1000);
     trace.stage("schedule", scoreStart, done);
+    if (result.kind !== "picked") admission?.done();
     if (result.kind === "no-endpoints") {
       return this.#reject(
         request,
@@ -208,7 +253,7 @@ export class Director implements Router {
       );
     }
 
-    // 6. Record and audit. One info line per routed request, no prompt text.
+    // 7. Record and audit. One info line per routed request, no prompt text.
     const schedulingMicros = Math.round((done - started) * 1000);
     m.schedulingSeconds.observe(schedulingMicros / 1e6);
     const record = m.objective.recordRequest(parsed.model, parsed.model, request.body.length);
@@ -241,7 +286,7 @@ export class Director implements Router {
       this.#o.hasher === null
         ? 0
         : (result.cachedTokens ?? result.prefixMatchBlocks * this.#o.hasher.blockSize);
-    // 7. Dispatch credit: the uncached part of the prompt is load on the pod until a scrape shows it and, for
+    // 8. Dispatch credit: the uncached part of the prompt is load on the pod until a scrape shows it and, for
     // a streaming response, until its first chunk (a non-streaming one shows nothing before the end).
     const ticket =
       this.#o.dispatch?.dispatch(
@@ -254,14 +299,23 @@ export class Director implements Router {
     trace.set("kvpick.prefix_blocks.total", result.totalBlocks);
     trace.set("kvpick.cached_tokens.predicted", predicted);
     if (promptTokens !== null) trace.set("kvpick.prompt_tokens", promptTokens);
+    const fallbacks = result.targets.slice(1).map((e) => e.address);
     return {
       kind: "routed",
       endpoint: result.endpoint.address,
-      observer: this.#usageObserver(request.requestId, result.endpoint.address, predicted, ticket, {
+      ...(fallbacks.length > 0 ? { fallbacks } : {}),
+      observer: this.#usageObserver({
+        requestId: request.requestId,
+        address: result.endpoint.address,
+        predictedTokens: predicted,
+        prefillTokens: promptTokens === null ? 0 : promptTokens - predicted,
+        streaming: parsed.stream,
+        chain,
+        ticket,
+        admission,
         record,
         trace,
         started,
-        streamed: parsed.stream,
       }),
       ...(this.#o.emitEndpointScores ? { endpointScores: scoresOf(result) } : {}),
     };
@@ -338,17 +392,28 @@ export class Director implements Router {
     return { kind: "rejected", error };
   }
 
-  /** Compares kvpick's prediction with the cached tokens vLLM reports in `usage`. */
-  #usageObserver(
-    requestId: string,
-    address: string,
-    predictedTokens: number,
-    ticket: DispatchTicket | null,
-    request: { record: RequestRecord; trace: RequestTrace; started: number; streamed: boolean },
-  ): ResponseObserver {
+  /**
+   * Compares kvpick's prediction with the cached tokens vLLM reports in `usage`, and follows the served
+   * endpoint: when the gateway fell back to another pod of the list, dispatch credit, speculative entries and
+   * the usage line move to that pod.
+   */
+  #usageObserver(r: {
+    requestId: string;
+    address: string;
+    predictedTokens: number;
+    prefillTokens: number;
+    streaming: boolean;
+    chain: BigUint64Array;
+    ticket: DispatchTicket | null;
+    admission: { done(): void } | null;
+    record: RequestRecord;
+    trace: RequestTrace;
+    started: number;
+  }): ResponseObserver {
     const reader = new UsageReader();
     const m = this.#o.metrics;
-    const { record, trace, started, streamed } = request;
+    const { record, trace, started } = r;
+    let { address, ticket } = r;
     let responseBytes = 0;
     let firstTokenSeconds: number | null = null;
     let status: number | null = null;
@@ -357,11 +422,31 @@ export class Director implements Router {
         reader.setContentType(headers.get("content-type"));
         status = Number(headers.get(":status") ?? "") || null;
         if (status !== null) record.responseStatus(status);
+        const served = headers.get(SERVED_HEADER)?.trim();
+        if (served === undefined || served === "" || served === address) return;
+        if (!this.#o.endpoints.candidates([served]).some((e) => e.address === served)) return; // not ours
+        this.#log.info(
+          { "x-request-id": r.requestId, picked: address, served },
+          "served by a fallback endpoint",
+        );
+        address = served;
+        if (ticket !== null) {
+          if (ticket.retract !== undefined) ticket.retract();
+          else ticket.done();
+          ticket = this.#o.dispatch?.dispatch(served, r.prefillTokens) ?? null;
+          if (ticket !== null && !r.streaming) ticket.firstToken();
+        }
+        const spec = this.#o.speculative;
+        if (spec != null && r.chain.length > 0) {
+          const ip = served.startsWith("[") ? served.slice(1, served.indexOf("]")) : served.split(":")[0]!;
+          const id = spec.hasPod(served) ? served : spec.hasPod(ip) ? ip : null;
+          if (id !== null) spec.record(id, r.chain);
+        }
       },
       onResponseBody: (chunk, endOfStream) => {
         if (chunk.length > 0) {
           ticket?.firstToken();
-          if (streamed && firstTokenSeconds === null) {
+          if (r.streaming && firstTokenSeconds === null) {
             firstTokenSeconds = (performance.now() - started) / 1000;
             record.firstToken(firstTokenSeconds);
           }
@@ -371,6 +456,7 @@ export class Director implements Router {
       },
       onDone: (outcome) => {
         ticket?.done();
+        r.admission?.done();
         const usage = reader.usage;
         if (outcome === "complete")
           record.complete({
@@ -385,17 +471,17 @@ export class Director implements Router {
         if (usage?.cachedTokens != null) trace.set("kvpick.cached_tokens.actual", usage.cachedTokens);
         trace.end(status !== null && status >= 400 ? "ModelServerError" : null);
         if (usage === null || usage.cachedTokens === null) return;
-        m.predictedCachedTokens.inc(predictedTokens);
+        m.predictedCachedTokens.inc(r.predictedTokens);
         m.actualCachedTokens.inc(usage.cachedTokens);
         if (usage.promptTokens > 0)
-          m.cachedTokensError.observe((usage.cachedTokens - predictedTokens) / usage.promptTokens);
+          m.cachedTokensError.observe((usage.cachedTokens - r.predictedTokens) / usage.promptTokens);
         this.#log.debug(
           {
-            "x-request-id": requestId,
+            "x-request-id": r.requestId,
             Address: address,
             outcome,
             promptTokens: usage.promptTokens,
-            predictedCachedTokens: predictedTokens,
+            predictedCachedTokens: r.predictedTokens,
             actualCachedTokens: usage.cachedTokens,
           },
           "Response usage",

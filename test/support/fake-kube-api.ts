@@ -65,6 +65,7 @@ export class FakeKubeApi {
     "pods",
     "inference.networking.k8s.io/v1/inferencepools",
     "inference.networking.x-k8s.io/v1alpha2/inferencepools",
+    "inference.networking.x-k8s.io/v1alpha2/inferenceobjectives",
   ]);
   readonly requests: RequestRecord[] = [];
   /** When set, every request gets this HTTP status (e.g. 500, 403). */
@@ -319,14 +320,16 @@ export class FakeKubeApi {
     const url = new URL(req.url ?? "/", "http://x");
     const route =
       /^\/api\/v1\/namespaces\/([^/]+)\/(pods)$/.exec(url.pathname) ??
-      /^\/apis\/([^/]+\/[^/]+)\/namespaces\/([^/]+)\/(inferencepools)$/.exec(url.pathname);
+      /^\/apis\/([^/]+\/[^/]+)\/namespaces\/([^/]+)\/(inferencepools|inferenceobjectives)$/.exec(
+        url.pathname,
+      );
     let resource: string | null = null;
     let namespace = "";
     if (route !== null && route.length === 3) {
       resource = "pods";
       namespace = decodeURIComponent(route[1]!);
     } else if (route !== null) {
-      resource = `${route[1]}/inferencepools`;
+      resource = `${route[1]}/${route[3]}`;
       namespace = decodeURIComponent(route[2]!);
     }
     if (req.method === "POST") {
@@ -470,5 +473,24 @@ export function poolV1alpha2(
   };
 }
 
+/** GIE v1.5's InferenceObjective: `spec.priority` (absent = 0) and `spec.poolRef` naming the pool. */
+export function objectiveV1alpha2(
+  name: string,
+  poolName: string,
+  priority?: number,
+  namespace = "default",
+): Obj {
+  return {
+    apiVersion: "inference.networking.x-k8s.io/v1alpha2",
+    kind: "InferenceObjective",
+    metadata: { name, namespace },
+    spec: {
+      ...(priority === undefined ? {} : { priority }),
+      poolRef: { group: "inference.networking.k8s.io", kind: "InferencePool", name: poolName },
+    },
+  };
+}
+
+export const OBJECTIVES = "inference.networking.x-k8s.io/v1alpha2/inferenceobjectives";
 export const POOLS_V1 = "inference.networking.k8s.io/v1/inferencepools";
 export const POOLS_V1ALPHA2 = "inference.networking.x-k8s.io/v1alpha2/inferencepools";

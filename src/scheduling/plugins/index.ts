@@ -11,6 +11,7 @@ import { precisePrefixCacheScorer } from "./scorers/precise-prefix-cache-scorer.
 import { prefixCacheScorer } from "./scorers/prefix-cache-scorer.js";
 import { queueScorer } from "./scorers/queue-scorer.js";
 import { runningRequestsSizeScorer } from "./scorers/running-requests-size-scorer.js";
+import { sessionAffinityScorer } from "./scorers/session-affinity-scorer.js";
 import { ttftCostScorer } from "./scorers/ttft-cost-scorer.js";
 
 export const BUILTIN_PLUGINS: readonly PluginFactory[] = [
@@ -23,6 +24,7 @@ export const BUILTIN_PLUGINS: readonly PluginFactory[] = [
   kvCacheUtilizationScorer,
   runningRequestsSizeScorer,
   loraAffinityScorer,
+  sessionAffinityScorer,
   maxScorePicker,
   randomPicker,
   weightedRandomPicker,

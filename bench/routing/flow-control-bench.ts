@@ -1,0 +1,117 @@
+// Issue 17's benchmark in virtual time: the two-tenant overload (two-tenant.ts) on 8 simulated pods with
+// kvpick's default policy, flow control off vs on (the production FlowController on the virtual clock), plus
+// the interactive tenant alone (its unloaded baseline). TTFT is what the client sees: queue wait in kvpick +
+// wait at the engine + prefill. Prints a markdown table (bench/README.md "Flow control under overload").
+// Usage: npm run build && node dist/bench/routing/flow-control-bench.js [--seconds 180] [--overload 2]
+import { parseArgs } from "node:util";
+import { parseConfig } from "../../src/config/load.js";
+import { DEFAULT_ENGINE_CONFIG } from "../../src/sim/engine-config.js";
+import { quantile } from "./summary.js";
+import { twoTenant } from "./two-tenant.js";
+import { type RunResult, runVirtual } from "./virtual-run.js";
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: "string", default: "180" },
+    overload: { type: "string", default: "2" },
+    seed: { type: "string", default: "17" },
+    pods: { type: "string", default: "8" },
+    /** A tighter saturation point for the "tuned" row (GIE's defaults are 5 and 0.8). */
+    "tuned-queue": { type: "string", default: "1" },
+    "tuned-kv": { type: "string", default: "0.5" },
+  },
+});
+const seconds = Number(values.seconds);
+const overload = Number(values.overload);
+const seed = Number(values.seed);
+const pods = Number(values.pods);
+const fcConfig = (flowControl: object) =>
+  parseConfig({ tokenizer: { hashSeed: "42" }, flowControl: { enabled: true, ...flowControl } }).flowControl;
+const tuned = {
+  queueDepthThreshold: Number(values["tuned-queue"]),
+  kvCacheUtilThreshold: Number(values["tuned-kv"]),
+};
+
+function run(interactiveOnly: boolean, flowControl: object | null) {
+  const workload = twoTenant({
+    seed,
+    pods,
+    tokensPerSecond: DEFAULT_ENGINE_CONFIG.prefillTokensPerSecond,
+    overload,
+    seconds,
+    interactiveOnly,
+  });
+  const result = runVirtual({
+    workload,
+    policy: "kvpick",
+    seed,
+    pods,
+    engine: DEFAULT_ENGINE_CONFIG,
+    eventDelaySeconds: 0.05,
+    scrapeIntervalSeconds: 0.05,
+    hashSeed: "42",
+    model: "Qwen3-32B",
+    maxInFlight: Number.POSITIVE_INFINITY,
+    flowControl: flowControl === null ? null : fcConfig(flowControl),
+  });
+  return { workload, result };
+}
+
+function figures(label: string, r: RunResult, offered: Map<string, number>): string {
+  const rows: string[] = [];
+  const interactive = r.records.filter((x) => x.tenant === "interactive");
+  const batch = r.records.filter((x) => x.tenant === "batch");
+  const ttft = interactive.map((x) => (x.queueWait ?? 0) + x.clientWait + x.ttft).sort((a, b) => a - b);
+  const hit =
+    interactive.reduce((n, x) => n + x.cachedTokens, 0) /
+    Math.max(
+      1,
+      interactive.reduce((n, x) => n + x.promptTokens, 0),
+    );
+  const batchOut = batch.reduce((n, x) => n + x.outputTokens, 0) / Math.max(1e-9, r.makespan);
+  const rejected = r.rejected ?? [];
+  const by = (tenant: string) => {
+    const m = new Map<string, number>();
+    for (const x of rejected) if (x.tenant === tenant) m.set(x.code, (m.get(x.code) ?? 0) + 1);
+    return [...m].map(([k, v]) => `${k} ${v}`).join(", ") || "0";
+  };
+  const waits = [...interactive, ...batch].map((x) => x.queueWait ?? 0).sort((a, b) => a - b);
+  const batchWaits = batch.map((x) => x.queueWait ?? 0).sort((a, b) => a - b);
+  const answered = r.records.length + rejected.length;
+  const total = [...offered.values()].reduce((a, b) => a + b, 0);
+  const f = (x: number) => (Number.isNaN(x) ? "–" : x.toFixed(3));
+  rows.push(
+    `| ${label} | ${f(quantile(ttft, 0.5))} | ${f(quantile(ttft, 0.9))} | ${f(quantile(ttft, 0.99))} | ` +
+      `${(hit * 100).toFixed(1)} % | ${batch.length} (${Math.round(batchOut)} out tok/s over ${r.makespan.toFixed(0)} s) | ` +
+      `interactive: ${by("interactive")}; batch: ${by("batch")} | ` +
+      `p50 ${f(quantile(waits, 0.5))} / batch p90 ${f(quantile(batchWaits, 0.9))} | ` +
+      `${answered} / ${total}${answered === total ? " ✓" : " ✗"} |`,
+  );
+  return rows.join("\n");
+}
+
+const wall0 = performance.now();
+const lines = [
+  "| run | interactive TTFT p50 (s) | p90 (s) | p99 (s) | interactive hit rate | batch served | shed (429/503) by reason | queue wait (s) | answered / offered |",
+  "|---|---|---|---|---|---|---|---|---|",
+];
+for (const [label, only, fc] of [
+  ["interactive alone (unloaded baseline)", true, null],
+  ["overload, flow control off", false, null],
+  ["overload, flow control on (GIE defaults: queue 5, KV 0.8)", false, {}],
+  [
+    `overload, flow control on (queue ${tuned.queueDepthThreshold}, KV ${tuned.kvCacheUtilThreshold})`,
+    false,
+    tuned,
+  ],
+] as const) {
+  const { workload, result } = run(only, fc);
+  const offered = new Map<string, number>();
+  for (const s of workload.sessions) offered.set(s.tenant ?? "", (offered.get(s.tenant ?? "") ?? 0) + 1);
+  console.error(
+    `${label}: ${workload.sessions.length} requests (interactive ${workload.interactiveQps.toFixed(1)}/s, batch ${workload.batchQps.toFixed(1)}/s), wall ${result.wallSeconds.toFixed(1)} s`,
+  );
+  lines.push(figures(label, result, offered));
+}
+console.log(lines.join("\n"));
+console.error(`total wall ${((performance.now() - wall0) / 1000).toFixed(1)} s`);
