@@ -6,6 +6,7 @@ import { Writable } from "node:stream";
 import { afterAll, describe, expect, it } from "vitest";
 import { configSchema } from "../config/schema.js";
 import { EppError } from "../errors.js";
+import { BlockHasher } from "../kv-index/block-hash.js";
 import { createLogger } from "../observability/logger.js";
 import { Metrics } from "../observability/metrics.js";
 import { SegmentEncoder } from "./segment-encoder.js";
@@ -137,5 +138,60 @@ describe("TokenizationService", () => {
       const { tokenIds } = await cached.tokenize("m", "/v1/completions", { prompt });
       expect(Array.from(tokenIds)).toEqual(Array.from(enc.encodeWhole(prompt, true)));
     }
+  });
+
+  it("renders a long conversation on the worker with exactly the main thread's ids", {
+    timeout: 60_000,
+  }, async () => {
+    const body = {
+      model: "m",
+      tools: [
+        { type: "function", function: { name: "book", parameters: { type: "object", properties: {} } } },
+      ],
+      messages: Array.from({ length: 300 }, (_, i) =>
+        i % 3 === 2
+          ? { role: "tool", tool_call_id: `c${i}`, content: `result ${i} 東京` }
+          : {
+              role: i % 3 === 0 ? "user" : "assistant",
+              content: i === 0 ? SENTENCE.repeat(40) : `turn ${i}: <think>x</think> ok`,
+            },
+      ),
+    };
+    const raw = Buffer.from(JSON.stringify(body));
+    const onMain = await make({ workerThreads: 0 }).tokenize("m", CHAT, body, raw);
+    const offMain = await make({ workerThreads: 1 }).tokenize("m", CHAT, body, raw);
+    expect(onMain.mode).toBe("main");
+    expect(offMain.mode).toBe("worker");
+    expect(offMain.tokenIds.length).toBeGreaterThan(2000);
+    expect(Array.from(offMain.tokenIds)).toEqual(Array.from(onMain.tokenIds));
+    // Asked to, the worker hashes too, exactly as the caller's hasher would.
+    const options = { scheme: "sha256_cbor_64bit", hashSeed: "42", blockSize: 16 } as const;
+    const extras = { cacheSalt: "salt", lora: null };
+    const hashed = await make({ workerThreads: 1 }).tokenize("m", CHAT, body, raw, {
+      hasher: options,
+      extras,
+    });
+    expect(hashed.blockHashes?.length).toBe(Math.floor(onMain.tokenIds.length / 16));
+    expect(Array.from(hashed.blockHashes!)).toEqual(
+      Array.from(new BlockHasher(options).hash(onMain.tokenIds, extras)),
+    );
+    // What the template refuses is still the client's 400 when the worker renders it.
+    const bad = { ...body, messages: [...body.messages, { role: "user", content: [{ type: "image_url" }] }] };
+    const err = await make({ workerThreads: 1 })
+      .tokenize("m", CHAT, bad, Buffer.from(JSON.stringify(bad)))
+      .catch((e: unknown) => e);
+    expect((err as EppError).code).toBe("EPP_BAD_REQUEST");
+    expect((err as EppError).message).toMatch(/image_url/);
+  });
+
+  it("answers a conversation longer than maxChatMessages with 413", async () => {
+    const svc = make({ workerThreads: 0, maxChatMessages: 3 });
+    const messages = Array.from({ length: 4 }, () => ({ role: "user", content: "x" }));
+    const err = await svc.tokenize("m", CHAT, { messages }).catch((e: unknown) => e);
+    expect((err as EppError).code).toBe("EPP_BODY_TOO_LARGE");
+    expect((err as EppError).httpStatus).toBe(413);
+    expect((await svc.tokenize("m", CHAT, { messages: messages.slice(1) })).tokenIds.length).toBeGreaterThan(
+      0,
+    );
   });
 });
