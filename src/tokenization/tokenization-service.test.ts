@@ -159,7 +159,8 @@ describe("TokenizationService", () => {
     };
     const raw = Buffer.from(JSON.stringify(body));
     const onMain = await make({ workerThreads: 0 }).tokenize("m", CHAT, body, raw);
-    const offMain = await make({ workerThreads: 1 }).tokenize("m", CHAT, body, raw);
+    const worker = make({ workerThreads: 1 });
+    const offMain = await worker.tokenize("m", CHAT, body, raw);
     expect(onMain.mode).toBe("main");
     expect(offMain.mode).toBe("worker");
     expect(offMain.tokenIds.length).toBeGreaterThan(2000);
@@ -167,7 +168,7 @@ describe("TokenizationService", () => {
     // Asked to, the worker hashes too, exactly as the caller's hasher would.
     const options = { scheme: "sha256_cbor_64bit", hashSeed: "42", blockSize: 16 } as const;
     const extras = { cacheSalt: "salt", lora: null };
-    const hashed = await make({ workerThreads: 1 }).tokenize("m", CHAT, body, raw, {
+    const hashed = await worker.tokenize("m", CHAT, body, raw, {
       hasher: options,
       extras,
     });
@@ -177,7 +178,7 @@ describe("TokenizationService", () => {
     );
     // What the template refuses is still the client's 400 when the worker renders it.
     const bad = { ...body, messages: [...body.messages, { role: "user", content: [{ type: "image_url" }] }] };
-    const err = await make({ workerThreads: 1 })
+    const err = await worker
       .tokenize("m", CHAT, bad, Buffer.from(JSON.stringify(bad)))
       .catch((e: unknown) => e);
     expect((err as EppError).code).toBe("EPP_BAD_REQUEST");
