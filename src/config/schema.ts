@@ -84,7 +84,12 @@ export const configSchema = z.strictObject({
        * 320 bytes each at block size 64, so the default 65,536 (4 M tokens of prompts) costs 21 MB.
        */
       hashMemoBlocks: intIn(0, 2 ** 24).default(65_536),
-      /** Tokenizer worker threads (0 = always tokenize on the main thread). */
+      /**
+       * Longest conversation (chat `messages`) one request may have; longer ones get 413. Rendering costs
+       * ~35 µs of CPU per message (on a worker thread beyond 64 messages).
+       */
+      maxChatMessages: intIn(1, 2 ** 31 - 1).default(100_000),
+      /** Tokenizer worker threads (0 = always tokenize and render on the main thread). */
       workerThreads: intIn(0, 64).default(1),
       /**
        * How vLLM keys a LoRA request's blocks: `id` = the adapter's int id (vLLM ≤ 0.11.0), `name` = its name

@@ -5,7 +5,7 @@ import { randomInt } from "node:crypto";
 import { EppError } from "../errors.js";
 import type { DispatchTicket } from "../endpoints/dispatch-ledger.js";
 import type { ResponseObserver, RouteOutcome, RouteRequest, Router } from "../ext-proc/router.js";
-import type { BlockHasher } from "../kv-index/block-hash.js";
+import type { BlockExtras, BlockHasher } from "../kv-index/block-hash.js";
 import { logField } from "../observability/label-bounds.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -22,7 +22,16 @@ export interface PromptTokenizer {
     model: string,
     endpoint: "/v1/chat/completions" | "/v1/completions",
     body: Record<string, unknown>,
-  ): Promise<{ tokenIds: Uint32Array; renderMicros: number; tokenizeMicros: number }>;
+    /** The body's bytes as received (lets a long conversation render off the main thread). */
+    raw?: Uint8Array,
+    /** How to hash: a tokenizer that worked off the main thread may hash there too (`blockHashes`). */
+    hash?: { hasher: Pick<BlockHasher, "scheme" | "hashSeed" | "blockSize">; extras: BlockExtras },
+  ): Promise<{
+    tokenIds: Uint32Array;
+    renderMicros: number;
+    tokenizeMicros: number;
+    blockHashes?: BigUint64Array;
+  }>;
   /** The tokenizer directory a model name resolves to (for the once-per-model diagnostic line). */
   dirFor?(model: string): string;
 }
@@ -40,6 +49,7 @@ export interface RequestScheduler {
     loraAdapter?: string | null;
     promptTokens?: number;
     promptText?: () => string;
+    promptValue?: () => unknown;
     cacheSalt?: string | null;
   }): SchedulingResult;
 }
@@ -153,18 +163,30 @@ export class Director implements Router {
       const endpoint = parsed.kind === "chat" ? "/v1/chat/completions" : "/v1/completions";
       try {
         const model = lora?.tokenizerModel ?? parsed.model;
-        const { tokenIds } = await this.#o.tokenizer.tokenize(model, endpoint, parsed.body);
+        const hasher = this.#o.hasher;
+        const extras = { cacheSalt: parsed.cacheSalt, lora: lora?.hashKey ?? null };
+        const { tokenIds, blockHashes } = await this.#o.tokenizer.tokenize(
+          model,
+          endpoint,
+          parsed.body,
+          request.body,
+          {
+            hasher: { scheme: hasher.scheme, hashSeed: hasher.hashSeed, blockSize: hasher.blockSize },
+            extras,
+          },
+        );
         promptTokens = tokenIds.length;
         const tokenizedAt = performance.now();
         m.stageSeconds.observe({ stage: "tokenize" }, (tokenizedAt - parsedAt) / 1000);
         trace.stage("tokenize", parsedAt, tokenizedAt);
-        chain = this.#o.hasher.hash(tokenIds, { cacheSalt: parsed.cacheSalt, lora: lora?.hashKey ?? null });
+        // Hashed already where a long conversation was rendered (a worker), else here.
+        chain = blockHashes ?? hasher.hash(tokenIds, extras);
         const hashedAt = performance.now();
         m.stageSeconds.observe({ stage: "hash" }, (hashedAt - tokenizedAt) / 1000);
         trace.stage("hash", tokenizedAt, hashedAt);
       } catch (err) {
-        if (err instanceof EppError && err.code === "EPP_BAD_REQUEST")
-          return this.#reject(request, parsed, err, trace);
+        // The client's fault (400, or 413 for a conversation beyond tokenizer.maxChatMessages): rejected.
+        if (err instanceof EppError && err.httpStatus < 500) return this.#reject(request, parsed, err, trace);
         // Not the client's fault (tokenizer files missing, template bug): route without the cache signal.
         m.cacheSignalMissing.inc({ reason: err instanceof EppError ? err.code : "internal" });
         this.#log.warn(
@@ -227,6 +249,7 @@ export class Director implements Router {
         text ??= promptTextOf(parsed);
         return text;
       },
+      promptValue: () => promptValueOf(parsed),
       cacheSalt: parsed.cacheSalt,
     });
     const done = performance.now();
@@ -489,6 +512,13 @@ export class Director implements Router {
       },
     };
   }
+}
+
+/** promptTextOf's text as a value the estimated keys walk (a string is the text; others stand for JSON). */
+function promptValueOf(request: InferenceRequest): unknown {
+  if (request.kind === "chat") return request.body.messages ?? [];
+  if (request.kind === "completion") return request.body.prompt ?? '""';
+  return "";
 }
 
 function endpointName(e: Endpoint): string {

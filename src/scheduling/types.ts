@@ -72,6 +72,12 @@ export interface SchedulingRequest {
    * an estimated scorer never pays for it; absent when the request has no prompt.
    */
   readonly promptText?: () => string;
+  /**
+   * The same prompt as a value, preferred over promptText when given: a string is the text itself, any
+   * other value stands for its JSON text (chat messages). Lets the estimated keys walk only the part of the
+   * prompt they cover instead of serialising a whole body.
+   */
+  readonly promptValue?: () => unknown;
   /** vLLM `cache_salt`: seeds the estimated prefix keys, as it seeds vLLM's block 0. */
   readonly cacheSalt?: string | null;
 }

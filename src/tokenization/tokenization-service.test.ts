@@ -6,9 +6,11 @@ import { Writable } from "node:stream";
 import { afterAll, describe, expect, it } from "vitest";
 import { configSchema } from "../config/schema.js";
 import { EppError } from "../errors.js";
+import { BlockHasher } from "../kv-index/block-hash.js";
 import { createLogger } from "../observability/logger.js";
 import { Metrics } from "../observability/metrics.js";
 import { SegmentEncoder } from "./segment-encoder.js";
+import { parseRequestJson } from "./python-json.js";
 import { TokenizationService } from "./tokenization-service.js";
 import { bundledTokenizerDir, loadTokenizerFiles } from "./tokenizer-files.js";
 
@@ -137,5 +139,89 @@ describe("TokenizationService", () => {
       const { tokenIds } = await cached.tokenize("m", "/v1/completions", { prompt });
       expect(Array.from(tokenIds)).toEqual(Array.from(enc.encodeWhole(prompt, true)));
     }
+  });
+
+  it("renders a long conversation on the worker with exactly the main thread's ids", {
+    timeout: 60_000,
+  }, async () => {
+    const body = {
+      model: "m",
+      tools: [
+        { type: "function", function: { name: "book", parameters: { type: "object", properties: {} } } },
+      ],
+      messages: Array.from({ length: 300 }, (_, i) =>
+        i % 3 === 2
+          ? { role: "tool", tool_call_id: `c${i}`, content: `result ${i} 東京` }
+          : {
+              role: i % 3 === 0 ? "user" : "assistant",
+              content: i === 0 ? SENTENCE.repeat(40) : `turn ${i}: <think>x</think> ok`,
+            },
+      ),
+    };
+    const raw = Buffer.from(JSON.stringify(body));
+    const onMain = await make({ workerThreads: 0 }).tokenize("m", CHAT, body, raw);
+    const worker = make({ workerThreads: 1 });
+    const offMain = await worker.tokenize("m", CHAT, body, raw);
+    expect(onMain.mode).toBe("main");
+    expect(offMain.mode).toBe("worker");
+    expect(offMain.tokenIds.length).toBeGreaterThan(2000);
+    expect(Array.from(offMain.tokenIds)).toEqual(Array.from(onMain.tokenIds));
+    // Asked to, the worker hashes too, exactly as the caller's hasher would.
+    const options = { scheme: "sha256_cbor_64bit", hashSeed: "42", blockSize: 16 } as const;
+    const extras = { cacheSalt: "salt", lora: null };
+    const hashed = await worker.tokenize("m", CHAT, body, raw, {
+      hasher: options,
+      extras,
+    });
+    expect(hashed.blockHashes?.length).toBe(Math.floor(onMain.tokenIds.length / 16));
+    expect(Array.from(hashed.blockHashes!)).toEqual(
+      Array.from(new BlockHasher(options).hash(onMain.tokenIds, extras)),
+    );
+    // What the template refuses is still the client's 400 when the worker renders it.
+    const bad = { ...body, messages: [...body.messages, { role: "user", content: [{ type: "image_url" }] }] };
+    const err = await worker
+      .tokenize("m", CHAT, bad, Buffer.from(JSON.stringify(bad)))
+      .catch((e: unknown) => e);
+    expect((err as EppError).code).toBe("EPP_BAD_REQUEST");
+    expect((err as EppError).message).toMatch(/image_url/);
+  });
+
+  it("renders Python-faithful tool values on the worker as on the main thread (1.0, 1e20, big ints, key order)", {
+    timeout: 60_000,
+  }, async () => {
+    const turns = Array.from(
+      { length: 80 },
+      (_, i) => `{"role":"${i % 2 === 0 ? "user" : "assistant"}","content":"turn ${i}"}`,
+    );
+    const text = (dflt: string) =>
+      `{"model":"m","tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":` +
+      `{"12":{"type":"number","default":${dflt}},"3":{"type":"integer","maximum":12345678901234567890},"0":{"minimum":1e20}}}}}],` +
+      `"messages":[${turns.join(",")}]}`;
+    const worker = make({ workerThreads: 1 });
+    const main = make({ workerThreads: 0 });
+    const ids = async (svc: ReturnType<typeof make>, t: string) => {
+      const body = parseRequestJson(t) as Record<string, unknown>;
+      const r = await svc.tokenize("m", CHAT, body, Buffer.from(t));
+      return { mode: r.mode, ids: Array.from(r.tokenIds) };
+    };
+    const [onMain, offMain, intDefault] = [
+      await ids(main, text("1.0")),
+      await ids(worker, text("1.0")),
+      await ids(worker, text("1")),
+    ];
+    expect(offMain.mode).toBe("worker");
+    expect(offMain.ids).toEqual(onMain.ids);
+    expect(intDefault.ids).not.toEqual(offMain.ids); // 1.0 and 1 render differently, as in Python
+  });
+
+  it("answers a conversation longer than maxChatMessages with 413", async () => {
+    const svc = make({ workerThreads: 0, maxChatMessages: 3 });
+    const messages = Array.from({ length: 4 }, () => ({ role: "user", content: "x" }));
+    const err = await svc.tokenize("m", CHAT, { messages }).catch((e: unknown) => e);
+    expect((err as EppError).code).toBe("EPP_BODY_TOO_LARGE");
+    expect((err as EppError).httpStatus).toBe(413);
+    expect((await svc.tokenize("m", CHAT, { messages: messages.slice(1) })).tokenIds.length).toBeGreaterThan(
+      0,
+    );
   });
 });

@@ -1,7 +1,8 @@
 // Request body → the prompt token ids vLLM would prefill. Renders chat bodies (chat-request.ts), cuts the
 // prompt at added tokens and takes each text section's ids from an exact LRU cache (segment-encoder.ts,
 // token-cache.ts); uncached text beyond `workerThresholdChars` is encoded on a piscina worker pool so the
-// event loop never stalls on a cold long prompt.
+// event loop never stalls on a cold long prompt, and a conversation of more than WORKER_RENDER_MESSAGES
+// messages is rendered there too (chat-render-task.ts). `maxChatMessages` bounds what one request may cost.
 import { performance } from "node:perf_hooks";
 import { Piscina } from "piscina";
 import type { Config } from "../config/schema.js";
@@ -19,7 +20,8 @@ import {
   resolveTokenizerDir,
   type TokenizerFiles,
 } from "./tokenizer-files.js";
-import type { WorkerTask } from "./tokenize-worker.js";
+import type { ChatTaskResult, HashTask } from "./chat-render-task.js";
+import type { WorkerResult, WorkerTask } from "./tokenize-worker.js";
 
 export type OpenAiEndpoint = "/v1/chat/completions" | "/v1/completions";
 
@@ -30,6 +32,8 @@ export interface TokenizeResult {
   mode: "cache" | "main" | "worker";
   renderMicros: number;
   tokenizeMicros: number;
+  /** The block hashes, when `hash` was given and the work ran on a worker (else the caller hashes). */
+  blockHashes?: BigUint64Array;
 }
 
 interface LoadedTokenizer {
@@ -45,6 +49,13 @@ interface LoadedTokenizer {
 /** Request-level templates compiled recently (clients repeat the same one); small and bounded. */
 const MAX_REQUEST_TEMPLATES = 32;
 
+/**
+ * Conversations longer than this render on a worker (when the request's raw body is at hand). Rendering
+ * costs ~35 µs per message on the main thread, so 64 messages hold the loop ~2 ms at most; beyond that the
+ * worker's round trip (~0.2 ms) is the cheaper stall.
+ */
+export const WORKER_RENDER_MESSAGES = 64;
+
 export class TokenizationService {
   readonly #config: Config["tokenizer"];
   readonly #log: Logger;
@@ -52,7 +63,7 @@ export class TokenizationService {
   readonly #cache: TokenCache;
   readonly #loaded = new Map<string, Promise<LoadedTokenizer>>();
   readonly #requestTemplates = new Map<string, ChatTemplate>();
-  #pool: Piscina<WorkerTask, Uint32Array[]> | null = null;
+  #pool: Piscina<WorkerTask, WorkerResult> | null = null;
 
   constructor(options: { config: Config["tokenizer"]; logger: Logger; metrics?: Metrics }) {
     this.#config = options.config;
@@ -79,16 +90,57 @@ export class TokenizationService {
     return dir;
   }
 
+  /**
+   * `raw` is the body's bytes as received (the parse of which is `body`): with it, a long conversation is
+   * rendered on a worker instead of the main thread. Throws EPP_BODY_TOO_LARGE (413) for a conversation
+   * longer than `maxChatMessages`, EPP_BAD_REQUEST (400) for what the template or vLLM would refuse.
+   * `hash`: how the caller hashes the ids, so a worker that rendered a long conversation hashes it as well.
+   */
   async tokenize(
     model: string,
     endpoint: OpenAiEndpoint,
     body: Record<string, unknown>,
+    raw?: Uint8Array,
+    hash?: HashTask,
   ): Promise<TokenizeResult> {
     const tk = await this.#load(this.dirFor(model));
     const t0 = performance.now();
     let text: string;
     let addSpecial: boolean;
     if (endpoint === "/v1/chat/completions") {
+      const messages = body.messages;
+      const count = Array.isArray(messages) ? messages.length : 0;
+      if (count > this.#config.maxChatMessages) {
+        throw new EppError(
+          "EPP_BODY_TOO_LARGE",
+          `messages: ${count} messages exceed tokenizer.maxChatMessages (${this.#config.maxChatMessages})`,
+        );
+      }
+      const pool = count > WORKER_RENDER_MESSAGES && raw !== undefined ? this.#workers() : null;
+      if (pool !== null) {
+        const templateSource = this.#templateFor(tk, body).source;
+        const result = (await pool.run({
+          dir: tk.files.dir,
+          sections: [],
+          // A view into a larger buffer would clone all of it: send exactly the body's bytes.
+          chat: {
+            raw: raw!.byteLength === raw!.buffer.byteLength ? raw! : raw!.slice(),
+            templateSource,
+            ...(hash === undefined ? {} : { hash }),
+          },
+        })) as ChatTaskResult;
+        if ("error" in result) throw badRequest(result.error.message);
+        const t2 = performance.now();
+        this.#metrics?.tokenizeSeconds.observe({ mode: "worker" }, (t2 - t0) / 1e3);
+        // Render and encode are one task on the worker: the time is reported as tokenizing.
+        return {
+          tokenIds: result.ids,
+          mode: "worker",
+          renderMicros: 0,
+          tokenizeMicros: (t2 - t0) * 1e3,
+          ...(result.blockHashes === undefined ? {} : { blockHashes: result.blockHashes }),
+        };
+      }
       text = this.#render(tk, body);
       addSpecial = false; // vLLM chat default: the template writes every special token itself
     } else {
@@ -213,9 +265,9 @@ export class TokenizationService {
     };
   }
 
-  #workers(): Piscina<WorkerTask, Uint32Array[]> | null {
+  #workers(): Piscina<WorkerTask, WorkerResult> | null {
     if (this.#config.workerThreads === 0) return null;
-    this.#pool ??= new Piscina<WorkerTask, Uint32Array[]>({
+    this.#pool ??= new Piscina<WorkerTask, WorkerResult>({
       // Resolved beside this file, so it works from dist/ and from any working directory.
       filename: new URL("./tokenize-worker.js", import.meta.url).href,
       minThreads: this.#config.workerThreads,
@@ -235,11 +287,11 @@ export class TokenizationService {
     if (!enc.segmentable) {
       const pool = text.length > threshold ? this.#workers() : null;
       if (pool) {
-        const [ids] = await pool.run({
+        const [ids] = (await pool.run({
           dir: tk.files.dir,
           sections: [],
           whole: { text, addSpecialTokens: addSpecial },
-        });
+        })) as Uint32Array[];
         return { ids: ids!, mode: "worker" };
       }
       return { ids: enc.encodeWhole(text, addSpecial), mode: "main" };
@@ -276,10 +328,10 @@ export class TokenizationService {
       let results: Uint32Array[];
       if (pool) {
         mode = "worker";
-        results = await pool.run({
+        results = (await pool.run({
           dir: tk.files.dir,
           sections: list.map(([, m]) => ({ text: m.text, section: m.section })),
-        });
+        })) as Uint32Array[];
       } else {
         mode = "main";
         results = list.map(([, m]) => enc.encodeSection(m.text, m.section));

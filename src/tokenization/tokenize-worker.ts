@@ -1,7 +1,9 @@
-// Piscina worker: encodes text sections of cold long prompts off the main thread, so one 30k-token prompt
-// never stalls the event loop that serves every other request. Each worker loads a tokenizer directory once.
+// Piscina worker: encodes text sections of cold long prompts, and renders + encodes large chat requests, off
+// the main thread, so one 30k-token prompt or 100,000-message conversation never stalls the event loop that
+// serves every other request. Each worker loads a tokenizer directory once.
+import { type ChatTaskResult, type HashTask, renderAndEncode } from "./chat-render-task.js";
 import { SegmentEncoder } from "./segment-encoder.js";
-import { loadTokenizerFiles } from "./tokenizer-files.js";
+import { loadTokenizerFiles, type TokenizerFiles } from "./tokenizer-files.js";
 
 export interface WorkerTask {
   dir: string;
@@ -9,22 +11,33 @@ export interface WorkerTask {
   sections: { text: string; section: number }[];
   /** Set for tokenizers that cannot be segmented: encode this whole text instead. */
   whole?: { text: string; addSpecialTokens: boolean };
+  /** Set for a large chat request: its raw body and the template source the main thread chose. */
+  chat?: { raw: Uint8Array; templateSource: string; hash?: HashTask };
 }
 
-const encoders = new Map<string, Promise<SegmentEncoder>>();
+export type WorkerResult = Uint32Array[] | ChatTaskResult;
 
-function encoderFor(dir: string): Promise<SegmentEncoder> {
-  let p = encoders.get(dir);
+interface Loaded {
+  files: TokenizerFiles;
+  enc: SegmentEncoder;
+}
+
+const loaded = new Map<string, Promise<Loaded>>();
+
+function load(dir: string): Promise<Loaded> {
+  let p = loaded.get(dir);
   if (p === undefined) {
-    p = loadTokenizerFiles(dir).then((files) => new SegmentEncoder(files));
-    p.catch(() => encoders.delete(dir));
-    encoders.set(dir, p);
+    p = loadTokenizerFiles(dir).then((files) => ({ files, enc: new SegmentEncoder(files) }));
+    p.catch(() => loaded.delete(dir));
+    loaded.set(dir, p);
   }
   return p;
 }
 
-export default async function encode(task: WorkerTask): Promise<Uint32Array[]> {
-  const enc = await encoderFor(task.dir);
+export default async function encode(task: WorkerTask): Promise<WorkerResult> {
+  const { files, enc } = await load(task.dir);
+  if (task.chat)
+    return renderAndEncode(enc, files.specialTokens, task.chat.raw, task.chat.templateSource, task.chat.hash);
   if (task.whole) return [enc.encodeWhole(task.whole.text, task.whole.addSpecialTokens)];
   return task.sections.map((s) => enc.encodeSection(s.text, s.section));
 }

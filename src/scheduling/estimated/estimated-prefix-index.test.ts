@@ -79,3 +79,22 @@ describe("EstimatedPrefixIndex", () => {
     );
   });
 });
+
+describe("EstimatedPrefixIndex with a prompt value", () => {
+  it("keys chat messages exactly as their JSON text, and a string prompt as itself", () => {
+    const index = new EstimatedPrefixIndex(estimatedPrefixParams.parse({ autoTune: false }));
+    const pods = [anEndpoint("10.0.0.1:80")];
+    const messages = [
+      { role: "system", content: 'Rules: é 東 "quoted" '.repeat(1000) },
+      { role: "user", content: "hi", name: undefined },
+    ];
+    const byValue = new SchedulingCycle({ ...request(""), promptValue: () => messages }, null);
+    const byText = new SchedulingCycle(request(JSON.stringify(messages)), null);
+    expect(Array.from(index.keys(byValue, pods))).toEqual(Array.from(index.keys(byText, pods)));
+    expect(index.keys(byValue, pods).length).toBe(256);
+    const prompt = "p".repeat(64 * 3 + 5);
+    const str = new SchedulingCycle({ ...request(""), promptValue: () => prompt }, null);
+    const byPromptText = new SchedulingCycle(request(prompt), null);
+    expect(Array.from(index.keys(str, pods))).toEqual(Array.from(index.keys(byPromptText, pods)));
+  });
+});

@@ -4,7 +4,8 @@
 // endpoints whose KV events never arrived. Keys are computed once per scheduling cycle.
 import { z } from "zod";
 import type { CycleState, Endpoint } from "../types.js";
-import { approxPrefixKeys, CHARS_PER_TOKEN } from "./approx-prefix-keys.js";
+import { ApproxKeyHasher, approxPrefixKeys, CHARS_PER_TOKEN } from "./approx-prefix-keys.js";
+import { feedJson, PieceCache } from "./prompt-json-keys.js";
 import { RoutedPrefixLru, type RoutedPrefixLruStats } from "./routed-prefix-lru.js";
 
 /** GIE's parameter names and defaults (`prefix-cache-scorer` / `approx-prefix-cache-producer`). */
@@ -44,6 +45,8 @@ export class EstimatedPrefixIndex {
   readonly #lru: RoutedPrefixLru;
   /** Key block size in characters once known (auto-tune locks it at the first pod reporting a block size). */
   #blockChars: number | null;
+  /** Long strings' hasher transitions (a shared system prompt is keyed once). */
+  readonly #pieces = new PieceCache();
 
   constructor(params: EstimatedPrefixParams, now?: () => number) {
     this.#params = params;
@@ -57,10 +60,20 @@ export class EstimatedPrefixIndex {
   keys(cycle: CycleState, candidates: readonly Endpoint[]): Float64Array {
     const blockChars = this.#blockCharsFor(candidates);
     const max = this.#params.maxPrefixBlocksToMatch;
-    return cycle.memo(`estimated-prefix-keys/${blockChars}/${max}`, () => {
-      const { promptText, targetModel, cacheSalt } = cycle.request;
+    const shape = `${blockChars}/${max}`;
+    return cycle.memo(`estimated-prefix-keys/${shape}`, () => {
+      const { promptValue, promptText, targetModel, cacheSalt } = cycle.request;
+      const seed = `${targetModel}\u0000${cacheSalt ?? ""}`;
+      if (promptValue !== undefined) {
+        // Walk the value, never serialise it whole: only the characters the keys cover are produced.
+        const value = promptValue();
+        const h = new ApproxKeyHasher(seed, blockChars, max);
+        if (typeof value === "string") h.feed(value, 0, Math.min(value.length, max * blockChars));
+        else feedJson(h, value, this.#pieces);
+        return h.keys();
+      }
       if (promptText === undefined) return new Float64Array(0);
-      return approxPrefixKeys(promptText(), `${targetModel}\u0000${cacheSalt ?? ""}`, blockChars, max);
+      return approxPrefixKeys(promptText(), seed, blockChars, max);
     });
   }
 
