@@ -1,8 +1,8 @@
 // Reliability faults of issue 13 against a real `kvpick serve` process fed by simulated vLLM pods: a pod
 // that published KV events but holds nothing is never scored by the estimated fallback (item 1).
-// TODO(#13): items 2 and 6 end to end (truncated replay → degraded → resumed; 1 MB model-name flood).
+// Item 6: thirty requests with distinct 1 MB model names leave /metrics, RSS and the logs bounded.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chatBody, FaultStack, note } from "../support/fault-stack.js";
+import { chatBody, FaultStack, note, sumSamples } from "../support/fault-stack.js";
 
 const customers = (tag: string, n = 6) => Array.from({ length: n }, (_, i) => `${tag}-customer-${i}`);
 
@@ -118,3 +118,64 @@ describe("event-driven pods without blocks (issue 13 item 1)", () => {
     expect(picks.filter((p) => p === other.address)).toEqual([]);
   });
 });
+
+describe("client-chosen model names stay bounded (issue 13 item 6)", () => {
+  let stack: FaultStack;
+
+  beforeAll(async () => {
+    stack = await stackWithLogs();
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it("30 requests with distinct 1 MB model names: /metrics and RSS stay small, served models keep their label, logs cut the names", async () => {
+    // A served model first, so its label exists before the flood.
+    // (Before the pods' KV events name it, a served model counts as "other" too.)
+    expect((await stack.ask("served-customer")).status).toBe(200);
+    await stack.settle();
+    const textBefore = await stack.metricsText();
+    const metricsBefore = Buffer.byteLength(textBefore);
+    const other0 = sumSamples(textBefore, "inference_objective_request_total", { model_name: "other" });
+    const rssBefore = stack.rssBytes();
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const model = `${String(i).padStart(2, "0")}-${"m".repeat(1024 * 1024)}`;
+      statuses.push((await stack.ask("flood-customer", { model })).status);
+    }
+    // Routed (the simulator then answers for its own model) or refused as a client error: never a 5xx.
+    expect(statuses.filter((s) => s === 0 || s >= 500)).toEqual([]);
+    expect((await stack.ask("served-customer")).status).toBe(200);
+    const text = await stack.metricsText();
+    const metricsAfter = Buffer.byteLength(text);
+    const rssAfter = stack.rssBytes();
+    note("/metrics bytes", metricsBefore, "→", metricsAfter, "RSS MB", rssBefore >> 20, "→", rssAfter >> 20);
+    expect(metricsAfter).toBeLessThan(2 * metricsBefore);
+    // 30 MB of bodies pass through (buffered, parsed, forwarded): the heap grows, but not by names kept forever
+    // (before the fix: /metrics 63 MB, RSS +400 MB, or out of memory here).
+    expect(rssAfter - rssBefore).toBeLessThan(300 * 1024 * 1024);
+    // The served model keeps its own label; every flood name shares "other" (counted once the response ends).
+    let count = await stack.metricsText();
+    const other = () =>
+      sumSamples(count, "inference_objective_request_total", { model_name: "other" }) - other0;
+    for (let t = 0; other() < 30; t++) {
+      if (t > 100) break;
+      await new Promise((r) => setTimeout(r, 50));
+      count = await stack.metricsText();
+    }
+    expect(other()).toBe(30);
+    expect(
+      sumSamples(count, "inference_objective_request_total", { model_name: "Qwen3-32B" }),
+    ).toBeGreaterThanOrEqual(1);
+    // No log line carries a whole name: the longest line stays far below 1 MB.
+    expect(stack.logs.length).toBeGreaterThan(0);
+    const longest = Math.max(...stack.logs.map((l) => l.length));
+    expect(longest).toBeLessThan(64 * 1024);
+    expect(stack.logs.some((l) => l.includes("(1048579 chars)"))).toBe(true);
+  });
+});
+
+function stackWithLogs(): Promise<FaultStack> {
+  return FaultStack.start({ pods: 2, captureLogs: true, serveArgs: ["--log-level=info"] });
+}
