@@ -26,6 +26,19 @@ async function askVia(stack: FaultStack, ips: readonly string[], customer: strin
   return { status: r.status, pod: r.headers.get("x-kvpick-destination"), usage };
 }
 
+/** POST /reset_prefix_cache on the pod, then waits until kvpick applied its AllBlocksCleared. */
+async function resetCache(stack: FaultStack, pod: FaultStack["cluster"]["pods"][number]): Promise<void> {
+  const before = await stack.metric("epp_kv_events_applied_total", { type: "AllBlocksCleared" });
+  const reset = await fetch(`http://${pod.address}/reset_prefix_cache`, { method: "POST" });
+  expect(reset.status).toBe(200);
+  const deadline = Date.now() + 10_000;
+  while ((await stack.metric("epp_kv_events_applied_total", { type: "AllBlocksCleared" })) <= before) {
+    if (Date.now() > deadline) throw new Error("AllBlocksCleared never applied");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await stack.settle();
+}
+
 describe("event-driven pods without blocks (issue 13 item 1)", () => {
   let stack: FaultStack;
 
@@ -98,6 +111,38 @@ describe("event-driven pods without blocks (issue 13 item 1)", () => {
     note("after AllBlocksCleared, picks", picks.join(" "), "hit rate", (cached / prompt).toFixed(3));
     expect(picks.filter((p) => p === cleared.address)).toEqual([]);
     expect(cached / prompt).toBeGreaterThan(0.7);
+  });
+
+  // Built to misroute under the old rule (event-driven = "holds a block now", PrefixLookup.hasPod): the
+  // cleared pod is routed a long prompt while it holds nothing, so the estimated fallback records all of it;
+  // it is then cleared again. For the same prompt the holder's exact credit is the system prompt alone, the
+  // cleared pod's estimate the whole prompt: with equal load and queues, ttft-cost-scorer's cost
+  // (prompt − cached tokens) is far lower for the cleared pod, which has nothing.
+  it("a cleared pod never outbids the holder with an estimate of what it was routed while empty", async () => {
+    const [holder, cleared] = stack.cluster.pods as [
+      (typeof stack.cluster.pods)[0],
+      (typeof stack.cluster.pods)[0],
+    ];
+    const who = "outbid-customer";
+    const long = Array.from(
+      { length: 120 },
+      (_, i) => `Parcel ${i * 7919} was scanned at depot ${i % 13} on day ${i % 29}.`,
+    ).join(" ");
+    for (let i = 0; i < 2; i++)
+      expect((await askVia(stack, [holder.options.ip], who, `short ${i}`)).status).toBe(200);
+    await resetCache(stack, cleared);
+    expect((await askVia(stack, [cleared.options.ip], who, long)).status).toBe(200);
+    // Past the speculative entries' TTL (2 s): what is measured is the estimate, not the speculation.
+    await new Promise((r) => setTimeout(r, 2_500));
+    await resetCache(stack, cleared);
+    const picks: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await askVia(stack, [cleared.options.ip, holder.options.ip], who, long);
+      expect(r.status).toBe(200);
+      picks.push(r.pod ?? "");
+    }
+    note("after a routed-while-empty prompt and a clear, picks", picks.join(" "));
+    expect(picks).toEqual([holder.address, holder.address, holder.address]);
   });
 
   it("never gives estimated credit to a pod that only published other prefixes", async () => {
