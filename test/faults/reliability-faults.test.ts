@@ -1,5 +1,7 @@
 // Reliability faults of issue 13 against a real `kvpick serve` process fed by simulated vLLM pods: a pod
 // that published KV events but holds nothing is never scored by the estimated fallback (item 1).
+// Item 2: kvpick SIGKILLed while a pod's replay ring holds 2,000+ batches, the replay's tail dropped: the pod
+// is degraded, the replay resumes, the pod heals.
 // Item 6: thirty requests with distinct 1 MB model names leave /metrics, RSS and the logs bounded.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chatBody, FaultStack, note, sumSamples } from "../support/fault-stack.js";
@@ -224,3 +226,65 @@ describe("client-chosen model names stay bounded (issue 13 item 6)", () => {
 function stackWithLogs(): Promise<FaultStack> {
   return FaultStack.start({ pods: 2, captureLogs: true, serveArgs: ["--log-level=info"] });
 }
+
+describe("a replay cut short after a restart (issue 13 item 2)", () => {
+  let stack: FaultStack;
+
+  beforeAll(async () => {
+    stack = await FaultStack.start({ pods: 2, captureLogs: true, serveArgs: ["--log-level=info"] });
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it("SIGKILL with 2,000+ batches in a pod's ring and the replay's tail dropped: degraded, resumed, healed", async () => {
+    const [pod] = stack.cluster.pods as [(typeof stack.cluster.pods)[0]];
+    expect((await stack.ask("replay-customer")).status).toBe(200);
+    await stack.settle();
+    // 2,100 more batches from the pod's own publisher (they reach kvpick live and fill vLLM's replay ring).
+    for (let i = 0; i < 2_100; i++) pod.publisher!.publish({ ts: 1_700_000_000 + i, events: [] });
+    expect(pod.publisher!.buffered).toBeGreaterThan(2_000);
+    // Its replay ROUTER now stops every reply after 700 batches, end marker included (what a ROUTER at
+    // ZeroMQ's default send high-water mark does to a long replay).
+    await fetch(`http://${pod.address}/sim/faults`, {
+      method: "POST",
+      body: JSON.stringify({ replayDropTailAfter: 700 }),
+    });
+    const starts = pod.publisher!.replayServer!.starts.length;
+    const logsBefore = stack.logs.length;
+    await stack.killAndRestart();
+    // The restarted kvpick replays the pool's pods from 0 (pool join): the pod's reply is cut at 700.
+    const seen = new Set<string>();
+    const deadline = Date.now() + 40_000;
+    for (;;) {
+      const text = await stack.metricsText();
+      if (sumSamples(text, "epp_kv_pod_accuracy", { state: "degraded" }) > 0) seen.add("degraded");
+      const done =
+        sumSamples(text, "epp_kv_replays_total", { result: "complete" }) >= 2 &&
+        sumSamples(text, "epp_kv_pod_accuracy", { state: "degraded" }) === 0 &&
+        seen.has("degraded");
+      if (done) break;
+      if (Date.now() > deadline) throw new Error(`never healed; seen ${[...seen].join(",")}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const text = await stack.metricsText();
+    note(
+      "replays",
+      text
+        .split("\n")
+        .filter((l) => l.startsWith("epp_kv_replays_total"))
+        .join(" | "),
+    );
+    expect(sumSamples(text, "epp_kv_replays_total", { result: "truncated" })).toBeGreaterThanOrEqual(2);
+    expect(sumSamples(text, "epp_kv_pod_state_stale")).toBe(0);
+    // Resumed right after the last replayed batch each time: 0, 700, 1400, …
+    const asked = pod.publisher!.replayServer!.starts.slice(starts);
+    expect(asked.slice(0, 3)).toEqual([0n, 700n, 1400n]);
+    const lines = stack.logs.slice(logsBefore).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.filter((l) => l.reason === "replay-truncated" && l.level === "warn")).toHaveLength(1);
+    expect(lines.some((l) => l.msg === "kv-event state exact again")).toBe(true);
+    // Routing works on the replayed state.
+    expect((await stack.ask("replay-customer")).status).toBe(200);
+  });
+});
