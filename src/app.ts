@@ -25,7 +25,7 @@ import { KubeMetricsAuth } from "./observability/metrics-auth.js";
 import type { Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { createTracing } from "./observability/tracing.js";
-import { Director } from "./routing/director.js";
+import { Director, type PromptTokenizer } from "./routing/director.js";
 import { FlowController } from "./flow-control/flow-controller.js";
 import { ObjectivePriorities } from "./flow-control/objective-priorities.js";
 import { ObjectiveWatcher } from "./flow-control/objective-watcher.js";
@@ -50,6 +50,8 @@ export interface AppOptions {
   kubeConfig?: KubeConfig;
   /** Discovery retry tuning (tests). */
   discoveryBackoffMs?: { initial: number; max: number };
+  /** Wraps the prompt tokenizer routing uses (tests: a stand-in that holds requests mid-routing). */
+  wrapTokenizer?: (tokenizer: PromptTokenizer) => PromptTokenizer;
 }
 
 export interface AppPorts {
@@ -339,7 +341,7 @@ export function createApp(options: AppOptions): App {
       })
     : null;
   const director = new Director({
-    tokenizer,
+    tokenizer: options.wrapTokenizer?.(tokenizer) ?? tokenizer,
     hasher,
     scheduler,
     endpoints,

@@ -175,6 +175,7 @@ export function simSettings(v: FlagValues): SimSettings {
       failRequestFraction: num(v, "fail-request-fraction", 0, 0, 1),
       metricsDelayMs: 0,
       failMetrics: false,
+      replayDropTailAfter: 0,
     },
     logLevel: (v["log-level"] as string | undefined) ?? "info",
   };

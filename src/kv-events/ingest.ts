@@ -60,6 +60,11 @@ export type BatchSource = "live" | "replay" | "release";
 interface ReleaseContext {
   /** Replays made progress and none failed: a gap among the held batches may be replayed again. */
   mayReplay: boolean;
+  /**
+   * The furthest seq the ended replays started from: with none failed, a gap among the held batches past it
+   * is new loss on the wire even when they applied nothing (each new replay starts further on: no loop).
+   */
+  replayedFrom: bigint | null;
   /** Live batches were dropped while holding (kvEvents.maxHeldBatches). */
   dropped: boolean;
   /** A replay timed out or failed. */
@@ -95,6 +100,7 @@ export class KvEventIngest {
             now: this.#now,
             decode: (state, seq, payload) => this.#replayed(state, seq, payload),
             finished: (state) => this.#release(state),
+            truncation: (state, what, fields) => this.#truncation(state, what, fields),
             warn: (pod, key, msg, fields) => this.#warn(pod, key, msg, fields),
           });
   }
@@ -262,7 +268,11 @@ export class KvEventIngest {
       const afterKnown = p.applied !== null;
       // A gap among held batches after a replay that made progress is new loss on the wire (the replay
       // has moved past it): it may be replayed too. Without progress it could loop, so it may not.
-      const mayReplay = from === "live" || (from === "release" && release!.mayReplay);
+      const mayReplay =
+        from === "live" ||
+        (from === "release" &&
+          (release!.mayReplay ||
+            (!release!.failed && release!.replayedFrom !== null && expected > release!.replayedFrom)));
       if (mayReplay && afterKnown) {
         const missed = seq - expected;
         this.#metrics.kvSeqGaps.inc({ pod: state.podId });
@@ -315,8 +325,10 @@ export class KvEventIngest {
       mayReplay: state.replayProgress > 0 && !state.replayFailed,
       dropped: state.heldDropped > 0,
       failed: state.replayFailed,
+      replayedFrom: state.replayedFrom,
     };
     state.held = [];
+    state.replayedFrom = null;
     state.heldDropped = 0;
     state.replayFailed = false;
     state.replayProgress = 0;
@@ -339,6 +351,18 @@ export class KvEventIngest {
     }
     state.heard(this.#now());
     this.#ordered(state, batch.dataParallelRank, seq, batch, "replay");
+  }
+
+  /** A replay lost its tail (see PodReplays): degraded at once, exact again once a resumed one completes. */
+  #truncation(
+    state: PodState,
+    what: "begun" | "healed" | "abandoned",
+    fields: Record<string, unknown>,
+  ): void {
+    const now = this.#now();
+    state.accuracy.truncated(what === "begun");
+    if (what === "abandoned") state.accuracy.loss("replay-truncated", now);
+    this.#sync(state, now, fields);
   }
 
   /** vLLM restarts at seq 0 with an empty cache and sends no AllBlocksCleared: forget the pod's blocks. */

@@ -36,4 +36,18 @@ describe("PodAccuracy", () => {
     a.reset();
     expect(a.state(0)).toBe("exact");
   });
+
+  it("a truncated replay degrades loudly, time does not heal it, and its healing is logged even mid-replay", () => {
+    const a = new PodAccuracy(100);
+    a.recovering(1);
+    expect(a.transition(0)).toEqual({ to: "degraded", reason: "replaying", routine: true });
+    a.truncated(true);
+    expect(a.transition(0)).toEqual({ to: "degraded", reason: "replay-truncated", routine: false });
+    a.applied();
+    expect(a.state(10_000)).toBe("degraded"); // only a replay that ends with its marker clears it
+    a.truncated(false);
+    expect(a.transition(10_000)).toBeNull(); // still replaying
+    a.recovering(-1);
+    expect(a.transition(10_000)).toEqual({ to: "exact", reason: "replaying", routine: false });
+  });
 });

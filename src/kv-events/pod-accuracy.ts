@@ -15,7 +15,7 @@
 export type Accuracy = "exact" | "degraded" | "no-events";
 export const ACCURACY_STATES: readonly Accuracy[] = ["exact", "degraded", "no-events"];
 
-export type LossReason = "gap" | "replay-failed" | "replay-incomplete" | "held-overflow";
+export type LossReason = "gap" | "replay-failed" | "replay-incomplete" | "replay-truncated" | "held-overflow";
 
 export interface AccuracyTransition {
   to: "exact" | "degraded";
@@ -32,8 +32,11 @@ export class PodAccuracy {
   #batchesSinceLoss = 0;
   #recovering = 0;
   #hashMismatch = false;
+  #truncated = false;
   #reported: "exact" | "degraded" = "exact";
   #reportedReason = "";
+  /** A non-routine cause was reported since the last exact: its healing is news too. */
+  #loud = false;
 
   constructor(healAfterMs: number) {
     this.#healAfterMs = healAfterMs;
@@ -49,6 +52,15 @@ export class PodAccuracy {
   /** A replay of a gap started (+1) or ended (−1). */
   recovering(delta: 1 | -1): void {
     this.#recovering = Math.max(0, this.#recovering + delta);
+  }
+
+  /**
+   * A replay ended without its end marker (timed out, or the ROUTER dropped its tail at the send high-water
+   * mark): the applied prefix of the replay may hold stores whose removals are in the part that never came.
+   * Degraded at once, idle or not; only a replay that ends with its marker clears it (`truncated(false)`).
+   */
+  truncated(on: boolean): void {
+    this.#truncated = on;
   }
 
   /** A batch was applied in order. */
@@ -71,6 +83,7 @@ export class PodAccuracy {
   reset(): void {
     this.clearLoss();
     this.#recovering = 0;
+    this.#truncated = false;
   }
 
   /** Current state; heals an old loss first. */
@@ -92,9 +105,14 @@ export class PodAccuracy {
     const before = this.#reportedReason;
     this.#reported = to;
     this.#reportedReason = cause ?? "";
-    if (to === "exact") return { to, reason: before, routine: before === "replaying" };
+    if (to === "exact") {
+      const routine = before === "replaying" && !this.#loud;
+      this.#loud = false;
+      return { to, reason: before, routine };
+    }
     // A change of cause while degraded is logged only when it is news (not the routine replay ending).
     if (wasDegraded && cause === "replaying") return null;
+    if (cause !== "replaying") this.#loud = true;
     return { to, reason: cause!, routine: cause === "replaying" };
   }
 
@@ -104,6 +122,7 @@ export class PodAccuracy {
       this.#lossReason = null;
     }
     if (this.#hashMismatch) return "hash-mismatch";
+    if (this.#truncated) return "replay-truncated";
     if (this.#lossReason !== null) return this.#lossReason;
     if (this.#recovering > 0) return "replaying";
     return null;

@@ -4,11 +4,19 @@
 // ReplayQueue (concurrency cap, one per endpoint, cooldown after a failure). While any replay of a pod is
 // waiting or running, the ingest holds the pod's live batches; when the last one ends they are released in
 // order, so nothing is applied twice or out of order.
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { PodState, ReplayRun } from "./pod-state.js";
 import { type ReplayOutcome, requestReplay } from "./replay-client.js";
 import { ReplayQueue } from "./replay-queue.js";
+
+// Resuming a replay that ended without its end marker: right away, then after 100 ms, 200 ms, … ≤ 2 s; at most
+// 20 resumes in all (a 10,000-batch ring cut at every 1,000 needs 9), and 3 in a row that bring nothing.
+const MAX_RESUMES = 20;
+const MAX_STALLED_RESUMES = 3;
+const RESUME_BACKOFF_MS = 100;
+const RESUME_BACKOFF_MAX_MS = 2000;
 
 export interface ReplaySettings {
   /** Where the publisher of `rank` of a pod serves replays (tcp://ip:port), or null when it cannot. */
@@ -30,6 +38,11 @@ export interface PodReplaysDeps {
   decode(state: PodState, seq: bigint, payload: Uint8Array): void;
   /** The pod's last replay ended (`state.replayFailed` tells whether one of them failed). */
   finished(state: PodState): void;
+  /**
+   * A replay ended without its end marker and is being resumed ("begun"), a resumed one then ended with its
+   * marker ("healed"), or the resumes gave up ("abandoned": a loss that heals like any other).
+   */
+  truncation(state: PodState, what: "begun" | "healed" | "abandoned", fields: Record<string, unknown>): void;
   warn(pod: string, key: string, msg: string, fields: Record<string, unknown>): void;
 }
 
@@ -70,34 +83,72 @@ export class PodReplays {
     const run: ReplayRun = {
       controller: new AbortController(),
       recovering: reason === "gap",
+      start,
       hole: false,
       applied: 0,
+      truncated: false,
+      resumes: 0,
     };
     let outcome: ReplayOutcome = { kind: "aborted", batches: 0 };
     const job = async () => {
-      let first: bigint | null = null;
-      outcome = await requestReplay(
-        endpoint,
-        start,
-        {
-          onBatch: (seq, payload) => {
-            if (run.controller.signal.aborted) return;
-            first ??= seq;
-            run.applied++;
-            this.#d.decode(state, seq, payload);
+      let from = start;
+      let last: bigint | null = null;
+      let stalled = 0;
+      for (let attempt = 0; ; attempt++) {
+        let first: bigint | null = null;
+        outcome = await requestReplay(
+          endpoint,
+          from,
+          {
+            onBatch: (seq, payload) => {
+              if (run.controller.signal.aborted) return;
+              first ??= seq;
+              last = seq;
+              run.applied++;
+              this.#d.decode(state, seq, payload);
+            },
+            onMalformed: (why, detail) => {
+              this.#d.metrics.kvEventsMalformed.inc({ pod: state.podId, reason: `replay-${why}` });
+              this.#d.warn(state.podId, `replay-malformed:${why}`, "kv-event replay reply dropped", {
+                reason: why,
+                detail,
+              });
+            },
           },
-          onMalformed: (why, detail) => {
-            this.#d.metrics.kvEventsMalformed.inc({ pod: state.podId, reason: `replay-${why}` });
-            this.#d.warn(state.podId, `replay-malformed:${why}`, "kv-event replay reply dropped", {
-              reason: why,
-              detail,
-            });
-          },
-        },
-        { timeoutMs: this.#s.timeoutMs, signal: run.controller.signal },
-      );
-      run.hole = first !== null && first > start;
-      return outcome.kind === "complete" || outcome.kind === "aborted";
+          { timeoutMs: this.#s.timeoutMs, signal: run.controller.signal },
+        );
+        if (first !== null && first > from) run.hole = true;
+        if (outcome.kind === "aborted") return true;
+        if (outcome.kind === "complete") {
+          if (run.truncated) this.#d.truncation(state, "healed", this.#cut(endpoint, reason, from, run));
+          return true;
+        }
+        // Nothing ever came back: no replay socket there (or a dead one): the cooldown applies.
+        if (last === null) return false;
+        // It ended without its end marker: vLLM's ROUTER drops what exceeds its send high-water mark (1,000
+        // messages) without a word, end marker included, or the pod stalled. What was applied may hold stores
+        // whose removals never came: degraded now, and resumed right after the last applied batch.
+        stalled = outcome.batches === 0 ? stalled + 1 : 0;
+        const fields = this.#cut(endpoint, reason, from, run);
+        if (!run.truncated) {
+          run.truncated = true;
+          this.#d.truncation(state, "begun", fields);
+        }
+        if (stalled > MAX_STALLED_RESUMES || attempt >= MAX_RESUMES) {
+          this.#d.truncation(state, "abandoned", fields);
+          return false;
+        }
+        this.#d.metrics.kvReplays.inc({ pod: state.podId, result: "truncated" });
+        const pause =
+          attempt === 0 ? 0 : Math.min(RESUME_BACKOFF_MAX_MS, RESUME_BACKOFF_MS * 2 ** (attempt - 1));
+        if (pause > 0) await sleep(pause, undefined, { signal: run.controller.signal }).catch(() => {});
+        if (run.controller.signal.aborted) {
+          outcome = { kind: "aborted", batches: 0 };
+          return true;
+        }
+        from = (last as bigint) + 1n;
+        run.resumes++;
+      }
     };
     // Ends the run once the queue has freed the endpoint: releasing held batches may replay it again.
     const done = () => this.#end(state, run, endpoint, start, reason, outcome);
@@ -110,6 +161,15 @@ export class PodReplays {
   /** Aborted runs must already be out of their pod's `runs` (PodState.abortReplays). */
   async close(): Promise<void> {
     await this.#queue.drain();
+  }
+
+  #fields(endpoint: string, reason: ReplayReason, from: bigint, run: ReplayRun): Record<string, unknown> {
+    return { endpoint, reason, from: from.toString(), batches: run.applied, resumes: run.resumes };
+  }
+
+  /** Log fields of a truncation (`reason` is the accuracy's there: the replay's is `trigger`). */
+  #cut(endpoint: string, trigger: ReplayReason, from: bigint, run: ReplayRun): Record<string, unknown> {
+    return { endpoint, trigger, from: from.toString(), batches: run.applied, resumes: run.resumes };
   }
 
   #end(
@@ -131,10 +191,7 @@ export class PodReplays {
         : outcome.kind;
     this.#d.metrics.kvReplays.inc({ pod: state.podId, result });
     const fields = {
-      endpoint,
-      reason,
-      from: start.toString(),
-      batches: run.applied,
+      ...this.#fields(endpoint, reason, start, run),
       ...(outcome.kind === "failed" ? { error: outcome.reason } : {}),
     };
     if (outcome.kind === "complete")
@@ -147,6 +204,8 @@ export class PodReplays {
         { ...fields, cooldownMs: this.#s.cooldownMs },
       );
     if (outcome.kind !== "complete") state.replayFailed = true;
+    state.replayedFrom =
+      state.replayedFrom === null || start > state.replayedFrom ? start : state.replayedFrom;
     if (state.runs.size === 0) this.#d.finished(state);
   }
 }

@@ -46,9 +46,15 @@ export interface ReplayRun {
   readonly controller: AbortController;
   /** Replay of a gap after known state (the pod is degraded while it runs). */
   readonly recovering: boolean;
+  /** The seq it was asked from. */
+  readonly start: bigint;
   /** A replayed seq jumped past the next expected one: the ring no longer had it. */
   hole: boolean;
   applied: number;
+  /** An attempt ended without the end marker (the pod is degraded until one ends with it). */
+  truncated: boolean;
+  /** Attempts resumed after the last replayed batch. */
+  resumes: number;
 }
 
 interface Inc {
@@ -86,6 +92,8 @@ export class PodState {
   replayFailed = false;
   /** Batches applied by replays since the last release. */
   replayProgress = 0;
+  /** The furthest start of the replays ended since the last release (null: none). */
+  replayedFrom: bigint | null = null;
   readonly #staleGauge: Settable;
   #stale = false;
   readonly #seqs = new Map<number, PublisherSeq>();
@@ -144,6 +152,7 @@ export class PodState {
     this.heldDropped = 0;
     this.replayFailed = false;
     this.replayProgress = 0;
+    this.replayedFrom = null;
   }
 
   view(now: number, hash: { checks: number; mismatches: number }): PodStateView {

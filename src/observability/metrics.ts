@@ -298,7 +298,7 @@ export class Metrics {
     });
     this.kvReplays = new Counter({
       name: "epp_kv_replays_total",
-      help: "KV-event replays from a pod's vLLM replay socket, by result (complete | incomplete | timeout | failed | cooldown).",
+      help: "KV-event replays from a pod's vLLM replay socket, by result (complete | incomplete | truncated: ended without its end marker, resumed | timeout | failed | cooldown).",
       labelNames: ["pod", "result"],
       registers: r,
     });

@@ -4,7 +4,10 @@
 // - "v0.10" (vLLM ≤ 0.25): [identity, "", seq, payload] … [identity, "", FF×8, ""]
 // - "v0.26" (vllm-project/vllm#45177): [identity, "", topic, seq, payload] … [identity, "", "", FF×8, ""]
 // Anything else is logged and ignored, as vLLM does. Requests are served one at a time, in arrival order
-// (vLLM serves them from its single publisher thread).
+// (vLLM serves them from its single publisher thread). Like vLLM's (`ZmqEventPublisher`), the ROUTER sets no
+// socket option: ZeroMQ's default send high-water mark (1,000 messages) and no `mandatory`, so what exceeds
+// the peer's queue is dropped without a word — the tail of a long replay, end marker included. kvpick must
+// (and does) resume such a replay; `dropTailAfter` cuts every reply deterministically for tests.
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import { Router } from "zeromq";
 import type { Logger } from "../observability/logger.js";
@@ -37,14 +40,18 @@ export class SimReplayServer {
   /** Requests answered (end marker sent) and requests ignored as invalid. */
   served = 0;
   invalid = 0;
+  /** Start seqs of the last requests (at most 100), oldest first. */
+  readonly starts: bigint[] = [];
+  /** Fault: send at most this many batches per reply, then nothing (no end marker); 0 = off. */
+  dropTailAfter = 0;
   readonly #o: ReplayServerOptions;
   readonly #router: Router;
   #loop: Promise<void> | null = null;
 
   constructor(options: ReplayServerOptions) {
     this.#o = options;
-    // mandatory: a full peer queue makes send() wait instead of silently dropping replies.
-    this.#router = new Router({ linger: 0, mandatory: true, sendHighWaterMark: 100_000 });
+    // vLLM's options: none but linger (the HWM stays 1,000 and a full queue drops, as in production).
+    this.#router = new Router({ linger: 0 });
   }
 
   /** Binds; returns the resolved address. */
@@ -80,7 +87,11 @@ export class SimReplayServer {
     }
     const { source, layout } = this.#o;
     const epoch = source.epoch;
-    const entries = source.snapshot(start!.readBigUInt64BE());
+    const from = start!.readBigUInt64BE();
+    this.starts.push(from);
+    if (this.starts.length > 100) this.starts.shift();
+    const entries = source.snapshot(from);
+    const cut = this.dropTailAfter;
     const topic = Buffer.from(source.topic);
     try {
       let sent = 0;
@@ -88,6 +99,7 @@ export class SimReplayServer {
         // vLLM replies from its own thread; here the pod shares the event loop with others (demo, tests).
         if (++sent % 256 === 0) await yieldToLoop();
         if (source.epoch !== epoch) return; // restarted mid-reply: the old process would be gone
+        if (cut > 0 && sent > cut) return; // the tail, end marker included, never leaves
         const seq = Buffer.alloc(8);
         seq.writeBigUInt64BE(e.seq);
         await this.#router.send(
@@ -99,7 +111,7 @@ export class SimReplayServer {
       );
       this.served++;
     } catch (err) {
-      // The requester went away (EHOSTUNREACH with mandatory) or the socket closed: drop this reply.
+      // The socket closed: drop this reply (a requester that went away is dropped silently by ZeroMQ).
       if (!this.#router.closed) this.#o.logger.debug({ err }, "sim replay: reply abandoned");
     }
   }

@@ -45,6 +45,8 @@ export interface SimFaults {
   metricsDelayMs: number;
   /** `/metrics` answers 500 (a failing scrape). */
   failMetrics: boolean;
+  /** Replay replies stop after this many batches, end marker included (a dropped tail); 0 = off. */
+  replayDropTailAfter: number;
 }
 
 export interface SimPodOptions {
@@ -93,6 +95,7 @@ export class SimPod {
       failRequestFraction: 0,
       metricsDelayMs: 0,
       failMetrics: false,
+      replayDropTailAfter: 0,
       ...options.faults,
     };
     this.#rng = seededRng(options.seed ?? 7);
@@ -153,6 +156,7 @@ export class SimPod {
             }),
       });
       await this.publisher.start();
+      this.setFaults({});
     }
     this.#log.info(
       { address: this.address, topic: this.topic, replayEndpoint: this.publisher?.replayEndpoint ?? null },
@@ -175,6 +179,8 @@ export class SimPod {
     if (this.publisher !== null) {
       this.publisher.dropFraction = this.faults.dropEventFraction;
       this.publisher.delaySeconds = this.faults.eventDelaySeconds;
+      const replay = this.publisher.replayServer;
+      if (replay !== null) replay.dropTailAfter = this.faults.replayDropTailAfter;
     }
   }
 

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type App, createApp } from "../../src/app.js";
 import { parseConfig } from "../../src/config/load.js";
 import { createLogger } from "../../src/observability/logger.js";
+import type { PromptTokenizer } from "../../src/routing/director.js";
 import { sumSamples } from "../support/fault-stack.js";
 import { EnvoyClient } from "../support/envoy-client.js";
 import { FakeVllmPod, until } from "../support/fake-vllm-pod.js";
@@ -13,7 +14,38 @@ import { KvEventPublisher } from "../support/kv-event-publisher.js";
 const chat = (content: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ model: "Qwen3-32B", messages: [{ role: "user", content }], ...extra });
 
+/** A tokenizer stand-in: while closed, every tokenization waits (the real one runs once it opens). */
+class TokenizerGate {
+  waiting = 0;
+  #closed = false;
+  #release: (() => void)[] = [];
+
+  close(): void {
+    this.#closed = true;
+  }
+
+  open(): void {
+    this.#closed = false;
+    for (const r of this.#release.splice(0)) r();
+  }
+
+  wrap(real: PromptTokenizer): PromptTokenizer {
+    return {
+      tokenize: async (model, endpoint, body, ...rest) => {
+        if (this.#closed) {
+          this.waiting++;
+          await new Promise<void>((r) => this.#release.push(r));
+          this.waiting--;
+        }
+        return real.tokenize(model, endpoint, body, ...rest);
+      },
+      ...(real.dirFor === undefined ? {} : { dirFor: (m: string) => real.dirFor!(m) }),
+    };
+  }
+}
+
 describe("client input on the ext_proc path", () => {
+  const gate = new TokenizerGate();
   const pods: FakeVllmPod[] = [];
   let publisher: KvEventPublisher;
   let app: App;
@@ -28,7 +60,12 @@ describe("client input on the ext_proc path", () => {
       server: { grpcPort: 0, grpcHealthPort: 0, metricsPort: 0, secureServing: false },
       pool: { endpoints: pods.map((p) => p.address) },
     });
-    app = createApp({ config, logger: createLogger({ level: "silent" }), host: "127.0.0.1" });
+    app = createApp({
+      config,
+      logger: createLogger({ level: "silent" }),
+      host: "127.0.0.1",
+      wrapTokenizer: (real) => gate.wrap(real),
+    });
     const ports = await app.start();
     metricsUrl = `http://127.0.0.1:${ports.metricsPort}`;
     client = new EnvoyClient(`127.0.0.1:${ports.grpcPort}`, { tls: false });
@@ -51,34 +88,30 @@ describe("client input on the ext_proc path", () => {
   const metricsText = async () => (await fetch(`${metricsUrl}/metrics`)).text();
 
   it("records no speculative entry, estimated key, pick or dispatch credit for a request cancelled while routing", async () => {
-    // ~160 KB prompts: tokenizing each takes far longer than the cancel needs to arrive.
-    const long = Array.from({ length: 4_000 }, (_, i) => `Paragraph ${i} of a long shared document.`).join(
-      " ",
-    );
+    gate.close();
     const stop = new AbortController();
     const pending = Promise.all(
       Array.from({ length: 6 }, (_, i) =>
         client.process({
           path: "/v1/chat/completions",
-          body: chat(`${long} question ${i}`),
+          body: chat(`Paragraph ${i} of a shared document, and a question about it.`),
           signal: stop.signal,
         }),
       ),
     );
-    // Cancel once kvpick is routing every one of them (parsed, now tokenizing).
-    const parsed = async () =>
-      sumSamples(await metricsText(), "epp_request_stage_duration_seconds_count", { stage: "parse" });
-    const deadline = Date.now() + 10_000;
-    while ((await parsed()) < 6) {
-      if (Date.now() > deadline) throw new Error("requests never reached the router");
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    expect(
-      sumSamples(await metricsText(), "epp_request_stage_duration_seconds_count", { stage: "tokenize" }),
-    ).toBeLessThan(6);
+    // Every one of them is being routed (parsed, now held in tokenization by the stand-in).
+    await until(() => gate.waiting === 6, "requests held in tokenization");
     stop.abort();
     const cancelled = await pending;
     expect(cancelled.every((r) => r.destination === null)).toBe(true);
+    // Released only once kvpick has seen every cancel (their streams closed): routing then goes on.
+    const streams = async () => sumSamples(await metricsText(), "epp_extproc_streams_active");
+    const deadline = Date.now() + 10_000;
+    while ((await streams()) > 0) {
+      if (Date.now() > deadline) throw new Error("cancels never reached kvpick");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    gate.open();
     // Let routing of the abandoned requests finish, then look.
     const ok = await client.process({
       path: "/v1/chat/completions",

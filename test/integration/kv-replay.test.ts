@@ -216,6 +216,67 @@ describe("KV-event replay", () => {
     expect(held(index, pod, batches)).toEqual(reference(pod, p, batches));
   });
 
+  // vLLM's replay ROUTER sets no socket option (send high-water mark 1,000, not mandatory): past the peer's
+  // queue it drops replies silently, the end marker included. The simulator's ROUTER does the same.
+  it("replays a ring of 2,500 batches in full from a ROUTER at vLLM's defaults: all applied, the pod exact", async () => {
+    const pod = "127.0.0.1:8002";
+    const p = await simPublisher({ endpoint: "tcp://127.0.0.1:*", topic: "kv@127.0.0.1@m" });
+    const batches = stream(2_500, 17);
+    for (const b of batches) p.publish(b); // before kvpick (re)started: only the ring has them
+    expect(p.buffered).toBe(2_500);
+    const { sub, index, metrics } = subscriber({
+      mode: "connect",
+      replay: () => p.replayEndpoint,
+      kvEvents: { replayTimeoutMs: 500 },
+    });
+    await sub.start();
+    sub.addPod(pod, p.boundEndpoint!);
+    await until(settled(sub, pod, p.seq - 1n), "the whole ring replayed", 30_000);
+    expect(await value(metrics.kvReplayedBatches, { pod })).toBe(2_500);
+    expect(held(index, pod, batches)).toEqual(reference(pod, p, batches));
+    expect(await value(metrics.kvReplays, { pod, result: "complete" })).toBe(1);
+    expect(sub.ingest.accuracy(pod)).toBe("exact");
+  });
+
+  it("a replay whose tail is dropped (end marker included) degrades the pod at once, resumes after the last applied seq, and is exact only once one ends with its marker", async () => {
+    const pod = "127.0.0.1:8003";
+    const p = await simPublisher({ endpoint: "tcp://127.0.0.1:*", topic: "kv@127.0.0.1@m" });
+    const batches = stream(2_150, 19);
+    for (const b of batches) p.publish(b);
+    const server = p.replayServer!;
+    server.dropTailAfter = 700; // every reply stops after 700 batches: no end marker
+    const { sub, index, metrics, logs } = subscriber({
+      mode: "connect",
+      replay: () => p.replayEndpoint,
+      kvEvents: { replayTimeoutMs: 300 },
+    });
+    await sub.start();
+    const seen = new Set<string>();
+    const watch = setInterval(() => seen.add(sub.ingest.accuracy(pod) ?? "none"), 2);
+    cleanup.push(() => clearInterval(watch));
+    sub.addPod(pod, p.boundEndpoint!);
+    // The pod is idle (nothing live): the truncated replay alone must degrade it.
+    await until(() => sub.ingest.accuracy(pod) === "degraded", "degraded by the truncated replay", 10_000);
+    expect(sub.podStates()[0]?.degradedReason).toBe("replay-truncated");
+    expect(await value(metrics.kvPodStale, { pod })).toBe(1);
+    // 0–699, 700–1399, 1400–2099 cut after 700 each (no marker), then 2100–2149 and the marker.
+    await until(
+      () => settled(sub, pod, p.seq - 1n)() && sub.ingest.accuracy(pod) === "exact",
+      "resumed to the end",
+      20_000,
+    );
+    expect(server.starts).toEqual([0n, 700n, 1400n, 2100n]);
+    expect(held(index, pod, batches)).toEqual(reference(pod, p, batches));
+    expect(await value(metrics.kvReplays, { pod, result: "truncated" })).toBe(3);
+    expect(await value(metrics.kvReplays, { pod, result: "complete" })).toBe(1);
+    expect(await value(metrics.kvPodStale, { pod })).toBe(0);
+    const warn = logs.filter((l) => l.level === "warn" && l.reason === "replay-truncated");
+    expect(warn).toHaveLength(1);
+    expect(warn[0]).toMatchObject({ pod, accuracy: "degraded", from: "0", batches: 700 });
+    expect(logs.some((l) => l.msg === "kv-event state exact again" && l.pod === pod)).toBe(true);
+    expect(seen.has("degraded")).toBe(true);
+  });
+
   it("connect mode: a reconnected subscription replays from the last applied seq + 1", async () => {
     const pod = "127.0.0.1:8001";
     const router = new FakeReplayRouter();
@@ -392,6 +453,45 @@ describe("KV-event replay", () => {
     expect(held(index, pod, before)).toEqual([]);
     expect(held(index, pod, after)).toEqual(reference(pod, p, after));
     expect(sub.ingest.accuracy(pod)).toBe("exact");
+  });
+
+  it("after a complete replay that applied nothing, a new gap among the held batches is replayed too", async () => {
+    const pod = "10.1.0.6";
+    const router = new FakeReplayRouter();
+    const replayAt = await router.bind();
+    cleanup.push(() => router.close());
+    const { sub, metrics } = subscriber({ replay: () => replayAt });
+    await sub.start();
+    const pub = new KvEventPublisher({ topic: `kv@${pod}@m` });
+    pub.connect(sub.endpoint!);
+    cleanup.push(() => pub.close());
+    // Warm-up (a late first batch asks for a replay from 0: nothing buffered yet).
+    await pub.publishUntil(() => appliedSeq(sub, pod) !== null || router.requests.length > 0);
+    for (const r of router.requests) await router.reply(r, ["", END_SEQ, ""]);
+    await until(settled(sub, pod, pub.seq - 1n), "warmed up");
+    const n = router.requests.length;
+    const a = pub.seq - 1n;
+    const received = () => value(metrics.kvEventsReceived, { pod });
+    pub.seq++; // a + 1 lost on the wire
+    await pub.publish([{ type: "BlockStored", hashes: [501n] }]); // a + 2: gap → replay from a + 1
+    await until(() => router.requests.length === n + 1, "the gap's replay");
+    expect(router.requests[n]!.start).toBe(a + 1n);
+    const before = await received();
+    pub.seq++; // a + 3 lost too, while the replay runs
+    await pub.publish([{ type: "BlockStored", hashes: [502n] }]); // a + 4: held
+    const deadline = Date.now() + 10_000;
+    while ((await received()) === before) {
+      if (Date.now() > deadline) throw new Error("a + 4 not received");
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    // The ring had nothing of it: a complete replay that applied 0 batches. a + 2 then applies with a + 1
+    // lost; a + 3 is a new gap past where that replay started: it is asked for, not given up.
+    await router.reply(router.requests[n]!, ["", END_SEQ, ""]);
+    await until(() => router.requests.length === n + 2, "the new gap replayed");
+    expect(router.requests[n + 1]!.start).toBe(a + 3n);
+    await router.reply(router.requests[n + 1]!, ["", END_SEQ, ""]);
+    await until(settled(sub, pod, a + 4n), "released");
+    expect(sub.podStates()[0]).toMatchObject({ accuracy: "degraded", degradedReason: "replay-incomplete" });
   });
 
   it("counts malformed replay replies, applies the good ones and keeps serving live batches", async () => {

@@ -32,6 +32,8 @@ export interface FaultStackOptions {
   kube?: boolean;
   /** The pods bind vLLM replay sockets and kvpick dials them (`--kv-events-replay-port`); default true. */
   replay?: boolean;
+  /** Keep kvpick's stdout (its JSON log lines) in `logs`. */
+  captureLogs?: boolean;
 }
 
 export interface WaveResult {
@@ -129,6 +131,9 @@ export class FaultStack {
   readonly #logger: Logger = createLogger({ level: "silent" });
   #args: string[] = [];
   #question = 0;
+  #captureLogs = false;
+  /** kvpick's stdout lines (`captureLogs`), every incarnation's. */
+  readonly logs: string[] = [];
 
   /** Fixed ports so a restarted kvpick comes back where the pods and the front expect it. */
   #ports!: { grpc: number; health: number; metrics: number; kv: number };
@@ -147,6 +152,7 @@ export class FaultStack {
       kv: await freePort(),
     };
     const n = o.pods ?? 3;
+    this.#captureLogs = o.captureLogs === true;
     this.#tokenizer = new TokenizationService({ config: parseConfig({}).tokenizer, logger: this.#logger });
     const { cluster, port, replayPort } = await startPoolPods({
       pods: n,
@@ -198,7 +204,18 @@ export class FaultStack {
   }
 
   async #spawn(): Promise<void> {
-    this.serve = await spawnServe(this.#args, { env: this.#env });
+    this.serve = await spawnServe(this.#args, {
+      env: this.#env,
+      ...(this.#captureLogs ? { stdio: ["ignore", "pipe", "inherit"] as const } : {}),
+    });
+    if (this.#captureLogs) {
+      let rest = "";
+      this.serve.proc.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+        const lines = (rest + chunk).split("\n");
+        rest = lines.pop()!;
+        this.logs.push(...lines);
+      });
+    }
     await this.waitReady();
   }
 
