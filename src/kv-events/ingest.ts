@@ -360,7 +360,7 @@ export class KvEventIngest {
     fields: Record<string, unknown>,
   ): void {
     const now = this.#now();
-    state.accuracy.truncated(what === "begun");
+    state.accuracy.truncated(what === "begun" ? 1 : -1);
     if (what === "abandoned") state.accuracy.loss("replay-truncated", now);
     this.#sync(state, now, fields);
   }

@@ -41,11 +41,11 @@ describe("PodAccuracy", () => {
     const a = new PodAccuracy(100);
     a.recovering(1);
     expect(a.transition(0)).toEqual({ to: "degraded", reason: "replaying", routine: true });
-    a.truncated(true);
+    a.truncated(1);
     expect(a.transition(0)).toEqual({ to: "degraded", reason: "replay-truncated", routine: false });
     a.applied();
     expect(a.state(10_000)).toBe("degraded"); // only a replay that ends with its marker clears it
-    a.truncated(false);
+    a.truncated(-1);
     expect(a.transition(10_000)).toBeNull(); // still replaying
     a.recovering(-1);
     expect(a.transition(10_000)).toEqual({ to: "exact", reason: "replaying", routine: false });

@@ -32,7 +32,7 @@ export class PodAccuracy {
   #batchesSinceLoss = 0;
   #recovering = 0;
   #hashMismatch = false;
-  #truncated = false;
+  #truncated = 0;
   #reported: "exact" | "degraded" = "exact";
   #reportedReason = "";
   /** A non-routine cause was reported since the last exact: its healing is news too. */
@@ -57,10 +57,11 @@ export class PodAccuracy {
   /**
    * A replay ended without its end marker (timed out, or the ROUTER dropped its tail at the send high-water
    * mark): the applied prefix of the replay may hold stores whose removals are in the part that never came.
-   * Degraded at once, idle or not; only a replay that ends with its marker clears it (`truncated(false)`).
+   * Degraded at once, idle or not, until each replay truncated (one per data-parallel rank) ended with its
+   * marker or gave up (`truncated(-1)`).
    */
-  truncated(on: boolean): void {
-    this.#truncated = on;
+  truncated(delta: 1 | -1): void {
+    this.#truncated = Math.max(0, this.#truncated + delta);
   }
 
   /** A batch was applied in order. */
@@ -83,7 +84,7 @@ export class PodAccuracy {
   reset(): void {
     this.clearLoss();
     this.#recovering = 0;
-    this.#truncated = false;
+    this.#truncated = 0;
   }
 
   /** Current state; heals an old loss first. */
@@ -122,7 +123,7 @@ export class PodAccuracy {
       this.#lossReason = null;
     }
     if (this.#hashMismatch) return "hash-mismatch";
-    if (this.#truncated) return "replay-truncated";
+    if (this.#truncated > 0) return "replay-truncated";
     if (this.#lossReason !== null) return this.#lossReason;
     if (this.#recovering > 0) return "replaying";
     return null;
