@@ -5,7 +5,7 @@ import { randomInt } from "node:crypto";
 import { EppError } from "../errors.js";
 import type { DispatchTicket } from "../endpoints/dispatch-ledger.js";
 import type { ResponseObserver, RouteOutcome, RouteRequest, Router } from "../ext-proc/router.js";
-import type { BlockHasher } from "../kv-index/block-hash.js";
+import type { BlockExtras } from "../kv-index/block-hash.js";
 import { logField } from "../observability/label-bounds.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -44,6 +44,14 @@ export interface RequestScheduler {
   }): SchedulingResult;
 }
 
+/** The request hasher as routing needs it (kv-index/request-key-scheme.ts `RequestHasher` implements it). */
+export interface ChainHasher {
+  /** Tokens per block; null while kvpick has not learnt it from the pods (requests are routed on load alone). */
+  readonly blockSize: number | null;
+  /** vLLM's values of every full block of `tokens`. */
+  hash(tokens: ArrayLike<number>, extras?: BlockExtras): BigUint64Array;
+}
+
 /** A shared KV index read per request (shared-index/redis-prefix-source.ts); resolves, never rejects. */
 export interface PrefixLookupSource {
   /** The lookup to schedule `chain` with (the local index merged with the shared one, or local alone). */
@@ -58,7 +66,7 @@ export interface DispatchRecorder {
 export interface DirectorOptions {
   tokenizer: PromptTokenizer;
   /** Null when kvpick has no hash configuration: every request is routed on load alone. */
-  hasher: BlockHasher | null;
+  hasher: ChainHasher | null;
   scheduler: RequestScheduler;
   endpoints: EndpointSource;
   logger: Logger;
@@ -133,10 +141,15 @@ export class Director implements Router {
         const tokenizedAt = performance.now();
         m.stageSeconds.observe({ stage: "tokenize" }, (tokenizedAt - parsedAt) / 1000);
         trace.stage("tokenize", parsedAt, tokenizedAt);
-        chain = this.#o.hasher.hash(tokenIds, { cacheSalt: parsed.cacheSalt, lora: lora?.hashKey ?? null });
-        const hashedAt = performance.now();
-        m.stageSeconds.observe({ stage: "hash" }, (hashedAt - tokenizedAt) / 1000);
-        trace.stage("hash", tokenizedAt, hashedAt);
+        if (this.#o.hasher.blockSize === null) {
+          // No pod has told its block size yet (tokenizer.blockSize unset): the prompt still counts as load.
+          m.cacheSignalMissing.inc({ reason: "block-size-unknown" });
+        } else {
+          chain = this.#o.hasher.hash(tokenIds, { cacheSalt: parsed.cacheSalt, lora: lora?.hashKey ?? null });
+          const hashedAt = performance.now();
+          m.stageSeconds.observe({ stage: "hash" }, (hashedAt - tokenizedAt) / 1000);
+          trace.stage("hash", tokenizedAt, hashedAt);
+        }
       } catch (err) {
         if (err instanceof EppError && err.code === "EPP_BAD_REQUEST")
           return this.#reject(request, parsed, err, trace);
@@ -240,7 +253,7 @@ export class Director implements Router {
     const predicted =
       this.#o.hasher === null
         ? 0
-        : (result.cachedTokens ?? result.prefixMatchBlocks * this.#o.hasher.blockSize);
+        : (result.cachedTokens ?? result.prefixMatchBlocks * (this.#o.hasher.blockSize ?? 0));
     // 7. Dispatch credit: the uncached part of the prompt is load on the pod until a scrape shows it and, for
     // a streaming response, until its first chunk (a non-streaming one shows nothing before the end).
     const ticket =
