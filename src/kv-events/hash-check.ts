@@ -52,11 +52,6 @@ export class HashCheck {
     this.#hasher = this.#keyScheme.comparable ? new RequestHasher(this.#keyScheme, this.#sizes) : null;
   }
 
-  /** The block size in use (configured or learnt), shared with the token keys. */
-  get blockSizes(): LearntBlockSize {
-    return this.#sizes;
-  }
-
   /** The token-keyed indexing for this configuration (one per ingest), forgotten with the pods here. */
   createTokenKeys(index: BlockIndex): TokenKeys {
     this.#keys = new TokenKeys({
