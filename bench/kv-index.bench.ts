@@ -8,8 +8,10 @@ import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { BlockStoredEvent } from "../src/kv-events/decode.js";
 import { TokenKeys } from "../src/kv-events/token-keys.js";
-import { BlockHasher, type HashScheme } from "../src/kv-index/block-hash.js";
+import type { HashScheme } from "../src/kv-index/block-hash.js";
 import { BlockIndex } from "../src/kv-index/block-index.js";
+import { LearntBlockSize } from "../src/kv-index/learnt-block-size.js";
+import { RequestHasher } from "../src/kv-index/request-key-scheme.js";
 import { createLogger } from "../src/observability/logger.js";
 import { Metrics } from "../src/observability/metrics.js";
 import { fmt as fmtN, xorshift32 } from "./support/bench-random.js";
@@ -139,7 +141,10 @@ function tokenKeyApply(scheme: HashScheme): void {
   const index = new BlockIndex({ maxEntries: 16_000_000, mediumWeights: W });
   const keys = new TokenKeys({
     mode: "tokens",
-    hasher: new BlockHasher({ scheme, hashSeed: "kvpick-token-keys", blockSize: bs }),
+    hasher: new RequestHasher(
+      { scheme, hashSeed: "kvpick-token-keys", comparable: false },
+      new LearntBlockSize(bs, createLogger({ level: "silent" })),
+    ),
     comparable: false,
     index,
     logger: createLogger({ level: "silent" }),

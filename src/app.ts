@@ -16,9 +16,9 @@ import { ACCURACY_STATES } from "./kv-events/pod-accuracy.js";
 import { PoolMembers } from "./kv-events/pool-members.js";
 import { SilentPods } from "./kv-events/silent-pods.js";
 import { KvEventSubscriber } from "./kv-events/subscriber.js";
-import { BlockHasher } from "./kv-index/block-hash.js";
 import { BlockIndex } from "./kv-index/block-index.js";
-import { requestKeyScheme } from "./kv-index/request-key-scheme.js";
+import { LearntBlockSize } from "./kv-index/learnt-block-size.js";
+import { RequestHasher, requestKeyScheme } from "./kv-index/request-key-scheme.js";
 import { type AdminServer, createAdminServer } from "./observability/admin-server.js";
 import { BearerToken } from "./observability/bearer-token.js";
 import { KubeMetricsAuth } from "./observability/metrics-auth.js";
@@ -188,6 +188,12 @@ export function createApp(options: AppOptions): App {
     mediumWeights: config.index.mediumWeights,
   });
   metrics.watchIndex(index);
+  // One block size for requests and token keys: tokenizer.blockSize, else the first one a pod reports (its
+  // vllm:cache_config_info page or a BlockStored); until then requests are routed on load alone.
+  const blockSizes = new LearntBlockSize(
+    config.tokenizer.blockSize,
+    logger.child({ component: "block-size" }),
+  );
   // How scheduling reads the index: a degraded pod's cache credit counts index.degradedCreditFactor (events
   // lost, not recovered). `kvEvents` is read only at request time, after it exists.
   const degradedFactor = config.index.degradedCreditFactor;
@@ -221,7 +227,7 @@ export function createApp(options: AppOptions): App {
   const replayPort = config.kvEvents.replayPort ?? 0;
   const kvEvents = new KvEventSubscriber({
     config: config.kvEvents,
-    hash: { ...config.tokenizer, keys: config.kvEvents.keys },
+    hash: { ...config.tokenizer, keys: config.kvEvents.keys, blockSizes },
     index,
     logger,
     metrics,
@@ -252,10 +258,8 @@ export function createApp(options: AppOptions): App {
     insecureSkipVerify: config.endpoints.metricsInsecureSkipVerify,
     specs: metricSpecs(config.endpoints.metricNames),
     // With token keys (auto/tokens) the pods' hash algo does not matter, only their block size.
-    expected: {
-      blockSize: config.tokenizer.blockSize,
-      ...(config.kvEvents.keys === "engine" ? { hashAlgo: config.tokenizer.hashAlgo } : {}),
-    },
+    expected: config.kvEvents.keys === "engine" ? { hashAlgo: config.tokenizer.hashAlgo } : {},
+    blockSizes,
     logger,
   });
   endpoints.onChange((change) => {
@@ -291,12 +295,7 @@ export function createApp(options: AppOptions): App {
   const tokenizer = new TokenizationService({ config: config.tokenizer, logger, metrics });
   // kvpick's own key scheme: the pods' when a seed is configured, else a fixed default (token keys).
   const keyScheme = requestKeyScheme(config.tokenizer);
-  const hasher = new BlockHasher({
-    scheme: keyScheme.scheme,
-    hashSeed: keyScheme.hashSeed,
-    blockSize: config.tokenizer.blockSize,
-    memoBlocks: config.tokenizer.hashMemoBlocks,
-  });
+  const hasher = new RequestHasher(keyScheme, blockSizes, config.tokenizer.hashMemoBlocks);
   // The estimated fallback for pods without KV events: built here so its size reaches /metrics.
   const estimatedFallback = new EstimatedPrefixIndex(estimatedPrefixParams.parse({}));
   metrics.watchEstimatedFallback(estimatedFallback);
@@ -304,7 +303,7 @@ export function createApp(options: AppOptions): App {
   const scheduler = createScheduler(config.scheduling, {
     endpoints,
     prefixLookup,
-    blockSize: config.tokenizer.blockSize,
+    blockSize: () => blockSizes.value,
     speculative,
     estimatedFallback,
     onHookError: (source, err) => {
@@ -465,7 +464,7 @@ export function createApp(options: AppOptions): App {
           endpoints: endpoints.size,
           poolSource: poolSources(config)[0] ?? "none",
           kvEventsMode: config.kvEvents.mode,
-          blockSize: config.tokenizer.blockSize,
+          blockSize: config.tokenizer.blockSize ?? "learnt from the pods",
           hashAlgo: config.tokenizer.hashAlgo,
           hashSeed: config.tokenizer.hashSeed,
           metricsAuth,

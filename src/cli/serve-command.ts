@@ -45,7 +45,10 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
     help: "on SIGTERM: NOT_SERVING at once, in-flight streams get this long (e.g. 30s)",
     default: "30s",
   },
-  "block-size": { kind: "int", help: "vLLM --block-size", default: "64" },
+  "block-size": {
+    kind: "int",
+    help: "vLLM --block-size (default: learnt from the pods' vllm:cache_config_info or KV events)",
+  },
   "hash-seed": {
     kind: "string",
     help: "the vLLM pods' PYTHONHASHSEED (required only with --kv-events-keys=engine)",

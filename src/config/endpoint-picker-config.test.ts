@@ -76,7 +76,7 @@ describe("EndpointPickerConfig", () => {
     ]);
     expect(c.scheduling.picker.type).toBe("max-score-picker"); // rule 5: filled in
     // blockSizeTokens/hashSeed describe llm-d's own key chain, not vLLM's: left to --block-size/--hash-seed.
-    expect(c.tokenizer).toMatchObject({ blockSize: 64, hashSeed: null });
+    expect(c.tokenizer).toMatchObject({ blockSize: null, hashSeed: null });
     expect(t.ignored).toContainEqual(
       expect.stringMatching(/^plugins\[1\]\.parameters\.tokenProcessorConfig \(llm-d's own/),
     );

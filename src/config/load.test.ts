@@ -10,7 +10,7 @@ const problems = configProblems;
 describe("config", () => {
   it("fills every default", () => {
     const c = parseConfig({});
-    expect(c.tokenizer.blockSize).toBe(64);
+    expect(c.tokenizer.blockSize).toBeNull(); // learnt from the pods
     expect(c.tokenizer.hashAlgo).toBe("sha256_cbor_64bit");
     expect(c.tokenizer.hashSeed).toBeNull();
     expect(c.kvEvents.endpoint).toBe("tcp://*:5557");

@@ -59,8 +59,11 @@ export const configSchema = z.strictObject({
   /** How a request becomes vLLM block hashes. Must match every pod's vLLM flags and environment. */
   tokenizer: z
     .strictObject({
-      /** vLLM `--block-size`: tokens per KV block; only full blocks are hashed. */
-      blockSize: intIn(1, 1024).default(64),
+      /**
+       * vLLM `--block-size`: tokens per KV block; only full blocks are hashed. null = learnt from the pods
+       * (their `vllm:cache_config_info` or KV events; learnt-block-size.ts); a configured value always wins.
+       */
+      blockSize: intIn(1, 1024).nullable().default(null),
       /**
        * The pods' PYTHONHASHSEED, as the string vLLM hashes (e.g. "42"). Required only with
        * `kvEvents.keys: engine`; null = not configured: requests are hashed with kvpick's own fixed seed and

@@ -3,7 +3,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { EndpointStore } from "./endpoint-store.js";
-import { LoadScraper } from "./load-scraper.js";
+import { type BlockSizeSink, LoadScraper } from "./load-scraper.js";
 import { parseEndpointList } from "./parse-endpoints.js";
 import { TWO_ENGINE_PAGE } from "./vllm-pages.fixture.js";
 
@@ -65,7 +65,10 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function setup(handler: Handler, scraper: { timeoutMs?: number; intervalMs?: number } = {}) {
+async function setup(
+  handler: Handler,
+  scraper: { timeoutMs?: number; intervalMs?: number; blockSizes?: BlockSizeSink } = {},
+) {
   const pod = new FakePod(handler);
   const address = await pod.listen();
   let now = 0;
@@ -87,6 +90,19 @@ describe("LoadScraper", () => {
       metricsState: "fresh",
       metrics: { waiting: 5, running: 5, kvCacheUsage: 0.375, blockSize: 64, numGpuBlocks: 27000 },
     });
+  });
+
+  it("tells the block-size sink each pod's vllm:cache_config_info block_size", async () => {
+    const seen: unknown[][] = [];
+    const blockSizes: BlockSizeSink = {
+      observe: (...args) => {
+        seen.push(args);
+        return true;
+      },
+    };
+    const { address, scraper } = await setup(serve(TWO_ENGINE_PAGE), { blockSizes });
+    await scraper.scrapeAllNow();
+    expect(seen[0]).toEqual([address, 64, "vllm:cache_config_info"]);
   });
 
   it("marks the pod failed on HTTP errors, malformed pages and refused connections, then recovers", async () => {

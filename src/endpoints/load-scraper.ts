@@ -25,9 +25,20 @@ export interface LoadScraperOptions {
   specs?: MetricSpecs;
   /** Pages above this fail: a runaway page must not cost unbounded memory every 50 ms. */
   maxPageBytes?: number;
-  /** Warn once per pod when its `vllm:cache_config_info` disagrees: block hashes would never match. */
-  expected?: { blockSize?: number; hashAlgo?: string };
+  /** Warn once per pod when its `vllm:cache_config_info` hash algo disagrees: block hashes would never match. */
+  expected?: { hashAlgo?: string };
+  /**
+   * Told every pod's `vllm:cache_config_info` block size: kvpick learns its block size from the first one
+   * when not configured, and warns about pods that differ (kv-index/learnt-block-size.ts implements it).
+   */
+  blockSizes?: BlockSizeSink;
   logger?: Logger;
+}
+
+/** Where the pods' block sizes go. */
+export interface BlockSizeSink {
+  /** `pod` reports `size` tokens per block; returns whether it agrees with the size in use (warns if not). */
+  observe(pod: string, size: number, source: "vllm:cache_config_info"): boolean;
 }
 
 export type ScrapeOutcome =
@@ -51,7 +62,8 @@ export class LoadScraper {
   readonly #path: string;
   readonly #specs: MetricSpecs | undefined;
   readonly #maxPageBytes: number;
-  readonly #expected: { blockSize?: number; hashAlgo?: string };
+  readonly #expected: { hashAlgo?: string };
+  readonly #blockSizes: BlockSizeSink | undefined;
   readonly #logger: Logger | undefined;
   readonly #failLog = new RateLimitedLog(30_000);
   readonly #pollers = new Map<string, Poller>();
@@ -79,6 +91,7 @@ export class LoadScraper {
     }
     this.#maxPageBytes = options.maxPageBytes ?? 16 * 1024 * 1024;
     this.#expected = options.expected ?? {};
+    this.#blockSizes = options.blockSizes;
     this.#logger = options.logger?.child({ component: "load-scraper" });
   }
 
@@ -198,10 +211,10 @@ export class LoadScraper {
 
   #checkConfig(poller: Poller, m: LoadMetrics): void {
     const problems: string[] = [];
-    const { blockSize, hashAlgo } = this.#expected;
-    if (blockSize !== undefined && m.blockSize !== null && m.blockSize !== blockSize) {
-      problems.push(`pod block_size ${m.blockSize} != configured ${blockSize}`);
-    }
+    const { hashAlgo } = this.#expected;
+    // The block size is checked (and learnt) by the sink, which warns once per pod itself.
+    if (m.blockSize !== null)
+      this.#blockSizes?.observe(poller.spec.address, m.blockSize, "vllm:cache_config_info");
     if (hashAlgo !== undefined && m.prefixCachingHashAlgo !== null && m.prefixCachingHashAlgo !== hashAlgo) {
       problems.push(`pod prefix_caching_hash_algo ${m.prefixCachingHashAlgo} != configured ${hashAlgo}`);
     }

@@ -1,11 +1,12 @@
 // Hash-configuration check: vLLM and kvpick must agree on hash algorithm, PYTHONHASHSEED and block size,
 // or every lookup silently misses (the most common cause of a 0 % hit rate in the field). A BlockStored
 // that starts at token 0 (parent null) carries the tokens of its first block, so kvpick recomputes that
-// block's hash with its own configuration and compares.
+// block's hash with its own configuration and compares. Every BlockStored also tells its pod's block size,
+// which teaches kvpick the size when tokenizer.blockSize is not configured (learnt-block-size.ts).
 import type { HashAlgo, KeyMode } from "../config/schema.js";
-import { BlockHasher } from "../kv-index/block-hash.js";
 import type { BlockIndex } from "../kv-index/block-index.js";
-import { requestKeyScheme } from "../kv-index/request-key-scheme.js";
+import { LearntBlockSize } from "../kv-index/learnt-block-size.js";
+import { RequestHasher, requestKeyScheme } from "../kv-index/request-key-scheme.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { BlockStoredEvent } from "./decode.js";
@@ -15,7 +16,10 @@ import { TokenKeys } from "./token-keys.js";
 export interface HashCheckConfig {
   hashAlgo: HashAlgo;
   hashSeed: string | null;
-  blockSize: number;
+  /** tokenizer.blockSize; null = learnt from the pods (through `blockSizes` when given). */
+  blockSize: number | null;
+  /** The block size shared with the request path and the scraper; absent = one of its own from `blockSize`. */
+  blockSizes?: LearntBlockSize | undefined;
   /** kvEvents.keys; absent = engine (programmatic callers that predate token keys). */
   keys?: KeyMode | undefined;
 }
@@ -24,13 +28,14 @@ interface PodCheck {
   checks: number;
   mismatches: number;
   warnedHash: boolean;
-  warnedBlockSize: boolean;
   blockSizeDiffers: boolean;
 }
 
 export class HashCheck {
   readonly #cfg: HashCheckConfig;
-  readonly #hasher: BlockHasher | null;
+  /** Compares root blocks (no memo); null when kvpick's scheme cannot equal the pods'. */
+  readonly #hasher: RequestHasher | null;
+  readonly #sizes: LearntBlockSize;
   readonly #log: Logger;
   readonly #metrics: Metrics;
   readonly #pods = new Map<string, PodCheck>();
@@ -43,17 +48,16 @@ export class HashCheck {
     this.#log = logger;
     this.#metrics = metrics;
     this.#keyScheme = requestKeyScheme(cfg);
-    const { scheme, hashSeed, comparable } = this.#keyScheme;
-    this.#hasher = comparable ? new BlockHasher({ scheme, hashSeed, blockSize: cfg.blockSize }) : null;
+    this.#sizes = cfg.blockSizes ?? new LearntBlockSize(cfg.blockSize, logger);
+    this.#hasher = this.#keyScheme.comparable ? new RequestHasher(this.#keyScheme, this.#sizes) : null;
   }
 
   /** The token-keyed indexing for this configuration (one per ingest), forgotten with the pods here. */
   createTokenKeys(index: BlockIndex): TokenKeys {
-    const { scheme, hashSeed, comparable } = this.#keyScheme;
     this.#keys = new TokenKeys({
       mode: this.#cfg.keys ?? "engine",
-      hasher: new BlockHasher({ scheme, hashSeed, blockSize: this.#cfg.blockSize }),
-      comparable,
+      hasher: new RequestHasher(this.#keyScheme, this.#sizes),
+      comparable: this.#keyScheme.comparable,
       index,
       logger: this.#log,
       metrics: this.#metrics,
@@ -63,20 +67,16 @@ export class HashCheck {
 
   /** Checks one BlockStored; true when it was checked (block size compared or root hash recomputed). */
   check(pod: string, ev: BlockStoredEvent): boolean {
-    const bs = this.#cfg.blockSize;
-    if (ev.blockSize !== null && ev.blockSize !== bs) {
-      const p = this.#pod(pod);
-      p.blockSizeDiffers = true;
-      if (!p.warnedBlockSize) {
-        p.warnedBlockSize = true;
-        this.#log.warn(
-          { pod, eventBlockSize: ev.blockSize, configBlockSize: bs },
-          "pod publishes a different block size than tokenizer.blockSize: its cache can never match; align vLLM --block-size and tokenizer.blockSize",
-        );
-      }
+    const n = ev.blockHashes.length;
+    // The event's block size: its own field, else its tokens over its (full) blocks.
+    const evSize = ev.blockSize ?? (n > 0 && ev.tokenIds.length % n === 0 ? ev.tokenIds.length / n : null);
+    // Learns the size from the first event when none is configured; warns once per pod that differs.
+    if (evSize !== null && evSize > 0 && !this.#sizes.observe(pod, evSize, "BlockStored")) {
+      this.#pod(pod).blockSizeDiffers = true;
       return true;
     }
-    if (ev.parentBlockHash !== null || ev.tokenIds.length < bs || ev.blockHashes.length === 0) return false;
+    const bs = this.#sizes.value;
+    if (bs === null || ev.parentBlockHash !== null || ev.tokenIds.length < bs || n === 0) return false;
     // LoRA, cache_salt and multimodal requests hash extra keys kvpick cannot see here: skip them.
     if (ev.loraId !== null || ev.loraName !== null || (ev.extraKeys !== null && ev.extraKeys[0] != null))
       return false;
@@ -130,13 +130,14 @@ export class HashCheck {
 
   forget(pod: string): void {
     this.#pods.delete(pod);
+    this.#sizes.forget(pod);
     this.#keys?.forget(pod);
   }
 
   #pod(pod: string): PodCheck {
     let p = this.#pods.get(pod);
     if (p === undefined) {
-      p = { checks: 0, mismatches: 0, warnedHash: false, warnedBlockSize: false, blockSizeDiffers: false };
+      p = { checks: 0, mismatches: 0, warnedHash: false, blockSizeDiffers: false };
       this.#pods.set(pod, p);
     }
     return p;

@@ -5,9 +5,12 @@ import { encodeBatch, type EventSpec, type Layout, seqFrame } from "../../test/s
 import type { HashAlgo, KeyMode } from "../config/schema.js";
 import { BlockHasher, type BlockExtras, type HashScheme } from "../kv-index/block-hash.js";
 import { BlockIndex } from "../kv-index/block-index.js";
-import { requestKeyScheme } from "../kv-index/request-key-scheme.js";
+import { LearntBlockSize } from "../kv-index/learnt-block-size.js";
+import { RequestHasher, requestKeyScheme } from "../kv-index/request-key-scheme.js";
 import { createLogger } from "../observability/logger.js";
 import { Metrics } from "../observability/metrics.js";
+import type { BlockStoredEvent } from "./decode.js";
+import { HashCheck } from "./hash-check.js";
 import { KvEventIngest } from "./ingest.js";
 
 const BS = 4;
@@ -312,5 +315,106 @@ describe("token keys (kvEvents.keys)", () => {
     ]);
     expect(t.held(toks)).toBe(0);
     expect(t.index.matchPrefix(new BigUint64Array(other), [POD]).blocks[0]).toBe(2);
+  });
+});
+
+describe("token keys with the block size learnt from the events (tokenizer.blockSize unset)", () => {
+  function learning(keys: KeyMode, hashSeed: string | null = null) {
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger({
+      level: "info",
+      destination: { write: (s: string) => lines.push(JSON.parse(s)) },
+    });
+    const metrics = new Metrics();
+    const index = new BlockIndex({ maxEntries: 10_000, mediumWeights: { GPU: 1, CPU: 0.8 } });
+    const sizes = new LearntBlockSize(null, logger);
+    const hash = {
+      hashAlgo: "sha256_cbor_64bit" as const,
+      hashSeed,
+      blockSize: null,
+      keys,
+      blockSizes: sizes,
+    };
+    const ingest = new KvEventIngest({ index, logger, metrics, hash });
+    const request = new RequestHasher(requestKeyScheme(hash), sizes);
+    const seqs = new Map<string, number>();
+    const send = (pod: string, events: EventSpec[]) => {
+      const seq = seqs.get(pod) ?? 0;
+      seqs.set(pod, seq + 1);
+      ingest.handleMessage([Buffer.from(`kv@${pod}@m`), seqFrame(seq), encodeBatch(events)]);
+    };
+    const held = (pod: string, toks: number[]) => index.matchPrefix(request.hash(toks), [pod]).blocks[0]!;
+    return { lines, metrics, index, sizes, send, held, request };
+  }
+
+  it("learns the size from the first BlockStored and keys its blocks with it", () => {
+    const t = learning("tokens");
+    const e = engine("sha256_cbor", "777");
+    const toks = tokens(3);
+    expect(t.request.blockSize).toBeNull();
+    t.send("10.0.0.1", [
+      { type: "BlockStored", hashes: [...e.hash(toks)], parent: null, tokenIds: toks, blockSize: BS },
+    ]);
+    expect(t.sizes.value).toBe(BS);
+    expect(t.held("10.0.0.1", toks)).toBe(3);
+    expect(t.lines.filter((l) => l.msg === `block size learnt: ${BS} from BlockStored`)).toHaveLength(1);
+  });
+
+  it("skips and counts the blocks of a pod with another size, warning once", async () => {
+    const t = learning("auto", "42");
+    const toks = tokens(2);
+    const mine = engine("sha256_cbor_64bit", "42");
+    t.send("10.0.0.1", [
+      { type: "BlockStored", hashes: [...mine.hash(toks)], parent: null, tokenIds: toks, blockSize: BS },
+    ]);
+    // Pod 2 runs 8-token blocks: the same tokens are one block there.
+    const other = new BlockHasher({ scheme: "sha256_cbor_64bit", hashSeed: "42", blockSize: 2 * BS });
+    for (let i = 0; i < 2; i++)
+      t.send("10.0.0.2", [
+        {
+          type: "BlockStored",
+          hashes: [...other.hash(toks)],
+          parent: null,
+          tokenIds: toks,
+          blockSize: 2 * BS,
+        },
+      ]);
+    expect(t.sizes.value).toBe(BS);
+    expect(t.held("10.0.0.1", toks)).toBe(2);
+    expect(t.index.hasPod("10.0.0.2")).toBe(false);
+    const got = await t.metrics.kvTokenKeysSkipped.get();
+    const skipped = got.values.find((v) => v.labels.pod === "10.0.0.2" && v.labels.reason === "block-size");
+    expect(skipped?.value).toBe(2);
+    expect(
+      t.lines.filter((l) => l.pod === "10.0.0.2" && String(l.msg).includes("different block size")),
+    ).toHaveLength(1);
+  });
+
+  it("learns the size from token_ids over block_hashes when the event has no block_size", () => {
+    const logger = createLogger({ level: "silent" });
+    const sizes = new LearntBlockSize(null, logger);
+    const check = new HashCheck(
+      { hashAlgo: "sha256_cbor_64bit", hashSeed: null, blockSize: null, keys: "tokens", blockSizes: sizes },
+      logger,
+      new Metrics(),
+    );
+    const ev: BlockStoredEvent = {
+      type: "BlockStored",
+      blockHashes: new BigUint64Array([1n, 2n, 3n]),
+      parentBlockHash: null,
+      tokenIds: new Uint32Array(3 * 16),
+      blockSize: null,
+      loraId: null,
+      medium: "GPU",
+      loraName: null,
+      extraKeys: null,
+      groupIdx: 0,
+      kvCacheSpecKind: null,
+      kvCacheSpecSlidingWindow: null,
+    };
+    check.check("10.0.0.1", { ...ev, tokenIds: new Uint32Array(0) }); // no tokens: nothing to learn from
+    expect(sizes.value).toBeNull();
+    check.check("10.0.0.1", ev);
+    expect(sizes.value).toBe(16);
   });
 });

@@ -10,18 +10,22 @@
 // that pod to token keys, once, when the check says its hashes differ. Without a usable seed (none
 // configured, or a pickle algo) `auto` maps every pod from the start: no engine hash could ever match.
 import type { KeyMode } from "../config/schema.js";
-import { type BlockHasher, NULL_EXTRA } from "../kv-index/block-hash.js";
+import { NULL_EXTRA } from "../kv-index/block-hash.js";
 import type { BlockIndex } from "../kv-index/block-index.js";
 import { CborWriter } from "../kv-index/cbor-writer.js";
 import { EngineKeyMap } from "../kv-index/engine-key-map.js";
+import type { RequestHasher } from "../kv-index/request-key-scheme.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { BlockRemovedEvent, BlockStoredEvent } from "./decode.js";
 
 export interface TokenKeysOptions {
   mode: KeyMode;
-  /** The request-side hasher: its scheme, seed and block size define kvpick's keys. */
-  hasher: BlockHasher;
+  /**
+   * The request-side hasher: its scheme, seed and block size (configured, or learnt from the pods) define
+   * kvpick's keys.
+   */
+  hasher: RequestHasher;
   /** Whether the request scheme can equal the pods' hashes (a seed is configured and the algo is reproducible). */
   comparable: boolean;
   index: BlockIndex;
@@ -45,7 +49,7 @@ const readU32BE = (b: Uint8Array, off: number): number =>
 
 export class TokenKeys {
   readonly mode: KeyMode;
-  readonly #hasher: BlockHasher;
+  readonly #hasher: RequestHasher;
   readonly #index: BlockIndex;
   readonly #log: Logger;
   readonly #metrics: Metrics;
@@ -93,17 +97,26 @@ export class TokenKeys {
 
   /**
    * The kvpick keys of a BlockStored of a token-keyed pod, recorded in its map; null when none of its
-   * blocks can be keyed (unknown parent, tokens that do not fill the blocks, another block size), counted.
+   * blocks can be keyed (unknown parent, tokens that do not fill the blocks, another block size, no block
+   * size known yet), counted.
+   *
+   * The block size is learnt (when not configured) by the hash check from this very event before it gets
+   * here, so a token-keyed event is never held waiting for it: the one that still finds no size (no
+   * `block_size` field and tokens that do not divide into its blocks) is skipped as `block-size-unknown`.
    */
   stored(pod: string, ev: BlockStoredEvent): Keys | null {
     const map = this.#pod(pod).map!;
     const n = ev.blockHashes.length;
-    const h = this.#hasher;
-    const bs = h.blockSize;
     if (n === 0) return null;
-    if (ev.tokenIds.length !== n * bs || (ev.blockSize !== null && ev.blockSize !== bs)) {
-      const reason = ev.tokenIds.length === 0 ? "no-tokens" : "block-size";
+    const h = this.#hasher.current();
+    if (ev.tokenIds.length === 0 || h === null) {
+      const reason = ev.tokenIds.length === 0 ? "no-tokens" : "block-size-unknown";
       this.#metrics.kvTokenKeysSkipped.inc({ pod, reason }, n);
+      return null;
+    }
+    const bs = h.blockSize;
+    if (ev.tokenIds.length !== n * bs || (ev.blockSize !== null && ev.blockSize !== bs)) {
+      this.#metrics.kvTokenKeysSkipped.inc({ pod, reason: "block-size" }, n);
       return null;
     }
     const hashes = new Uint32Array(ev.blockHashes.buffer, ev.blockHashes.byteOffset, 2 * n);

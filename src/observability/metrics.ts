@@ -273,7 +273,7 @@ export class Metrics {
     });
     this.kvTokenKeysSkipped = new Counter({
       name: "epp_kv_token_key_blocks_skipped_total",
-      help: "Stored blocks not indexed by token keys (reason = unknown-parent | block-size | no-tokens).",
+      help: "Stored blocks not indexed by token keys (reason = unknown-parent | block-size | block-size-unknown | no-tokens).",
       labelNames: ["pod", "reason"],
       registers: r,
     });

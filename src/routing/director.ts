@@ -54,6 +54,17 @@ export interface RequestScheduler {
   }): SchedulingResult;
 }
 
+/** The request hasher as routing needs it (kv-index/request-key-scheme.ts `RequestHasher` implements it). */
+export interface ChainHasher {
+  /** Tokens per block; null while kvpick has not learnt it from the pods (requests are routed on load alone). */
+  readonly blockSize: number | null;
+  /** The key scheme and seed, so a tokenizer worker can hash what it renders exactly as `hash` would. */
+  readonly scheme: BlockHasher["scheme"];
+  readonly hashSeed: string;
+  /** vLLM's values of every full block of `tokens`. */
+  hash(tokens: ArrayLike<number>, extras?: BlockExtras): BigUint64Array;
+}
+
 /** A shared KV index read per request (shared-index/redis-prefix-source.ts); resolves, never rejects. */
 export interface PrefixLookupSource {
   /** The lookup to schedule `chain` with (the local index merged with the shared one, or local alone). */
@@ -89,7 +100,7 @@ const SERVED_HEADER = "x-gateway-destination-endpoint-served";
 export interface DirectorOptions {
   tokenizer: PromptTokenizer;
   /** Null when kvpick has no hash configuration: every request is routed on load alone. */
-  hasher: BlockHasher | null;
+  hasher: ChainHasher | null;
   scheduler: RequestScheduler;
   endpoints: EndpointSource;
   logger: Logger;
@@ -165,25 +176,31 @@ export class Director implements Router {
         const model = lora?.tokenizerModel ?? parsed.model;
         const hasher = this.#o.hasher;
         const extras = { cacheSalt: parsed.cacheSalt, lora: lora?.hashKey ?? null };
+        // The worker hashes what it renders when the block size is known (learnt or configured).
+        const blockSize = hasher.blockSize;
         const { tokenIds, blockHashes } = await this.#o.tokenizer.tokenize(
           model,
           endpoint,
           parsed.body,
           request.body,
-          {
-            hasher: { scheme: hasher.scheme, hashSeed: hasher.hashSeed, blockSize: hasher.blockSize },
-            extras,
-          },
+          blockSize === null
+            ? undefined
+            : { hasher: { scheme: hasher.scheme, hashSeed: hasher.hashSeed, blockSize }, extras },
         );
         promptTokens = tokenIds.length;
         const tokenizedAt = performance.now();
         m.stageSeconds.observe({ stage: "tokenize" }, (tokenizedAt - parsedAt) / 1000);
         trace.stage("tokenize", parsedAt, tokenizedAt);
-        // Hashed already where a long conversation was rendered (a worker), else here.
-        chain = blockHashes ?? hasher.hash(tokenIds, extras);
-        const hashedAt = performance.now();
-        m.stageSeconds.observe({ stage: "hash" }, (hashedAt - tokenizedAt) / 1000);
-        trace.stage("hash", tokenizedAt, hashedAt);
+        if (blockHashes === undefined && hasher.blockSize === null) {
+          // No pod has told its block size yet (tokenizer.blockSize unset): the prompt still counts as load.
+          m.cacheSignalMissing.inc({ reason: "block-size-unknown" });
+        } else {
+          // Hashed already where a long conversation was rendered (a worker), else here.
+          chain = blockHashes ?? hasher.hash(tokenIds, extras);
+          const hashedAt = performance.now();
+          m.stageSeconds.observe({ stage: "hash" }, (hashedAt - tokenizedAt) / 1000);
+          trace.stage("hash", tokenizedAt, hashedAt);
+        }
       } catch (err) {
         // The client's fault (400, or 413 for a conversation beyond tokenizer.maxChatMessages): rejected.
         if (err instanceof EppError && err.httpStatus < 500) return this.#reject(request, parsed, err, trace);
@@ -308,7 +325,7 @@ export class Director implements Router {
     const predicted =
       this.#o.hasher === null
         ? 0
-        : (result.cachedTokens ?? result.prefixMatchBlocks * this.#o.hasher.blockSize);
+        : (result.cachedTokens ?? result.prefixMatchBlocks * (this.#o.hasher.blockSize ?? 0));
     // 8. Dispatch credit: the uncached part of the prompt is load on the pod until a scrape shows it and, for
     // a streaming response, until its first chunk (a non-streaming one shows nothing before the end).
     const ticket =

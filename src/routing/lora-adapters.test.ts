@@ -73,7 +73,7 @@ async function route(
     hasher: new BlockHasher({
       scheme: config.tokenizer.hashAlgo as HashScheme,
       hashSeed: "42",
-      blockSize: config.tokenizer.blockSize,
+      blockSize: config.tokenizer.blockSize ?? 64,
     }),
     scheduler,
     endpoints,

@@ -27,8 +27,8 @@ export interface SchedulerDeps {
   /** Defaults to the in-tree plugins. */
   readonly registry?: PluginRegistry;
   readonly observePlugin?: (plugin: Plugin, seconds: number) => void;
-  /** vLLM block size (tokenizer.blockSize); default 64. */
-  readonly blockSize?: number;
+  /** vLLM block size (tokenizer.blockSize), or a reading of the learnt one (null = not known yet); default 64. */
+  readonly blockSize?: number | (() => number | null);
   /** Monotonic clock in ms; default performance.now (inject for virtual time). */
   readonly now?: () => number;
   /** Speculative entries over `prefixLookup`; default: built from config (pass one to read its stats). */
@@ -60,7 +60,8 @@ export function createScheduler(config: Config["scheduling"], deps: SchedulerDep
       ? deps.speculative
       : speculativeLookupFor(config, deps.prefixLookup, deps.now);
   const lookup: PrefixLookup | null = speculative ?? deps.prefixLookup;
-  const blockSize = deps.blockSize ?? 64;
+  const size = deps.blockSize;
+  const blockSize = typeof size === "function" ? () => size() ?? 64 : () => size ?? 64;
   const estimatedFallback =
     deps.estimatedFallback !== undefined
       ? deps.estimatedFallback
@@ -70,7 +71,10 @@ export function createScheduler(config: Config["scheduling"], deps: SchedulerDep
   const context: PluginContext = {
     prefixLookup: lookup,
     random: deps.random ?? Math.random,
-    blockSize,
+    // Read per cycle: a learnt block size becomes known after the scheduler is built.
+    get blockSize() {
+      return blockSize();
+    },
     estimatedFallback,
     ...(deps.now === undefined ? {} : { now: deps.now }),
   };

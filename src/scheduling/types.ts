@@ -137,7 +137,10 @@ export interface PluginContext {
   readonly estimatedFallback?: EstimatedFallback | null;
   /** Uniform in [0, 1); injectable so tie-breaks are testable. */
   readonly random: () => number;
-  /** vLLM block size in tokens (`tokenizer.blockSize`), to turn matched blocks into tokens; default 64. */
+  /**
+   * vLLM block size in tokens (`tokenizer.blockSize`, or learnt from the pods: read it per cycle, it may
+   * become known after startup), to turn matched blocks into tokens; default 64.
+   */
   readonly blockSize?: number;
   /** Monotonic clock in ms (expiries, pruning); default `performance.now`. Injectable for virtual time. */
   readonly now?: () => number;

@@ -90,11 +90,11 @@ export const ttftCostScorer = definePlugin({
   params: ttftCostParams,
   create: (name, params, context): Scorer => {
     let meanQueued = params.queuedRequestTokens ?? INITIAL_QUEUED_TOKENS;
-    const blockSize = context.blockSize ?? 64;
     const heat =
       params.heatSeconds > 0 ? new PrefixHeat(params.heatSeconds * 1000, HEAT_KEYS, context.now) : null;
     const predict = (cycle: CycleState, candidates: readonly Endpoint[]): TtftPrediction =>
       cycle.memo(`ttft-cost/${name}`, () => {
+        const blockSize = context.blockSize ?? 64; // per cycle: it may be learnt after startup
         const n = candidates.length;
         const seconds = new Float64Array(n).fill(Number.POSITIVE_INFINITY);
         const uncachedTokens = new Float64Array(n);
