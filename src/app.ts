@@ -323,7 +323,7 @@ export function createApp(options: AppOptions): App {
     serves: (model) =>
       Object.hasOwn(config.tokenizer.models, model) ||
       kvEvents.ingest.announcesModel(model) ||
-      endpoints.candidates().some((e) => e.metrics?.models?.includes(model) === true) ||
+      endpoints.servesModel(model) ||
       loras.resolve(model).adapter != null,
   });
   // Flow control (flowControl.enabled): admission before scheduling; its saturation reading needs the

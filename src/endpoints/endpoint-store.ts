@@ -130,6 +130,12 @@ export class EndpointStore {
     return [...this.#entries.values()].map((entry) => this.#snapshot(entry, now));
   }
 
+  /** Whether a pod's latest scrape names `model` (`model_name` of its load gauges); no snapshot is built. */
+  servesModel(model: string): boolean {
+    for (const entry of this.#entries.values()) if (entry.metrics?.models?.includes(model) === true) return true;
+    return false;
+  }
+
   /** A successful scrape. Ignored for endpoints removed meanwhile (a scrape may finish after removal). */
   recordMetrics(address: string, metrics: LoadMetrics): void {
     const entry = this.#entries.get(address);
