@@ -132,7 +132,8 @@ export class EndpointStore {
 
   /** Whether a pod's latest scrape names `model` (`model_name` of its load gauges); no snapshot is built. */
   servesModel(model: string): boolean {
-    for (const entry of this.#entries.values()) if (entry.metrics?.models?.includes(model) === true) return true;
+    for (const entry of this.#entries.values())
+      if (entry.metrics?.models?.includes(model) === true) return true;
     return false;
   }
 
