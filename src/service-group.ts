@@ -9,12 +9,12 @@ export interface Service {
   /** Short name for logs ("ext-proc", "kv-events", …). */
   readonly name: string;
   /** Starts it; resolves once it is serving (or, for a background loop, once it is running). */
-  start(): Promise<unknown> | undefined | void;
+  start(): Promise<unknown> | undefined;
   /**
    * Stops it, giving in-flight work up to `graceMs` to finish; resolves once its sockets, timers and workers
    * are closed. Called at most once, and only after `start()` resolved.
    */
-  stop(graceMs: number): Promise<unknown> | undefined | void;
+  stop(graceMs: number): Promise<unknown> | undefined;
 }
 
 /** Runs services in order; stops those that started, in reverse, each failure logged and not fatal to the rest. */
