@@ -47,7 +47,7 @@ function grow32(a: Uint32Array, size: number): Uint32Array<ArrayBuffer> {
 
 export class BlockIndex {
   readonly maxEntries: number;
-  readonly #blocks = new BlockTable();
+  readonly #blocks: BlockTable;
   // Entries.
   readonly #chunks = new EntryChunks();
   // Nodes of the per-pod reverse lists (one per entry); #nNext doubles as the free-node list.
@@ -79,6 +79,9 @@ export class BlockIndex {
       throw new RangeError(`maxEntries must be a positive integer, got ${options.maxEntries}`);
     }
     this.maxEntries = options.maxEntries;
+    // Live blocks ≤ live entries ≤ maxEntries + 1 (eviction runs after every stored block): the table's
+    // spare cell bits become key fingerprints.
+    this.#blocks = new BlockTable(options.maxEntries + 2);
     this.#weights = { ...options.mediumWeights };
   }
 
