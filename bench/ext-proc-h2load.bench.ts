@@ -86,6 +86,8 @@ interface Target {
   name: string;
   pid: number;
   port: number;
+  /** CPUs the server (every thread) is pinned to, and h2load's; undefined = both unpinned. */
+  cpus?: { server: string; load: string };
   stop(): Promise<void>;
 }
 
@@ -112,24 +114,38 @@ async function noopTarget(): Promise<Target> {
   };
 }
 
-async function kvpickTarget(name: string, extra: string[]): Promise<Target> {
+async function kvpickTarget(name: string, extra: string[], pin?: Target["cpus"]): Promise<Target> {
   const serve = await spawnServe(
     [`--endpoints=${pods.map((p) => p.address).join(",")}`, "--log-level=warn", ...extra],
     {
       nodeArgs: process.argv.includes("--profile") ? ["--cpu-prof", "--cpu-prof-dir=/tmp/kvpick-prof"] : [],
     },
   );
-  return { name, pid: serve.proc.pid!, port: serve.grpcPort, stop: () => serve.stop() };
+  // -a: every thread that exists (the tokenizer workers start with the server); later ones inherit it.
+  if (pin !== undefined) execFileSync("taskset", ["-a", "-cp", pin.server, String(serve.proc.pid)]);
+  return {
+    name,
+    pid: serve.proc.pid!,
+    port: serve.grpcPort,
+    stop: () => serve.stop(),
+    ...(pin === undefined ? {} : { cpus: pin }),
+  };
 }
 
 const FALLBACK_OFF =
   '--config-text={"scheduling":{"scorers":[{"type":"ttft-cost-scorer","weight":1,"parameters":{"estimatedFallback":false}}]}}';
 
-const h2load = (port: number, n: number, clients: number, streams: number) => {
+// Every chat rendered, tokenized and hashed on the tokenizer worker: the main thread keeps gRPC and scheduling.
+const BOTH_CORES = '--config-text={"tokenizer":{"workerRenderMessages":0}}';
+const ONE_CORE = { server: "0", load: "1" };
+
+const h2load = (port: number, n: number, clients: number, streams: number, cpus?: string) => {
   const url = `http://127.0.0.1:${port}/envoy.service.ext_proc.v3.ExternalProcessor/Process`;
   const args = ["-n", String(n), "-c", String(clients), "-m", String(streams), "-t", "1"];
   args.push("-H", "content-type: application/grpc", "-H", "te: trailers", "-d", dataFile, url);
-  return execFileSync("h2load", args, { encoding: "utf8", timeout: 600_000 });
+  return cpus === undefined
+    ? execFileSync("h2load", args, { encoding: "utf8", timeout: 600_000 })
+    : execFileSync("taskset", ["-c", cpus, "h2load", ...args], { encoding: "utf8", timeout: 600_000 });
 };
 
 const rows: { name: string; rps: number; cpuMs: number; ok: string }[] = [];
@@ -138,18 +154,27 @@ try {
     noopTarget,
     () => kvpickTarget("`kvpick serve`, default config, pods without KV events", []),
     () => kvpickTarget("`kvpick serve`, estimated fallback off", [FALLBACK_OFF]),
+    () => kvpickTarget("`kvpick serve`, every chat on the worker (workerRenderMessages 0)", [BOTH_CORES]),
+    () =>
+      kvpickTarget("`kvpick serve`, default config, pinned to 1 core (h2load on the other)", [], ONE_CORE),
+    () =>
+      kvpickTarget(
+        "`kvpick serve`, every chat on the worker, pinned to 1 core (h2load on the other)",
+        [BOTH_CORES],
+        ONE_CORE,
+      ),
   ]) {
     const t = await make();
     try {
       // Readiness (the tokenizer loads before the port opens) and warm-up (JIT): until calls succeed.
       for (let i = 0; ; i++) {
-        if (/, [1-9]\d* succeeded/.test(h2load(t.port, 20, 1, 1))) break;
+        if (/, [1-9]\d* succeeded/.test(h2load(t.port, 20, 1, 1, t.cpus?.load))) break;
         if (i > 600) throw new Error(`${t.name} did not answer h2load within 120 s`);
         await new Promise((r) => setTimeout(r, 200));
       }
-      h2load(t.port, 2_000, 4, 16);
+      h2load(t.port, 2_000, 4, 16, t.cpus?.load);
       const cpu0 = cpuSeconds(t.pid);
-      const out = h2load(t.port, N, 4, 16);
+      const out = h2load(t.port, N, 4, 16, t.cpus?.load);
       const cpuMs = ((cpuSeconds(t.pid) - cpu0) * 1000) / N;
       const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1] ?? Number.NaN);
       const done = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded/.exec(out);

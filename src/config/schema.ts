@@ -95,6 +95,12 @@ export const configSchema = z.strictObject({
       /** Tokenizer worker threads (0 = always tokenize and render on the main thread). */
       workerThreads: intIn(0, 64).default(1),
       /**
+       * Chat requests with more messages than this are rendered, tokenized and hashed on a worker thread
+       * (each worker keeps its own token cache of `cacheBytes / workerThreads`). 64 keeps short chats on the
+       * main thread (no round trip); 0 sends every chat request there, so a 2-core pod uses both cores.
+       */
+      workerRenderMessages: intIn(0, 2 ** 31 - 1).default(64),
+      /**
        * How vLLM keys a LoRA request's blocks: `id` = the adapter's int id (vLLM ≤ 0.11.0), `name` = its name
        * (≥ 0.11.1, vllm-project/vllm#27211); `auto` = id with sha256_cbor_64bit (0.10.0–0.10.1), else name.
        */

@@ -9,6 +9,7 @@ import { buildChatContext, renderChat } from "./chat-request.js";
 import { ChatTemplate } from "./chat-template.js";
 import { parseRequestJson } from "./python-json.js";
 import type { SegmentEncoder } from "./segment-encoder.js";
+import type { CacheNamespace, TokenCache } from "./token-cache.js";
 
 /** Templates compiled by this worker, by source (few distinct ones in practice; bounded anyway). */
 const MAX_TEMPLATES = 32;
@@ -61,12 +62,20 @@ function hasherFor(o: HashTask["hasher"]): BlockHasher {
   return h;
 }
 
+/** A worker's token cache for one tokenizer (section-0 entries apart, as on the main thread). */
+export interface WorkerTokenCache {
+  cache: TokenCache;
+  ns: CacheNamespace;
+  ns0: CacheNamespace;
+}
+
 export function renderAndEncode(
   enc: SegmentEncoder,
   specialTokens: Record<string, unknown>,
   raw: Uint8Array,
   templateSource: string,
   hash?: HashTask,
+  cache?: WorkerTokenCache,
 ): ChatTaskResult {
   let text: string;
   try {
@@ -78,13 +87,17 @@ export function renderAndEncode(
       return { error: { code: err.code, message: err.message } };
     throw err;
   }
-  const ids = encodeText(enc, text);
+  const ids = encodeText(enc, text, cache);
   if (hash === undefined) return { ids };
   return { ids, blockHashes: hasherFor(hash.hasher).hash(ids, hash.extras) };
 }
 
-/** The prompt's ids (chat: no added special tokens), each distinct section encoded once. */
-export function encodeText(enc: SegmentEncoder, text: string): Uint32Array {
+/**
+ * The prompt's ids (chat: no added special tokens), each distinct section encoded once; with `cache`,
+ * sections seen by earlier requests on this worker are not encoded again (the same exact segment cache as the
+ * main thread's, see segment-encoder.ts).
+ */
+export function encodeText(enc: SegmentEncoder, text: string, cache?: WorkerTokenCache): Uint32Array {
   if (!enc.segmentable) return enc.encodeWhole(text, false);
   const pieces = enc.split(text);
   const seen = new Map<string, Uint32Array>();
@@ -95,10 +108,14 @@ export function encodeText(enc: SegmentEncoder, text: string): Uint32Array {
     if (p.text === undefined) ids = Uint32Array.of(p.id);
     else {
       // Section 0 may encode differently (Metaspace "first"): never share its entry.
-      const key = enc.firstSectionDiffers && p.section === 0 ? null : p.text;
+      const first = enc.firstSectionDiffers && p.section === 0;
+      const key = first ? null : p.text;
+      const ns = cache === undefined ? undefined : first ? cache.ns0 : cache.ns;
       const hit = key === null ? undefined : seen.get(key);
-      ids = hit ?? enc.encodeSection(p.text, p.section);
+      const cached = hit ?? (ns === undefined ? undefined : cache!.cache.get(ns, p.text));
+      ids = cached ?? enc.encodeSection(p.text, p.section);
       if (key !== null && hit === undefined) seen.set(key, ids);
+      if (ns !== undefined && cached === undefined) cache!.cache.set(ns, p.text, ids);
     }
     parts.push(ids);
     total += ids.length;

@@ -12,7 +12,7 @@ import { Metrics } from "../observability/metrics.js";
 import { SegmentEncoder } from "./segment-encoder.js";
 import { parseRequestJson } from "./python-json.js";
 import { TokenizationService } from "./tokenization-service.js";
-import { bundledTokenizerDir, loadTokenizerFiles } from "./tokenizer-files.js";
+import { BUNDLED_FAMILIES, bundledTokenizerDir, loadTokenizerFiles } from "./tokenizer-files.js";
 
 const CHAT = "/v1/chat/completions";
 const base = configSchema.parse({}).tokenizer;
@@ -184,6 +184,35 @@ describe("TokenizationService", () => {
       .catch((e: unknown) => e);
     expect((err as EppError).code).toBe("EPP_BAD_REQUEST");
     expect((err as EppError).message).toMatch(/image_url/);
+  });
+
+  it("with workerRenderMessages 0 renders every chat on the worker, warm turns from its cache, ids exact", {
+    timeout: 120_000,
+  }, async () => {
+    for (const family of BUNDLED_FAMILIES) {
+      const chat = (question: string) => ({
+        model: "m",
+        messages: [
+          { role: "system", content: SENTENCE.repeat(60) },
+          { role: "user", content: question },
+        ],
+      });
+      const dir = { defaultTokenizerDir: `bundled:${family}` };
+      const main = make({ ...dir, workerThreads: 0 });
+      const worker = make({ ...dir, workerThreads: 1, workerRenderMessages: 0 });
+      // Same system prompt, new user turns, then a repeat: the worker's cache must never change an id.
+      for (const q of ["Book a hotel?", "Book a train to 東京?", "Book a hotel?", "  leading spaces\n\n"]) {
+        const body = chat(q);
+        const raw = Buffer.from(JSON.stringify(body));
+        const onMain = await main.tokenize("m", CHAT, body, raw);
+        const offMain = await worker.tokenize("m", CHAT, body, raw);
+        expect(onMain.mode).not.toBe("worker");
+        expect(offMain.mode).toBe("worker");
+        expect(Array.from(offMain.tokenIds)).toEqual(Array.from(onMain.tokenIds));
+      }
+      // Without the raw body (a caller that has only the parse) it stays on the main thread.
+      expect((await worker.tokenize("m", CHAT, chat("x"))).mode).not.toBe("worker");
+    }
   });
 
   it("renders Python-faithful tool values on the worker as on the main thread (1.0, 1e20, big ints, key order)", {

@@ -50,9 +50,9 @@ interface LoadedTokenizer {
 const MAX_REQUEST_TEMPLATES = 32;
 
 /**
- * Conversations longer than this render on a worker (when the request's raw body is at hand). Rendering
- * costs ~35 µs per message on the main thread, so 64 messages hold the loop ~2 ms at most; beyond that the
- * worker's round trip (~0.2 ms) is the cheaper stall.
+ * Default of `tokenizer.workerRenderMessages`: conversations longer than this render on a worker (when the
+ * request's raw body is at hand). Rendering costs ~35 µs per message on the main thread, so 64 messages hold
+ * the loop ~2 ms at most; beyond that the worker's round trip (~0.2 ms) is the cheaper stall.
  */
 export const WORKER_RENDER_MESSAGES = 64;
 
@@ -116,7 +116,10 @@ export class TokenizationService {
           `messages: ${count} messages exceed tokenizer.maxChatMessages (${this.#config.maxChatMessages})`,
         );
       }
-      const pool = count > WORKER_RENDER_MESSAGES && raw !== undefined ? this.#workers() : null;
+      const pool =
+        count > (this.#config.workerRenderMessages ?? WORKER_RENDER_MESSAGES) && raw !== undefined
+          ? this.#workers()
+          : null;
       if (pool !== null) {
         const templateSource = this.#templateFor(tk, body).source;
         const result = (await pool.run({
@@ -126,6 +129,7 @@ export class TokenizationService {
           chat: {
             raw: raw!.byteLength === raw!.buffer.byteLength ? raw! : raw!.slice(),
             templateSource,
+            cacheBytes: Math.floor(this.#config.cacheBytes / Math.max(1, this.#config.workerThreads)),
             ...(hash === undefined ? {} : { hash }),
           },
         })) as ChatTaskResult;
