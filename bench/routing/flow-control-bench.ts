@@ -5,7 +5,7 @@
 // Usage: npm run build && node dist/bench/routing/flow-control-bench.js [--seconds 180] [--overload 2]
 import { parseArgs } from "node:util";
 import { parseConfig } from "../../src/config/load.js";
-import { DEFAULT_ENGINE_CONFIG } from "../../src/sim/engine-config.js";
+import { DEFAULT_ENGINE_CONFIG, type EngineConfig } from "../../src/sim/engine-config.js";
 import { quantile } from "./summary.js";
 import { twoTenant } from "./two-tenant.js";
 import { type RunResult, runVirtual } from "./virtual-run.js";
@@ -19,20 +19,31 @@ const { values } = parseArgs({
     /** A tighter saturation point for the "tuned" row (GIE's defaults are 5 and 0.8). */
     "tuned-queue": { type: "string", default: "1" },
     "tuned-kv": { type: "string", default: "0.5" },
+    /** Saturation point of the batch band (priority 0) in the headroom rows. */
+    "batch-limit": { type: "string", default: "0.6" },
+    /** Comma-separated row numbers (1-based) to run; default all. */
+    rows: { type: "string", default: "" },
   },
 });
 const seconds = Number(values.seconds);
 const overload = Number(values.overload);
 const seed = Number(values.seed);
 const pods = Number(values.pods);
+// The sessions name objectives `priority-1` (interactive) and `priority-0` (batch); resolved as configured.
+const OBJECTIVES = { "priority-1": 1, "priority-0": 0 };
 const fcConfig = (flowControl: object) =>
-  parseConfig({ tokenizer: { hashSeed: "42" }, flowControl: { enabled: true, ...flowControl } }).flowControl;
+  parseConfig({
+    tokenizer: { hashSeed: "42" },
+    flowControl: { enabled: true, objectives: OBJECTIVES, ...flowControl },
+  }).flowControl;
+const headroom = { saturationLimits: { "0": Number(values["batch-limit"]) } };
+const PRIORITY_ENGINE: EngineConfig = { ...DEFAULT_ENGINE_CONFIG, schedulingPolicy: "priority" };
 const tuned = {
   queueDepthThreshold: Number(values["tuned-queue"]),
   kvCacheUtilThreshold: Number(values["tuned-kv"]),
 };
 
-function run(interactiveOnly: boolean, flowControl: object | null) {
+function run(interactiveOnly: boolean, flowControl: object | null, engine: EngineConfig) {
   const workload = twoTenant({
     seed,
     pods,
@@ -46,7 +57,7 @@ function run(interactiveOnly: boolean, flowControl: object | null) {
     policy: "kvpick",
     seed,
     pods,
-    engine: DEFAULT_ENGINE_CONFIG,
+    engine,
     eventDelaySeconds: 0.05,
     scrapeIntervalSeconds: 0.05,
     hashSeed: "42",
@@ -95,17 +106,36 @@ const lines = [
   "| run | interactive TTFT p50 (s) | p90 (s) | p99 (s) | interactive hit rate | batch served | shed (429/503) by reason | queue wait (s) | answered / offered |",
   "|---|---|---|---|---|---|---|---|---|",
 ];
-for (const [label, only, fc] of [
-  ["interactive alone (unloaded baseline)", true, null],
-  ["overload, flow control off", false, null],
-  ["overload, flow control on (GIE defaults: queue 5, KV 0.8)", false, {}],
+const point = `queue ${tuned.queueDepthThreshold}, KV ${tuned.kvCacheUtilThreshold}`;
+const batchLimit = `batch band point ${values["batch-limit"]}`;
+const fcfs = DEFAULT_ENGINE_CONFIG;
+const prio = PRIORITY_ENGINE;
+const forward = { forwardPriority: true };
+const table: Array<[string, boolean, object | null, EngineConfig]> = [
+  ["interactive alone (unloaded baseline)", true, null, fcfs],
+  ["overload, flow control off", false, null, fcfs],
+  ["overload, flow control on (GIE defaults: queue 5, KV 0.8)", false, {}, fcfs],
+  [`overload, flow control on (${point})`, false, tuned, fcfs],
+  [`overload, on, GIE defaults + ${batchLimit}`, false, headroom, fcfs],
+  [`overload, on, ${point} + ${batchLimit}`, false, { ...tuned, ...headroom }, fcfs],
+  ["overload, on, GIE defaults + forwardPriority (vLLM priority policy)", false, forward, prio],
+  [`overload, on, ${point} + forwardPriority (vLLM priority policy)`, false, { ...tuned, ...forward }, prio],
   [
-    `overload, flow control on (queue ${tuned.queueDepthThreshold}, KV ${tuned.kvCacheUtilThreshold})`,
+    `overload, on, ${point} + ${batchLimit} + forwardPriority (vLLM priority policy)`,
     false,
-    tuned,
+    { ...tuned, ...headroom, ...forward },
+    prio,
   ],
-] as const) {
-  const { workload, result } = run(only, fc);
+];
+const only = new Set(
+  values.rows
+    .split(",")
+    .filter((x) => x !== "")
+    .map(Number),
+);
+for (const [i, [label, alone, fc, engine]] of table.entries()) {
+  if (only.size > 0 && !only.has(i + 1)) continue;
+  const { workload, result } = run(alone, fc, engine);
   const offered = new Map<string, number>();
   for (const s of workload.sessions) offered.set(s.tenant ?? "", (offered.get(s.tenant ?? "") ?? 0) + 1);
   console.error(
