@@ -31,11 +31,14 @@ const seed = Number(values.seed);
 const pods = Number(values.pods);
 // The sessions name objectives `priority-1` (interactive) and `priority-0` (batch); resolved as configured.
 const OBJECTIVES = { "priority-1": 1, "priority-0": 0 };
-const fcConfig = (flowControl: object) =>
-  parseConfig({
+/** `forwardPriority` is the benchmark's what-if (virtual-run.ts), not a config key. */
+const fcConfig = ({ forwardPriority, ...flowControl }: { forwardPriority?: boolean }) => ({
+  ...parseConfig({
     tokenizer: { hashSeed: "42" },
     flowControl: { enabled: true, objectives: OBJECTIVES, ...flowControl },
-  }).flowControl;
+  }).flowControl,
+  forwardPriority: forwardPriority === true,
+});
 const headroom = { saturationLimits: { "0": Number(values["batch-limit"]) } };
 const PRIORITY_ENGINE: EngineConfig = { ...DEFAULT_ENGINE_CONFIG, schedulingPolicy: "priority" };
 const tuned = {

@@ -44,7 +44,9 @@ export interface RunOptions {
   maxInFlight: number;
   /**
    * Flow control in front of the policy (sessions' tenant / priority); absent or null = off. `objectives`
-   * resolves the sessions' `priority-<n>` objectives; `forwardPriority` hands the engines vLLM's `priority`.
+   * resolves the sessions' `priority-<n>` objectives; `forwardPriority` hands the engines vLLM's request
+   * `priority` (the admitted priority negated: vLLM serves lower values first) — a what-if for pods run with
+   * `--scheduling-policy priority`; kvpick does not write it into real requests (bench/README.md).
    */
   flowControl?:
     | (FlowControlSettings & {

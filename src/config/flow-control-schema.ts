@@ -46,12 +46,6 @@ export const flowControlSchema = z
         z.number().gt(0, { error: "expected a number in (0, 1]" }).max(1, { error: "expected a number in (0, 1]" }),
       )
       .default({}),
-    /**
-     * Send the resolved priority to vLLM as the request body's `priority` (negated: vLLM serves lower values
-     * first), for pods run with `--scheduling-policy priority`. Off by default: a vLLM on the default FCFS
-     * policy rejects any non-zero `priority` with 400.
-     */
-    forwardPriority: z.boolean({ error: "expected true or false" }).default(false),
     /** Static objective name → priority, for pools without InferenceObjective resources (merged under them). */
     objectives: z.record(z.string().min(1), int(-1_000_000, 1_000_000)).default({}),
     /** Watch InferenceObjective resources of the pool (Kubernetes pools only) for their spec.priority. */
