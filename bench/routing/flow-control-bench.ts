@@ -6,6 +6,7 @@
 import { parseArgs } from "node:util";
 import { parseConfig } from "../../src/config/load.js";
 import { DEFAULT_ENGINE_CONFIG, type EngineConfig } from "../../src/sim/engine-config.js";
+import { POLICY_CONFIGS } from "./policies.js";
 import { quantile } from "./summary.js";
 import { twoTenant } from "./two-tenant.js";
 import { type RunResult, runVirtual } from "./virtual-run.js";
@@ -20,9 +21,11 @@ const { values } = parseArgs({
     "tuned-queue": { type: "string", default: "1" },
     "tuned-kv": { type: "string", default: "0.5" },
     /** Saturation point of the batch band (priority 0) in the headroom rows. */
-    "batch-limit": { type: "string", default: "0.6" },
+    "batch-limit": { type: "string", default: "0.8" },
     /** Comma-separated row numbers (1-based) to run; default all. */
     rows: { type: "string", default: "" },
+    /** tenant-kv-budget-filter's budget in its rows. */
+    budget: { type: "string", default: "0.9" },
   },
 });
 const seconds = Number(values.seconds);
@@ -40,6 +43,7 @@ const fcConfig = ({ forwardPriority, ...flowControl }: { forwardPriority?: boole
   forwardPriority: forwardPriority === true,
 });
 const headroom = { saturationLimits: { "0": Number(values["batch-limit"]) } };
+const KVPICK_DEFAULTS = POLICY_CONFIGS.kvpick;
 const PRIORITY_ENGINE: EngineConfig = { ...DEFAULT_ENGINE_CONFIG, schedulingPolicy: "priority" };
 const tuned = {
   queueDepthThreshold: Number(values["tuned-queue"]),
@@ -123,13 +127,21 @@ const table: Array<[string, boolean, object | null, EngineConfig]> = [
   [`overload, on, ${point} + ${batchLimit}`, false, { ...tuned, ...headroom }, fcfs],
   ["overload, on, GIE defaults + forwardPriority (vLLM priority policy)", false, forward, prio],
   [`overload, on, ${point} + forwardPriority (vLLM priority policy)`, false, { ...tuned, ...forward }, prio],
-  [
-    `overload, on, ${point} + ${batchLimit} + forwardPriority (vLLM priority policy)`,
-    false,
-    { ...tuned, ...headroom, ...forward },
-    prio,
-  ],
 ];
+/** The tenant budget rows: kvpick's default profile plus tenant-kv-budget-filter (budget from --budget). */
+const BUDGET_FILTER = {
+  type: "tenant-kv-budget-filter",
+  parameters: { budget: Number(values.budget) },
+};
+const budgetLabel = `tenant-kv-budget-filter (budget ${values.budget})`;
+const budgetRows = new Set<string>();
+for (const [label, fc] of [
+  [`overload, on, ${point} + ${batchLimit} + ${budgetLabel}`, { ...tuned, ...headroom }],
+  [`overload, on, GIE defaults + ${budgetLabel}`, {}],
+] as const) {
+  table.push([label, false, fc, fcfs]);
+  budgetRows.add(label);
+}
 const only = new Set(
   values.rows
     .split(",")
@@ -138,6 +150,9 @@ const only = new Set(
 );
 for (const [i, [label, alone, fc, engine]] of table.entries()) {
   if (only.size > 0 && !only.has(i + 1)) continue;
+  POLICY_CONFIGS.kvpick = budgetRows.has(label)
+    ? { filters: [{ type: "fresh-metrics-filter" }, BUDGET_FILTER] }
+    : KVPICK_DEFAULTS;
   const { workload, result } = run(alone, fc, engine);
   const offered = new Map<string, number>();
   for (const s of workload.sessions) offered.set(s.tenant ?? "", (offered.get(s.tenant ?? "") ?? 0) + 1);

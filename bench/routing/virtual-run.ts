@@ -355,6 +355,9 @@ export function runVirtual(o: RunOptions): RunResult {
     const chain = hasher.hash(tokenIds);
     const id = `s${s.index}-t${turn}`;
     const req: BenchRequest = {
+      ...(s.tenant !== undefined
+        ? { headers: new Map([["x-gateway-inference-fairness-id", s.tenant]]) }
+        : {}),
       id,
       model: o.model,
       promptChain: chain.slice(0, Math.floor(promptTokens / o.engine.blockSize)),

@@ -43,7 +43,10 @@ export const flowControlSchema = z
     saturationLimits: z
       .record(
         z.string().regex(/^-?[0-9]{1,7}$/, { error: "expected an integer priority as the key" }),
-        z.number().gt(0, { error: "expected a number in (0, 1]" }).max(1, { error: "expected a number in (0, 1]" }),
+        z
+          .number()
+          .gt(0, { error: "expected a number in (0, 1]" })
+          .max(1, { error: "expected a number in (0, 1]" }),
       )
       .default({}),
     /** Static objective name → priority, for pools without InferenceObjective resources (merged under them). */
