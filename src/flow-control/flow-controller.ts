@@ -5,6 +5,9 @@
 // request reaches the scheduler and its dispatch credit lands before the next saturation reading. Released
 // requests still go through the normal scheduler, so each lands on the pod holding its prefix if it has room.
 // Re-evaluated on every request completion and on a short timer (the scrape interval: each fresh reading).
+// Each band may have its own saturation point (`saturationLimits`, default 1): a low band held at 0.8 leaves
+// every pod headroom, so interactive work released later finds pods whose vLLM steps are not full of batch
+// prefills (bench/README.md: the engine's step, not kvpick's queue, bounds its TTFT under overload).
 // Outcomes: sheddable (priority < 0) requests are never queued (429 when they cannot pass at once); a full
 // queue or a wait past the deadline (config TTL, or the client's own) is 429; no ready endpoint at all is
 // 503; an abandoned ext_proc stream leaves the queue at once.
