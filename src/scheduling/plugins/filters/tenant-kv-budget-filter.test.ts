@@ -50,6 +50,16 @@ describe("tenant-kv-budget-filter", () => {
     expect(kept(f, "b")).toHaveLength(3);
   });
 
+  it("yields when every pod it would keep is busier than a pod it would drop", () => {
+    const f = make({ budget: 0.5, minPodBlocks: 1 });
+    route(f, "a", 0, 10);
+    route(f, "b", 0, 100); // b over budget on pod 0 only
+    const busy = [anEndpoint("10.0.0.1:80"), anEndpoint("10.0.0.2:80", { waiting: 3 })];
+    const idle = [anEndpoint("10.0.0.1:80", { waiting: 3 }), anEndpoint("10.0.0.2:80", { waiting: 3 })];
+    expect(f.filter(cycle("b", 10), busy).map((e) => e.address)).toEqual(["10.0.0.1:80", "10.0.0.2:80"]);
+    expect(f.filter(cycle("b", 10), idle).map((e) => e.address)).toEqual(["10.0.0.2:80"]);
+  });
+
   it("forgets old writes with the half-life", () => {
     let t = 0;
     const f = make({ budget: 0.5, minPodBlocks: 100, halfLifeMs: 1000 }, () => t);

@@ -30,6 +30,9 @@ export const tenantKvBudgetParams = z.strictObject({
 export type TenantKvBudgetParams = z.infer<typeof tenantKvBudgetParams>;
 
 const OTHER = "\u0000other";
+
+/** Requests waiting at the pod plus those routed since its last scrape. */
+const queued = (e: Endpoint): number => (e.metrics?.waiting ?? 0) + (e.dispatched?.requests ?? 0);
 /** Longest flow id kept; a longer one is counted as OTHER. */
 const MAX_FLOW_CHARS = 256;
 
@@ -83,6 +86,7 @@ export const tenantKvBudgetFilter = definePlugin({
         const flow = flowOf(cycle.request.headers, cycle.request.model);
         const t = now();
         const keep: Endpoint[] = [];
+        let droppedLoad = Number.POSITIVE_INFINITY;
         for (const e of candidates) {
           const w = podOf(e.address, t);
           if (w === undefined || w.total < p.minPodBlocks) {
@@ -92,8 +96,14 @@ export const tenantKvBudgetFilter = definePlugin({
           const mine = w.byFlow.get(keyIn(w, flow)) ?? 0;
           const others = w.total - mine;
           if (others < 1 || mine <= p.budget * w.total) keep.push(e);
+          else droppedLoad = Math.min(droppedLoad, queued(e));
         }
-        return keep.length === 0 ? candidates : keep;
+        if (keep.length === 0) return candidates;
+        // Steer only towards room: when every pod left is busier than a dropped one, the budget would pile the
+        // flow onto queues while other pods idle (measured: most of its throughput lost), so it yields.
+        let keptLoad = Number.POSITIVE_INFINITY;
+        for (const e of keep) keptLoad = Math.min(keptLoad, queued(e));
+        return keptLoad > droppedLoad ? candidates : keep;
       },
       preRequest(cycle, picked) {
         const total = cycle.prefixMatch(picked.candidates).totalBlocks;
