@@ -6,7 +6,8 @@
 // flow already wrote more than `budget` of the recent new blocks while another flow also works there. The
 // flow's requests go to the pods it already dominates (or where nobody else is) and the other tenants'
 // prefixes survive on theirs. It only steers: when every candidate is over budget it keeps them all, so it
-// never fails a request and never holds one (holding is flow control's job). Flows are the fairness id
+// never fails a request and never holds one (holding is flow control's job); and it steers only towards room
+// (a kept pod no busier than a dropped one), or a dominant tenant would queue on a few pods while others idle. Flows are the fairness id
 // (`x-gateway-inference-fairness-id`, default: the model), bounded to `maxFlows` ids per pod (the rest are
 // counted together), so a client-chosen id never grows memory.
 import { z } from "zod";
