@@ -5,7 +5,8 @@
 // Usage: npm run build && node dist/bench/routing/flow-control-bench.js [--seconds 180] [--overload 2]
 import { parseArgs } from "node:util";
 import { parseConfig } from "../../src/config/load.js";
-import { DEFAULT_ENGINE_CONFIG } from "../../src/sim/engine-config.js";
+import { DEFAULT_ENGINE_CONFIG, type EngineConfig } from "../../src/sim/engine-config.js";
+import { POLICY_CONFIGS } from "./policies.js";
 import { quantile } from "./summary.js";
 import { twoTenant } from "./two-tenant.js";
 import { type RunResult, runVirtual } from "./virtual-run.js";
@@ -19,20 +20,37 @@ const { values } = parseArgs({
     /** A tighter saturation point for the "tuned" row (GIE's defaults are 5 and 0.8). */
     "tuned-queue": { type: "string", default: "1" },
     "tuned-kv": { type: "string", default: "0.5" },
+    /** Saturation point of the batch band (priority 0) in the headroom rows. */
+    "batch-limit": { type: "string", default: "0.8" },
+    /** Comma-separated row numbers (1-based) to run; default all. */
+    rows: { type: "string", default: "" },
+    /** tenant-kv-budget-filter's budget in its rows. */
+    budget: { type: "string", default: "0.9" },
   },
 });
 const seconds = Number(values.seconds);
 const overload = Number(values.overload);
 const seed = Number(values.seed);
 const pods = Number(values.pods);
-const fcConfig = (flowControl: object) =>
-  parseConfig({ tokenizer: { hashSeed: "42" }, flowControl: { enabled: true, ...flowControl } }).flowControl;
+// The sessions name objectives `priority-1` (interactive) and `priority-0` (batch); resolved as configured.
+const OBJECTIVES = { "priority-1": 1, "priority-0": 0 };
+/** `forwardPriority` is the benchmark's what-if (virtual-run.ts), not a config key. */
+const fcConfig = ({ forwardPriority, ...flowControl }: { forwardPriority?: boolean }) => ({
+  ...parseConfig({
+    tokenizer: { hashSeed: "42" },
+    flowControl: { enabled: true, objectives: OBJECTIVES, ...flowControl },
+  }).flowControl,
+  forwardPriority: forwardPriority === true,
+});
+const headroom = { saturationLimits: { "0": Number(values["batch-limit"]) } };
+const KVPICK_DEFAULTS = POLICY_CONFIGS.kvpick;
+const PRIORITY_ENGINE: EngineConfig = { ...DEFAULT_ENGINE_CONFIG, schedulingPolicy: "priority" };
 const tuned = {
   queueDepthThreshold: Number(values["tuned-queue"]),
   kvCacheUtilThreshold: Number(values["tuned-kv"]),
 };
 
-function run(interactiveOnly: boolean, flowControl: object | null) {
+function run(interactiveOnly: boolean, flowControl: object | null, engine: EngineConfig) {
   const workload = twoTenant({
     seed,
     pods,
@@ -46,7 +64,7 @@ function run(interactiveOnly: boolean, flowControl: object | null) {
     policy: "kvpick",
     seed,
     pods,
-    engine: DEFAULT_ENGINE_CONFIG,
+    engine,
     eventDelaySeconds: 0.05,
     scrapeIntervalSeconds: 0.05,
     hashSeed: "42",
@@ -95,17 +113,47 @@ const lines = [
   "| run | interactive TTFT p50 (s) | p90 (s) | p99 (s) | interactive hit rate | batch served | shed (429/503) by reason | queue wait (s) | answered / offered |",
   "|---|---|---|---|---|---|---|---|---|",
 ];
-for (const [label, only, fc] of [
-  ["interactive alone (unloaded baseline)", true, null],
-  ["overload, flow control off", false, null],
-  ["overload, flow control on (GIE defaults: queue 5, KV 0.8)", false, {}],
-  [
-    `overload, flow control on (queue ${tuned.queueDepthThreshold}, KV ${tuned.kvCacheUtilThreshold})`,
-    false,
-    tuned,
-  ],
+const point = `queue ${tuned.queueDepthThreshold}, KV ${tuned.kvCacheUtilThreshold}`;
+const batchLimit = `batch band point ${values["batch-limit"]}`;
+const fcfs = DEFAULT_ENGINE_CONFIG;
+const prio = PRIORITY_ENGINE;
+const forward = { forwardPriority: true };
+const table: Array<[string, boolean, object | null, EngineConfig]> = [
+  ["interactive alone (unloaded baseline)", true, null, fcfs],
+  ["overload, flow control off", false, null, fcfs],
+  ["overload, flow control on (GIE defaults: queue 5, KV 0.8)", false, {}, fcfs],
+  [`overload, flow control on (${point})`, false, tuned, fcfs],
+  [`overload, on, GIE defaults + ${batchLimit}`, false, headroom, fcfs],
+  [`overload, on, ${point} + ${batchLimit}`, false, { ...tuned, ...headroom }, fcfs],
+  ["overload, on, GIE defaults + forwardPriority (vLLM priority policy)", false, forward, prio],
+  [`overload, on, ${point} + forwardPriority (vLLM priority policy)`, false, { ...tuned, ...forward }, prio],
+];
+/** The tenant budget rows: kvpick's default profile plus tenant-kv-budget-filter (budget from --budget). */
+const BUDGET_FILTER = {
+  type: "tenant-kv-budget-filter",
+  parameters: { budget: Number(values.budget) },
+};
+const budgetLabel = `tenant-kv-budget-filter (budget ${values.budget})`;
+const budgetRows = new Set<string>();
+for (const [label, fc] of [
+  [`overload, on, ${point} + ${batchLimit} + ${budgetLabel}`, { ...tuned, ...headroom }],
+  [`overload, on, GIE defaults + ${budgetLabel}`, {}],
 ] as const) {
-  const { workload, result } = run(only, fc);
+  table.push([label, false, fc, fcfs]);
+  budgetRows.add(label);
+}
+const only = new Set(
+  values.rows
+    .split(",")
+    .filter((x) => x !== "")
+    .map(Number),
+);
+for (const [i, [label, alone, fc, engine]] of table.entries()) {
+  if (only.size > 0 && !only.has(i + 1)) continue;
+  POLICY_CONFIGS.kvpick = budgetRows.has(label)
+    ? { filters: [{ type: "fresh-metrics-filter" }, BUDGET_FILTER] }
+    : KVPICK_DEFAULTS;
+  const { workload, result } = run(alone, fc, engine);
   const offered = new Map<string, number>();
   for (const s of workload.sessions) offered.set(s.tenant ?? "", (offered.get(s.tenant ?? "") ?? 0) + 1);
   console.error(

@@ -53,6 +53,8 @@ export interface BenchRequest {
   readonly promptTokens: number;
   /** The chat messages as JSON, as the estimated scorer reads a chat request (built lazily). */
   text(): string;
+  /** Request headers the scheduler sees (the tenant's fairness id); absent = none. */
+  readonly headers?: ReadonlyMap<string, string>;
 }
 
 export interface PolicyContext {
@@ -211,7 +213,7 @@ function schedulerPolicy(
           text ??= req.text();
           return text;
         },
-        headers,
+        headers: req.headers ?? headers,
       });
       if (result.kind !== "picked") throw new Error(`${name}: scheduler returned ${result.kind}`);
       const address = result.endpoint.address;

@@ -42,8 +42,18 @@ export interface RunOptions {
    * client, FIFO, and TTFT is measured from the moment the request is sent. Infinity = open loop.
    */
   maxInFlight: number;
-  /** Flow control in front of the policy (sessions' tenant / priority); absent or null = off. */
-  flowControl?: FlowControlSettings | null;
+  /**
+   * Flow control in front of the policy (sessions' tenant / priority); absent or null = off. `objectives`
+   * resolves the sessions' `priority-<n>` objectives; `forwardPriority` hands the engines vLLM's request
+   * `priority` (the admitted priority negated: vLLM serves lower values first) — a what-if for pods run with
+   * `--scheduling-policy priority`; kvpick does not write it into real requests (bench/README.md).
+   */
+  flowControl?:
+    | (FlowControlSettings & {
+        objectives?: Readonly<Record<string, number>>;
+        forwardPriority?: boolean;
+      })
+    | null;
 }
 
 /** A request flow control answered with an error instead of routing it. */
@@ -284,7 +294,7 @@ export function runVirtual(o: RunOptions): RunResult {
       : new FlowController({
           settings: fcSettings,
           capacity: { candidates: () => store.candidates() },
-          priorityOf: () => null,
+          priorityOf: (name) => fcSettings.objectives?.[name] ?? null,
           logger: silentLogger,
           now: nowMs,
           timers: {
@@ -345,6 +355,9 @@ export function runVirtual(o: RunOptions): RunResult {
     const chain = hasher.hash(tokenIds);
     const id = `s${s.index}-t${turn}`;
     const req: BenchRequest = {
+      ...(s.tenant !== undefined
+        ? { headers: new Map([["x-gateway-inference-fairness-id", s.tenant]]) }
+        : {}),
       id,
       model: o.model,
       promptChain: chain.slice(0, Math.floor(promptTokens / o.engine.blockSize)),
@@ -368,6 +381,9 @@ export function runVirtual(o: RunOptions): RunResult {
       chain,
       promptTokens,
       maxTokens: spec.outputTokens,
+      ...(fcSettings?.forwardPriority === true && admission?.kind === "admitted"
+        ? { priority: -admission.priority }
+        : {}),
       onToken: (i, time) => {
         if (i === 0) ticket?.firstToken();
         const b = Math.floor(time - t0);

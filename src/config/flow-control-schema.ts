@@ -35,6 +35,20 @@ export const flowControlSchema = z
       .gt(0, { error: "expected a number in (0, 1]" })
       .max(1, { error: "expected a number in (0, 1]" })
       .default(0.8),
+    /**
+     * Saturation point per priority band (key: the priority), in (0, 1]: a request of that band passes, and
+     * its queue is released, only while the pool's saturation is below it. Unlisted bands use 1 (the
+     * detector's own point). A lower point for low bands keeps headroom for the bands above them.
+     */
+    saturationLimits: z
+      .record(
+        z.string().regex(/^-?[0-9]{1,7}$/, { error: "expected an integer priority as the key" }),
+        z
+          .number()
+          .gt(0, { error: "expected a number in (0, 1]" })
+          .max(1, { error: "expected a number in (0, 1]" }),
+      )
+      .default({}),
     /** Static objective name → priority, for pools without InferenceObjective resources (merged under them). */
     objectives: z.record(z.string().min(1), int(-1_000_000, 1_000_000)).default({}),
     /** Watch InferenceObjective resources of the pool (Kubernetes pools only) for their spec.priority. */

@@ -5,6 +5,9 @@
 // request reaches the scheduler and its dispatch credit lands before the next saturation reading. Released
 // requests still go through the normal scheduler, so each lands on the pod holding its prefix if it has room.
 // Re-evaluated on every request completion and on a short timer (the scrape interval: each fresh reading).
+// Each band may have its own saturation point (`saturationLimits`, default 1): a low band held at 0.8 leaves
+// every pod headroom, so interactive work released later finds pods whose vLLM steps are not full of batch
+// prefills (bench/README.md: the engine's step, not kvpick's queue, bounds its TTFT under overload).
 // Outcomes: sheddable (priority < 0) requests are never queued (429 when they cannot pass at once); a full
 // queue or a wait past the deadline (config TTL, or the client's own) is 429; no ready endpoint at all is
 // 503; an abandoned ext_proc stream leaves the queue at once.
@@ -55,6 +58,8 @@ export interface FlowControlSettings extends SaturationParams {
   readonly dispatchIntervalMs: number;
   /** Objective name → priority (InferenceObjective spec.priority); unknown or absent = defaultPriority. */
   readonly defaultPriority: number;
+  /** Saturation point per band (key: priority), in (0, 1]; unlisted bands use 1. */
+  readonly saturationLimits?: Readonly<Record<string, number>>;
 }
 
 /** The controller's notion of time passing; real timers by default, a virtual clock in the benchmark. */
@@ -166,7 +171,7 @@ export class FlowController {
       done(rejected(new EppError("EPP_NO_ENDPOINTS", "no ready endpoint: the pool has no capacity")));
       return;
     }
-    if (pool.saturation < 1 && this.#queues.aheadOf(priority) === 0) {
+    if (pool.saturation < this.#limitOf(priority) && this.#queues.aheadOf(priority) === 0) {
       finish("Dispatched");
       done(this.#admitted(priority, flow));
       return;
@@ -254,6 +259,10 @@ export class FlowController {
     return this.#o.priorityOf(objective) ?? this.#s.defaultPriority;
   }
 
+  #limitOf(priority: number): number {
+    return this.#s.saturationLimits?.[String(priority)] ?? 1;
+  }
+
   #reading() {
     const started = this.#now();
     const pool = poolSaturation(this.#o.capacity.candidates(), this.#s);
@@ -316,7 +325,10 @@ export class FlowController {
       return;
     }
     const pool = this.#reading();
-    if (pool.endpoints === 0 || pool.saturation >= 1) return; // the timer or a completion tries again
+    const top = this.#queues.topPriority();
+    if (top === null) return;
+    // Strict priority: while the highest waiting band is held by its saturation point, so is every band below.
+    if (pool.endpoints === 0 || pool.saturation >= this.#limitOf(top)) return; // the timer or a completion retries
     const w = this.#queues.pop();
     if (w === undefined) return;
     this.#o.recorder?.queued(w.flow, w.priority, -1, -w.bytes);

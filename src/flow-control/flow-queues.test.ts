@@ -13,6 +13,19 @@ const unbounded = { maxRequestsPerBand: 0, maxBytesPerBand: 0, maxBytes: 0 };
 const popAll = (q: FlowQueues<Item>) => q.drain().map((i) => i.tag);
 
 describe("FlowQueues", () => {
+  it("names the highest band holding a live item (what a band's saturation point is checked against)", () => {
+    const q = new FlowQueues<Item>(unbounded);
+    expect(q.topPriority()).toBeNull();
+    const hi = item(5, "z");
+    q.push(item(0, "a"));
+    q.push(hi);
+    expect(q.topPriority()).toBe(5);
+    q.remove(hi);
+    expect(q.topPriority()).toBe(0);
+    q.pop();
+    expect(q.topPriority()).toBeNull();
+  });
+
   it("serves the highest priority first, then flows round-robin, each flow first-come first-served", () => {
     const q = new FlowQueues<Item>(unbounded);
     for (const t of ["a1", "a2", "a3", "a4"]) q.push(item(0, "a", 10, t));

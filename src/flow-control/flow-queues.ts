@@ -85,6 +85,12 @@ export class FlowQueues<T extends QueueItem> {
     return n;
   }
 
+  /** Priority of the highest band holding a live item; null when nothing waits. */
+  topPriority(): number | null {
+    for (const b of this.#bands) if (b.band.count > 0) return b.priority;
+    return null;
+  }
+
   /** Why `item` cannot be queued, or null when it fits. */
   refusal(item: T): RefusalReason | null {
     const l = this.#limits;

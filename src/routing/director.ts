@@ -85,7 +85,7 @@ export interface AdmissionGate {
     headers: ReadonlyMap<string, string>;
     bytes: number;
     signal?: AbortSignal | undefined;
-  }): Promise<{ kind: "admitted"; done(): void } | { kind: "rejected"; error: EppError }>;
+  }): Promise<{ kind: "admitted"; priority: number; done(): void } | { kind: "rejected"; error: EppError }>;
 }
 
 /** Speculative prefix entries, to move a request's blocks to the pod that really served it. */
@@ -216,7 +216,7 @@ export class Director implements Router {
     }
 
     // 4. Flow control (optional): wait for room or be shed; scheduling below then reads the state at release.
-    let admission: { done(): void } | null = null;
+    let admission: { done(): void; priority: number } | null = null;
     if (this.#o.admission != null) {
       const queuedAt = performance.now();
       const a = await this.#o.admission.admit({
@@ -296,7 +296,8 @@ export class Director implements Router {
     // 7. Record and audit. One info line per routed request, no prompt text.
     const schedulingMicros = Math.round((done - started) * 1000);
     m.schedulingSeconds.observe(schedulingMicros / 1e6);
-    const record = m.objective.recordRequest(parsed.model, parsed.model, request.body.length);
+    const priority = admission?.priority ?? 0; // the objective's, resolved by flow control (bounded)
+    const record = m.objective.recordRequest(parsed.model, parsed.model, request.body.length, priority);
     m.endpointPicks.inc({ endpoint: result.endpoint.address });
     m.prefixHitBlocks.observe(result.prefixMatchBlocks);
     if (result.totalBlocks > 0) m.prefixHitRatio.observe(result.prefixMatchBlocks / result.totalBlocks);

@@ -29,6 +29,12 @@ export interface EngineConfig {
    * Makes decode steps slower as the batch and its contexts grow.
    */
   attentionSecondsPerContextToken: number;
+  /**
+   * vLLM `--scheduling-policy`: "fcfs" (the default: waiting requests in arrival order) or "priority"
+   * (waiting requests by the request body's `priority`, lower first, then arrival; when blocks run out the
+   * running request with the largest (priority, arrival) is preempted instead of the newest). Absent = "fcfs".
+   */
+  schedulingPolicy?: "fcfs" | "priority";
 }
 
 export const DEFAULT_ENGINE_CONFIG: Readonly<EngineConfig> = Object.freeze({

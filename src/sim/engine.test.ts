@@ -63,6 +63,41 @@ describe("Engine (virtual time)", () => {
     expect(engine.stats.prefixCacheQueries).toBe(12_800);
   });
 
+  it("schedules waiting requests by priority under schedulingPolicy priority, by arrival otherwise", () => {
+    const firstTokens = (over: Partial<EngineConfig>) => {
+      const { engine, clock } = makeEngine(over);
+      const done: FinishedRequest[] = [];
+      // Two 8,192-token batch prompts (one step each) arrive just before a short interactive one.
+      engine.add({ ...request("b1", prompt(1, 8192), 1, done), priority: 0 });
+      engine.add({ ...request("b2", prompt(2, 8192), 1, done), priority: 0 });
+      engine.add({ ...request("i", prompt(3, 256), 1, done), priority: -1 });
+      clock.run();
+      return new Map(done.map((f) => [f.id, f.firstToken]));
+    };
+    const fcfs = firstTokens({});
+    expect(fcfs.get("i")!).toBeGreaterThan(fcfs.get("b2")!);
+    const prio = firstTokens({ schedulingPolicy: "priority" });
+    // The interactive request takes the first step (with the first chunk of b1), ahead of both.
+    expect(prio.get("i")!).toBeLessThan(prio.get("b1")!);
+    expect(prio.get("i")!).toBeLessThan(fcfs.get("i")!);
+    expect(prio.get("b1")!).toBeLessThan(prio.get("b2")!);
+  });
+
+  it("preempts the running request with the largest priority value under schedulingPolicy priority", () => {
+    // 20 blocks of 64 tokens: three 6-block prompts fit, their decode growth does not; the newest running
+    // request (FCFS's victim) is the urgent one, so the priority policy must pick another.
+    const over = { numGpuBlocks: 21, schedulingPolicy: "priority" as const };
+    const { engine, clock } = makeEngine(over);
+    const done: FinishedRequest[] = [];
+    engine.add({ ...request("low", prompt(1, 380), 200, done), priority: 5 });
+    engine.add({ ...request("mid", prompt(2, 380), 200, done), priority: 1 });
+    engine.add({ ...request("urgent", prompt(3, 380), 200, done), priority: 0 });
+    clock.run();
+    const by = new Map(done.map((f) => [f.id, f]));
+    expect(by.get("urgent")!.preemptions).toBe(0);
+    expect(by.get("low")!.preemptions).toBeGreaterThan(0);
+  });
+
   it("honours max_tokens, and decode steps slow down as the batch grows", () => {
     const { engine, clock, config } = makeEngine();
     const done: FinishedRequest[] = [];

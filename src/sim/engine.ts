@@ -4,6 +4,10 @@
 // count and block pool allow; head-of-line blocking as vLLM), publish the step's KV events at schedule time
 // (vLLM emits them at allocation, before the forward pass), wait the step's duration, then sample one token
 // for every request whose prompt is fully computed. Logical step times never drift with timer lateness.
+// `schedulingPolicy: "priority"` models vLLM's `--scheduling-policy priority` (v1 scheduler): the waiting
+// queue is ordered by (priority, arrival), lower first, and a preemption picks the running request with the
+// largest (priority, arrival). Running requests still go first in every step, as in vLLM: a high-priority
+// arrival overtakes the waiting queue, not the prefill chunks already running.
 import type { BlockManager, KvSequence } from "./block-manager.js";
 import type { SimClock, TimerHandle } from "./clock.js";
 import { type EngineConfig, stepSeconds } from "./engine-config.js";
@@ -18,6 +22,8 @@ export interface EngineRequestSpec {
   promptTokens: number;
   /** Output tokens to generate (max_tokens; the simulator never stops early). */
   maxTokens: number;
+  /** vLLM's request `priority` (lower = sooner); read only under schedulingPolicy "priority". Default 0. */
+  priority?: number;
   /** Called at the end of the step that produced generated token `index` (0-based). */
   onToken?: (index: number, time: number) => void;
   onFinish?: (info: FinishedRequest) => void;
@@ -146,7 +152,8 @@ export class Engine {
     if (this.#byId.has(spec.id)) throw new RangeError(`duplicate request id ${spec.id}`);
     const r = new Request(spec, this.#clock.now());
     this.#byId.set(r.id, r);
-    this.#waiting.push(r);
+    if (this.#byPriority) this.#enqueueByPriority(r);
+    else this.#waiting.push(r);
     this.#kick();
   }
 
@@ -237,7 +244,7 @@ export class Engine {
       if (n <= 0) continue;
       let fits = this.blocks.allocate(r, r.numComputed + n);
       while (!fits) {
-        const victim = this.#running.pop()!;
+        const victim = this.#byPriority ? this.#takeLowestPriority() : this.#running.pop()!;
         this.#preempt(victim);
         preempted = true;
         if (victim === r) break;
@@ -276,7 +283,38 @@ export class Engine {
     r.numComputed = 0;
     r.preemptions++;
     this.stats.preemptions++;
-    this.#waiting.unshift(r);
+    if (this.#byPriority) this.#enqueueByPriority(r);
+    else this.#waiting.unshift(r);
+  }
+
+  get #byPriority(): boolean {
+    return this.config.schedulingPolicy === "priority";
+  }
+
+  /** Inserts after every waiting request with a smaller or equal (priority, arrival): vLLM's heap order. */
+  #enqueueByPriority(r: Request): void {
+    const p = r.spec.priority ?? 0;
+    let i = this.#waiting.length;
+    while (i > 0) {
+      const w = this.#waiting[i - 1]!;
+      const wp = w.spec.priority ?? 0;
+      if (wp < p || (wp === p && w.arrival <= r.arrival)) break;
+      i--;
+    }
+    this.#waiting.splice(i, 0, r);
+  }
+
+  /** Removes and returns the running request with the largest (priority, arrival) (vLLM's victim). */
+  #takeLowestPriority(): Request {
+    let vi = 0;
+    for (let i = 1; i < this.#running.length; i++) {
+      const a = this.#running[i]!;
+      const v = this.#running[vi]!;
+      const ap = a.spec.priority ?? 0;
+      const vp = v.spec.priority ?? 0;
+      if (ap > vp || (ap === vp && a.arrival >= v.arrival)) vi = i;
+    }
+    return this.#running.splice(vi, 1)[0]!;
   }
 
   #flushEvents(time: number): void {

@@ -192,6 +192,61 @@ describe("flow control on one saturable pod", () => {
   });
 });
 
+describe("flow control with headroom for the higher band (saturationLimits)", () => {
+  let pod: FakeVllmPod;
+  let app: App;
+  let client: EnvoyClient;
+
+  beforeAll(async () => {
+    pod = await new FakeVllmPod("127.0.0.62").start();
+    // queueDepthThreshold 4: two waiting requests read as saturation 0.5, the batch band's point.
+    ({ app, client } = await startApp([pod], {
+      flowControl: {
+        enabled: true,
+        queueDepthThreshold: 4,
+        requestTtlMs: 10_000,
+        objectives: { interactive: 1, batch: 0 },
+        saturationLimits: { "0": 0.5 },
+      },
+    }));
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await app?.stop();
+    await pod?.close();
+  });
+
+  const send = (content: string, objective: string) =>
+    client.process({
+      path: "/v1/chat/completions",
+      body: chat(content),
+      headers: { "x-gateway-inference-objective": objective },
+    });
+
+  it("holds the lower band at its own saturation point while the higher band still passes", async () => {
+    pod.load = { waiting: 2, running: 4, kvCacheUsage: 0.1 };
+    await until(() => app.endpoints.candidates()[0]?.metrics?.waiting === 2, "half-saturated reading");
+    const batch = send("bulk", "batch");
+    await untilAsync(async () => (await queued(app)) === 1, "batch queued");
+    const interactive = await send("chat", "interactive");
+    expect(interactive.destination).toBe(pod.address);
+    expect(await queued(app)).toBe(1);
+    pod.load = { waiting: 0, running: 4, kvCacheUsage: 0.1 };
+    expect((await batch).destination).toBe(pod.address);
+  });
+
+  it("labels inference_objective_request_total with the request's resolved priority", async () => {
+    pod.load = { waiting: 0, running: 0, kvCacheUsage: 0.1 };
+    const total = (priority: string) => metricSum(app, "inference_objective_request_total", { priority });
+    const before = { one: await total("1"), zero: await total("0") };
+    await send("chat", "interactive");
+    await send("unknown objective", "no-such-objective");
+    expect(await total("1")).toBe(before.one + 1);
+    expect(await total("0")).toBe(before.zero + 1);
+  });
+});
+
 describe("flow control on a Kubernetes pool", () => {
   let api: FakeKubeApi;
   let app: App;

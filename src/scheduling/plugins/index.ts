@@ -2,6 +2,7 @@
 import { PluginRegistry, type PluginFactory } from "../registry.js";
 import { freshMetricsFilter } from "./filters/fresh-metrics-filter.js";
 import { headerBasedTestingFilter } from "./filters/header-based-testing-filter.js";
+import { tenantKvBudgetFilter } from "./filters/tenant-kv-budget-filter.js";
 import { maxScorePicker } from "./pickers/max-score-picker.js";
 import { randomPicker } from "./pickers/random-picker.js";
 import { weightedRandomPicker } from "./pickers/weighted-random-picker.js";
@@ -17,6 +18,7 @@ import { ttftCostScorer } from "./scorers/ttft-cost-scorer.js";
 export const BUILTIN_PLUGINS: readonly PluginFactory[] = [
   freshMetricsFilter,
   headerBasedTestingFilter,
+  tenantKvBudgetFilter,
   precisePrefixCacheScorer,
   prefixCacheScorer,
   ttftCostScorer,
