@@ -15,7 +15,7 @@
 // by SMHasher's own verification value; all arithmetic is 32-bit (Math.imul), no bigint on the hot path.
 //
 // Collisions: a 64-bit key from a well-mixed hash collides with probability ~n² / 2^65 among n distinct
-// blocks: at the index's default cap of 16 M entries ~7·10⁻⁶ (a collision only makes one prefix look
+// blocks: at the index's default cap of 2^24 entries 2^-17 ≈ 8·10⁻⁶ (a collision only makes one prefix look
 // cached on a pod that holds another: a routing miss, never a wrong answer). It is not cryptographic: a
 // client who crafts colliding prompts can only mis-route its own requests.
 
