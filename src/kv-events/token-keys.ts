@@ -2,8 +2,9 @@
 // instead of the engine's block hashes, which depend on the pods' PYTHONHASHSEED and hash algo, the index
 // holds kvpick's own chain over the `token_ids` each BlockStored carries (+ the extra keys it carries: LoRA,
 // `extra_keys` such as cache_salt and multimodal hashes), computed with the request-side scheme, so every
-// request chain compares against every pod. Per pod an EngineKeyMap resolves `parent_block_hash` and
-// `BlockRemoved` (engine hashes) to kvpick keys.
+// request chain compares against every pod. That scheme is kvpick's own cheap chain (kv-index/token-chain.ts)
+// unless a seed kvpick can reproduce is configured with keys auto. Per pod an EngineKeyMap resolves
+// `parent_block_hash` and `BlockRemoved` (engine hashes) to kvpick keys.
 //
 // Modes: `engine` never maps; `tokens` always maps; `auto` uses a pod's engine hashes directly while the
 // root-block check (hash-check.ts) agrees for it (no extra cost on the reference deployment) and switches
