@@ -7,15 +7,19 @@
 // deployment (hashes agree: no map) and token keys (a chain over token_ids + the per-pod map): kvpick's own
 // chain (kvpick_mmh3_64: keys tokens, or auto without a seed) and vLLM's sha256 recipes (auto with a seed
 // whose pods differ: the request scheme is then the configured one), with each row's ratio to engine keys.
-// Last, the request side: the chain of a warm 8k-token prompt with each scheme.
+// Then the request side: the chain of a warm 8k-token prompt with each scheme; last, apply only (no decode).
 // Run: node dist/bench/kv-events.bench.js
 import { decode } from "@msgpack/msgpack";
 import { encodeBatch, type EventSpec, type Layout, seqFrame } from "../test/support/kv-event-publisher.js";
 import { decodeBatch } from "../src/kv-events/decode.js";
 import type { HashAlgo, KeyMode } from "../src/config/schema.js";
+import type { BlockStoredEvent } from "../src/kv-events/decode.js";
 import { KvEventIngest } from "../src/kv-events/ingest.js";
+import { TokenKeys } from "../src/kv-events/token-keys.js";
 import { BlockHasher, type HashScheme, type KeyScheme } from "../src/kv-index/block-hash.js";
 import { BlockIndex } from "../src/kv-index/block-index.js";
+import { LearntBlockSize } from "../src/kv-index/learnt-block-size.js";
+import { RequestHasher } from "../src/kv-index/request-key-scheme.js";
 import { createLogger } from "../src/observability/logger.js";
 import { Metrics } from "../src/observability/metrics.js";
 import { fmt, hash64From, xorshift32 } from "./support/bench-random.js";
@@ -193,3 +197,73 @@ for (const [label, scheme, memoBlocks] of requestCases) {
   console.log(`request chain, warm 8,192 tokens, ${label}: ${fmt(us)} µs`);
   if (sink === 1n) console.log(sink);
 }
+
+// Apply only (no decode): a BlockStored's keys + the pod's map + the index store, against the index store
+// alone on the same events (engine keys' apply step). 16-block events of 64 tokens, chained 64 at a time,
+// engine hashes random; 4 alternating rounds, the first one warming the JIT.
+const log = createLogger({ level: "silent" });
+const applyEvents: BlockStoredEvent[] = [];
+{
+  let parent: bigint | null = null;
+  const toks = Uint32Array.from({ length: BLOCKS_PER_EVENT * BS }, () => rnd32() % 151_000);
+  for (let e = 0; e < 20_000; e++) {
+    const blockHashes = new BigUint64Array(Uint32Array.from({ length: 2 * BLOCKS_PER_EVENT }, rnd32).buffer);
+    applyEvents.push({
+      type: "BlockStored",
+      blockHashes,
+      parentBlockHash: e % 64 === 0 ? null : parent,
+      tokenIds: toks.map((t) => (t + e) % 151_000),
+      blockSize: BS,
+      loraId: null,
+      medium: "GPU",
+      loraName: null,
+      extraKeys: null,
+      groupIdx: 0,
+      kvCacheSpecKind: null,
+      kvCacheSpecSlidingWindow: null,
+    });
+    parent = blockHashes[BLOCKS_PER_EVENT - 1]!;
+  }
+}
+function applyRate(scheme: KeyScheme | null): number {
+  const index = new BlockIndex({ maxEntries: 16_000_000, mediumWeights: { GPU: 1, CPU: 0.8 } });
+  const keys =
+    scheme === null
+      ? null
+      : new TokenKeys({
+          mode: "tokens",
+          hasher: new RequestHasher(
+            { scheme, hashSeed: "kvpick-token-keys", comparable: false },
+            new LearntBlockSize(BS, log),
+          ),
+          comparable: false,
+          index,
+          logger: log,
+          metrics: new Metrics(),
+        });
+  const t0 = performance.now();
+  for (const ev of applyEvents) {
+    if (keys === null) {
+      const w = new Uint32Array(ev.blockHashes.buffer, ev.blockHashes.byteOffset, 2 * BLOCKS_PER_EVENT);
+      index.store("10.0.0.1:8000", "GPU", w, BLOCKS_PER_EVENT);
+    } else {
+      const k = keys.stored("10.0.0.1:8000", ev)!;
+      index.store("10.0.0.1:8000", "GPU", k.words, k.count);
+    }
+  }
+  return (applyEvents.length * BLOCKS_PER_EVENT) / ((performance.now() - t0) / 1000);
+}
+const applyRows: [string, KeyScheme | null][] = [
+  ["index store alone (engine keys' apply)", null],
+  ["token keys, kvpick_mmh3_64 chain + map + store", "kvpick_mmh3_64"],
+  ["token keys, sha256_cbor_64bit chain + map + store (old default)", "sha256_cbor_64bit"],
+];
+const applyRates = applyRows.map(() => [] as number[]);
+for (let round = 0; round < 4; round++)
+  for (let i = 0; i < applyRows.length; i++) applyRates[i]!.push(applyRate(applyRows[i]![1]));
+const best = applyRates.map((r) => Math.max(...r.slice(1)));
+for (let i = 0; i < applyRows.length; i++)
+  console.log(
+    `apply only, ${applyRows[i]![0]}: ${fmt(best[i]! / 1e6)} M block events/s (best of 3 warm rounds), ` +
+      `ratio to store alone ${fmt(best[i]! / best[0]!)}`,
+  );
