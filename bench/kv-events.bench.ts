@@ -4,15 +4,22 @@
 // 151k vocabulary (Qwen3), one event in four starting at token 0 (so it is hash-checked).
 // Then kvEvents.keys: chained events (each event's parent = the previous event's last block, one root per
 // batch, real hashes of the tokens) through the whole path with engine keys, auto on the reference
-// deployment (hashes agree: no map) and token keys (kvpick's chain over token_ids + the per-pod map).
+// deployment (hashes agree: no map) and token keys (a chain over token_ids + the per-pod map): kvpick's own
+// chain (kvpick_mmh3_64: keys tokens, or auto without a seed) and vLLM's sha256 recipes (auto with a seed
+// whose pods differ: the request scheme is then the configured one), with each row's ratio to engine keys.
+// Then the request side: the chain of a warm 8k-token prompt with each scheme; last, apply only (no decode).
 // Run: node dist/bench/kv-events.bench.js
 import { decode } from "@msgpack/msgpack";
 import { encodeBatch, type EventSpec, type Layout, seqFrame } from "../test/support/kv-event-publisher.js";
 import { decodeBatch } from "../src/kv-events/decode.js";
 import type { HashAlgo, KeyMode } from "../src/config/schema.js";
+import type { BlockStoredEvent } from "../src/kv-events/decode.js";
 import { KvEventIngest } from "../src/kv-events/ingest.js";
-import { BlockHasher, type HashScheme } from "../src/kv-index/block-hash.js";
+import { TokenKeys } from "../src/kv-events/token-keys.js";
+import { BlockHasher, type HashScheme, type KeyScheme } from "../src/kv-index/block-hash.js";
 import { BlockIndex } from "../src/kv-index/block-index.js";
+import { LearntBlockSize } from "../src/kv-index/learnt-block-size.js";
+import { RequestHasher } from "../src/kv-index/request-key-scheme.js";
 import { createLogger } from "../src/observability/logger.js";
 import { Metrics } from "../src/observability/metrics.js";
 import { fmt, hash64From, xorshift32 } from "./support/bench-random.js";
@@ -42,12 +49,13 @@ function payloads(count: number, layout: Layout): Uint8Array[] {
   return out;
 }
 
-function time(label: string, blocks: number, bytes: number, fn: () => void): void {
+function time(label: string, blocks: number, bytes: number, fn: () => void): number {
   fn(); // warm-up pass (JIT)
   const t0 = performance.now();
   fn();
   const s = (performance.now() - t0) / 1000;
   console.log(`${label}: ${fmt(blocks / s / 1e6)} M block events/s, ${fmt(bytes / s / 1e6)} MB/s`);
+  return blocks / s;
 }
 
 const N = 5000;
@@ -120,29 +128,36 @@ const cases: [string, HashScheme, string, { hashAlgo: HashAlgo; hashSeed: string
       { hashAlgo: "sha256_cbor_64bit", hashSeed: "42", keys: "auto" },
     ],
     [
-      "keys tokens, no seed (default scheme, 64-bit state)",
+      "keys tokens, no seed (kvpick_mmh3_64 chain)",
       "sha256_cbor",
       "1234",
       { hashAlgo: "sha256_cbor", hashSeed: null, keys: "tokens" },
     ],
     [
-      "keys auto, pods sha256_cbor seed 1234, kvpick seed 42 (switches to tokens, 32-byte state)",
+      "keys auto, no seed, pods xxhash_cbor (kvpick_mmh3_64 chain from the start)",
+      "xxhash_cbor",
+      "1234",
+      { hashAlgo: "xxhash_cbor", hashSeed: null, keys: "auto" },
+    ],
+    [
+      "keys auto, pods sha256_cbor_64bit seed 1234, kvpick seed 42 (switches: old sha256 token chain, 8-byte state)",
+      "sha256_cbor_64bit",
+      "1234",
+      { hashAlgo: "sha256_cbor_64bit", hashSeed: "42", keys: "auto" },
+    ],
+    [
+      "keys auto, pods sha256_cbor seed 1234, kvpick seed 42 (switches: sha256_cbor chain, 32-byte state)",
       "sha256_cbor",
       "1234",
       { hashAlgo: "sha256_cbor", hashSeed: "42", keys: "auto" },
     ],
-    [
-      "keys tokens, xxhash_cbor seed 42 (16-byte state)",
-      "xxhash_cbor",
-      "1234",
-      { hashAlgo: "xxhash_cbor", hashSeed: "42", keys: "tokens" },
-    ],
   ];
+let engineRate = 0;
 for (const [label, scheme, seed, hash] of cases) {
   const ps = chainedPayloads(NC, new BlockHasher({ scheme, hashSeed: seed, blockSize: BS }));
   const bytes = ps.reduce((n, p) => n + p.length, 0);
   let sink = 0;
-  time(`handleMessage chained, ${label}`, chainedBlocks, bytes, () => {
+  const rate = time(`handleMessage chained, ${label}`, chainedBlocks, bytes, () => {
     const index = new BlockIndex({ maxEntries: 16_000_000, mediumWeights: { GPU: 1, CPU: 0.8 } });
     const ingest = new KvEventIngest({
       index,
@@ -156,5 +171,99 @@ for (const [label, scheme, seed, hash] of cases) {
     if (index.stats().entries !== chainedBlocks)
       throw new Error(`${label}: ${index.stats().entries} entries`);
   });
+  if (engineRate === 0) engineRate = rate;
+  console.log(`  ratio to keys engine: ${fmt(rate / engineRate)}`);
   if (sink < 0) console.log(sink);
 }
+
+// Request side: a warm 8k-token prompt (128 blocks of 64) hashed again, as a conversation's next turn or a
+// shared system prompt is: vLLM's schemes with the memo the request path uses (tokenizer.hashMemoBlocks
+// default) and without, and kvpick's chain (no memo: its hash costs what the memo's fingerprint does).
+const prompt = Uint32Array.from({ length: 8192 }, () => rnd32() % 151_000);
+const requestCases: [string, KeyScheme, number][] = [
+  ["sha256_cbor_64bit, memo (warm)", "sha256_cbor_64bit", 65_536],
+  ["sha256_cbor_64bit, no memo", "sha256_cbor_64bit", 0],
+  ["sha256_cbor, memo (warm)", "sha256_cbor", 65_536],
+  ["kvpick_mmh3_64 (token keys)", "kvpick_mmh3_64", 65_536],
+];
+for (const [label, scheme, memoBlocks] of requestCases) {
+  const h = new BlockHasher({ scheme, hashSeed: "42", blockSize: BS, memoBlocks });
+  let sink = 0n;
+  for (let i = 0; i < 50; i++) sink ^= h.hash(prompt)[127]!; // warm: JIT and memo
+  const runs = 2000;
+  const t0 = performance.now();
+  for (let i = 0; i < runs; i++) sink ^= h.hash(prompt)[127]!;
+  const us = ((performance.now() - t0) * 1000) / runs;
+  console.log(`request chain, warm 8,192 tokens, ${label}: ${fmt(us)} µs`);
+  if (sink === 1n) console.log(sink);
+}
+
+// Apply only (no decode): a BlockStored's keys + the pod's map + the index store, against the index store
+// alone on the same events (engine keys' apply step). 16-block events of 64 tokens, chained 64 at a time,
+// engine hashes random; 4 alternating rounds, the first one warming the JIT.
+const log = createLogger({ level: "silent" });
+const applyEvents: BlockStoredEvent[] = [];
+{
+  let parent: bigint | null = null;
+  const toks = Uint32Array.from({ length: BLOCKS_PER_EVENT * BS }, () => rnd32() % 151_000);
+  for (let e = 0; e < 20_000; e++) {
+    const blockHashes = new BigUint64Array(Uint32Array.from({ length: 2 * BLOCKS_PER_EVENT }, rnd32).buffer);
+    applyEvents.push({
+      type: "BlockStored",
+      blockHashes,
+      parentBlockHash: e % 64 === 0 ? null : parent,
+      tokenIds: toks.map((t) => (t + e) % 151_000),
+      blockSize: BS,
+      loraId: null,
+      medium: "GPU",
+      loraName: null,
+      extraKeys: null,
+      groupIdx: 0,
+      kvCacheSpecKind: null,
+      kvCacheSpecSlidingWindow: null,
+    });
+    parent = blockHashes[BLOCKS_PER_EVENT - 1]!;
+  }
+}
+function applyRate(scheme: KeyScheme | null): number {
+  const index = new BlockIndex({ maxEntries: 16_000_000, mediumWeights: { GPU: 1, CPU: 0.8 } });
+  const keys =
+    scheme === null
+      ? null
+      : new TokenKeys({
+          mode: "tokens",
+          hasher: new RequestHasher(
+            { scheme, hashSeed: "kvpick-token-keys", comparable: false },
+            new LearntBlockSize(BS, log),
+          ),
+          comparable: false,
+          index,
+          logger: log,
+          metrics: new Metrics(),
+        });
+  const t0 = performance.now();
+  for (const ev of applyEvents) {
+    if (keys === null) {
+      const w = new Uint32Array(ev.blockHashes.buffer, ev.blockHashes.byteOffset, 2 * BLOCKS_PER_EVENT);
+      index.store("10.0.0.1:8000", "GPU", w, BLOCKS_PER_EVENT);
+    } else {
+      const k = keys.stored("10.0.0.1:8000", ev)!;
+      index.store("10.0.0.1:8000", "GPU", k.words, k.count);
+    }
+  }
+  return (applyEvents.length * BLOCKS_PER_EVENT) / ((performance.now() - t0) / 1000);
+}
+const applyRows: [string, KeyScheme | null][] = [
+  ["index store alone (engine keys' apply)", null],
+  ["token keys, kvpick_mmh3_64 chain + map + store", "kvpick_mmh3_64"],
+  ["token keys, sha256_cbor_64bit chain + map + store (old default)", "sha256_cbor_64bit"],
+];
+const applyRates = applyRows.map(() => [] as number[]);
+for (let round = 0; round < 4; round++)
+  for (let i = 0; i < applyRows.length; i++) applyRates[i]!.push(applyRate(applyRows[i]![1]));
+const best = applyRates.map((r) => Math.max(...r.slice(1)));
+for (let i = 0; i < applyRows.length; i++)
+  console.log(
+    `apply only, ${applyRows[i]![0]}: ${fmt(best[i]! / 1e6)} M block events/s (best of 3 warm rounds), ` +
+      `ratio to store alone ${fmt(best[i]! / best[0]!)}`,
+  );

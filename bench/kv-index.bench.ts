@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { BlockStoredEvent } from "../src/kv-events/decode.js";
 import { TokenKeys } from "../src/kv-events/token-keys.js";
-import type { HashScheme } from "../src/kv-index/block-hash.js";
+import type { KeyScheme } from "../src/kv-index/block-hash.js";
 import { BlockIndex } from "../src/kv-index/block-index.js";
 import { LearntBlockSize } from "../src/kv-index/learnt-block-size.js";
 import { RequestHasher } from "../src/kv-index/request-key-scheme.js";
@@ -134,7 +134,7 @@ async function memoryPerEntry(entries: number, podsPerBlock: number): Promise<vo
  * per-pod map engine hash → key, then the index store — the apply step without decoding. 16-block events,
  * each chained on the previous one's last block; engine hashes random.
  */
-function tokenKeyApply(scheme: HashScheme): void {
+function tokenKeyApply(scheme: KeyScheme): void {
   const bs = 64;
   const perEvent = 16;
   const events = 20_000;
@@ -191,7 +191,8 @@ if (process.argv[2] === "--memory") {
   await memoryPerEntry(Number(process.argv[3]), Number(process.argv[4]));
 } else {
   applyThroughput();
-  for (const scheme of ["sha256_cbor_64bit", "sha256_cbor", "xxhash_cbor"] as const) tokenKeyApply(scheme);
+  for (const scheme of ["kvpick_mmh3_64", "sha256_cbor_64bit", "sha256_cbor", "xxhash_cbor"] as const)
+    tokenKeyApply(scheme);
   lookupLatency(8);
   lookupLatency(64);
   lookupLatency(64, true);

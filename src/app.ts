@@ -293,8 +293,8 @@ export function createApp(options: AppOptions): App {
 
   // 4. The read path: tokenize → hash → schedule.
   const tokenizer = new TokenizationService({ config: config.tokenizer, logger, metrics });
-  // kvpick's own key scheme: the pods' when a seed is configured, else a fixed default (token keys).
-  const keyScheme = requestKeyScheme(config.tokenizer);
+  // kvpick's own key scheme: the pods' when a seed is configured (keys engine/auto), else its own token chain.
+  const keyScheme = requestKeyScheme({ ...config.tokenizer, keys: config.kvEvents.keys });
   const hasher = new RequestHasher(keyScheme, blockSizes, config.tokenizer.hashMemoBlocks);
   // The estimated fallback for pods without KV events: built here so its size reaches /metrics.
   const estimatedFallback = new EstimatedPrefixIndex(estimatedPrefixParams.parse({}));

@@ -2,8 +2,9 @@
 // instead of the engine's block hashes, which depend on the pods' PYTHONHASHSEED and hash algo, the index
 // holds kvpick's own chain over the `token_ids` each BlockStored carries (+ the extra keys it carries: LoRA,
 // `extra_keys` such as cache_salt and multimodal hashes), computed with the request-side scheme, so every
-// request chain compares against every pod. Per pod an EngineKeyMap resolves `parent_block_hash` and
-// `BlockRemoved` (engine hashes) to kvpick keys.
+// request chain compares against every pod. That scheme is kvpick's own cheap chain (kv-index/token-chain.ts)
+// unless a seed kvpick can reproduce is configured with keys auto. Per pod an EngineKeyMap resolves
+// `parent_block_hash` and `BlockRemoved` (engine hashes) to kvpick keys.
 //
 // Modes: `engine` never maps; `tokens` always maps; `auto` uses a pod's engine hashes directly while the
 // root-block check (hash-check.ts) agrees for it (no extra cost on the reference deployment) and switches
@@ -14,6 +15,7 @@ import { NULL_EXTRA } from "../kv-index/block-hash.js";
 import type { BlockIndex } from "../kv-index/block-index.js";
 import { CborWriter } from "../kv-index/cbor-writer.js";
 import { EngineKeyMap } from "../kv-index/engine-key-map.js";
+import { chainKey } from "../kv-index/token-chain.js";
 import type { RequestHasher } from "../kv-index/request-key-scheme.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -44,6 +46,9 @@ interface PodKeys {
   map: EngineKeyMap | null;
 }
 
+/** The chain state passed to a map that keeps none (stateBytes 0). */
+const NO_STATE = new Uint8Array(32);
+
 const readU32BE = (b: Uint8Array, off: number): number =>
   ((b[off]! << 24) | (b[off + 1]! << 16) | (b[off + 2]! << 8) | b[off + 3]!) >>> 0;
 
@@ -60,6 +65,7 @@ export class TokenKeys {
   readonly #parent = new Uint8Array(32);
   readonly #cbor = new CborWriter(256);
   #words = new Uint32Array(64);
+  readonly #extraWords = new Uint32Array(2);
 
   constructor(options: TokenKeysOptions) {
     this.mode = options.mode;
@@ -134,6 +140,28 @@ export class TokenKeys {
     }
     if (this.#words.length < 2 * n) this.#words = new Uint32Array(2 * n);
     const out = this.#words;
+    const chain = h.tokenChain;
+    if (chain !== null) {
+      // kvpick's own chain: the state is the key itself, no digest buffers (token-chain.ts).
+      let pLo: number;
+      let pHi: number;
+      if (ev.parentBlockHash === null) {
+        pLo = chain.rootLo;
+        pHi = chain.rootHi;
+      } else {
+        pHi = readU32BE(parent, 24);
+        pLo = readU32BE(parent, 28);
+      }
+      const e = this.#extraWords;
+      for (let i = 0; i < n; i++) {
+        chain.extraKey(this.#extra(ev, i), e, 0);
+        chainKey(pLo, pHi, e[0]!, e[1]!, ev.tokenIds, i * bs, bs, out, 2 * i);
+        pLo = out[2 * i]!;
+        pHi = out[2 * i + 1]!;
+        map.set(hashes[2 * i]!, hashes[2 * i + 1]!, pLo, pHi, NO_STATE);
+      }
+      return { words: out, count: n };
+    }
     for (let i = 0; i < n; i++) {
       const digest = h.chainBlock(parent, ev.tokenIds, i * bs, this.#extra(ev, i));
       const lo = readU32BE(digest, 28);

@@ -9,6 +9,7 @@ import { hash as oneShotHash } from "node:crypto";
 import { createXXHash128 } from "hash-wasm";
 import { BlockHashMemo } from "./block-hash-memo.js";
 import { CborWriter } from "./cbor-writer.js";
+import { chainKey, TOKEN_CHAIN_SCHEME, TokenChain } from "./token-chain.js";
 
 /**
  * vLLM `--prefix-caching-hash-algo`:
@@ -19,8 +20,14 @@ import { CborWriter } from "./cbor-writer.js";
  */
 export type HashScheme = "sha256_cbor_64bit" | "sha256_cbor" | "xxhash_cbor";
 
+/**
+ * A scheme a BlockHasher computes: vLLM's, or kvpick's own token-key chain (`kvpick_mmh3_64`,
+ * token-chain.ts), which no pod computes: kvpick keys token-keyed pods' blocks and requests with it.
+ */
+export type KeyScheme = HashScheme | typeof TOKEN_CHAIN_SCHEME;
+
 export interface BlockHasherOptions {
-  scheme: HashScheme;
+  scheme: KeyScheme;
   /** The pods' PYTHONHASHSEED, hashed as a CBOR text string (e.g. "42"). */
   hashSeed: string;
   /** vLLM `--block-size`. */
@@ -60,7 +67,7 @@ function xxh3Padded(data: Uint8Array): Uint8Array {
 }
 
 export class BlockHasher {
-  readonly scheme: HashScheme;
+  readonly scheme: KeyScheme;
   readonly blockSize: number;
   readonly hashSeed: string;
   /**
@@ -71,6 +78,8 @@ export class BlockHasher {
   readonly #digest: (data: Uint8Array) => Uint8Array;
   readonly #w = new CborWriter(1024);
   readonly #memo: BlockHashMemo | null;
+  /** kvpick's own chain (scheme `kvpick_mmh3_64`), else null. */
+  readonly #chain: TokenChain | null;
   /** The memo's digest view is overwritten by later stores: a hit's digest is copied here. */
   readonly #scratch = [new Uint8Array(32), new Uint8Array(32)] as const;
 
@@ -82,6 +91,16 @@ export class BlockHasher {
     this.blockSize = options.blockSize;
     this.hashSeed = options.hashSeed;
     this.#digest = options.scheme === "xxhash_cbor" ? xxh3Padded : sha256;
+    if (options.scheme === TOKEN_CHAIN_SCHEME) {
+      // As cheap as the memo's own fingerprint: no memo. The root key sits where the 64-bit schemes keep theirs.
+      this.#chain = new TokenChain(options.hashSeed, options.blockSize);
+      this.rootDigest = new Uint8Array(32);
+      writeU32BE(this.rootDigest, 24, this.#chain.rootHi);
+      writeU32BE(this.rootDigest, 28, this.#chain.rootLo);
+      this.#memo = null;
+      return;
+    }
+    this.#chain = null;
     const w = new CborWriter(64);
     w.text(options.hashSeed);
     this.rootDigest = new Uint8Array(this.#digest(w.view()));
@@ -92,6 +111,11 @@ export class BlockHasher {
   /** Memo hits and misses since creation (both 0 without a memo). */
   memoStats(): { hits: number; misses: number } {
     return { hits: this.#memo?.hits ?? 0, misses: this.#memo?.misses ?? 0 };
+  }
+
+  /** kvpick's own chain when the scheme is `kvpick_mmh3_64` (token-keys.ts keys events with it), else null. */
+  get tokenChain(): TokenChain | null {
+    return this.#chain;
   }
 
   /** NONE_HASH as vLLM's events would carry it (low 64 bits). */
@@ -109,6 +133,10 @@ export class BlockHasher {
    * `tokens` are token ids (non-negative ints below 2^32).
    */
   hash(tokens: ArrayLike<number>, extras?: BlockExtras): BigUint64Array {
+    if (this.#chain !== null) {
+      const [e0, eRest] = encodeExtras(extras);
+      return this.#chain.hash(tokens, e0, eRest);
+    }
     const bs = this.blockSize;
     const n = Math.floor(tokens.length / bs);
     const out = new BigUint64Array(n);
@@ -145,6 +173,7 @@ export class BlockHasher {
    * chains the `token_ids` of BlockStored events with kvpick's own scheme.
    */
   chainBlock(parent: Uint8Array, tokens: ArrayLike<number>, base: number, extra: Uint8Array): Uint8Array {
+    if (this.#chain !== null) return this.#ownBlock(parent, tokens, base, extra);
     const w = this.#w;
     const bs = this.blockSize;
     w.reset();
@@ -158,6 +187,20 @@ export class BlockHasher {
     w.buf.set(extra, w.pos);
     w.pos += extra.length;
     return this.#digest(w.view());
+  }
+
+  /** chainBlock for kvpick's own chain: the parent key and the new key in bytes 24..31 (big-endian). */
+  #ownBlock(parent: Uint8Array, tokens: ArrayLike<number>, base: number, extra: Uint8Array): Uint8Array {
+    const chain = this.#chain!;
+    const k = new Uint32Array(4);
+    chain.extraKey(extra, k, 2);
+    const pHi = readU32BE(parent, 24);
+    const pLo = readU32BE(parent, 28);
+    chainKey(pLo, pHi, k[2]!, k[3]!, tokens, base, this.blockSize, k, 0);
+    const out = new Uint8Array(32);
+    writeU32BE(out, 24, k[1]!);
+    writeU32BE(out, 28, k[0]!);
+    return out;
   }
 }
 
@@ -188,6 +231,13 @@ function encodeExtras(extras: BlockExtras | undefined): [Uint8Array, Uint8Array]
     return w.view().slice();
   };
   return [encode(true), encode(false)];
+}
+
+function writeU32BE(b: Uint8Array, off: number, v: number): void {
+  b[off] = v >>> 24;
+  b[off + 1] = (v >>> 16) & 0xff;
+  b[off + 2] = (v >>> 8) & 0xff;
+  b[off + 3] = v & 0xff;
 }
 
 function readU32BE(b: Uint8Array, off: number): number {

@@ -1,26 +1,34 @@
 // kvpick's own block-key scheme: how requests are hashed, and how token-keyed pods' blocks are keyed
-// (kvEvents.keys). With a seed and an algo kvpick can reproduce it is the pods' own scheme, so pods whose
-// hashes agree are indexed by their engine hashes at no extra cost; otherwise a fixed default, since no
-// engine hash could match anyway and every pod is then keyed by kvpick's chain over its events' token ids.
-import { type HashAlgo, isReproducible } from "../config/schema.js";
-import { type BlockExtras, BlockHasher, type HashScheme } from "./block-hash.js";
+// (kvEvents.keys). With a seed and an algo kvpick can reproduce, and keys engine or auto, it is the pods' own
+// scheme, so pods whose hashes agree are indexed by their engine hashes at no extra cost; otherwise (keys
+// tokens, or no usable seed) kvpick's own cheap chain (token-chain.ts), since no engine hash is compared
+// and every pod is keyed by that chain over its events' token ids.
+import { type HashAlgo, isReproducible, type KeyMode } from "../config/schema.js";
+import { type BlockExtras, BlockHasher, type KeyScheme } from "./block-hash.js";
 import type { LearntBlockSize } from "./learnt-block-size.js";
+import { TOKEN_CHAIN_SCHEME } from "./token-chain.js";
 
 /**
- * The default when the pods' hashes cannot be reproduced: the 64-bit scheme keeps no chain state beyond the
- * key itself (the smallest engine-key map) and its own seed string, so nothing mistakes it for a pod's.
+ * The scheme when the pods' hashes are not mirrored: kvpick's own chain (no chain state beyond the key
+ * itself: the smallest engine-key map) under its own seed string. Fixed: replicas sharing a Redis index
+ * must agree on it.
  */
-export const DEFAULT_KEY_SCHEME = { scheme: "sha256_cbor_64bit", hashSeed: "kvpick-token-keys" } as const;
+export const DEFAULT_KEY_SCHEME = { scheme: TOKEN_CHAIN_SCHEME, hashSeed: "kvpick-token-keys" } as const;
 
 export interface RequestKeyScheme {
-  scheme: HashScheme;
+  scheme: KeyScheme;
   hashSeed: string;
   /** True when this is the pods' configured scheme and seed: their engine hashes may equal kvpick's keys. */
   comparable: boolean;
 }
 
-export function requestKeyScheme(t: { hashAlgo: HashAlgo; hashSeed: string | null }): RequestKeyScheme {
-  if (t.hashSeed !== null && isReproducible(t.hashAlgo))
+/** `keys` = kvEvents.keys (absent = engine, for callers that predate token keys). */
+export function requestKeyScheme(t: {
+  hashAlgo: HashAlgo;
+  hashSeed: string | null;
+  keys?: KeyMode | undefined;
+}): RequestKeyScheme {
+  if (t.keys !== "tokens" && t.hashSeed !== null && isReproducible(t.hashAlgo))
     return { scheme: t.hashAlgo, hashSeed: t.hashSeed, comparable: true };
   return { ...DEFAULT_KEY_SCHEME, comparable: false };
 }
@@ -30,7 +38,7 @@ export function requestKeyScheme(t: { hashAlgo: HashAlgo; hashSeed: string | nul
  * first time the size is known; until then `current()` is null and requests get no chain.
  */
 export class RequestHasher {
-  readonly scheme: HashScheme;
+  readonly scheme: KeyScheme;
   readonly hashSeed: string;
   readonly #sizes: LearntBlockSize;
   readonly #memoBlocks: number;
