@@ -7,7 +7,7 @@ import { configSchema } from "../config/schema.js";
 import { BlockIndex } from "../kv-index/block-index.js";
 import { createLogger } from "../observability/logger.js";
 import { Metrics } from "../observability/metrics.js";
-import { KvEventSubscriber } from "./subscriber.js";
+import { createKvEvents } from "./create-kv-events.js";
 
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
@@ -29,14 +29,14 @@ describe("BatchApplier slicing", () => {
     const config = configSchema.parse({ kvEvents: { endpoint: "tcp://127.0.0.1:*" } });
     const index = new BlockIndex({ maxEntries: 4_000_000, mediumWeights: { GPU: 1 } });
     const metrics = new Metrics();
-    const sub = new KvEventSubscriber({
+    const sub = createKvEvents({
       config: config.kvEvents,
       hash: { hashAlgo: "sha256_cbor_64bit", hashSeed: "42", blockSize: 64, keys: "engine" },
       index,
       logger: createLogger({ level: "silent" }),
       metrics,
     });
-    cleanup.push(() => sub.close());
+    cleanup.push(() => sub.stop(0));
     await sub.start();
     const pub = new KvEventPublisher({ topic: "kv@10.0.0.1@m" });
     cleanup.push(() => pub.close());

@@ -1,11 +1,11 @@
 // KV-event recovery on real ZeroMQ sockets: the simulator's vLLM publisher (PUB + replay ROUTER) → kvpick's
-// KvEventSubscriber (SUB + replay DEALER). Every recovered index is compared with a gap-free reference run
+// kv-events path (SUB + replay DEALER). Every recovered index is compared with a gap-free reference run
 // of the same batches.
 import type { Counter, Gauge } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { configSchema } from "../../src/config/schema.js";
 import { KvEventIngest } from "../../src/kv-events/ingest.js";
-import { KvEventSubscriber } from "../../src/kv-events/subscriber.js";
+import { createKvEvents, type KvEvents } from "../../src/kv-events/create-kv-events.js";
 import { BlockIndex } from "../../src/kv-index/block-index.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { Metrics } from "../../src/observability/metrics.js";
@@ -50,7 +50,7 @@ function subscriber(o: {
   const index = new BlockIndex(config.index);
   const metrics = new Metrics();
   const logs: Record<string, unknown>[] = [];
-  const sub = new KvEventSubscriber({
+  const sub = createKvEvents({
     config: config.kvEvents,
     hash: HASH,
     index,
@@ -61,7 +61,7 @@ function subscriber(o: {
     metrics,
     ...(o.replay === undefined ? {} : { replayEndpoint: o.replay }),
   });
-  cleanup.push(() => sub.close());
+  cleanup.push(() => sub.stop(0));
   return { sub, index, metrics, logs };
 }
 
@@ -124,15 +124,15 @@ function reference(pod: string, p: SimKvEventPublisher, batches: SimEventBatch[]
   return held(index, pod, batches);
 }
 
-const appliedSeq = (sub: KvEventSubscriber, pod: string) =>
+const appliedSeq = (sub: KvEvents, pod: string) =>
   sub.podStates().find((s) => s.podId === pod)?.publishers[0]?.lastSeq ?? null;
-const settled = (sub: KvEventSubscriber, pod: string, lastSeq: bigint) => () => {
+const settled = (sub: KvEvents, pod: string, lastSeq: bigint) => () => {
   const s = sub.podStates().find((x) => x.podId === pod);
   return s !== undefined && s.replays === 0 && s.publishers[0]?.lastSeq === String(lastSeq);
 };
 
 /** Empty batches until the subscriber has heard the pod (ZeroMQ's slow joiner drops the first ones). */
-async function warmUp(p: SimKvEventPublisher, sub: KvEventSubscriber, pod: string, batches: SimEventBatch[]) {
+async function warmUp(p: SimKvEventPublisher, sub: KvEvents, pod: string, batches: SimEventBatch[]) {
   const deadline = Date.now() + 10_000;
   while (appliedSeq(sub, pod) === null) {
     if (Date.now() > deadline) throw new Error("subscriber not receiving");
@@ -191,7 +191,7 @@ describe("KV-event replay", () => {
     await until(settled(first.sub, pod, p.seq - 1n), "first subscriber caught up");
     const before = held(first.index, pod, batches);
     expect(before).toEqual(reference(pod, p, batches));
-    await first.sub.close();
+    await first.sub.stop(0);
 
     // kvpick restarts on the same address; the pod's PUB reconnects by itself. The first batch the new
     // subscriber sees has seq > 0: it replays from 0 and gets everything the ring still holds.
@@ -543,7 +543,7 @@ describe("KV-event replay", () => {
 });
 
 /** Rebinding a port another socket just released can race its close: retry briefly. */
-async function bindRetrying(sub: KvEventSubscriber): Promise<void> {
+async function bindRetrying(sub: KvEvents): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       await sub.start();
