@@ -36,7 +36,7 @@ export interface PodReplaysDeps {
   now: () => number;
   /** One replayed batch (raw payload) for the pod. */
   decode(state: PodState, seq: bigint, payload: Uint8Array): void;
-  /** The pod's last replay ended (`state.replayFailed` tells whether one of them failed). */
+  /** The pod's last replay ended (`state.release()` tells whether one of them failed). */
   finished(state: PodState): void;
   /**
    * A replay ended without its end marker and is being resumed ("begun"), a resumed one then ended with its
@@ -153,12 +153,11 @@ export class PodReplays {
     // Ends the run once the queue has freed the endpoint: releasing held batches may replay it again.
     const done = () => this.#end(state, run, endpoint, start, reason, outcome);
     if (!this.#queue.submit(endpoint, job, done)) return false;
-    state.runs.add(run);
-    if (run.recovering) state.accuracy.recovering(1);
+    state.runStarted(run);
     return true;
   }
 
-  /** Aborted runs must already be out of their pod's `runs` (PodState.abortReplays). */
+  /** Aborted runs must already be out of their pod's runs (PodState.abortReplays). */
   async close(): Promise<void> {
     await this.#queue.drain();
   }
@@ -181,8 +180,7 @@ export class PodReplays {
     outcome: ReplayOutcome,
   ): void {
     // Aborted (restart, pod forgotten, shutdown): the pod's state has moved on without this run.
-    if (outcome.kind === "aborted" || !state.runs.delete(run)) return;
-    if (run.recovering) state.accuracy.recovering(-1);
+    if (outcome.kind === "aborted" || !state.runEnded(run, outcome.kind !== "complete")) return;
     const result =
       outcome.kind === "complete"
         ? run.hole && reason !== "connect"
@@ -203,9 +201,6 @@ export class PodReplays {
         `kv-event replay ${outcome.kind === "timeout" ? "timed out" : "failed"}: check the pod's vLLM replay_endpoint and kvEvents.replayPort`,
         { ...fields, cooldownMs: this.#s.cooldownMs },
       );
-    if (outcome.kind !== "complete") state.replayFailed = true;
-    state.replayedFrom =
-      state.replayedFrom === null || start > state.replayedFrom ? start : state.replayedFrom;
-    if (state.runs.size === 0) this.#d.finished(state);
+    if (!state.replaying) this.#d.finished(state);
   }
 }
