@@ -213,7 +213,7 @@ export function createApp(options: AppOptions): App {
     hash: { ...config.tokenizer, keys: config.kvEvents.keys, blockSizes },
     index,
     logger,
-    metrics,
+    recorder: metrics.kvEvents,
     mirror: sharedIndex?.mirror,
     pool: endpoints,
   });

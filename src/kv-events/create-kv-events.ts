@@ -4,7 +4,7 @@
 import type { Config } from "../config/schema.js";
 import type { BlockIndex } from "../kv-index/block-index.js";
 import type { Logger } from "../observability/logger.js";
-import type { Metrics } from "../observability/metrics.js";
+import type { KvEventsRecorder } from "./kv-events-recorder.js";
 import type { Service } from "../service-group.js";
 import type { IndexMirror } from "./index-mirror.js";
 import { type HashCheckConfig, KvEventIngest, type PodStateView } from "./ingest.js";
@@ -17,7 +17,7 @@ export interface KvEventsOptions {
   hash: HashCheckConfig;
   index: BlockIndex;
   logger: Logger;
-  metrics: Metrics;
+  recorder: KvEventsRecorder;
   /** Optional mirror of every applied change (the shared index in Redis). */
   mirror?: IndexMirror | undefined;
   /**
@@ -124,7 +124,7 @@ export function createKvEvents(options: KvEventsOptions): KvEvents {
   const ingest = new KvEventIngest({
     index: options.index,
     logger: log,
-    metrics: options.metrics,
+    recorder: options.recorder,
     hash: options.hash,
     mirror: options.mirror,
     healAfterMs: c.healAfterMs,

@@ -7,7 +7,7 @@
 import type { BlockIndex } from "../kv-index/block-index.js";
 import type { Logger } from "../observability/logger.js";
 import { RateLimitedLog } from "../observability/logger.js";
-import type { Metrics } from "../observability/metrics.js";
+import type { KvEventsRecorder } from "./kv-events-recorder.js";
 import { BatchApplier } from "./batch-applier.js";
 import { DecodeError, decodeBatch, type KvEventBatch } from "./decode.js";
 import { HashCheck, type HashCheckConfig } from "./hash-check.js";
@@ -25,7 +25,7 @@ const MAX_POD_ID = 256;
 export interface KvEventIngestOptions {
   index: BlockIndex;
   logger: Logger;
-  metrics: Metrics;
+  recorder: KvEventsRecorder;
   hash: HashCheckConfig;
   /** Told of every change after it is applied locally (the optional shared index in Redis). */
   mirror?: IndexMirror | undefined;
@@ -55,7 +55,7 @@ const utf8 = new TextDecoder("utf-8");
 
 export class KvEventIngest {
   readonly #log: Logger;
-  readonly #metrics: Metrics;
+  readonly #recorder: KvEventsRecorder;
   readonly #hashCheck: HashCheck;
   readonly #applier: BatchApplier;
   readonly #admit: ((podId: string) => boolean) | null;
@@ -64,14 +64,19 @@ export class KvEventIngest {
 
   constructor(options: KvEventIngestOptions) {
     this.#log = options.logger;
-    this.#metrics = options.metrics;
-    this.#hashCheck = new HashCheck(options.hash, options.logger, options.metrics);
-    this.#applier = new BatchApplier(options.index, options.metrics, this.#hashCheck, options.mirror ?? null);
+    this.#recorder = options.recorder;
+    this.#hashCheck = new HashCheck(options.hash, options.logger, options.recorder);
+    this.#applier = new BatchApplier(
+      options.index,
+      options.recorder,
+      this.#hashCheck,
+      options.mirror ?? null,
+    );
     this.#admit = options.admit ?? null;
     this.#seq = new Sequencing({
       applier: this.#applier,
       logger: options.logger,
-      metrics: options.metrics,
+      recorder: options.recorder,
       replay: options.replay,
       healAfterMs: options.healAfterMs ?? 60_000,
       now: options.now ?? Date.now,
@@ -115,8 +120,7 @@ export class KvEventIngest {
     this.#applier.clearPod(podId);
     this.#hashCheck.forget(podId);
     if (this.#seq.forget(podId)) {
-      this.#metrics.kvPodStale.remove({ pod: podId });
-      this.#metrics.kvLastEventTimestamp.remove({ pod: podId });
+      this.#recorder.podLeft(podId);
     }
   }
 
@@ -188,7 +192,7 @@ export class KvEventIngest {
   }
 
   #reject(pod: string): void {
-    this.#metrics.kvEventsRejected.inc({ reason: "not-in-pool" });
+    this.#recorder.rejected("not-in-pool");
     // One key for every rejected pod: their ids are chosen by the sender.
     const suppressed = this.#rate.admit("reject|not-in-pool");
     if (suppressed >= 0)
@@ -199,7 +203,7 @@ export class KvEventIngest {
   }
 
   #malformed(pod: string, reason: string, detail: string): void {
-    this.#metrics.kvEventsMalformed.inc({ pod, reason });
+    this.#recorder.malformed(pod, reason);
     this.#warn(pod, `malformed:${reason}`, "kv-event message dropped", { reason, detail });
   }
 

@@ -6,7 +6,7 @@
 // order, so nothing is applied twice or out of order.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "../observability/logger.js";
-import type { Metrics } from "../observability/metrics.js";
+import type { KvEventsRecorder } from "./kv-events-recorder.js";
 import type { PodState, ReplayRun } from "./pod-state.js";
 import { type ReplayOutcome, requestReplay } from "./replay-client.js";
 import { ReplayQueue } from "./replay-queue.js";
@@ -32,7 +32,7 @@ export type ReplayReason = "gap" | "joined" | "connect";
 
 export interface PodReplaysDeps {
   logger: Logger;
-  metrics: Metrics;
+  recorder: KvEventsRecorder;
   now: () => number;
   /** One replayed batch (raw payload) for the pod. */
   decode(state: PodState, seq: bigint, payload: Uint8Array): void;
@@ -60,7 +60,7 @@ export class PodReplays {
       maxConcurrent: settings.maxConcurrent,
       cooldownMs: settings.cooldownMs,
       now: deps.now,
-      onRunning: (n) => deps.metrics.kvReplaysRunning.set(n),
+      onRunning: (n) => deps.recorder.replaysRunning(n),
     });
   }
 
@@ -77,7 +77,7 @@ export class PodReplays {
     const endpoint = this.#s.endpoint(state.podId, rank);
     if (endpoint === null || this.#queue.busy(endpoint)) return false;
     if (this.#queue.coolingDown(endpoint)) {
-      this.#d.metrics.kvReplays.inc({ pod: state.podId, result: "cooldown" });
+      this.#d.recorder.replay(state.podId, "cooldown");
       return false;
     }
     const run: ReplayRun = {
@@ -108,7 +108,7 @@ export class PodReplays {
               this.#d.decode(state, seq, payload);
             },
             onMalformed: (why, detail) => {
-              this.#d.metrics.kvEventsMalformed.inc({ pod: state.podId, reason: `replay-${why}` });
+              this.#d.recorder.malformed(state.podId, `replay-${why}`);
               this.#d.warn(state.podId, `replay-malformed:${why}`, "kv-event replay reply dropped", {
                 reason: why,
                 detail,
@@ -138,7 +138,7 @@ export class PodReplays {
           this.#d.truncation(state, "abandoned", fields);
           return false;
         }
-        this.#d.metrics.kvReplays.inc({ pod: state.podId, result: "truncated" });
+        this.#d.recorder.replay(state.podId, "truncated");
         const pause =
           attempt === 0 ? 0 : Math.min(RESUME_BACKOFF_MAX_MS, RESUME_BACKOFF_MS * 2 ** (attempt - 1));
         if (pause > 0) await sleep(pause, undefined, { signal: run.controller.signal }).catch(() => {});
@@ -187,7 +187,7 @@ export class PodReplays {
           ? "incomplete"
           : "complete"
         : outcome.kind;
-    this.#d.metrics.kvReplays.inc({ pod: state.podId, result });
+    this.#d.recorder.replay(state.podId, result);
     const fields = {
       ...this.#fields(endpoint, reason, start, run),
       ...(outcome.kind === "failed" ? { error: outcome.reason } : {}),

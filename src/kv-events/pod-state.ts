@@ -1,8 +1,8 @@
 // Per-pod bookkeeping of the KV-event stream: sequence numbers per publisher (one per data-parallel
 // rank, each with its own counter), replays in flight and the live batches held meanwhile, the pod's
-// accuracy, and its pre-labelled metric children (labelling once per pod keeps prom-client's label hashing
-// off the per-message path).
-import type { Metrics } from "../observability/metrics.js";
+// accuracy, and its recorder (made once per pod, which keeps prom-client's label hashing off the per-message
+// path).
+import type { PodEventsRecorder } from "./kv-events-recorder.js";
 import type { KvEventBatch } from "./decode.js";
 import { type Accuracy, PodAccuracy } from "./pod-accuracy.js";
 
@@ -73,13 +73,6 @@ export interface ReplayRun {
   resumes: number;
 }
 
-interface Inc {
-  inc(value?: number): void;
-}
-interface Settable {
-  set(value: number): void;
-}
-
 const NO_RANK = -1;
 
 export class PodState {
@@ -90,12 +83,8 @@ export class PodState {
   /** KV-cache groups seen as full attention (hybrid models), so their removals are indexed too. */
   readonly fullAttentionGroups = new Set<number>();
   readonly accuracy: PodAccuracy;
-  readonly #received: Inc;
-  readonly appliedStored: Inc;
-  readonly appliedRemoved: Inc;
-  readonly appliedCleared: Inc;
-  readonly #replayedBatches: Inc;
-  readonly #lastEventGauge: Settable;
+  /** The pod's counters and gauges (made once per pod). */
+  readonly recorder: PodEventsRecorder;
   readonly #runs = new Set<ReplayRun>();
   #held: HeldBatch[] = [];
   /** Live batches dropped because `held` was full, since the last release. */
@@ -106,21 +95,13 @@ export class PodState {
   #replayProgress = 0;
   /** The furthest start of the replays ended since the last release (null: none). */
   #replayedFrom: bigint | null = null;
-  readonly #staleGauge: Settable;
   #stale = false;
   readonly #seqs = new Map<number, PublisherSeq>();
 
-  constructor(podId: string, m: Metrics, healAfterMs: number) {
+  constructor(podId: string, recorder: PodEventsRecorder, healAfterMs: number) {
     this.podId = podId;
     this.accuracy = new PodAccuracy(healAfterMs);
-    this.#received = m.kvEventsReceived.labels({ pod: podId });
-    this.appliedStored = m.kvEventsApplied.labels({ pod: podId, type: "BlockStored" });
-    this.appliedRemoved = m.kvEventsApplied.labels({ pod: podId, type: "BlockRemoved" });
-    this.appliedCleared = m.kvEventsApplied.labels({ pod: podId, type: "AllBlocksCleared" });
-    this.#replayedBatches = m.kvReplayedBatches.labels({ pod: podId });
-    this.#lastEventGauge = m.kvLastEventTimestamp.labels({ pod: podId });
-    this.#staleGauge = m.kvPodStale.labels({ pod: podId });
-    this.#staleGauge.set(0);
+    this.recorder = recorder;
   }
 
   get stale(): boolean {
@@ -185,7 +166,7 @@ export class PodState {
 
   /** A replayed batch was applied. */
   replayApplied(): void {
-    this.#replayedBatches.inc();
+    this.recorder.replayedBatch();
     this.#replayProgress++;
   }
 
@@ -206,18 +187,18 @@ export class PodState {
 
   /** A batch arrived (live or replayed), applied or held; a live one's topic may name the model. */
   heard(nowMs: number, model: string | null, live: boolean): void {
-    if (live) this.#received.inc();
+    if (live) this.recorder.received();
     if (model !== null) this.#model = model;
     this.#published = true;
     this.#lastEventMs = nowMs;
-    this.#lastEventGauge.set(nowMs / 1000);
+    this.recorder.lastEvent(nowMs);
   }
 
   /** Keeps `epp_kv_pod_state_stale` equal to "degraded". */
   setStale(stale: boolean): void {
     if (stale === this.#stale) return;
     this.#stale = stale;
-    this.#staleGauge.set(stale ? 1 : 0);
+    this.recorder.stale(stale);
   }
 
   /** Aborts every replay of this pod and forgets the batches held for it. */

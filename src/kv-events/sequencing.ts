@@ -3,7 +3,7 @@
 // accuracy as it follows from all that. Owns the per-pod states (PodState); every write to them goes through
 // here, PodReplays (the replays it starts) or the BatchApplier (what it applies).
 import type { Logger } from "../observability/logger.js";
-import type { Metrics } from "../observability/metrics.js";
+import type { KvEventsRecorder } from "./kv-events-recorder.js";
 import type { BatchApplier } from "./batch-applier.js";
 import type { KvEventBatch } from "./decode.js";
 import type { LossReason } from "./pod-accuracy.js";
@@ -16,7 +16,7 @@ export type BatchSource = "live" | "replay" | "release";
 export interface SequencingOptions {
   applier: BatchApplier;
   logger: Logger;
-  metrics: Metrics;
+  recorder: KvEventsRecorder;
   /** Replay from the pods' vLLM replay sockets; absent = replay off. */
   replay?: ReplaySettings | undefined;
   /** A degraded pod without replay heals after this long without further loss. */
@@ -43,7 +43,7 @@ export class Sequencing {
         ? null
         : new PodReplays(options.replay, {
             logger: options.logger,
-            metrics: options.metrics,
+            recorder: options.recorder,
             now: options.now,
             decode: (state, seq, payload) => this.#replayed(state, seq, payload),
             finished: (state) => this.#release(state),
@@ -127,7 +127,7 @@ export class Sequencing {
   #state(pod: string): PodState {
     let state = this.#states.get(pod);
     if (state === undefined) {
-      state = new PodState(pod, this.#o.metrics, this.#o.healAfterMs);
+      state = new PodState(pod, this.#o.recorder.pod(pod), this.#o.healAfterMs);
       this.#states.set(pod, state);
     }
     return state;
@@ -160,12 +160,7 @@ export class Sequencing {
           (release!.mayReplay ||
             (!release!.failed && release!.replayedFrom !== null && expected > release!.replayedFrom)));
       if (mayReplay && afterKnown) {
-        const missed = seq - expected;
-        this.#o.metrics.kvSeqGaps.inc({ pod: state.podId });
-        this.#o.metrics.kvSeqMissedBatches.inc(
-          { pod: state.podId },
-          missed > 2n ** 53n ? Number.MAX_SAFE_INTEGER : Number(missed),
-        );
+        this.#o.recorder.seqGap(state.podId, seq - expected);
       }
       if (mayReplay && this.#replays?.start(state, rank, expected, afterKnown ? "gap" : "joined")) {
         this.#hold(state, rank, seq, batch);
@@ -187,7 +182,7 @@ export class Sequencing {
 
   #hold(state: PodState, rank: number | null, seq: bigint, batch: KvEventBatch): void {
     if (!state.hold({ rank, seq, batch }, this.#replays!.maxHeldBatches))
-      this.#o.metrics.kvHeldDropped.inc({ pod: state.podId });
+      this.#o.recorder.heldDropped(state.podId);
   }
 
   /** Every replay of the pod ended: applies the held live batches in arrival order. */
@@ -223,7 +218,7 @@ export class Sequencing {
 
   /** vLLM restarts at seq 0 with an empty cache and sends no AllBlocksCleared: forget the pod's blocks. */
   #restart(state: PodState, rank: number | null, seq: bigint): void {
-    this.#o.metrics.kvPublisherRestarts.inc({ pod: state.podId });
+    this.#o.recorder.publisherRestart(state.podId);
     state.abortReplays();
     this.#o.applier.clearPod(state.podId);
     const p = state.publisher(rank);

@@ -5,7 +5,8 @@ import { KvEventPublisher, seqFrame } from "../../test/support/kv-event-publishe
 import { configSchema } from "../config/schema.js";
 import { BlockIndex } from "../kv-index/block-index.js";
 import { createLogger } from "../observability/logger.js";
-import { Metrics } from "../observability/metrics.js";
+import { Registry } from "prom-client";
+import { KvEventsMetrics } from "../observability/kv-events-metrics.js";
 import { createKvEvents, type KvEvents } from "./create-kv-events.js";
 import { defaultEndpoint } from "./subscriber.js";
 
@@ -22,13 +23,13 @@ afterEach(async () => {
 function make(mode: "bind" | "connect") {
   const config = configSchema.parse({ kvEvents: { mode, endpoint: "tcp://127.0.0.1:*" } });
   const index = new BlockIndex(config.index);
-  const metrics = new Metrics();
+  const metrics = new KvEventsMetrics(new Registry());
   const sub = createKvEvents({
     config: config.kvEvents,
     hash: { hashAlgo: "sha256_cbor_64bit", hashSeed: "42", blockSize: 64 },
     index,
     logger: createLogger({ level: "silent" }),
-    metrics,
+    recorder: metrics,
   });
   cleanup.push(() => sub.stop(0));
   return { sub, index, metrics };

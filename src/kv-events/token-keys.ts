@@ -16,7 +16,7 @@ import { CborWriter } from "../kv-index/cbor-writer.js";
 import { EngineKeyMap } from "../kv-index/engine-key-map.js";
 import type { RequestHasher } from "../kv-index/request-key-scheme.js";
 import type { Logger } from "../observability/logger.js";
-import type { Metrics } from "../observability/metrics.js";
+import type { TokenKeysMetrics as Metrics } from "./kv-events-recorder.js";
 import type { BlockRemovedEvent, BlockStoredEvent } from "./decode.js";
 
 export interface TokenKeysOptions {
