@@ -77,7 +77,7 @@ for (const layout of ["v0.10.0", "map"] as const) {
     const ingest = new KvEventIngest({
       index,
       logger: createLogger({ level: "silent" }),
-      metrics: new Metrics(),
+      recorder: new Metrics().kvEvents,
       hash: { hashAlgo: "sha256_cbor_64bit", hashSeed: "42", blockSize: BS },
     });
     const topic = Buffer.from("kv@10.0.0.1:8000@Qwen3-32B");
@@ -162,7 +162,7 @@ for (const [label, scheme, seed, hash] of cases) {
     const ingest = new KvEventIngest({
       index,
       logger: createLogger({ level: "silent" }),
-      metrics: new Metrics(),
+      recorder: new Metrics().kvEvents,
       hash: { ...hash, blockSize: BS },
     });
     const topic = Buffer.from("kv@10.0.0.1:8000@Qwen3-32B");

@@ -148,7 +148,7 @@ function tokenKeyApply(scheme: KeyScheme): void {
     comparable: false,
     index,
     logger: createLogger({ level: "silent" }),
-    metrics: new Metrics(),
+    metrics: new Metrics().kvEvents,
   });
   const tokens = new Uint32Array(perEvent * bs);
   for (let i = 0; i < tokens.length; i++) tokens[i] = rnd32() % 151_000;

@@ -51,7 +51,7 @@ async function run(layout: "v0.10" | "v0.26"): Promise<void> {
   const ingest = new KvEventIngest({
     index,
     logger: createLogger({ level: "silent" }),
-    metrics: new Metrics(),
+    recorder: new Metrics().kvEvents,
     hash: { hashAlgo: "sha256_cbor_64bit", hashSeed: "42", blockSize: BS },
     replay: {
       endpoint: () => pub.replayEndpoint,

@@ -48,7 +48,7 @@ function writer(metrics = new Metrics()) {
   const ingest = new KvEventIngest({
     index,
     logger,
-    metrics,
+    recorder: metrics.kvEvents,
     hash: config.tokenizer,
     mirror: shared.mirror,
   });

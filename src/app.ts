@@ -2,7 +2,6 @@
 // wires the pieces, and owns the start and stop order.
 import { type Config, isReproducible } from "./config/schema.js";
 import type { KubeConfig } from "@kubernetes/client-node";
-import type { EndpointSpec } from "./endpoints/endpoint.js";
 import { EndpointStore } from "./endpoints/endpoint-store.js";
 import { KubeApi, loadKubeConfig } from "./endpoints/kube-api.js";
 import { KubeDiscovery } from "./endpoints/kube-discovery.js";
@@ -13,9 +12,7 @@ import { parseEndpointList } from "./endpoints/parse-endpoints.js";
 import { ConfigError } from "./errors.js";
 import { createExtProcServer, type ExtProcServer } from "./ext-proc/server.js";
 import { ACCURACY_STATES } from "./kv-events/pod-accuracy.js";
-import { PoolMembers } from "./kv-events/pool-members.js";
-import { SilentPods } from "./kv-events/silent-pods.js";
-import { KvEventSubscriber } from "./kv-events/subscriber.js";
+import { createKvEvents, type KvEvents } from "./kv-events/create-kv-events.js";
 import { BlockIndex } from "./kv-index/block-index.js";
 import { LearntBlockSize } from "./kv-index/learnt-block-size.js";
 import { RequestHasher, requestKeyScheme } from "./kv-index/request-key-scheme.js";
@@ -67,7 +64,7 @@ export interface App {
   readonly metrics: Metrics;
   readonly index: BlockIndex;
   readonly endpoints: EndpointStore;
-  readonly kvEvents: KvEventSubscriber;
+  readonly kvEvents: KvEvents;
   /** Kubernetes discovery when the pool comes from an InferencePool or a selector, else null. */
   readonly discovery: KubeDiscovery | null;
   /** The shared index in Redis when `index.redis.url` is set, else null. */
@@ -141,18 +138,6 @@ export function poolSources(config: Config): string[] {
   return out;
 }
 
-/** Connect mode: a data-parallel rank publishes on the pod's KV-event port + rank. */
-function kvEventsEndpointOf(e: EndpointSpec, basePort: number): string | undefined {
-  if (e.rank === undefined) return undefined; // static endpoint: the subscriber's default (ip:basePort)
-  const host = e.ip.includes(":") ? `[${e.ip}]` : e.ip;
-  return `tcp://${host}:${basePort + e.rank}`;
-}
-
-/** tcp://<ip>:<port> with IPv6 in brackets. */
-function tcp(ip: string, port: number): string {
-  return `tcp://${ip.includes(":") ? `[${ip}]` : ip}:${port}`;
-}
-
 export function createApp(options: AppOptions): App {
   const { config, logger } = options;
   checkStartupConfig(config);
@@ -200,8 +185,8 @@ export function createApp(options: AppOptions): App {
   const prefixLookup: PrefixLookup = {
     matchPrefix: (chain, pods) => index.matchPrefix(chain, pods),
     hasPod: (pod) => index.hasPod(pod),
-    eventDriven: (pod) => kvEvents.ingest.published(pod),
-    creditFactor: (pod) => (kvEvents.ingest.accuracy(pod) === "degraded" ? degradedFactor : 1),
+    eventDriven: (pod) => kvEvents.published(pod),
+    creditFactor: (pod) => (kvEvents.accuracy(pod) === "degraded" ? degradedFactor : 1),
   };
   // Speculative entries (scheduling.speculativeTtlMs): what kvpick just routed counts as cached on that pod
   // until vLLM's events confirm it or the TTL ends. Built here so its size reaches /metrics.
@@ -219,35 +204,21 @@ export function createApp(options: AppOptions): App {
           logger,
           metrics,
         });
-  // Bind mode: only pods of the pool may write the index (their topic names a member's ip or ip:port).
-  const members = new PoolMembers();
   const endpoints = new EndpointStore({ staleAfterMs: config.endpoints.staleAfterMs, logger });
   metrics.watchPool(endpoints, config.pool.name ?? "static");
   metrics.collectProcessMetrics();
-  const replayPort = config.kvEvents.replayPort ?? 0;
-  const kvEvents = new KvEventSubscriber({
+  // The KV-event path follows the pool: membership, subscriptions, replay addresses, silent pods.
+  const kvEvents = createKvEvents({
     config: config.kvEvents,
     hash: { ...config.tokenizer, keys: config.kvEvents.keys, blockSizes },
     index,
     logger,
-    metrics,
+    recorder: metrics.kvEvents,
     mirror: sharedIndex?.mirror,
-    ...(config.kvEvents.mode === "bind" && !config.kvEvents.acceptUnknownPods
-      ? { admit: (pod: string) => members.has(pod) }
-      : {}),
-    // vLLM's replay ROUTER listens on replay_endpoint's port + DP rank; only pool members are dialled (a
-    // topic is chosen by its sender). A discovered endpoint knows its rank; an "ip" topic names the rank
-    // in its batches.
-    ...(replayPort > 0
-      ? {
-          replayEndpoint: (pod: string, rank: number | null) => {
-            const e = endpoints.get(pod);
-            if (e !== undefined) return tcp(e.ip, replayPort + (e.rank ?? rank ?? 0));
-            return members.has(pod) ? tcp(pod, replayPort + (rank ?? 0)) : null;
-          },
-        }
-      : {}),
+    pool: endpoints,
   });
+  metrics.watchEventSources(kvEvents.poolFollowing!.silentPods);
+  metrics.watchPodAccuracy(kvEvents.poolFollowing!.silentPods, ACCURACY_STATES);
 
   // 3. The pool and its load readings. Pods that leave the pool are forgotten by the index.
   const scraper = new LoadScraper(endpoints, {
@@ -262,35 +233,6 @@ export function createApp(options: AppOptions): App {
     blockSizes,
     logger,
   });
-  endpoints.onChange((change) => {
-    if (change.kind === "added") members.add(change.endpoint);
-    if (change.kind === "removed") members.remove(change.endpoint);
-    if (config.kvEvents.mode === "connect") {
-      if (change.kind === "added")
-        kvEvents.addPod(change.endpoint.address, kvEventsEndpointOf(change.endpoint, config.kvEvents.port));
-      if (change.kind === "removed") kvEvents.removePod(change.endpoint.address);
-    } else if (change.kind === "added" && replayPort > 0) {
-      // Bind mode: a pod joining the pool (or every pod, at startup) may already hold a warm cache that no
-      // new event will ever announce. Ask its replay socket for the ring now, under the reference topic's id
-      // (the IP; a pod whose topic is "ip:port" is still found by IP). Once per IP (DP ranks share it).
-      if (members.onIp(change.endpoint.ip) === 1) kvEvents.ingest.connected(change.endpoint.ip);
-    } else if (change.kind === "removed") {
-      // Bind mode names pods by topic: "ip" (reference topic) or "ip:port". Another endpoint on the same IP
-      // (a data-parallel rank) keeps the IP-named state alive.
-      kvEvents.removePod(change.endpoint.address);
-      if (members.onIp(change.endpoint.ip) === 0) kvEvents.removePod(change.endpoint.ip);
-    }
-  });
-
-  const silentPods = new SilentPods({
-    members: () => endpoints.specs(),
-    podStates: () => kvEvents.podStates(),
-    logger: logger.child({ component: "kv-events" }),
-  });
-  metrics.watchEventSources(silentPods);
-  metrics.watchPodAccuracy(silentPods, ACCURACY_STATES);
-  let silentTimer: NodeJS.Timeout | null = null;
-
   // 4. The read path: tokenize → hash → schedule.
   const tokenizer = new TokenizationService({ config: config.tokenizer, logger, metrics });
   // kvpick's own key scheme: the pods' when a seed is configured (keys engine/auto), else its own token chain.
@@ -322,7 +264,7 @@ export function createApp(options: AppOptions): App {
   metrics.servedModels({
     serves: (model) =>
       Object.hasOwn(config.tokenizer.models, model) ||
-      kvEvents.ingest.announcesModel(model) ||
+      kvEvents.announcesModel(model) ||
       endpoints.servesModel(model) ||
       loras.resolve(model).adapter != null,
   });
@@ -451,7 +393,6 @@ export function createApp(options: AppOptions): App {
       else endpoints.replaceAll(parseEndpointList(config.pool.endpoints));
       objectiveWatcher?.start();
       scraper.start();
-      silentTimer = setInterval(() => silentPods.check(), 10_000).unref();
       poolSynced = true;
       await warmTokenizers();
       const metricsPort = await admin.start();
@@ -481,14 +422,13 @@ export function createApp(options: AppOptions): App {
       return ports;
     },
     async stop(graceMs = 0) {
-      if (silentTimer !== null) clearInterval(silentTimer);
       draining = true;
       flowControl?.stop(); // queued requests get 503 at once instead of waiting out the drain
       await extProc.shutdown(graceMs);
       await Promise.allSettled([
         admin.close(),
         scraper.stop(),
-        kvEvents.close(),
+        kvEvents.stop(graceMs),
         tokenizer.close(),
         discovery?.stop(),
         objectiveWatcher?.stop(),

@@ -153,7 +153,7 @@ export function runVirtual(o: RunOptions): RunResult {
   const ingest = new KvEventIngest({
     index,
     logger: silentLogger,
-    metrics: new Metrics(),
+    recorder: new Metrics().kvEvents,
     hash: config.tokenizer,
   });
   const events = needsEvents(o.policy);

@@ -6,8 +6,9 @@ import { KvEventPublisher } from "../../test/support/kv-event-publisher.js";
 import { configSchema } from "../config/schema.js";
 import { BlockIndex } from "../kv-index/block-index.js";
 import { createLogger } from "../observability/logger.js";
-import { Metrics } from "../observability/metrics.js";
-import { KvEventSubscriber } from "./subscriber.js";
+import { Registry } from "prom-client";
+import { KvEventsMetrics } from "../observability/kv-events-metrics.js";
+import { createKvEvents } from "./create-kv-events.js";
 
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
@@ -28,15 +29,15 @@ describe("BatchApplier slicing", () => {
   it("applies a 1,000,000-block batch in slices of a few ms, the pod's next batch after it", async () => {
     const config = configSchema.parse({ kvEvents: { endpoint: "tcp://127.0.0.1:*" } });
     const index = new BlockIndex({ maxEntries: 4_000_000, mediumWeights: { GPU: 1 } });
-    const metrics = new Metrics();
-    const sub = new KvEventSubscriber({
+    const metrics = new KvEventsMetrics(new Registry());
+    const sub = createKvEvents({
       config: config.kvEvents,
       hash: { hashAlgo: "sha256_cbor_64bit", hashSeed: "42", blockSize: 64, keys: "engine" },
       index,
       logger: createLogger({ level: "silent" }),
-      metrics,
+      recorder: metrics,
     });
-    cleanup.push(() => sub.close());
+    cleanup.push(() => sub.stop(0));
     await sub.start();
     const pub = new KvEventPublisher({ topic: "kv@10.0.0.1@m" });
     cleanup.push(() => pub.close());

@@ -7,7 +7,7 @@
 // slices of a few milliseconds, yielding between them (setImmediate), and every later batch of that pod
 // waits behind it so the pod's order is kept; other pods are not held. Clearing the pod drops what waits.
 import type { BlockIndex } from "../kv-index/block-index.js";
-import type { Metrics } from "../observability/metrics.js";
+import type { KvEventsRecorder } from "./kv-events-recorder.js";
 import type { BlockRemovedEvent, BlockStoredEvent, KvEvent, KvEventBatch } from "./decode.js";
 import type { HashCheck } from "./hash-check.js";
 import type { IndexMirror } from "./index-mirror.js";
@@ -31,16 +31,21 @@ interface PodQueue {
 
 export class BatchApplier {
   readonly #index: BlockIndex;
-  readonly #metrics: Metrics;
+  readonly #recorder: KvEventsRecorder;
   readonly #hashCheck: HashCheck;
   readonly #mirror: IndexMirror | null;
   readonly #keys: TokenKeys;
   readonly #queues = new Map<string, PodQueue>();
   #idle: (() => void)[] = [];
 
-  constructor(index: BlockIndex, metrics: Metrics, hashCheck: HashCheck, mirror: IndexMirror | null = null) {
+  constructor(
+    index: BlockIndex,
+    recorder: KvEventsRecorder,
+    hashCheck: HashCheck,
+    mirror: IndexMirror | null = null,
+  ) {
     this.#index = index;
-    this.#metrics = metrics;
+    this.#recorder = recorder;
     this.#hashCheck = hashCheck;
     this.#mirror = mirror;
     this.#keys = hashCheck.createTokenKeys(index);
@@ -81,10 +86,10 @@ export class BatchApplier {
   }
 
   apply(state: PodState, batch: KvEventBatch): void {
-    const m = this.#metrics;
+    const m = this.#recorder;
     const pod = state.podId;
-    if (batch.unknownTags > 0) m.kvEventsUnknown.inc({ pod, kind: "tag" }, batch.unknownTags);
-    if (batch.extraFields > 0) m.kvEventsUnknown.inc({ pod, kind: "field" }, batch.extraFields);
+    if (batch.unknownTags > 0) m.unknown(pod, "tag", batch.unknownTags);
+    if (batch.extraFields > 0) m.unknown(pod, "field", batch.extraFields);
     const queued = this.#queues.get(pod);
     if (queued !== undefined) {
       queued.batches.push(batch);
@@ -97,7 +102,7 @@ export class BatchApplier {
     }
     const started = performance.now();
     for (const ev of batch.events) this.#event(pod, state, ev, 0, blockCount(ev));
-    m.kvApplySeconds.observe((performance.now() - started) / 1000);
+    m.applySeconds((performance.now() - started) / 1000);
   }
 
   #schedule(): void {
@@ -126,7 +131,7 @@ export class BatchApplier {
           q.block = 0;
         } else q.block = to;
       }
-      this.#metrics.kvApplySeconds.observe((performance.now() - started) / 1000);
+      this.#recorder.applySeconds((performance.now() - started) / 1000);
       if (q.batches.length === 0 && this.#queues.get(pod) === q) this.#queues.delete(pod);
     }
     if (this.#queues.size > 0) this.#schedule();
@@ -144,11 +149,11 @@ export class BatchApplier {
     if (ev.type === "AllBlocksCleared") {
       this.#clearInBatch(pod);
       state.accuracy.clearLoss(); // a reset is a full, known state again
-      state.appliedCleared.inc();
+      state.recorder.applied("AllBlocksCleared");
       return;
     }
     if (!indexable(ev, state.fullAttentionGroups)) {
-      if (from === 0) this.#metrics.kvEventsUnknown.inc({ pod, kind: "group" });
+      if (from === 0) this.#recorder.unknown(pod, "group");
       return;
     }
     // Before v0.10.2 events carry no medium: only the GPU pool published.
@@ -175,7 +180,7 @@ export class BatchApplier {
       const n = ev.blockHashes.length;
       this.#store(pod, medium, new Uint32Array(ev.blockHashes.buffer, ev.blockHashes.byteOffset, 2 * n), n);
     }
-    if (first) state.appliedStored.inc();
+    if (first) state.recorder.applied("BlockStored");
   }
 
   #removed(pod: string, state: PodState, medium: string, ev: BlockRemovedEvent, first: boolean): void {
@@ -191,7 +196,7 @@ export class BatchApplier {
       this.#index.remove(pod, medium, words, n);
       this.#mirror?.touched(pod, medium, words, n);
     }
-    if (first) state.appliedRemoved.inc();
+    if (first) state.recorder.applied("BlockRemoved");
   }
 
   #store(pod: string, medium: string, words: Uint32Array, count: number): void {

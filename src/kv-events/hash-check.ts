@@ -8,7 +8,7 @@ import type { BlockIndex } from "../kv-index/block-index.js";
 import { LearntBlockSize } from "../kv-index/learnt-block-size.js";
 import { RequestHasher, requestKeyScheme } from "../kv-index/request-key-scheme.js";
 import type { Logger } from "../observability/logger.js";
-import type { Metrics } from "../observability/metrics.js";
+import type { KvEventsRecorder } from "./kv-events-recorder.js";
 import type { BlockStoredEvent } from "./decode.js";
 import { TokenKeys } from "./token-keys.js";
 
@@ -37,16 +37,16 @@ export class HashCheck {
   readonly #hasher: RequestHasher | null;
   readonly #sizes: LearntBlockSize;
   readonly #log: Logger;
-  readonly #metrics: Metrics;
+  readonly #recorder: KvEventsRecorder;
   readonly #pods = new Map<string, PodCheck>();
   readonly #keyScheme: ReturnType<typeof requestKeyScheme>;
   #keys: TokenKeys | null = null;
   #saidDisabled = false;
 
-  constructor(cfg: HashCheckConfig, logger: Logger, metrics: Metrics) {
+  constructor(cfg: HashCheckConfig, logger: Logger, recorder: KvEventsRecorder) {
     this.#cfg = cfg;
     this.#log = logger;
-    this.#metrics = metrics;
+    this.#recorder = recorder;
     this.#keyScheme = requestKeyScheme(cfg);
     this.#sizes = cfg.blockSizes ?? new LearntBlockSize(cfg.blockSize, logger);
     this.#hasher = this.#keyScheme.comparable ? new RequestHasher(this.#keyScheme, this.#sizes) : null;
@@ -60,7 +60,7 @@ export class HashCheck {
       comparable: this.#keyScheme.comparable,
       index,
       logger: this.#log,
-      metrics: this.#metrics,
+      metrics: this.#recorder.tokenKeys,
     });
     return this.#keys;
   }
@@ -97,7 +97,7 @@ export class HashCheck {
     const mine = this.#hasher.hash(ev.tokenIds.subarray(0, bs))[0]!;
     if (mine === ev.blockHashes[0]) return true;
     p.mismatches++;
-    this.#metrics.kvHashMismatches.inc({ pod });
+    this.#recorder.hashMismatch(pod);
     // auto: token-keys.ts logs the switch this leads to instead.
     if (p.warnedHash || this.#cfg.keys === "auto") return true;
     p.warnedHash = true;

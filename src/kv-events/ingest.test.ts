@@ -5,7 +5,8 @@ import { encodeBatch, type EventSpec, seqFrame } from "../../test/support/kv-eve
 import type { HashAlgo } from "../config/schema.js";
 import { BlockIndex } from "../kv-index/block-index.js";
 import { createLogger } from "../observability/logger.js";
-import { Metrics } from "../observability/metrics.js";
+import { Registry } from "prom-client";
+import { KvEventsMetrics } from "../observability/kv-events-metrics.js";
 import { KvEventIngest, parseTopic } from "./ingest.js";
 
 interface Golden {
@@ -28,12 +29,13 @@ function setup(
     level: "debug",
     destination: { write: (s: string) => lines.push(JSON.parse(s)) },
   });
-  const metrics = new Metrics();
+  const registry = new Registry();
+  const metrics = new KvEventsMetrics(registry);
   const index = new BlockIndex({ maxEntries: 1000, mediumWeights: { GPU: 1, CPU: 0.8 } });
   const ingest = new KvEventIngest({
     index,
     logger,
-    metrics,
+    recorder: metrics,
     hash: {
       hashAlgo: hash.hashAlgo ?? "sha256_cbor_64bit",
       hashSeed: hash.hashSeed === undefined ? "42" : hash.hashSeed,
@@ -41,7 +43,7 @@ function setup(
     },
     ...(admit === undefined ? {} : { admit }),
   });
-  return { lines, metrics, index, ingest };
+  return { lines, metrics, registry, index, ingest };
 }
 
 async function value(
@@ -222,7 +224,7 @@ describe("KvEventIngest", () => {
 
   it("accepts only pool pods when given a pool filter: others are counted without their id and change nothing", async () => {
     const pool = new Set(["10.0.0.1", "10.0.0.2:8000"]);
-    const { ingest, index, metrics, lines } = setup({}, (pod) => pool.has(pod));
+    const { ingest, index, metrics, registry, lines } = setup({}, (pod) => pool.has(pod));
     const store = (h: bigint): EventSpec[] => [{ type: "BlockStored", hashes: [h] }];
     ingest.handleMessage(msg("kv@10.0.0.1@m", 0, store(1n)));
     ingest.handleMessage(msg("kv@10.0.0.2:8000@m", 0, store(2n)));
@@ -232,7 +234,7 @@ describe("KvEventIngest", () => {
     expect(ingest.podStates().map((s) => s.podId)).toEqual(["10.0.0.1", "10.0.0.2:8000"]);
     expect(await value(metrics.kvEventsRejected, { reason: "not-in-pool" })).toBe(6);
     expect((await metrics.kvEventsMalformed.get()).values).toEqual([]);
-    const text = await metrics.registry.metrics();
+    const text = await registry.metrics();
     expect(text).not.toContain("6.6.6.");
     expect(lines.filter((l) => String(l.msg).includes("outside the pool"))).toHaveLength(1); // rate-limited
   });

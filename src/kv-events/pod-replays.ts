@@ -6,7 +6,7 @@
 // order, so nothing is applied twice or out of order.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "../observability/logger.js";
-import type { Metrics } from "../observability/metrics.js";
+import type { KvEventsRecorder } from "./kv-events-recorder.js";
 import type { PodState, ReplayRun } from "./pod-state.js";
 import { type ReplayOutcome, requestReplay } from "./replay-client.js";
 import { ReplayQueue } from "./replay-queue.js";
@@ -32,11 +32,11 @@ export type ReplayReason = "gap" | "joined" | "connect";
 
 export interface PodReplaysDeps {
   logger: Logger;
-  metrics: Metrics;
+  recorder: KvEventsRecorder;
   now: () => number;
   /** One replayed batch (raw payload) for the pod. */
   decode(state: PodState, seq: bigint, payload: Uint8Array): void;
-  /** The pod's last replay ended (`state.replayFailed` tells whether one of them failed). */
+  /** The pod's last replay ended (`state.release()` tells whether one of them failed). */
   finished(state: PodState): void;
   /**
    * A replay ended without its end marker and is being resumed ("begun"), a resumed one then ended with its
@@ -60,7 +60,7 @@ export class PodReplays {
       maxConcurrent: settings.maxConcurrent,
       cooldownMs: settings.cooldownMs,
       now: deps.now,
-      onRunning: (n) => deps.metrics.kvReplaysRunning.set(n),
+      onRunning: (n) => deps.recorder.replaysRunning(n),
     });
   }
 
@@ -77,7 +77,7 @@ export class PodReplays {
     const endpoint = this.#s.endpoint(state.podId, rank);
     if (endpoint === null || this.#queue.busy(endpoint)) return false;
     if (this.#queue.coolingDown(endpoint)) {
-      this.#d.metrics.kvReplays.inc({ pod: state.podId, result: "cooldown" });
+      this.#d.recorder.replay(state.podId, "cooldown");
       return false;
     }
     const run: ReplayRun = {
@@ -108,7 +108,7 @@ export class PodReplays {
               this.#d.decode(state, seq, payload);
             },
             onMalformed: (why, detail) => {
-              this.#d.metrics.kvEventsMalformed.inc({ pod: state.podId, reason: `replay-${why}` });
+              this.#d.recorder.malformed(state.podId, `replay-${why}`);
               this.#d.warn(state.podId, `replay-malformed:${why}`, "kv-event replay reply dropped", {
                 reason: why,
                 detail,
@@ -138,7 +138,7 @@ export class PodReplays {
           this.#d.truncation(state, "abandoned", fields);
           return false;
         }
-        this.#d.metrics.kvReplays.inc({ pod: state.podId, result: "truncated" });
+        this.#d.recorder.replay(state.podId, "truncated");
         const pause =
           attempt === 0 ? 0 : Math.min(RESUME_BACKOFF_MAX_MS, RESUME_BACKOFF_MS * 2 ** (attempt - 1));
         if (pause > 0) await sleep(pause, undefined, { signal: run.controller.signal }).catch(() => {});
@@ -153,12 +153,11 @@ export class PodReplays {
     // Ends the run once the queue has freed the endpoint: releasing held batches may replay it again.
     const done = () => this.#end(state, run, endpoint, start, reason, outcome);
     if (!this.#queue.submit(endpoint, job, done)) return false;
-    state.runs.add(run);
-    if (run.recovering) state.accuracy.recovering(1);
+    state.runStarted(run);
     return true;
   }
 
-  /** Aborted runs must already be out of their pod's `runs` (PodState.abortReplays). */
+  /** Aborted runs must already be out of their pod's runs (PodState.abortReplays). */
   async close(): Promise<void> {
     await this.#queue.drain();
   }
@@ -181,15 +180,14 @@ export class PodReplays {
     outcome: ReplayOutcome,
   ): void {
     // Aborted (restart, pod forgotten, shutdown): the pod's state has moved on without this run.
-    if (outcome.kind === "aborted" || !state.runs.delete(run)) return;
-    if (run.recovering) state.accuracy.recovering(-1);
+    if (outcome.kind === "aborted" || !state.runEnded(run, outcome.kind !== "complete")) return;
     const result =
       outcome.kind === "complete"
         ? run.hole && reason !== "connect"
           ? "incomplete"
           : "complete"
         : outcome.kind;
-    this.#d.metrics.kvReplays.inc({ pod: state.podId, result });
+    this.#d.recorder.replay(state.podId, result);
     const fields = {
       ...this.#fields(endpoint, reason, start, run),
       ...(outcome.kind === "failed" ? { error: outcome.reason } : {}),
@@ -203,9 +201,6 @@ export class PodReplays {
         `kv-event replay ${outcome.kind === "timeout" ? "timed out" : "failed"}: check the pod's vLLM replay_endpoint and kvEvents.replayPort`,
         { ...fields, cooldownMs: this.#s.cooldownMs },
       );
-    if (outcome.kind !== "complete") state.replayFailed = true;
-    state.replayedFrom =
-      state.replayedFrom === null || start > state.replayedFrom ? start : state.replayedFrom;
-    if (state.runs.size === 0) this.#d.finished(state);
+    if (!state.replaying) this.#d.finished(state);
   }
 }

@@ -5,8 +5,10 @@ import { KvEventPublisher, seqFrame } from "../../test/support/kv-event-publishe
 import { configSchema } from "../config/schema.js";
 import { BlockIndex } from "../kv-index/block-index.js";
 import { createLogger } from "../observability/logger.js";
-import { Metrics } from "../observability/metrics.js";
-import { defaultEndpoint, KvEventSubscriber } from "./subscriber.js";
+import { Registry } from "prom-client";
+import { KvEventsMetrics } from "../observability/kv-events-metrics.js";
+import { createKvEvents, type KvEvents } from "./create-kv-events.js";
+import { defaultEndpoint } from "./subscriber.js";
 
 const golden = loadVector<{ layouts: { messages: { frames_hex: string[] }[] }[] }>(
   "vllm-kv-event-frames.json",
@@ -21,15 +23,15 @@ afterEach(async () => {
 function make(mode: "bind" | "connect") {
   const config = configSchema.parse({ kvEvents: { mode, endpoint: "tcp://127.0.0.1:*" } });
   const index = new BlockIndex(config.index);
-  const metrics = new Metrics();
-  const sub = new KvEventSubscriber({
+  const metrics = new KvEventsMetrics(new Registry());
+  const sub = createKvEvents({
     config: config.kvEvents,
     hash: { hashAlgo: "sha256_cbor_64bit", hashSeed: "42", blockSize: 64 },
     index,
     logger: createLogger({ level: "silent" }),
-    metrics,
+    recorder: metrics,
   });
-  cleanup.push(() => sub.close());
+  cleanup.push(() => sub.stop(0));
   return { sub, index, metrics };
 }
 
@@ -48,11 +50,11 @@ async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Pro
   }
 }
 
-const received = (sub: KvEventSubscriber, pod: string) => () => sub.podStates().some((s) => s.podId === pod);
+const received = (sub: KvEvents, pod: string) => () => sub.podStates().some((s) => s.podId === pod);
 const blocks = (index: BlockIndex, pod: string, chain = V0100) =>
   index.matchPrefix(BigUint64Array.from(chain), [pod]).blocks[0];
 
-describe("KvEventSubscriber, bind mode", () => {
+describe("KvEvents, bind mode", () => {
   it("fills the index from vLLM publishers that connect to it, naming pods by topic", async () => {
     const { sub, index } = make("bind");
     await sub.start();
@@ -118,7 +120,7 @@ describe("KvEventSubscriber, bind mode", () => {
   });
 });
 
-describe("KvEventSubscriber, connect mode", () => {
+describe("KvEvents, connect mode", () => {
   it("dials each pod's bound publisher and names entries by the caller's pod id", async () => {
     const { sub, index, metrics } = make("connect");
     await sub.start();

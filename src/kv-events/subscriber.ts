@@ -3,76 +3,48 @@
 //   names itself in the topic `kv@<pod>@<model>`.
 // - connect (several EPP replicas): one SUB per pool endpoint dialling the pod's bound PUB
 //   (`tcp://<pod-ip>:<kvEvents.port>`; DP rank N on port + N); the pod id given by the caller wins.
-// Messages are handed to KvEventIngest one at a time, synchronously, in arrival order per socket. With
-// replay on (`kvEvents.replayPort`), a connect-mode socket's (re)connection asks the pod for what it missed.
+// A transport only: messages go to the sink one at a time, synchronously, in arrival order per socket; what
+// they mean (sequencing, replays, the index) is the ingest's business (create-kv-events.ts wires the two).
 import { Subscriber } from "zeromq";
 import type { Config } from "../config/schema.js";
-import type { BlockIndex } from "../kv-index/block-index.js";
 import type { Logger } from "../observability/logger.js";
-import type { Metrics } from "../observability/metrics.js";
-import type { IndexMirror } from "./index-mirror.js";
-import { type HashCheckConfig, KvEventIngest, type PodStateView } from "./ingest.js";
+import type { Service } from "../service-group.js";
+
+/** Where the subscriber hands what it receives (KvEventIngest in production). */
+export interface KvEventSink {
+  /** One multipart message. `pod` is the pod a connect-mode socket was opened for; null in bind mode. */
+  handleMessage(frames: readonly Uint8Array[], pod: string | null): void;
+  /** A connect-mode socket of `pod` (re)connected: it may have missed batches meanwhile. */
+  connected(pod: string): void;
+}
 
 export interface KvEventSubscriberOptions {
-  config: Config["kvEvents"];
-  /** kvpick's own hash configuration (the `tokenizer` section), for the hash-configuration check. */
-  hash: HashCheckConfig;
-  index: BlockIndex;
+  config: Pick<Config["kvEvents"], "mode" | "endpoint" | "port" | "topicFilter">;
   logger: Logger;
-  metrics: Metrics;
-  /** Optional mirror of every applied change (the shared index in Redis). */
-  mirror?: IndexMirror | undefined;
-  /** Bind mode: whether a topic's pod id belongs to the pool (see KvEventIngest); absent = any pod. */
-  admit?: (podId: string) => boolean;
-  /**
-   * Where a pod's publisher of `rank` serves replays, or null. Default with `kvEvents.replayPort`:
-   * tcp://<host of the pod id>:<replayPort + rank>. Replay is off without either.
-   */
-  replayEndpoint?: (podId: string, rank: number | null) => string | null;
+  sink: KvEventSink;
+  /** Tell the sink when a connect-mode socket (re)connects (only worth it with replay on). */
+  reportConnects?: boolean;
 }
 
 // vLLM's PUB uses hwm 100000; match it so a burst is queued rather than dropped (= a seq gap).
 const RECEIVE_HWM = 100_000;
 
-export class KvEventSubscriber {
-  readonly ingest: KvEventIngest;
-  readonly #config: Config["kvEvents"];
+export class KvEventSubscriber implements Service {
+  readonly name = "kv-events subscriber";
+  readonly #config: KvEventSubscriberOptions["config"];
   readonly #log: Logger;
+  readonly #sink: KvEventSink;
+  readonly #reportConnects: boolean;
   #bound: Subscriber | null = null;
   readonly #pods = new Map<string, Subscriber[]>();
   readonly #loops = new Set<Promise<void>>();
-  readonly #replay: boolean;
   #closed = false;
 
   constructor(options: KvEventSubscriberOptions) {
-    const c = options.config;
-    this.#config = c;
-    this.#log = options.logger.child({ component: "kv-events" });
-    const port = c.replayPort ?? 0;
-    const endpoint =
-      options.replayEndpoint ??
-      (port > 0 ? (pod: string, rank: number | null) => defaultEndpoint(pod, port + (rank ?? 0)) : null);
-    this.#replay = endpoint !== null;
-    this.ingest = new KvEventIngest({
-      index: options.index,
-      logger: this.#log,
-      metrics: options.metrics,
-      hash: options.hash,
-      mirror: options.mirror,
-      healAfterMs: c.healAfterMs,
-      ...(options.admit === undefined ? {} : { admit: options.admit }),
-      ...(endpoint === null
-        ? {}
-        : {
-            replay: {
-              endpoint,
-              timeoutMs: c.replayTimeoutMs,
-              cooldownMs: c.replayCooldownMs,
-              maxConcurrent: c.maxConcurrentReplays,
-              maxHeldBatches: c.maxHeldBatches,
-            },
-          }),
-    });
+    this.#config = options.config;
+    this.#log = options.logger;
+    this.#sink = options.sink;
+    this.#reportConnects = options.reportConnects ?? false;
   }
 
   /** Bind mode: binds `kvEvents.endpoint`. Connect mode: nothing until `addPod`. */
@@ -115,9 +87,9 @@ export class KvEventSubscriber {
     const socks = list.map((ep) => {
       const sock = this.#socket();
       // Proactive replay on connect and reconnect (llm-d): whatever the pod published meanwhile.
-      if (this.#replay)
+      if (this.#reportConnects)
         sock.events.on("connect", () => {
-          if (this.#pods.has(podId)) this.ingest.connected(podId); // not for a pod removed meanwhile
+          if (this.#pods.has(podId)) this.#sink.connected(podId); // not for a pod removed meanwhile
         });
       sock.connect(ep); // ZeroMQ connects (and reconnects) in the background
       this.#run(sock, podId);
@@ -127,14 +99,12 @@ export class KvEventSubscriber {
     this.#log.info({ pod: podId, endpoints: list }, "kv-events: subscribed to pod");
   }
 
-  /** The pod left the pool: closes its sockets (connect mode) and clears everything known about it. */
+  /** Connect mode: closes the pod's sockets (what is known about the pod is the ingest's to forget). */
   removePod(podId: string): void {
     const socks = this.#pods.get(podId);
-    if (socks !== undefined) {
-      for (const s of socks) s.close();
-      this.#pods.delete(podId);
-    }
-    this.ingest.forgetPod(podId);
+    if (socks === undefined) return;
+    for (const s of socks) s.close();
+    this.#pods.delete(podId);
   }
 
   /** Pods with a connect-mode subscription. */
@@ -142,16 +112,13 @@ export class KvEventSubscriber {
     return [...this.#pods.keys()];
   }
 
-  podStates(): PodStateView[] {
-    return this.ingest.podStates();
-  }
-
-  async close(): Promise<void> {
+  /** Closes every socket and waits for the receive loops to end (nothing is in flight: no grace needed). */
+  async stop(_graceMs = 0): Promise<void> {
     this.#closed = true;
     this.#bound?.close();
     for (const socks of this.#pods.values()) for (const s of socks) s.close();
     this.#pods.clear();
-    await Promise.all([...this.#loops, this.ingest.close()]);
+    await Promise.all([...this.#loops]);
   }
 
   #socket(): Subscriber {
@@ -164,7 +131,7 @@ export class KvEventSubscriber {
     const loop = (async () => {
       try {
         // The iterator ends when the socket is closed.
-        for await (const frames of sock) this.ingest.handleMessage(frames, pod);
+        for await (const frames of sock) this.#sink.handleMessage(frames, pod);
       } catch (err) {
         if (!sock.closed) this.#log.error({ err, pod }, "kv-events: receive loop failed");
       }
@@ -181,4 +148,9 @@ export function defaultEndpoint(podId: string, port: number): string {
   else if (podId.split(":").length === 2) host = podId.slice(0, podId.indexOf(":"));
   else if (podId.includes(":")) host = `[${podId}]`; // bare IPv6 literal
   return `tcp://${host}:${port}`;
+}
+
+/** tcp://<ip>:<port> with IPv6 in brackets. */
+export function tcp(ip: string, port: number): string {
+  return `tcp://${ip.includes(":") ? `[${ip}]` : ip}:${port}`;
 }

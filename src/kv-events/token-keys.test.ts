@@ -8,7 +8,8 @@ import { BlockIndex } from "../kv-index/block-index.js";
 import { LearntBlockSize } from "../kv-index/learnt-block-size.js";
 import { RequestHasher, requestKeyScheme } from "../kv-index/request-key-scheme.js";
 import { createLogger } from "../observability/logger.js";
-import { Metrics } from "../observability/metrics.js";
+import { Registry } from "prom-client";
+import { KvEventsMetrics } from "../observability/kv-events-metrics.js";
 import type { BlockStoredEvent } from "./decode.js";
 import { HashCheck } from "./hash-check.js";
 import { KvEventIngest } from "./ingest.js";
@@ -24,7 +25,7 @@ function setup(opts: { keys: KeyMode; hashSeed?: string | null; hashAlgo?: HashA
     level: "info",
     destination: { write: (s: string) => lines.push(JSON.parse(s)) },
   });
-  const metrics = new Metrics();
+  const metrics = new KvEventsMetrics(new Registry());
   const index = new BlockIndex({
     maxEntries: opts.maxEntries ?? 10_000,
     mediumWeights: { GPU: 1, CPU: 0.8 },
@@ -35,7 +36,7 @@ function setup(opts: { keys: KeyMode; hashSeed?: string | null; hashAlgo?: HashA
     blockSize: BS,
     keys: opts.keys,
   };
-  const ingest = new KvEventIngest({ index, logger, metrics, hash });
+  const ingest = new KvEventIngest({ index, logger, recorder: metrics, hash });
   const ks = requestKeyScheme(hash);
   const request = new BlockHasher({
     scheme: ks.scheme,
@@ -325,7 +326,7 @@ describe("token keys with the block size learnt from the events (tokenizer.block
       level: "info",
       destination: { write: (s: string) => lines.push(JSON.parse(s)) },
     });
-    const metrics = new Metrics();
+    const metrics = new KvEventsMetrics(new Registry());
     const index = new BlockIndex({ maxEntries: 10_000, mediumWeights: { GPU: 1, CPU: 0.8 } });
     const sizes = new LearntBlockSize(null, logger);
     const hash = {
@@ -335,7 +336,7 @@ describe("token keys with the block size learnt from the events (tokenizer.block
       keys,
       blockSizes: sizes,
     };
-    const ingest = new KvEventIngest({ index, logger, metrics, hash });
+    const ingest = new KvEventIngest({ index, logger, recorder: metrics, hash });
     const request = new RequestHasher(requestKeyScheme(hash), sizes);
     const seqs = new Map<string, number>();
     const send = (pod: string, events: EventSpec[]) => {
@@ -396,7 +397,7 @@ describe("token keys with the block size learnt from the events (tokenizer.block
     const check = new HashCheck(
       { hashAlgo: "sha256_cbor_64bit", hashSeed: null, blockSize: null, keys: "tokens", blockSizes: sizes },
       logger,
-      new Metrics(),
+      new KvEventsMetrics(new Registry()),
     );
     const ev: BlockStoredEvent = {
       type: "BlockStored",

@@ -18,7 +18,7 @@ import { EngineKeyMap } from "../kv-index/engine-key-map.js";
 import { chainKey } from "../kv-index/token-chain.js";
 import type { RequestHasher } from "../kv-index/request-key-scheme.js";
 import type { Logger } from "../observability/logger.js";
-import type { Metrics } from "../observability/metrics.js";
+import type { TokenKeysMetrics as Metrics } from "./kv-events-recorder.js";
 import type { BlockRemovedEvent, BlockStoredEvent } from "./decode.js";
 
 export interface TokenKeysOptions {

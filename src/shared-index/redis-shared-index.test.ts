@@ -56,7 +56,13 @@ async function replica(url: string, redis: Record<string, unknown> = {}): Promis
   const metrics = new Metrics();
   const index = new BlockIndex({ maxEntries: 1 << 20, mediumWeights: WEIGHTS });
   const shared = createRedisSharedIndex({ config: config.index, index, logger, metrics });
-  const ingest = new KvEventIngest({ index, logger, metrics, hash: HASH, mirror: shared.mirror });
+  const ingest = new KvEventIngest({
+    index,
+    logger,
+    recorder: metrics.kvEvents,
+    hash: HASH,
+    mirror: shared.mirror,
+  });
   // A reader with an empty local index: its answers come from Redis alone.
   const readerMetrics = new Metrics();
   const reader = createRedisSharedIndex({

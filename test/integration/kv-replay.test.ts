@@ -1,11 +1,11 @@
 // KV-event recovery on real ZeroMQ sockets: the simulator's vLLM publisher (PUB + replay ROUTER) → kvpick's
-// KvEventSubscriber (SUB + replay DEALER). Every recovered index is compared with a gap-free reference run
+// kv-events path (SUB + replay DEALER). Every recovered index is compared with a gap-free reference run
 // of the same batches.
 import type { Counter, Gauge } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { configSchema } from "../../src/config/schema.js";
 import { KvEventIngest } from "../../src/kv-events/ingest.js";
-import { KvEventSubscriber } from "../../src/kv-events/subscriber.js";
+import { createKvEvents, type KvEvents } from "../../src/kv-events/create-kv-events.js";
 import { BlockIndex } from "../../src/kv-index/block-index.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { Metrics } from "../../src/observability/metrics.js";
@@ -50,7 +50,7 @@ function subscriber(o: {
   const index = new BlockIndex(config.index);
   const metrics = new Metrics();
   const logs: Record<string, unknown>[] = [];
-  const sub = new KvEventSubscriber({
+  const sub = createKvEvents({
     config: config.kvEvents,
     hash: HASH,
     index,
@@ -58,10 +58,10 @@ function subscriber(o: {
       level: "debug",
       destination: { write: (s: string) => void logs.push(JSON.parse(s)) },
     }),
-    metrics,
+    recorder: metrics.kvEvents,
     ...(o.replay === undefined ? {} : { replayEndpoint: o.replay }),
   });
-  cleanup.push(() => sub.close());
+  cleanup.push(() => sub.stop(0));
   return { sub, index, metrics, logs };
 }
 
@@ -115,7 +115,7 @@ function reference(pod: string, p: SimKvEventPublisher, batches: SimEventBatch[]
   const ingest = new KvEventIngest({
     index,
     logger: createLogger({ level: "silent" }),
-    metrics: new Metrics(),
+    recorder: new Metrics().kvEvents,
     hash: HASH,
   });
   batches.forEach((b, i) => {
@@ -124,15 +124,15 @@ function reference(pod: string, p: SimKvEventPublisher, batches: SimEventBatch[]
   return held(index, pod, batches);
 }
 
-const appliedSeq = (sub: KvEventSubscriber, pod: string) =>
+const appliedSeq = (sub: KvEvents, pod: string) =>
   sub.podStates().find((s) => s.podId === pod)?.publishers[0]?.lastSeq ?? null;
-const settled = (sub: KvEventSubscriber, pod: string, lastSeq: bigint) => () => {
+const settled = (sub: KvEvents, pod: string, lastSeq: bigint) => () => {
   const s = sub.podStates().find((x) => x.podId === pod);
   return s !== undefined && s.replays === 0 && s.publishers[0]?.lastSeq === String(lastSeq);
 };
 
 /** Empty batches until the subscriber has heard the pod (ZeroMQ's slow joiner drops the first ones). */
-async function warmUp(p: SimKvEventPublisher, sub: KvEventSubscriber, pod: string, batches: SimEventBatch[]) {
+async function warmUp(p: SimKvEventPublisher, sub: KvEvents, pod: string, batches: SimEventBatch[]) {
   const deadline = Date.now() + 10_000;
   while (appliedSeq(sub, pod) === null) {
     if (Date.now() > deadline) throw new Error("subscriber not receiving");
@@ -164,11 +164,11 @@ describe("KV-event replay", () => {
       await until(settled(sub, pod, p.seq - 1n), "the pod caught up");
       expect(p.dropped).toBe(5);
       expect(held(index, pod, batches)).toEqual(reference(pod, p, batches));
-      expect(await value(metrics.kvSeqGaps, { pod })).toBe(1);
-      expect(await value(metrics.kvReplayedBatches, { pod })).toBeGreaterThanOrEqual(5);
-      expect(await value(metrics.kvReplays, { pod, result: "complete" })).toBeGreaterThanOrEqual(1);
+      expect(await value(metrics.kvEvents.kvSeqGaps, { pod })).toBe(1);
+      expect(await value(metrics.kvEvents.kvReplayedBatches, { pod })).toBeGreaterThanOrEqual(5);
+      expect(await value(metrics.kvEvents.kvReplays, { pod, result: "complete" })).toBeGreaterThanOrEqual(1);
       expect(sub.ingest.accuracy(pod)).toBe("exact");
-      expect(await value(metrics.kvPodStale, { pod })).toBe(0);
+      expect(await value(metrics.kvEvents.kvPodStale, { pod })).toBe(0);
     });
   }
 
@@ -191,7 +191,7 @@ describe("KV-event replay", () => {
     await until(settled(first.sub, pod, p.seq - 1n), "first subscriber caught up");
     const before = held(first.index, pod, batches);
     expect(before).toEqual(reference(pod, p, batches));
-    await first.sub.close();
+    await first.sub.stop(0);
 
     // kvpick restarts on the same address; the pod's PUB reconnects by itself. The first batch the new
     // subscriber sees has seq > 0: it replays from 0 and gets everything the ring still holds.
@@ -200,7 +200,7 @@ describe("KV-event replay", () => {
     await warmUp(p, second.sub, pod, batches);
     await until(settled(second.sub, pod, p.seq - 1n), "second subscriber caught up");
     expect(held(second.index, pod, batches)).toEqual(before);
-    expect(await value(second.metrics.kvReplays, { pod, result: "complete" })).toBe(1);
+    expect(await value(second.metrics.kvEvents.kvReplays, { pod, result: "complete" })).toBe(1);
     expect(second.sub.ingest.accuracy(pod)).toBe("exact");
   });
 
@@ -232,9 +232,9 @@ describe("KV-event replay", () => {
     await sub.start();
     sub.addPod(pod, p.boundEndpoint!);
     await until(settled(sub, pod, p.seq - 1n), "the whole ring replayed", 30_000);
-    expect(await value(metrics.kvReplayedBatches, { pod })).toBe(2_500);
+    expect(await value(metrics.kvEvents.kvReplayedBatches, { pod })).toBe(2_500);
     expect(held(index, pod, batches)).toEqual(reference(pod, p, batches));
-    expect(await value(metrics.kvReplays, { pod, result: "complete" })).toBe(1);
+    expect(await value(metrics.kvEvents.kvReplays, { pod, result: "complete" })).toBe(1);
     expect(sub.ingest.accuracy(pod)).toBe("exact");
   });
 
@@ -258,7 +258,7 @@ describe("KV-event replay", () => {
     // The pod is idle (nothing live): the truncated replay alone must degrade it.
     await until(() => sub.ingest.accuracy(pod) === "degraded", "degraded by the truncated replay", 10_000);
     expect(sub.podStates()[0]?.degradedReason).toBe("replay-truncated");
-    expect(await value(metrics.kvPodStale, { pod })).toBe(1);
+    expect(await value(metrics.kvEvents.kvPodStale, { pod })).toBe(1);
     // 0–699, 700–1399, 1400–2099 cut after 700 each (no marker), then 2100–2149 and the marker.
     await until(
       () => settled(sub, pod, p.seq - 1n)() && sub.ingest.accuracy(pod) === "exact",
@@ -267,9 +267,9 @@ describe("KV-event replay", () => {
     );
     expect(server.starts).toEqual([0n, 700n, 1400n, 2100n]);
     expect(held(index, pod, batches)).toEqual(reference(pod, p, batches));
-    expect(await value(metrics.kvReplays, { pod, result: "truncated" })).toBe(3);
-    expect(await value(metrics.kvReplays, { pod, result: "complete" })).toBe(1);
-    expect(await value(metrics.kvPodStale, { pod })).toBe(0);
+    expect(await value(metrics.kvEvents.kvReplays, { pod, result: "truncated" })).toBe(3);
+    expect(await value(metrics.kvEvents.kvReplays, { pod, result: "complete" })).toBe(1);
+    expect(await value(metrics.kvEvents.kvPodStale, { pod })).toBe(0);
     const warn = logs.filter((l) => l.level === "warn" && l.reason === "replay-truncated");
     expect(warn).toHaveLength(1);
     expect(warn[0]).toMatchObject({ pod, accuracy: "degraded", from: "0", batches: 700 });
@@ -336,8 +336,8 @@ describe("KV-event replay", () => {
       () => sub.ingest.accuracy(pod) === "degraded" && sub.podStates()[0]?.replays === 0,
       "degraded",
     );
-    expect(await value(metrics.kvReplays, { pod, result: "timeout" })).toBe(1);
-    expect(await value(metrics.kvPodStale, { pod })).toBe(1);
+    expect(await value(metrics.kvEvents.kvReplays, { pod, result: "timeout" })).toBe(1);
+    expect(await value(metrics.kvEvents.kvPodStale, { pod })).toBe(1);
     expect(sub.podStates()[0]?.degradedReason).toBe("replay-failed");
     const warn = logs.find(
       (l) => l.msg === "kv-event state degraded: the pod's cached blocks count less until it recovers",
@@ -348,8 +348,8 @@ describe("KV-event replay", () => {
     send(true);
     send(false);
     await until(() => appliedSeq(sub, pod) === String(p.seq - 1n), "applied without replay");
-    expect(await value(metrics.kvReplays, { pod, result: "cooldown" })).toBe(1);
-    expect(await value(metrics.kvReplays, { pod, result: "timeout" })).toBe(1);
+    expect(await value(metrics.kvEvents.kvReplays, { pod, result: "cooldown" })).toBe(1);
+    expect(await value(metrics.kvEvents.kvReplays, { pod, result: "timeout" })).toBe(1);
 
     // Gap-free batches for healAfterMs: trusted again.
     const deadline = Date.now() + 10_000;
@@ -358,7 +358,7 @@ describe("KV-event replay", () => {
       send(false);
       await new Promise((r) => setTimeout(r, 20));
     }
-    expect(await value(metrics.kvPodStale, { pod })).toBe(0);
+    expect(await value(metrics.kvEvents.kvPodStale, { pod })).toBe(0);
     expect(logs.some((l) => l.msg === "kv-event state exact again" && l.pod === pod)).toBe(true);
   });
 
@@ -438,7 +438,7 @@ describe("KV-event replay", () => {
     await p.restart();
     const after: SimEventBatch[] = [];
     const deadline = Date.now() + 10_000;
-    while ((await value(metrics.kvPublisherRestarts, { pod })) === 0) {
+    while ((await value(metrics.kvEvents.kvPublisherRestarts, { pod })) === 0) {
       if (Date.now() > deadline) throw new Error("restart not seen");
       const b = { ts: 1, events: [] };
       after.push(b);
@@ -471,7 +471,7 @@ describe("KV-event replay", () => {
     await until(settled(sub, pod, pub.seq - 1n), "warmed up");
     const n = router.requests.length;
     const a = pub.seq - 1n;
-    const received = () => value(metrics.kvEventsReceived, { pod });
+    const received = () => value(metrics.kvEvents.kvEventsReceived, { pod });
     pub.seq++; // a + 1 lost on the wire
     await pub.publish([{ type: "BlockStored", hashes: [501n] }]); // a + 2: gap → replay from a + 1
     await until(() => router.requests.length === n + 1, "the gap's replay");
@@ -524,9 +524,9 @@ describe("KV-event replay", () => {
     expect(router.requests[1]!.start).toBe(3n);
     await router.reply(router.requests[1]!, ["", END_SEQ, ""]);
     await until(() => sub.podStates()[0]?.replays === 0, "replays done");
-    expect(await value(metrics.kvEventsMalformed, { pod, reason: "replay-frames" })).toBe(1);
-    expect(await value(metrics.kvEventsMalformed, { pod, reason: "replay-seq" })).toBe(1);
-    expect(await value(metrics.kvEventsMalformed, { pod, reason: "replay-payload" })).toBe(1);
+    expect(await value(metrics.kvEvents.kvEventsMalformed, { pod, reason: "replay-frames" })).toBe(1);
+    expect(await value(metrics.kvEvents.kvEventsMalformed, { pod, reason: "replay-seq" })).toBe(1);
+    expect(await value(metrics.kvEvents.kvEventsMalformed, { pod, reason: "replay-payload" })).toBe(1);
     expect(index.matchPrefix(BigUint64Array.of(2n), [pod]).blocks[0]).toBe(1);
     await until(
       () => index.matchPrefix(BigUint64Array.of(77n), [pod]).blocks[0] === 1,
@@ -543,7 +543,7 @@ describe("KV-event replay", () => {
 });
 
 /** Rebinding a port another socket just released can race its close: retry briefly. */
-async function bindRetrying(sub: KvEventSubscriber): Promise<void> {
+async function bindRetrying(sub: KvEvents): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       await sub.start();
