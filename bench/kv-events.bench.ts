@@ -239,7 +239,7 @@ function applyRate(scheme: KeyScheme | null): number {
           comparable: false,
           index,
           logger: log,
-          metrics: new Metrics(),
+          metrics: new Metrics().kvEvents.tokenKeys,
         });
   const t0 = performance.now();
   for (const ev of applyEvents) {

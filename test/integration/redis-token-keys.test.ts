@@ -81,7 +81,7 @@ describe("token keys in the shared Redis index", () => {
     const ingest = new KvEventIngest({
       index,
       logger,
-      metrics: new Metrics(),
+      recorder: new Metrics().kvEvents,
       hash: { hashAlgo: "sha256_cbor", hashSeed: null, blockSize: BS, keys: "tokens" },
       mirror: a.mirror,
     });
