@@ -6,6 +6,7 @@ import { LearntBlockSize } from "../kv-index/learnt-block-size.js";
 import { RequestHasher } from "../kv-index/request-key-scheme.js";
 import { createLogger } from "../observability/logger.js";
 import { Metrics } from "../observability/metrics.js";
+import { RouteMetrics } from "../observability/route-metrics.js";
 import { anEndpoint, staticSource } from "../scheduling/scheduling.fixture.js";
 import type { SchedulingResult } from "../scheduling/types.js";
 import { Director, type RequestScheduler } from "./director.js";
@@ -42,7 +43,7 @@ describe("Director with a learnt block size", () => {
       scheduler,
       endpoints: staticSource([pod]),
       logger,
-      metrics,
+      recorder: new RouteMetrics(metrics),
     });
     const route = () =>
       director.route({
@@ -56,7 +57,7 @@ describe("Director with a learnt block size", () => {
     expect((await route()).kind).toBe("routed");
     expect(asked[0]!.blockHashes).toHaveLength(0);
     expect(asked[0]!.promptTokens).toBe(200);
-    const missing = await metrics.cacheSignalMissing.get();
+    const missing = await metrics.registry.getSingleMetric("epp_cache_signal_missing_total")!.get();
     expect(missing.values.find((v) => v.labels.reason === "block-size-unknown")?.value).toBe(1);
     sizes.observe("10.0.0.1:8000", 16, "vllm:cache_config_info");
     await route();
