@@ -80,7 +80,14 @@ console.log("|---|---:|");
 const bodies = Array.from({ length: N }, (_, n) => request(n % 16, 1000 + n));
 for (const memoBlocks of [0, 65_536]) {
   const hasher = new BlockHasher({ scheme: "sha256_cbor_64bit", hashSeed: "42", blockSize: 64, memoBlocks });
-  const director = new Director({ tokenizer, hasher, scheduler, endpoints, logger, recorder: new RouteMetrics(new Metrics()) });
+  const director = new Director({
+    tokenizer,
+    hasher,
+    scheduler,
+    endpoints,
+    logger,
+    recorder: new RouteMetrics(new Metrics()),
+  });
   for (let i = 0; i < 16; i++) await director.route(request(i, i));
   await meanMicros(`Director.route, memo ${memoBlocks} blocks, no pod known (estimated fallback)`, (n) =>
     director.route(bodies[n]!),
@@ -96,7 +103,14 @@ for (let i = 0; i < 8; i++) index.store(`10.0.0.${i}:8000`, "GPU", new Uint32Arr
     blockSize: 64,
     memoBlocks: 65_536,
   });
-  const director = new Director({ tokenizer, hasher, scheduler, endpoints, logger, recorder: new RouteMetrics(new Metrics()) });
+  const director = new Director({
+    tokenizer,
+    hasher,
+    scheduler,
+    endpoints,
+    logger,
+    recorder: new RouteMetrics(new Metrics()),
+  });
   for (let i = 0; i < 16; i++) await director.route(request(i, i));
   await meanMicros("Director.route, memo 65536 blocks, every pod known (precise)", (n) =>
     director.route(bodies[n]!),

@@ -126,7 +126,12 @@ export class Director {
     this.#firstSight(parsed.model);
 
     // 3. Tokenize and hash once (scorers read the chain through the scheduling cycle).
-    const chain = await promptChain(this.#chainDeps(request.requestId, parsed.model), parsed, request.body, d);
+    const chain = await promptChain(
+      this.#chainDeps(request.requestId, parsed.model),
+      parsed,
+      request.body,
+      d,
+    );
     if (chain instanceof EppError) return this.#reject(d, chain, trace);
 
     // 4. Flow control (optional): wait for room or be shed; scheduling below then reads the state at release.

@@ -77,7 +77,11 @@ export class RouteLog {
 
   tokenizationFailed(requestId: string, model: string, err: unknown): void {
     this.#log.warn(
-      { "x-request-id": requestId, model: logField(model), err: err instanceof Error ? err.message : String(err) },
+      {
+        "x-request-id": requestId,
+        model: logField(model),
+        err: err instanceof Error ? err.message : String(err),
+      },
       "tokenization failed: routing on load alone",
     );
   }

@@ -88,7 +88,9 @@ async function replica(url: string, redis: Record<string, unknown> = {}): Promis
       ]);
     },
     async redisMatch(chain, pods) {
-      const lookup = await createCacheView({ index: readerIndex, shared: reader.prefixSource }).lookupFor(chain);
+      const lookup = await createCacheView({ index: readerIndex, shared: reader.prefixSource }).lookupFor(
+        chain,
+      );
       const { blocks, weighted } = lookup.matchPrefix(chain, pods);
       return { blocks: [...blocks], weighted: [...weighted].map(round) };
     },

@@ -88,8 +88,7 @@ export function createRedisSharedIndex(options: {
       return undefined;
     },
     async stop() {
-      if (link.up)
-        await Promise.race([m.settled(), new Promise((r) => setTimeout(r, MAX_FLUSH_MS).unref())]);
+      if (link.up) await Promise.race([m.settled(), new Promise((r) => setTimeout(r, MAX_FLUSH_MS).unref())]);
       m.close();
       await link.close();
     },

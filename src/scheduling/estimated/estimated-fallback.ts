@@ -21,7 +21,6 @@ export interface FallbackEstimates {
   readonly tokens: Float64Array;
 }
 
-
 /**
  * The estimated prefix of every candidate the index has never heard of, computed once per cycle; null when the
  * index knows every candidate (or there is no fallback).
