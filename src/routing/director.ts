@@ -13,7 +13,7 @@ import type { LoraAdapters } from "./lora-adapters.js";
 import { type InferenceRequest, parseInferenceRequest, promptTextOf } from "./openai-request.js";
 import { type ChainHasher, type PromptTokenizer, promptChain } from "./prompt-chain.js";
 import { NO_TRACER, type RequestTrace, type RequestTracer } from "./request-trace.js";
-import { newDecision, type RouteDecision, traceDecision } from "./route-decision.js";
+import { newDecision, type RouteDecision, type RouteVerdict, traceDecision } from "./route-decision.js";
 import { RouteLog, scoresOf } from "./route-log.js";
 import type { RequestRecord, RouteRecorder } from "./route-recorder.js";
 import type { ResponseObserver, RouteOutcome, RouteRequest } from "./route-request.js";
@@ -80,6 +80,8 @@ export interface DirectorOptions {
   admission?: AdmissionGate | null;
 }
 
+type Picked = Extract<SchedulingResult, { kind: "picked" }>;
+
 /** Distinct model names reported once each; client-chosen names, so the memory is bounded. */
 const MAX_MODELS_REPORTED = 1000;
 
@@ -115,15 +117,8 @@ export class Director {
     const started = performance.now();
 
     // 2. Parse once. A body kvpick cannot read is the client's fault: 400.
-    let parsed: InferenceRequest;
-    try {
-      parsed = parseInferenceRequest(request.path, request.body);
-    } catch (err) {
-      return this.#reject(d, err, trace);
-    }
-    d.model = parsed.model;
-    d.stages.push({ stage: "parse", startMs: started, endMs: performance.now() });
-    this.#firstSight(parsed.model);
+    const parsed = this.#parse(request, d, started);
+    if ("error" in parsed) return this.#reject(d, parsed.error, trace);
 
     // 3. Tokenize and hash once (scorers read the chain through the scheduling cycle).
     const chain = await promptChain(
@@ -159,32 +154,49 @@ export class Director {
     }
 
     // 7. The decision, to its consumers: the audit line, the request metrics, the trace.
-    const predictedTokens =
-      this.#o.hasher === null
-        ? 0
-        : (result.cachedTokens ?? result.prefixMatchBlocks * (this.#o.hasher.blockSize ?? 0));
-    d.verdict = {
+    const verdict = this.#routedVerdict(result, Math.round((done - started) * 1000));
+    d.verdict = verdict;
+    const record = this.#decided(d, trace);
+
+    // 8. Dispatch credit and the response path (usage vs prediction, the served endpoint).
+    const { endpoint, fallbacks, predictedTokens } = verdict;
+    const routed = { decision: d, parsed, chain, address: endpoint.address, predictedTokens, admission };
+    return {
+      kind: "routed",
+      endpoint: endpoint.address,
+      ...(fallbacks.length > 0 ? { fallbacks } : {}),
+      observer: this.#usageObserver({ ...routed, record, trace }, started),
+      ...(this.#o.emitEndpointScores ? { endpointScores: scoresOf(result.scores) } : {}),
+    };
+  }
+
+  #routedVerdict(result: Picked, schedulingMicros: number): Extract<RouteVerdict, { kind: "routed" }> {
+    const hasher = this.#o.hasher;
+    return {
       kind: "routed",
       endpoint: result.endpoint,
       fallbacks: result.targets.slice(1).map((e) => e.address),
       prefixMatchBlocks: result.prefixMatchBlocks,
       totalBlocks: result.totalBlocks,
-      predictedTokens,
+      predictedTokens:
+        hasher === null ? 0 : (result.cachedTokens ?? result.prefixMatchBlocks * (hasher.blockSize ?? 0)),
       scores: result.scores,
-      schedulingMicros: Math.round((done - started) * 1000),
+      schedulingMicros,
     };
-    const record = this.#decided(d, trace);
+  }
 
-    // 8. Dispatch credit and the response path (usage vs prediction, the served endpoint).
-    const routed = { decision: d, parsed, chain, address: result.endpoint.address, predictedTokens };
-    const fallbacks = d.verdict.fallbacks;
-    return {
-      kind: "routed",
-      endpoint: result.endpoint.address,
-      ...(fallbacks.length > 0 ? { fallbacks } : {}),
-      observer: this.#usageObserver({ ...routed, admission, record, trace }, started),
-      ...(this.#o.emitEndpointScores ? { endpointScores: scoresOf(result.scores) } : {}),
-    };
+  /** The parsed body (its model and parse time in the decision), or what made it unreadable. */
+  #parse(request: RouteRequest, d: RouteDecision, started: number): InferenceRequest | { error: unknown } {
+    let parsed: InferenceRequest;
+    try {
+      parsed = parseInferenceRequest(request.path, request.body);
+    } catch (error) {
+      return { error };
+    }
+    d.model = parsed.model;
+    d.stages.push({ stage: "parse", startMs: started, endMs: performance.now() });
+    this.#firstSight(parsed.model);
+    return parsed;
   }
 
   /** Hands the decision to its consumers; returns the response path's recorder for a routed request. */
