@@ -6,7 +6,6 @@
 // Redis holds the union, and a restarted replica routes from it at once (warm restart). The local index
 // stays authoritative for the pods a replica receives, and routing never waits on Redis for longer than
 // `lookupTimeoutMs`.
-import type { Config } from "../config/schema.js";
 import type { BlockIndex } from "../kv-index/block-index.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -31,11 +30,24 @@ export interface RedisSharedIndex extends Service {
   stop(graceMs?: number): Promise<void>;
 }
 
+/** The index settings the shared index reads (config/schema.ts `Config["index"]` fits). */
+export interface SharedIndexSettings {
+  readonly mediumWeights: Record<string, number>;
+  readonly redis: {
+    readonly url: string | null;
+    readonly keyPrefix: string;
+    readonly ttlSeconds: number;
+    readonly lookupTimeoutMs: number;
+    readonly maxPendingWrites: number;
+    readonly connectTimeoutMs: number;
+  };
+}
+
 /** The longest a stopping shared index waits for its last writes. */
 const MAX_FLUSH_MS = 1000;
 
 export function createRedisSharedIndex(options: {
-  config: Config["index"];
+  config: SharedIndexSettings;
   index: BlockIndex;
   logger: Logger;
   metrics: Metrics;
