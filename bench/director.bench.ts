@@ -14,9 +14,11 @@ import { BlockHasher } from "../src/kv-index/block-hash.js";
 import { BlockIndex } from "../src/kv-index/block-index.js";
 import { createLogger } from "../src/observability/logger.js";
 import { Metrics } from "../src/observability/metrics.js";
+import { RouteMetrics } from "../src/observability/route-metrics.js";
 import { createTracing, NO_TRACING, type Tracing } from "../src/observability/tracing.js";
 import { Director } from "../src/routing/director.js";
 import { createScheduler } from "../src/scheduling/create-scheduler.js";
+import { readModel } from "../src/scheduling/scheduling.fixture.js";
 import { TokenizationService } from "../src/tokenization/tokenization-service.js";
 import { staticPool } from "./support/static-pool.js";
 
@@ -64,7 +66,10 @@ const tokenizer = new TokenizationService({
 });
 const endpoints = staticPool(Array.from({ length: 8 }, (_, i) => `10.0.0.${i}:8000`));
 const index = new BlockIndex({ maxEntries: 1_000_000, mediumWeights: { GPU: 1, CPU: 0.8 } });
-const scheduler = createScheduler(config.scheduling, { endpoints, prefixLookup: index });
+const scheduler = createScheduler(config.scheduling, {
+  endpoints,
+  ...readModel(config.scheduling, index),
+});
 
 // Warm the token cache with every system prompt.
 for (let i = 0; i < 16; i++) await tokenizer.tokenize("Qwen3-32B", "/v1/chat/completions", body(i, -1));
@@ -75,7 +80,14 @@ console.log("|---|---:|");
 const bodies = Array.from({ length: N }, (_, n) => request(n % 16, 1000 + n));
 for (const memoBlocks of [0, 65_536]) {
   const hasher = new BlockHasher({ scheme: "sha256_cbor_64bit", hashSeed: "42", blockSize: 64, memoBlocks });
-  const director = new Director({ tokenizer, hasher, scheduler, endpoints, logger, metrics: new Metrics() });
+  const director = new Director({
+    tokenizer,
+    hasher,
+    scheduler,
+    endpoints,
+    logger,
+    recorder: new RouteMetrics(new Metrics()),
+  });
   for (let i = 0; i < 16; i++) await director.route(request(i, i));
   await meanMicros(`Director.route, memo ${memoBlocks} blocks, no pod known (estimated fallback)`, (n) =>
     director.route(bodies[n]!),
@@ -91,7 +103,14 @@ for (let i = 0; i < 8; i++) index.store(`10.0.0.${i}:8000`, "GPU", new Uint32Arr
     blockSize: 64,
     memoBlocks: 65_536,
   });
-  const director = new Director({ tokenizer, hasher, scheduler, endpoints, logger, metrics: new Metrics() });
+  const director = new Director({
+    tokenizer,
+    hasher,
+    scheduler,
+    endpoints,
+    logger,
+    recorder: new RouteMetrics(new Metrics()),
+  });
   for (let i = 0; i < 16; i++) await director.route(request(i, i));
   await meanMicros("Director.route, memo 65536 blocks, every pod known (precise)", (n) =>
     director.route(bodies[n]!),
@@ -128,7 +147,7 @@ for (const [label, tracing] of [
     scheduler,
     endpoints,
     logger,
-    metrics: new Metrics(),
+    recorder: new RouteMetrics(new Metrics()),
     tracer: tracing.tracer,
   });
   for (let i = 0; i < 16; i++) await director.route(request(i, i));

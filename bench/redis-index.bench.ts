@@ -14,7 +14,9 @@ import { BlockHasher } from "../src/kv-index/block-hash.js";
 import { BlockIndex } from "../src/kv-index/block-index.js";
 import { createLogger } from "../src/observability/logger.js";
 import { Metrics } from "../src/observability/metrics.js";
+import { RouteMetrics } from "../src/observability/route-metrics.js";
 import { Director } from "../src/routing/director.js";
+import { createCacheView } from "../src/cache-view/cache-view.js";
 import { createScheduler } from "../src/scheduling/create-scheduler.js";
 import { createRedisSharedIndex } from "../src/shared-index/redis-shared-index.js";
 import { TokenizationService } from "../src/tokenization/tokenization-service.js";
@@ -92,22 +94,23 @@ for (const [j, chain] of chains.entries())
   }
 await w.shared.mirror.settled();
 const scheduler = createScheduler(config.scheduling, { endpoints, prefixLookup: w.index });
+// The read model over the writer's index with the shared index per request (as kvpick serve builds it).
+const view = createCacheView({ index: w.index, shared: w.shared.prefixSource });
 const queries = chains.map((c) => BigUint64Array.from(c));
-const req = (n: number, prefixLookup?: Awaited<ReturnType<typeof w.shared.prefixSource.lookupFor>>) => ({
+const req = (n: number) => ({
   requestId: `r${n}`,
   model: "m",
   targetModel: "m",
   blockHashes: queries[n % CHAINS]!,
   headers: new Map<string, string>(),
   subsetHint: null,
-  ...(prefixLookup === undefined ? {} : { prefixLookup }),
 });
 
 // Same picks both ways (the writer's local index holds everything, so Redis must agree with it).
 let disagreements = 0;
 for (let n = 0; n < CHAINS; n++) {
   const a = scheduler.schedule(req(n));
-  const b = scheduler.schedule(req(n, await w.shared.prefixSource.lookupFor(queries[n]!)));
+  const b = scheduler.schedule(req(n), await view.lookupFor(queries[n]!));
   if (a.kind !== "picked" || b.kind !== "picked" || a.prefixMatchBlocks !== b.prefixMatchBlocks)
     disagreements++;
 }
@@ -119,9 +122,9 @@ for (let n = 0; n < RUNS + 200; n++) {
   const t0 = performance.now();
   scheduler.schedule(req(n));
   const t1 = performance.now();
-  const lookup = await w.shared.prefixSource.lookupFor(queries[n % CHAINS]!);
+  const lookup = await view.lookupFor(queries[n % CHAINS]!);
   const t2 = performance.now();
-  scheduler.schedule(req(n, lookup));
+  scheduler.schedule(req(n), lookup);
   const t3 = performance.now();
   if (n < 200) continue; // warm-up
   local.push(t1 - t0);
@@ -180,8 +183,16 @@ for (let i = 0; i < 16; i++) {
 }
 await w.shared.mirror.settled();
 const directors = [null, w.shared.prefixSource].map(
-  (sharedIndex) =>
-    new Director({ tokenizer, hasher, scheduler, endpoints, logger, metrics: new Metrics(), sharedIndex }),
+  (shared) =>
+    new Director({
+      tokenizer,
+      hasher,
+      scheduler,
+      endpoints,
+      logger,
+      recorder: new RouteMetrics(new Metrics()),
+      cache: createCacheView({ index: w.index, shared }),
+    }),
 );
 const dTimes: number[][] = [[], []];
 for (let n = 0; n < 1500; n++) {
@@ -200,7 +211,7 @@ console.log("|---|---:|---:|---:|");
 for (const r of [d0, d1]) console.log(`| ${r.label} | ${us(r.p50)} | ${us(r.p99)} | ${us(r.mean)} |`);
 console.log(`ratio: p50 ${(d1.p50 / d0.p50).toFixed(2)}×, p99 ${(d1.p99 / d0.p99).toFixed(2)}×`);
 await tokenizer.close();
-await w.shared.close();
+await w.shared.stop(0);
 
 // ---- 2. write throughput ----
 await redis.command(["FLUSHALL"]);
@@ -242,5 +253,5 @@ console.log(
   `Redis memory: ${((used - empty) / total).toFixed(0)} bytes per block-pod entry (${total} entries, one pod per block)`,
 );
 client.disconnect();
-await tw.shared.close();
+await tw.shared.stop(0);
 await redis.stop();

@@ -10,8 +10,8 @@ import { EndpointStore } from "../src/endpoints/endpoint-store.js";
 import { parseEndpointList } from "../src/endpoints/parse-endpoints.js";
 import { BlockIndex } from "../src/kv-index/block-index.js";
 import { createScheduler } from "../src/scheduling/create-scheduler.js";
-import { FakePrefixLookup, aRequest } from "../src/scheduling/scheduling.fixture.js";
-import type { PrefixLookup } from "../src/scheduling/types.js";
+import { FakePrefixLookup, aRequest, readModel } from "../src/scheduling/scheduling.fixture.js";
+import type { PrefixLookup } from "../src/cache-view/prefix-lookup.js";
 import { POLICY_CONFIGS } from "./routing/policies.js";
 
 const BLOCKS = 128;
@@ -65,9 +65,10 @@ function measure(
 ): void {
   const { store, addresses } = storeWith(n);
   const request = aRequest(BLOCKS);
-  const scheduler = createScheduler(parseConfig({ scheduling: PROFILES[profile] }).scheduling, {
+  const settings = parseConfig({ scheduling: PROFILES[profile] }).scheduling;
+  const scheduler = createScheduler(settings, {
     endpoints: store,
-    prefixLookup: lookupOf(addresses, request.blockHashes),
+    ...readModel(settings, lookupOf(addresses, request.blockHashes)),
   });
   for (let i = 0; i < WARMUP; i++) scheduler.schedule(request);
   const ns = new Float64Array(ITERATIONS);

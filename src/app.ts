@@ -23,18 +23,19 @@ import type { Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { createTracing } from "./observability/tracing.js";
 import { Director, type PromptTokenizer } from "./routing/director.js";
+import { createCacheView } from "./cache-view/cache-view.js";
+import { RouteMetrics } from "./observability/route-metrics.js";
 import { FlowController } from "./flow-control/flow-controller.js";
 import { ObjectivePriorities } from "./flow-control/objective-priorities.js";
 import { ObjectiveWatcher } from "./flow-control/objective-watcher.js";
 import { FlowControlMetrics } from "./observability/flow-control-metrics.js";
 import { RateLimitedLog } from "./observability/logger.js";
 import { LoraAdapters } from "./routing/lora-adapters.js";
-import { createScheduler, speculativeLookupFor } from "./scheduling/create-scheduler.js";
+import { createScheduler } from "./scheduling/create-scheduler.js";
 import {
   EstimatedPrefixIndex,
   estimatedPrefixParams,
 } from "./scheduling/estimated/estimated-prefix-index.js";
-import type { PrefixLookup } from "./scheduling/types.js";
 import { createRedisSharedIndex, type RedisSharedIndex } from "./shared-index/redis-shared-index.js";
 import { TokenizationService } from "./tokenization/tokenization-service.js";
 
@@ -179,31 +180,28 @@ export function createApp(options: AppOptions): App {
     config.tokenizer.blockSize,
     logger.child({ component: "block-size" }),
   );
-  // How scheduling reads the index: a degraded pod's cache credit counts index.degradedCreditFactor (events
-  // lost, not recovered). `kvEvents` is read only at request time, after it exists.
-  const degradedFactor = config.index.degradedCreditFactor;
-  const prefixLookup: PrefixLookup = {
-    matchPrefix: (chain, pods) => index.matchPrefix(chain, pods),
-    hasPod: (pod) => index.hasPod(pod),
-    eventDriven: (pod) => kvEvents.published(pod),
-    creditFactor: (pod) => (kvEvents.accuracy(pod) === "degraded" ? degradedFactor : 1),
-  };
-  // Speculative entries (scheduling.speculativeTtlMs): what kvpick just routed counts as cached on that pod
-  // until vLLM's events confirm it or the TTL ends. Built here so its size reaches /metrics.
-  const speculative = speculativeLookupFor(config.scheduling, prefixLookup);
-  if (speculative !== null) metrics.watchSpeculative(speculative);
   // Optional: every change is mirrored to Redis and every request also reads it (README "High availability").
-  // Per request the local view (speculation included) is merged with Redis's answer.
   const sharedIndex =
     config.index.redis.url === null
       ? null
-      : createRedisSharedIndex({
-          config: config.index,
-          index,
-          local: speculative ?? prefixLookup,
-          logger,
-          metrics,
-        });
+      : createRedisSharedIndex({ config: config.index, index, logger, metrics });
+  // The read model (cache-view/): index + a degraded pod's lower credit (index.degradedCreditFactor) +
+  // speculative entries (scheduling.speculativeTtlMs) + the shared index per request. `kvEvents` is read
+  // only at request time, after it exists.
+  const cacheView = createCacheView({
+    index,
+    events: {
+      published: (pod) => kvEvents.published(pod),
+      accuracy: (pod) => kvEvents.accuracy(pod),
+    },
+    degradedCreditFactor: config.index.degradedCreditFactor,
+    speculative: {
+      ttlMs: config.scheduling.speculativeTtlMs,
+      maxEntries: config.scheduling.speculativeMaxEntries,
+    },
+    shared: sharedIndex?.prefixSource ?? null,
+  });
+  if (cacheView.speculative !== null) metrics.watchSpeculative(cacheView.speculative);
   const endpoints = new EndpointStore({ staleAfterMs: config.endpoints.staleAfterMs, logger });
   metrics.watchPool(endpoints, config.pool.name ?? "static");
   metrics.collectProcessMetrics();
@@ -244,9 +242,9 @@ export function createApp(options: AppOptions): App {
   const hookLog = new RateLimitedLog(30_000);
   const scheduler = createScheduler(config.scheduling, {
     endpoints,
-    prefixLookup,
+    prefixLookup: cacheView.local,
+    routed: cacheView.routed,
     blockSize: () => blockSizes.value,
-    speculative,
     estimatedFallback,
     onHookError: (source, err) => {
       if (hookLog.admit(source) >= 0)
@@ -287,14 +285,13 @@ export function createApp(options: AppOptions): App {
     scheduler,
     endpoints,
     logger,
-    metrics,
+    recorder: new RouteMetrics(metrics),
     emitEndpointScores: config.server.emitEndpointScores,
-    sharedIndex: sharedIndex?.prefixSource ?? null,
+    cache: cacheView,
     loras,
     dispatch: config.scheduling.dispatchCredit || flowControl !== null ? endpoints : null,
     tracer: tracing.tracer,
     admission: flowControl,
-    speculative,
   });
 
   // Kubernetes discovery writes the store when the pool comes from an InferencePool or a selector.
@@ -386,7 +383,7 @@ export function createApp(options: AppOptions): App {
     discovery,
     sharedIndex,
     async start() {
-      sharedIndex?.start();
+      await sharedIndex?.start();
       await kvEvents.start();
       if (discovery !== null)
         discovery.start(); // readiness follows its sync; never blocks startup
@@ -433,7 +430,7 @@ export function createApp(options: AppOptions): App {
         discovery?.stop(),
         objectiveWatcher?.stop(),
       ]);
-      await sharedIndex?.close(); // after the subscriber: its last changes are flushed first
+      await sharedIndex?.stop(graceMs); // after the subscriber: its last changes are flushed first
       await tracing.shutdown(); // last: spans of the drained requests are flushed
     },
   };

@@ -2,6 +2,7 @@
 // rate (vLLM's `--kv-events-config` missing, `publisher` left at "null", a wrong endpoint, or a topic whose
 // `${POD_IP}` was never expanded). Warns once per endpoint after a grace period and exposes
 // `epp_kv_pod_events_seen{endpoint}` so dashboards can alert on it.
+import { podKeyOf } from "../cache-view/pod-key.js";
 import type { Logger } from "../observability/logger.js";
 import type { Accuracy } from "./pod-accuracy.js";
 import type { PodStateView } from "./pod-state.js";
@@ -33,7 +34,8 @@ export class SilentPods {
   seen(): Map<string, 0 | 1> {
     const heard = new Set(this.#o.podStates().map((s) => s.podId));
     const out = new Map<string, 0 | 1>();
-    for (const m of this.#o.members()) out.set(m.address, heard.has(m.address) || heard.has(m.ip) ? 1 : 0);
+    const has = (id: string) => heard.has(id);
+    for (const m of this.#o.members()) out.set(m.address, podKeyOf(has, m) !== null ? 1 : 0);
     return out;
   }
 
@@ -45,8 +47,8 @@ export class SilentPods {
     const states = this.#o.podStates();
     const known = new Set(states.map((s) => s.podId));
     const out = new Map<string, Accuracy>();
-    for (const m of this.#o.members())
-      if (!known.has(m.address) && !known.has(m.ip)) out.set(m.address, "no-events");
+    const has = (id: string) => known.has(id);
+    for (const m of this.#o.members()) if (podKeyOf(has, m) === null) out.set(m.address, "no-events");
     for (const s of states) out.set(s.podId, s.accuracy);
     return out;
   }

@@ -7,7 +7,6 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom
 import type { Endpoint } from "../endpoints/endpoint.js";
 import { KvEventsMetrics } from "./kv-events-metrics.js";
 import { ModelLabels, type ServedModels } from "./label-bounds.js";
-import { RequestMetrics } from "./request-metrics.js";
 
 /** The pool as the scrape-time gauges read it (endpoints/endpoint-store.ts implements it). */
 export interface PoolStatsSource {
@@ -21,7 +20,7 @@ export interface IndexStatsSource {
 }
 
 // Per-stage request latencies: a warm request is tens of µs; a cold 32k-token prompt tens of ms.
-const STAGE_BUCKETS = [1e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 0.5, 2];
+export const STAGE_BUCKETS = [1e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 0.5, 2];
 
 export class Metrics {
   readonly registry: Registry;
@@ -39,19 +38,8 @@ export class Metrics {
   readonly requests: Counter<"code">;
   /** Client-chosen model names → bounded label values (label-bounds.ts); app.ts tells it what the pool serves. */
   readonly modelLabels: ModelLabels;
-  /** GIE's `inference_objective_*` per-request families (request-metrics.ts). */
-  readonly objective: RequestMetrics;
   #served: ServedModels = { serves: () => false };
-  readonly schedulingSeconds: Histogram;
-  readonly stageSeconds: Histogram<"stage">;
-  readonly prefixHitBlocks: Histogram;
-  readonly prefixHitRatio: Histogram;
-  readonly predictedCachedTokens: Counter;
-  readonly actualCachedTokens: Counter;
-  readonly cachedTokensError: Histogram;
-  readonly endpointPicks: Counter<"endpoint">;
   readonly inflightRequests: Gauge;
-  readonly cacheSignalMissing: Counter<"reason">;
 
   // --- ext_proc streams (one per HTTP request Envoy sends through kvpick) ---
   readonly extProcStreams: Gauge;
@@ -74,55 +62,6 @@ export class Metrics {
       registers: r,
     });
     this.modelLabels = new ModelLabels({ serves: (model) => this.#served.serves(model) });
-    this.objective = new RequestMetrics(registry, this.modelLabels);
-    this.schedulingSeconds = new Histogram({
-      name: "epp_scheduling_duration_seconds",
-      help: "EPP overhead per request: last body byte in to routing decision (parse, tokenize, hash, score).",
-      buckets: STAGE_BUCKETS,
-      registers: r,
-    });
-    this.stageSeconds = new Histogram({
-      name: "epp_request_stage_duration_seconds",
-      help: "Per-stage latency of the routing decision (stage = parse | tokenize | hash | shared-index | score).",
-      labelNames: ["stage"],
-      buckets: STAGE_BUCKETS,
-      registers: r,
-    });
-    this.prefixHitBlocks = new Histogram({
-      name: "epp_prefix_hit_blocks",
-      help: "Cached prefix blocks on the chosen endpoint, per request.",
-      // Powers of two up to 1024 blocks (64k tokens at block size 64).
-      buckets: [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
-      registers: r,
-    });
-    this.prefixHitRatio = new Histogram({
-      name: "epp_prefix_hit_ratio",
-      help: "Cached prefix blocks on the chosen endpoint / request blocks, per request with at least one block.",
-      buckets: [0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1],
-      registers: r,
-    });
-    this.predictedCachedTokens = new Counter({
-      name: "epp_predicted_cached_tokens_total",
-      help: "Prompt tokens kvpick expected the chosen pod to have cached (prefix blocks × block size).",
-      registers: r,
-    });
-    this.actualCachedTokens = new Counter({
-      name: "epp_actual_cached_tokens_total",
-      help: "Prompt tokens the pod reported as cached (usage.prompt_tokens_details.cached_tokens).",
-      registers: r,
-    });
-    this.cachedTokensError = new Histogram({
-      name: "epp_cached_tokens_prediction_error_ratio",
-      help: "(actual − predicted cached tokens) / prompt tokens, per request whose usage reported cached tokens.",
-      buckets: [-1, -0.5, -0.25, -0.1, -0.01, 0, 0.01, 0.1, 0.25, 0.5, 1],
-      registers: r,
-    });
-    this.endpointPicks = new Counter({
-      name: "epp_endpoint_picks_total",
-      help: "Requests routed to each endpoint.",
-      labelNames: ["endpoint"],
-      registers: r,
-    });
     this.inflightRequests = new Gauge({
       name: "epp_inflight_requests",
       help: "Requests routed whose response has not finished.",
@@ -131,12 +70,6 @@ export class Metrics {
     this.extProcStreams = new Gauge({
       name: "epp_extproc_streams_active",
       help: "Open ext_proc gRPC streams (Envoy keeps one per in-flight HTTP request).",
-      registers: r,
-    });
-    this.cacheSignalMissing = new Counter({
-      name: "epp_cache_signal_missing_total",
-      help: "Requests routed on load alone because no block hashes could be computed, by reason.",
-      labelNames: ["reason"],
       registers: r,
     });
 
@@ -246,7 +179,7 @@ export class Metrics {
     });
   }
 
-  /** Speculative prefix entries (scheduling/speculative), read at scrape time. */
+  /** Speculative prefix entries (cache-view/speculative), read at scrape time. */
   watchSpeculative(source: {
     stats(): {
       entries: number;
@@ -257,37 +190,46 @@ export class Metrics {
       evicted: number;
     };
   }): void {
-    const r = [this.registry];
-    const read = (key: keyof ReturnType<typeof source.stats>) =>
-      function (this: Gauge) {
-        this.set(source.stats()[key]);
-      };
-    const gauge = (name: string, help: string, key: keyof ReturnType<typeof source.stats>) =>
-      new Gauge({ name, help, registers: r, collect: read(key) });
-    gauge(
-      "epp_speculative_entries",
-      "Live speculative (pod, block) entries: routed, not yet expired.",
-      "entries",
-    );
-    gauge("epp_speculative_entries_added_total", "Speculative entries created (monotonic).", "added");
-    gauge(
+    type Key = keyof ReturnType<typeof source.stats>;
+    const registers = [this.registry];
+    new Gauge({
+      name: "epp_speculative_entries",
+      help: "Live speculative (pod, block) entries: routed, not yet expired.",
+      registers,
+      collect() {
+        this.set(source.stats().entries);
+      },
+    });
+    // Monotonic totals kept by the speculative index: exported as counters holding its running value.
+    const counter = (name: string, help: string, key: Key) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(source.stats()[key]);
+        },
+      });
+    counter("epp_speculative_entries_added_total", "Speculative entries created.", "added");
+    counter(
       "epp_speculative_hits_total",
-      "Prefix lookups in which a speculative entry lengthened a candidate's cached prefix (monotonic).",
+      "Prefix lookups in which a speculative entry lengthened a candidate's cached prefix.",
       "hits",
     );
-    gauge(
+    counter(
       "epp_speculative_confirmed_total",
-      "Speculative entries vLLM had reported (BlockStored) by the time they expired (monotonic).",
+      "Speculative entries vLLM had reported (BlockStored) by the time they expired.",
       "confirmed",
     );
-    gauge(
+    counter(
       "epp_speculative_expired_total",
-      "Speculative entries that expired unconfirmed: the pod never reported the block (monotonic).",
+      "Speculative entries that expired unconfirmed: the pod never reported the block.",
       "expired",
     );
-    gauge(
+    counter(
       "epp_speculative_evicted_total",
-      "Speculative entries dropped before their TTL by scheduling.speculativeMaxEntries (monotonic).",
+      "Speculative entries dropped before their TTL by scheduling.speculativeMaxEntries.",
       "evicted",
     );
   }

@@ -5,40 +5,14 @@
 // Callers never see label names: they record intentions (a request, its first token, its end) and the label
 // children are created once per (bounded) model.
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import type { RequestRecord, ResponseCompletion } from "../routing/route-recorder.js";
 /** Client-chosen model name → bounded label value (label-bounds.ts `ModelLabels` implements it). */
 export interface ModelLabeler {
   label(model: string): string;
 }
 
-/** What vLLM reported in `usage` (routing/usage-reader.ts reads it). */
-export interface ResponseUsage {
-  promptTokens: number;
-  completionTokens: number;
-  /** `prompt_tokens_details.cached_tokens`, null when the server omits it. */
-  cachedTokens: number | null;
-}
-
-/** The end of one routed request, as the response path measured it. */
-export interface ResponseCompletion {
-  /** From the routing call's start to the response's end of stream. */
-  seconds: number;
-  /** Response body bytes passed through. */
-  responseBytes: number;
-  usage: ResponseUsage | null;
-  /** Seconds to the first response body chunk of a streamed (SSE) response; null when not streamed. */
-  firstTokenSeconds: number | null;
-}
-
-/** One routed request's recorder: `complete` or `aborted` is called once, the others at most once. */
-export interface RequestRecord {
-  /** The first body chunk of a streamed response arrived (TTFT). */
-  firstToken(seconds: number): void;
-  /** The model server answered with this HTTP status; ≥ 400 counts as `ModelServerError` (as GIE intends). */
-  responseStatus(status: number): void;
-  complete(c: ResponseCompletion): void;
-  /** The stream ended before the response did: only the running-requests gauge moves. */
-  aborted(): void;
-}
+/** One routed request's GIE families (the response path's recorder, less the cached-token comparison). */
+export type ObjectiveRecord = Omit<RequestRecord, "cachedTokens">;
 
 // GIE's buckets, verbatim (dashboards and recording rules are written against them).
 /** Long-running inference, 5 ms to 1 h (request duration, TTFT). */
@@ -181,7 +155,7 @@ export class RequestMetrics {
    * A routed request: counts it and its body size, and holds it in the running-requests gauge until its
    * record's `complete` or `aborted`. `priority` is the InferenceObjective priority (GIE's default 0).
    */
-  recordRequest(model: string, target: string, requestBytes: number, priority = 0): RequestRecord {
+  recordRequest(model: string, target: string, requestBytes: number, priority = 0): ObjectiveRecord {
     const c = this.#childrenOf(model, target);
     this.#totalOf(c, priority).inc();
     c.requestSizes.observe(requestBytes);
@@ -240,7 +214,7 @@ export class RequestMetrics {
   }
 }
 
-class Record implements RequestRecord {
+class Record implements ObjectiveRecord {
   readonly #c: Children;
   readonly #errors: Counter<ModelLabel | "error_code">;
   #finished = false;

@@ -7,6 +7,7 @@ import { parseConfig } from "../config/load.js";
 import { BlockHasher, type HashScheme, toDecimalStrings } from "../kv-index/block-hash.js";
 import { createLogger } from "../observability/logger.js";
 import { Metrics } from "../observability/metrics.js";
+import { RouteMetrics } from "../observability/route-metrics.js";
 import { anEndpoint, staticSource } from "../scheduling/scheduling.fixture.js";
 import type { SchedulingResult } from "../scheduling/types.js";
 import { Director, type RequestScheduler } from "./director.js";
@@ -78,7 +79,7 @@ async function route(
     scheduler,
     endpoints,
     logger: createLogger({ level: "silent" }),
-    metrics: new Metrics(),
+    recorder: new RouteMetrics(new Metrics()),
     loras: new LoraAdapters(config.tokenizer, endpoints),
   });
   const body = Buffer.from(JSON.stringify({ model, messages: [{ role: "user", content: "hi" }] }));

@@ -4,7 +4,6 @@
 // tokenizer. An adapter is known from `tokenizer.loras`, or — when vLLM keys by name — from the adapter names
 // the pods report in `vllm:lora_requests_info`.
 import { MAX_FIELD_CHARS } from "../observability/label-bounds.js";
-import type { Config } from "../config/schema.js";
 import type { EndpointSource } from "../scheduling/types.js";
 import { ConfigError } from "../errors.js";
 
@@ -24,9 +23,20 @@ const DISCOVERY_TTL_MS = 10_000;
 /** Model names are client-chosen: the discovery memo stays bounded. */
 const MAX_REMEMBERED = 1000;
 
+/** The tokenizer settings LoRA resolution reads (config/schema.ts `Config["tokenizer"]` fits). */
+export interface LoraSettings {
+  readonly loraKey: "auto" | "id" | "name";
+  readonly hashAlgo: string;
+  /** Adapter name → its vLLM int id and base model (whose tokenizer it uses). */
+  readonly loras: Readonly<
+    Record<string, { readonly id?: number | undefined; readonly baseModel?: string | undefined }>
+  >;
+  readonly models: Readonly<Record<string, unknown>>;
+}
+
 export class LoraAdapters {
   readonly keyScheme: "id" | "name";
-  readonly #loras: Config["tokenizer"]["loras"];
+  readonly #loras: LoraSettings["loras"];
   readonly #models: ReadonlySet<string>;
   readonly #endpoints: EndpointSource | null;
   readonly #now: () => number;
@@ -34,7 +44,7 @@ export class LoraAdapters {
 
   /** Throws ConfigError when the id scheme is in force and an adapter has no id. */
   constructor(
-    config: Config["tokenizer"],
+    config: LoraSettings,
     endpoints: EndpointSource | null = null,
     now: () => number = () => performance.now(),
   ) {

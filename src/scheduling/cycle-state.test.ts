@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { SchedulingCycle } from "./cycle-state.js";
-import type { Endpoint, PrefixLookup, SchedulingRequest } from "./types.js";
+import type { PrefixLookup } from "../cache-view/prefix-lookup.js";
+import type { Endpoint, SchedulingRequest } from "./types.js";
 
 const endpoint = (ip: string): Endpoint => ({
   address: `${ip}:8000`,

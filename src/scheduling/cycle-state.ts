@@ -1,13 +1,8 @@
 // The per-request state of one scheduling cycle. Its main job: look the request's block chain up in the KV
 // index once, however many plugins (and the scheduler's own report) ask for the prefix match.
-import {
-  type CycleState,
-  type Endpoint,
-  isEventDriven,
-  type PrefixLookup,
-  type PrefixMatch,
-  type SchedulingRequest,
-} from "./types.js";
+import { podKeyOf } from "../cache-view/pod-key.js";
+import { isEventDriven, type PrefixLookup } from "../cache-view/prefix-lookup.js";
+import type { CycleState, Endpoint, PrefixMatch, SchedulingRequest } from "./types.js";
 
 export class SchedulingCycle implements CycleState {
   readonly request: SchedulingRequest;
@@ -34,11 +29,9 @@ export class SchedulingCycle implements CycleState {
       match = { totalBlocks: chain.length, blocks: new Uint32Array(n), weighted: new Float64Array(n) };
     } else {
       const lookup = this.#lookup;
-      // The index keys a pod by its event topic id: "ip:port" (connect mode, DP ranks distinct) or just "ip"
-      // (bind mode, reference topic `kv@<pod-ip>@<model>`). Pods the index has never heard of match nothing.
-      const podIds = candidates.map((e) =>
-        lookup.hasPod(e.address) || isEventDriven(lookup, e.address) ? e.address : e.ip,
-      );
+      // The pod-key rule (cache-view/pod-key.ts); pods the index has never heard of match nothing.
+      const known = (id: string) => lookup.hasPod(id) || isEventDriven(lookup, id);
+      const podIds = candidates.map((e) => podKeyOf(known, e) ?? e.ip);
       const { blocks, weighted } = lookup.matchPrefix(chain, podIds);
       // A degraded pod (events lost) may hold fewer of these blocks than the index says: count them less.
       if (lookup.creditFactor !== undefined)
@@ -57,4 +50,18 @@ export class SchedulingCycle implements CycleState {
     this.#memo.set(key, value);
     return value;
   }
+}
+
+/**
+ * The memo slot where a scorer that estimated a candidate's cached prefix from prompt text (the estimated
+ * fallback) leaves `{ tokens }`, one per candidate (NaN = not estimated). The scheduler reports the winner's
+ * estimate as its cached tokens; declared here so the core never imports a plugin helper.
+ */
+export const ESTIMATED_MEMO_KEY = "estimated-fallback";
+
+/** The estimated cached tokens of candidates[index] if a scorer estimated it this cycle, else null. */
+export function estimatedCachedTokens(cycle: CycleState, index: number): number | null {
+  const est = cycle.memo<{ readonly tokens: Float64Array } | null>(ESTIMATED_MEMO_KEY, () => null);
+  const t = est?.tokens[index];
+  return t === undefined || Number.isNaN(t) ? null : t;
 }

@@ -43,10 +43,10 @@ export class PluginRegistry {
   readonly #factories = new Map<string, PluginFactory>();
 
   constructor(factories: readonly PluginFactory[] = []) {
-    for (const f of factories) this.register(f);
+    for (const f of factories) this.#register(f);
   }
 
-  register(factory: PluginFactory): void {
+  #register(factory: PluginFactory): void {
     if (this.#factories.has(factory.type)) throw new Error(`plugin type ${factory.type} registered twice`);
     this.#factories.set(factory.type, factory);
   }
@@ -55,7 +55,7 @@ export class PluginRegistry {
     return this.#factories.get(type);
   }
 
-  types(role?: PluginRole): string[] {
+  #types(role?: PluginRole): string[] {
     return [...this.#factories.values()]
       .filter((f) => role === undefined || f.role === role)
       .map((f) => f.type);
@@ -110,7 +110,7 @@ export class PluginRegistry {
   ): Plugin | null {
     const factory = this.#factories.get(ref.type);
     if (factory === undefined) {
-      const known = this.types(role ?? undefined).join(", ");
+      const known = this.#types(role ?? undefined).join(", ");
       problems.push(`${path}.type: unknown plugin type "${ref.type}" (known: ${known})`);
       return null;
     }

@@ -1,8 +1,8 @@
 // One scheduling cycle per request: candidates → filters → weighted scorers → picker (GIE semantics:
 // each score clamped to [0, 1], total = Σ weight × score, not normalised by Σ weights). Outcomes, including
 // "nothing to pick from", are returned as values; the caller maps them to HTTP statuses.
-import { SchedulingCycle } from "./cycle-state.js";
-import { estimatedCachedTokens } from "./estimated/estimated-fallback.js";
+import type { PrefixLookup } from "../cache-view/prefix-lookup.js";
+import { estimatedCachedTokens, SchedulingCycle } from "./cycle-state.js";
 import type {
   CycleState,
   Endpoint,
@@ -21,11 +21,11 @@ export interface SchedulerOptions {
   readonly profile: SchedulingProfile;
   readonly endpoints: EndpointSource;
   readonly context: PluginContext;
-  /** Called with each plugin's run time when set (per-plugin latency metrics); costs two clock reads each. */
-  readonly observePlugin?: (plugin: Plugin, seconds: number) => void;
+  /** The read model's view for requests scheduled without their own (cache-view/); null = load alone. */
+  readonly lookup: PrefixLookup | null;
   /**
    * Runs after every pick, after the plugins' preRequest hooks: the scheduler-wide services that learn from
-   * routing decisions (speculative prefix entries) hang here (create-scheduler.ts). Dispatch credit is the
+   * routing decisions (speculative prefix entries, cache-view's `routed`) hang here (create-scheduler.ts). Dispatch credit is the
    * director's: it also needs the response path.
    */
   readonly onPicked?: (cycle: CycleState, picked: PickedEndpoint) => void;
@@ -40,7 +40,7 @@ export class Scheduler {
   readonly profile: SchedulingProfile;
   readonly #endpoints: EndpointSource;
   readonly #context: PluginContext;
-  readonly #observe: ((plugin: Plugin, seconds: number) => void) | undefined;
+  readonly #lookup: PrefixLookup | null;
   readonly #onPicked: SchedulerOptions["onPicked"];
   readonly #onHookError: SchedulerOptions["onHookError"];
   /** The plugins with a preRequest hook, in profile order (filters, scorers, picker). */
@@ -50,7 +50,7 @@ export class Scheduler {
     this.profile = options.profile;
     this.#endpoints = options.endpoints;
     this.#context = options.context;
-    this.#observe = options.observePlugin;
+    this.#lookup = options.lookup;
     this.#onPicked = options.onPicked;
     this.#onHookError = options.onHookError;
     const p = options.profile;
@@ -59,13 +59,17 @@ export class Scheduler {
     );
   }
 
-  schedule(request: SchedulingRequest): SchedulingResult {
-    const cycle = new SchedulingCycle(request, request.prefixLookup ?? this.#context.prefixLookup);
+  /**
+   * One cycle. `view` is the read model as this request sees it (cache-view's `lookupFor`: merged with the
+   * shared index); absent = the scheduler's own view.
+   */
+  schedule(request: SchedulingRequest, view?: PrefixLookup): SchedulingResult {
+    const cycle = new SchedulingCycle(request, view ?? this.#lookup);
     let candidates = this.#endpoints.candidates(request.subsetHint ?? null);
     if (candidates.length === 0) return { kind: "no-endpoints" };
 
     for (const filter of this.profile.filters) {
-      candidates = this.#timed(filter, () => filter.filter(cycle, candidates));
+      candidates = filter.filter(cycle, candidates);
       if (candidates.length === 0) return { kind: "all-filtered", filteredBy: filter.name };
     }
 
@@ -73,7 +77,7 @@ export class Scheduler {
     const totals = new Float64Array(n);
     const perScorer: Float64Array[] = [];
     for (const { scorer, weight } of this.profile.scorers) {
-      const raw = this.#timed(scorer, () => scorer.score(cycle, candidates));
+      const raw = scorer.score(cycle, candidates);
       const clamped = new Float64Array(n);
       for (let i = 0; i < n; i++) {
         clamped[i] = clamp01(raw[i] ?? 0);
@@ -84,7 +88,7 @@ export class Scheduler {
 
     const scored: ScoredEndpoint[] = candidates.map((endpoint, i) => ({ endpoint, total: totals[i] ?? 0 }));
     const picker = this.profile.picker;
-    const targets = this.#timed(picker, () => picker.pick(cycle, scored));
+    const targets = picker.pick(cycle, scored);
     const winner = targets[0];
     if (winner === undefined) return { kind: "all-filtered", filteredBy: picker.name };
 
@@ -144,13 +148,5 @@ export class Scheduler {
     } catch (err) {
       this.#onHookError?.("onPicked", err);
     }
-  }
-
-  #timed<T>(plugin: Plugin, run: () => T): T {
-    if (this.#observe === undefined) return run();
-    const start = performance.now();
-    const out = run();
-    this.#observe(plugin, (performance.now() - start) / 1000);
-    return out;
   }
 }

@@ -1,6 +1,8 @@
 // Builders shared by the scheduling tests and benchmark: endpoints in a given load state and a fake index.
 import type { Endpoint, LoadMetrics, MetricsState } from "../endpoints/endpoint.js";
-import type { EndpointSource, PrefixLookup, SchedulingRequest } from "./types.js";
+import { type CacheView, createCacheView } from "../cache-view/cache-view.js";
+import type { PrefixLookup } from "../cache-view/prefix-lookup.js";
+import type { EndpointSource, SchedulingRequest } from "./types.js";
 
 export function anEndpoint(
   address: string,
@@ -89,4 +91,25 @@ export function aRequest(blocks: number, subsetHint?: readonly string[]): Schedu
     headers: new Map(),
     ...(subsetHint ? { subsetHint } : {}),
   };
+}
+
+/**
+ * The read model over `lookup` as kvpick serve builds it (cache-view/: speculative entries per the settings),
+ * as createScheduler's `prefixLookup` and `routed`.
+ */
+export function readModel(
+  settings: { speculativeTtlMs: number; speculativeMaxEntries: number },
+  lookup: PrefixLookup | null,
+  now?: () => number,
+): { prefixLookup: PrefixLookup | null; routed?: CacheView["routed"] } {
+  if (lookup === null) return { prefixLookup: null };
+  const view = createCacheView({
+    index: lookup,
+    speculative: {
+      ttlMs: settings.speculativeTtlMs,
+      maxEntries: settings.speculativeMaxEntries,
+      ...(now === undefined ? {} : { now }),
+    },
+  });
+  return { prefixLookup: view.local, routed: view.routed };
 }

@@ -1,45 +1,11 @@
 // Scheduling contracts: what a request looks like to the scheduler, what filters, scorers and pickers
 // promise, and the read-only services they may use. Plugins depend on this file only (plus the endpoint
-// types); the scheduler never imports a plugin. Shaped after the GIE EPP framework so its configuration
+// types and the read model's contract, cache-view/prefix-lookup.ts); the scheduler never imports a plugin. Shaped after the GIE EPP framework so its configuration
 // vocabulary (filters → weighted scorers → picker) maps one to one.
+import type { PrefixLookup } from "../cache-view/prefix-lookup.js";
 import type { Endpoint } from "../endpoints/endpoint.js";
 
 export type { Endpoint };
-
-/** The KV-block index as scheduling reads it (implemented by kv-index/block-index.ts). Synchronous, read-only. */
-export interface PrefixLookup {
-  /**
-   * For each podIds[i]: blocks[i] = consecutive blocks of `chain` from block 0 the pod holds (any medium);
-   * weighted[i] = sum over those blocks of the best medium weight (GPU 1.0, CPU 0.8), so weighted[i] ≤ blocks[i].
-   */
-  matchPrefix(
-    chain: BigUint64Array,
-    podIds: readonly string[],
-  ): { blocks: Uint32Array; weighted: Float64Array };
-  /**
-   * Whether the index holds any block of this pod id (topic `kv@<id>@<model>`: "ip:port" or just "ip") now.
-   * Says nothing about whether the pod sends events: a pod that published AllBlocksCleared holds none.
-   */
-  hasPod(podId: string): boolean;
-  /**
-   * Whether this pod id has published any KV event (a live batch, even only AllBlocksCleared, or a replayed
-   * one) since it joined the pool: event-driven for the rest of its membership, whatever it holds now. Such a
-   * pod is never scored by the estimated (prompt-text) fallback. False again once the pod is forgotten.
-   * Absent = `hasPod` (a bare BlockIndex, which cannot tell; kvpick serve always wires the ingest's answer).
-   */
-  eventDriven?(podId: string): boolean;
-  /**
-   * Optional: how much a pod's cached blocks can be trusted, in [0, 1] — 1 when its KV-event state is exact,
-   * `index.degradedCreditFactor` while degraded (events lost and not recovered). Absent = 1 for every pod.
-   * Scales `PrefixMatch.weighted`, never `blocks`.
-   */
-  creditFactor?(podId: string): number;
-}
-
-/** `lookup.eventDriven(podId)`, or `hasPod` for a lookup that cannot tell publishers from holders. */
-export function isEventDriven(lookup: PrefixLookup, podId: string): boolean {
-  return lookup.eventDriven?.(podId) ?? lookup.hasPod(podId);
-}
 
 /** One request, as produced by the director after parsing, tokenizing and hashing. Never mutated by plugins. */
 export interface SchedulingRequest {
@@ -59,11 +25,6 @@ export interface SchedulingRequest {
    * absent = unknown (the scorer then treats `targetModel` as the adapter name, as GIE does).
    */
   readonly loraAdapter?: string | null;
-  /**
-   * This request's view of the KV index, replacing the context's `prefixLookup` when given: the director's
-   * merge of the local index with the shared index's answer for `blockHashes` (index.redis).
-   */
-  readonly prefixLookup?: PrefixLookup;
   /** Prompt tokens, the partial last block included; absent = blockHashes.length × the block size. */
   readonly promptTokens?: number;
   /**
@@ -99,9 +60,8 @@ export interface PrefixMatch {
 export interface CycleState {
   readonly request: SchedulingRequest;
   /**
-   * The KV index as this request sees it: the request's own view (local merged with the shared index) when it
-   * has one, else the scheduler's; null without an index. Use it, not the plugin context's, to ask whether
-   * the index knows a pod.
+   * The read model as this request sees it (cache-view/: the local view, merged with the shared index's
+   * answer when configured); null without an index. The one place plugins read the lookup from.
    */
   readonly prefixLookup: PrefixLookup | null;
   /** The prefix match for exactly this candidate array (memoised by identity); all zeros without an index. */
@@ -131,8 +91,6 @@ export interface EstimatedFallback {
 
 /** Shared, read-only services a plugin factory may capture. */
 export interface PluginContext {
-  /** Null when kvpick runs without an index (load-only routing). */
-  readonly prefixLookup: PrefixLookup | null;
   /** Estimated matching for endpoints without KV events; absent = such endpoints score no cache. */
   readonly estimatedFallback?: EstimatedFallback | null;
   /** Uniform in [0, 1); injectable so tie-breaks are testable. */

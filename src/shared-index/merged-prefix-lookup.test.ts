@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { BlockIndex } from "../kv-index/block-index.js";
-import { MergedPrefixLookup } from "./merged-prefix-lookup.js";
+import { MergedPrefixLookup } from "../cache-view/merged-prefix-lookup.js";
 import { blockHex, chainHex, hexWords } from "./redis-keys.js";
 import { parseLookupReply } from "./redis-prefix-source.js";
 

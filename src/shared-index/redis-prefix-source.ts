@@ -1,18 +1,15 @@
 // The read path of the shared index: one EVALSHA per request walks the request's chain in Redis and returns
-// every pod's longest cached prefix; the director awaits it before scheduling and hands the scheduler a
-// merged local + shared view. Never fails a request: Redis down (no attempt), an error, or no answer within
-// `lookupTimeoutMs` all yield the local index alone, counted in `epp_redis_lookups_total{outcome}`.
-import type { PrefixLookup } from "../scheduling/types.js";
+// every pod's longest cached prefix; the read model (cache-view/) awaits it before scheduling and merges it
+// with the local view. Never fails a request: Redis down (no attempt), an error, or no answer within
+// `lookupTimeoutMs` all yield null (the local index alone), counted in `epp_redis_lookups_total{outcome}`.
+import type { SharedMatch, SharedMatches } from "../cache-view/cache-view.js";
 import type { Metrics } from "../observability/metrics.js";
 import { UNKNOWN_MEDIUM_WEIGHT } from "../kv-index/block-index.js";
-import { MergedPrefixLookup, type SharedMatch } from "./merged-prefix-lookup.js";
 import { chainHex, type RedisKeys } from "./redis-keys.js";
 import type { RedisLink, ScriptArg } from "./redis-link.js";
 
 export interface RedisPrefixSourceOptions {
   link: RedisLink;
-  /** The local index, consulted always and alone when Redis cannot answer. */
-  local: PrefixLookup;
   keys: RedisKeys;
   mediumWeights: Record<string, number>;
   lookupTimeoutMs: number;
@@ -21,7 +18,7 @@ export interface RedisPrefixSourceOptions {
 
 const TIMED_OUT = Symbol("timed out");
 
-export class RedisPrefixSource {
+export class RedisPrefixSource implements SharedMatches {
   readonly #o: RedisPrefixSourceOptions;
   /** The script's fixed leading arguments: block prefix and medium weights. */
   readonly #head: ScriptArg[];
@@ -32,13 +29,13 @@ export class RedisPrefixSource {
     this.#head = [options.keys.blockPrefix, UNKNOWN_MEDIUM_WEIGHT, media.length, ...media.flat()];
   }
 
-  /** The lookup to schedule this chain with: merged with Redis when it answers in time, else local. */
-  async lookupFor(chain: BigUint64Array): Promise<PrefixLookup> {
-    const { link, local, metrics } = this.#o;
-    if (chain.length === 0) return local;
+  /** Every pod's cached prefix of this chain in Redis when it answers in time, else null. */
+  async matchesFor(chain: BigUint64Array): Promise<ReadonlyMap<string, SharedMatch> | null> {
+    const { link, metrics } = this.#o;
+    if (chain.length === 0) return null;
     if (!link.up) {
       metrics.redisLookups.inc({ outcome: "down" });
-      return local;
+      return null;
     }
     const started = performance.now();
     let timer: NodeJS.Timeout | undefined;
@@ -51,15 +48,15 @@ export class RedisPrefixSource {
       ]);
       if (reply === TIMED_OUT) {
         metrics.redisLookups.inc({ outcome: "timeout" });
-        return local;
+        return null;
       }
       const shared = parseLookupReply(reply);
       metrics.redisLookups.inc({ outcome: "ok" });
       metrics.redisLookupSeconds.observe((performance.now() - started) / 1000);
-      return new MergedPrefixLookup(local, chain, shared);
+      return shared;
     } catch {
       metrics.redisLookups.inc({ outcome: "error" });
-      return local;
+      return null;
     } finally {
       clearTimeout(timer);
     }

@@ -3,6 +3,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { encodeBatch, type EventSpec, seqFrame } from "../../test/support/kv-event-publisher.js";
 import { assertRedisInstalled, type RedisServer, startRedisServer } from "../../test/support/redis-server.js";
+import { createCacheView } from "../cache-view/cache-view.js";
 import { parseConfig } from "../config/load.js";
 import { KvEventIngest } from "../kv-events/ingest.js";
 import { BlockIndex } from "../kv-index/block-index.js";
@@ -65,9 +66,10 @@ async function replica(url: string, redis: Record<string, unknown> = {}): Promis
   });
   // A reader with an empty local index: its answers come from Redis alone.
   const readerMetrics = new Metrics();
+  const readerIndex = new BlockIndex({ maxEntries: 1, mediumWeights: WEIGHTS });
   const reader = createRedisSharedIndex({
     config: config.index,
-    index: new BlockIndex({ maxEntries: 1, mediumWeights: WEIGHTS }),
+    index: readerIndex,
     logger,
     metrics: readerMetrics,
   });
@@ -92,17 +94,22 @@ async function replica(url: string, redis: Record<string, unknown> = {}): Promis
       ]);
     },
     async redisMatch(chain, pods) {
-      const lookup = await reader.prefixSource.lookupFor(chain);
+      const lookup = await createCacheView({ index: readerIndex, shared: reader.prefixSource }).lookupFor(
+        chain,
+      );
       const { blocks, weighted } = lookup.matchPrefix(chain, pods);
       return { blocks: [...blocks], weighted: [...weighted].map(round) };
     },
   };
   cleanups.push(
-    () => shared.close(),
-    () => reader.close(),
+    () => shared.stop(0),
+    () => reader.stop(0),
   );
   return r;
 }
+
+/** The read model over a replica's local index and its shared index, as kvpick serve builds it. */
+const viewOf = (r: Replica) => createCacheView({ index: r.index, shared: r.shared.prefixSource });
 
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
 const localMatch = (r: Replica, chain: BigUint64Array, pods: string[]) => {
@@ -250,7 +257,7 @@ describe("shared index in Redis", () => {
     r.send("p1", [{ type: "BlockStored", hashes: [7n, 8n], medium: "GPU" }]);
     await r.shared.mirror.settled();
     await server.command(["CLIENT", "PAUSE", "600", "ALL"]);
-    const lookup = await r.shared.prefixSource.lookupFor(BigUint64Array.of(7n, 8n));
+    const lookup = await viewOf(r).lookupFor(BigUint64Array.of(7n, 8n));
     expect(lookup).toBe(r.index);
     expect(await counter(r.metrics, "epp_redis_lookups_total", { outcome: "timeout" })).toBe(1);
     await server.command(["CLIENT", "UNPAUSE"]);
@@ -270,7 +277,7 @@ describe("shared index in Redis", () => {
     r.send("p2", [{ type: "BlockStored", hashes: [11n], medium: "GPU" }]);
     expect(await counter(r.metrics, "epp_redis_writes_total", { outcome: "dropped" })).toBe(2);
     const q = BigUint64Array.of(11n, 12n, 13n, 14n);
-    expect(await r.shared.prefixSource.lookupFor(q)).toBe(r.index);
+    expect(await viewOf(r).lookupFor(q)).toBe(r.index);
     expect(await counter(r.metrics, "epp_redis_lookups_total", { outcome: "down" })).toBe(1);
 
     // A fresh, empty Redis on the same port: the mirror rewrites the whole local index into it.

@@ -6,30 +6,49 @@
 // Redis holds the union, and a restarted replica routes from it at once (warm restart). The local index
 // stays authoritative for the pods a replica receives, and routing never waits on Redis for longer than
 // `lookupTimeoutMs`.
-import type { Config } from "../config/schema.js";
 import type { BlockIndex } from "../kv-index/block-index.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import type { PrefixLookup } from "../scheduling/types.js";
+import type { Service } from "../service-group.js";
 import { RedisIndexMirror } from "./redis-index-mirror.js";
 import { redisKeys } from "./redis-keys.js";
 import { RedisLink } from "./redis-link.js";
 import { RedisPrefixSource } from "./redis-prefix-source.js";
 
-export interface RedisSharedIndex {
+export interface RedisSharedIndex extends Service {
   readonly link: RedisLink;
   readonly mirror: RedisIndexMirror;
+  /** The per-request read (cache-view/ merges its answer with the local view). */
   readonly prefixSource: RedisPrefixSource;
   /** Connects in the background: startup never waits for Redis. */
-  start(): void;
-  close(): Promise<void>;
+  start(): undefined;
+  /**
+   * Lets the last changes reach Redis (for up to 1 s whatever the request grace: those writes are the next
+   * replica's warm start, and a slow or dead Redis must not hold up shutdown), then closes the connection.
+   * Stop it after the KV-event subscriber, so its last changes are in.
+   */
+  stop(graceMs?: number): Promise<void>;
 }
 
+/** The index settings the shared index reads (config/schema.ts `Config["index"]` fits). */
+export interface SharedIndexSettings {
+  readonly mediumWeights: Record<string, number>;
+  readonly redis: {
+    readonly url: string | null;
+    readonly keyPrefix: string;
+    readonly ttlSeconds: number;
+    readonly lookupTimeoutMs: number;
+    readonly maxPendingWrites: number;
+    readonly connectTimeoutMs: number;
+  };
+}
+
+/** The longest a stopping shared index waits for its last writes. */
+const MAX_FLUSH_MS = 1000;
+
 export function createRedisSharedIndex(options: {
-  config: Config["index"];
+  config: SharedIndexSettings;
   index: BlockIndex;
-  /** How requests read the local index (with per-pod credit factors); default the index itself. */
-  local?: PrefixLookup;
   logger: Logger;
   metrics: Metrics;
 }): RedisSharedIndex {
@@ -61,7 +80,6 @@ export function createRedisSharedIndex(options: {
   metrics.watchRedisMirror(mirror);
   const prefixSource = new RedisPrefixSource({
     link,
-    local: options.local ?? index,
     keys,
     mediumWeights: config.mediumWeights,
     lookupTimeoutMs: redis.lookupTimeoutMs,
@@ -69,6 +87,7 @@ export function createRedisSharedIndex(options: {
   });
   const m = mirror;
   return {
+    name: "shared-index",
     link,
     mirror: m,
     prefixSource,
@@ -78,10 +97,10 @@ export function createRedisSharedIndex(options: {
         { url: redactUrl(redis.url!), keyPrefix: redis.keyPrefix, ttlSeconds: redis.ttlSeconds },
         "shared index: Redis configured",
       );
+      return undefined;
     },
-    async close() {
-      // Let the last tick's changes reach Redis (bounded: a slow or dead Redis must not hold up shutdown).
-      if (link.up) await Promise.race([m.settled(), new Promise((r) => setTimeout(r, 1000).unref())]);
+    async stop() {
+      if (link.up) await Promise.race([m.settled(), new Promise((r) => setTimeout(r, MAX_FLUSH_MS).unref())]);
       m.close();
       await link.close();
     },

@@ -9,6 +9,7 @@ import { type RedisServer, startRedisServer } from "../support/redis-server.js";
 import { parseConfig } from "../../src/config/load.js";
 import { KvEventIngest } from "../../src/kv-events/ingest.js";
 import { BlockHasher } from "../../src/kv-index/block-hash.js";
+import { createCacheView } from "../../src/cache-view/cache-view.js";
 import { BlockIndex } from "../../src/kv-index/block-index.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { Metrics } from "../../src/observability/metrics.js";
@@ -72,12 +73,17 @@ describe("token keys in the shared Redis index", () => {
       metrics: new Metrics(),
     });
     closers.push(
-      () => a.close(),
-      () => b.close(),
+      () => a.stop(0),
+      () => b.stop(0),
     );
     a.start();
     b.start();
     await eventually(() => a.link.up && b.link.up, "redis connections");
+    // Replica B reads through the read model, with an empty local index: only Redis can answer.
+    const viewB = createCacheView({
+      index: new BlockIndex({ maxEntries: 1, mediumWeights: WEIGHTS }),
+      shared: b.prefixSource,
+    });
     const ingest = new KvEventIngest({
       index,
       logger,
@@ -119,12 +125,12 @@ describe("token keys in the shared Redis index", () => {
     // Not the pod's own hashes: kvpick's chain.
     expect(chain[0]).not.toBe(h[0]);
     await eventually(async () => {
-      const lookup = await b.prefixSource.lookupFor(chain);
+      const lookup = await viewB.lookupFor(chain);
       return lookup.matchPrefix(chain, [POD]).blocks[0] === 5;
     }, "replica B to see the pod's 5-block prefix in Redis");
     // A prompt that differs in block 1 shares only block 0.
     const other = chainInOtherProcess([...tokens.slice(0, BS), 9, ...tokens.slice(BS + 1)]);
-    const lookup = await b.prefixSource.lookupFor(other);
+    const lookup = await viewB.lookupFor(other);
     expect(lookup.matchPrefix(other, [POD]).blocks[0]).toBe(1);
   });
 });

@@ -16,7 +16,6 @@ describe("estimated fallback", () => {
     expect(knownToIndex(lookup, cleared)).toBe(true);
     expect(knownToIndex(lookup, silent)).toBe(false);
     const context: PluginContext = {
-      prefixLookup: lookup,
       random: Math.random,
       estimatedFallback: new EstimatedPrefixIndex(estimatedPrefixParams.parse({})),
     };

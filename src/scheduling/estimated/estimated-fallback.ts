@@ -3,18 +3,14 @@
 // and what kvpick routes to it is recorded there. Once its events arrive, the exact index takes over and
 // the estimate is dropped — for good: a pod that published and now holds nothing (AllBlocksCleared, or only
 // other prefixes) really has nothing cached, and estimating it would pull traffic from the pod that has.
-import {
-  type CycleState,
-  type Endpoint,
-  isEventDriven,
-  type PickedEndpoint,
-  type PluginContext,
-  type PrefixLookup,
-} from "../types.js";
+import { podKeyOf } from "../../cache-view/pod-key.js";
+import { isEventDriven, type PrefixLookup } from "../../cache-view/prefix-lookup.js";
+import { ESTIMATED_MEMO_KEY as MEMO_KEY } from "../cycle-state.js";
+import type { CycleState, Endpoint, PickedEndpoint, PluginContext } from "../types.js";
 
 /** Whether this endpoint publishes KV events, under its "ip:port" or its bare-IP topic id. */
 export function knownToIndex(lookup: PrefixLookup, e: Endpoint): boolean {
-  return isEventDriven(lookup, e.address) || isEventDriven(lookup, e.ip);
+  return podKeyOf((id) => isEventDriven(lookup, id), e) !== null;
 }
 
 /** Estimates for the candidates unknown to the index (NaN for those the index knows). */
@@ -24,8 +20,6 @@ export interface FallbackEstimates {
   /** Matched key blocks × the tokens a key block stands for. */
   readonly tokens: Float64Array;
 }
-
-const MEMO_KEY = "estimated-fallback";
 
 /**
  * The estimated prefix of every candidate the index has never heard of, computed once per cycle; null when the
@@ -54,13 +48,6 @@ export function fallbackEstimates(
     }
     return out;
   });
-}
-
-/** The estimated cached tokens of candidates[index] if a scorer used the fallback for it this cycle, else null. */
-export function estimatedCachedTokens(cycle: CycleState, index: number): number | null {
-  const est = cycle.memo<FallbackEstimates | null>(MEMO_KEY, () => null);
-  const t = est?.tokens[index];
-  return t === undefined || Number.isNaN(t) ? null : t;
 }
 
 /** PreRequest of the precise scorers: learn what goes to event-less endpoints, once per cycle. */

@@ -9,7 +9,7 @@ import { BUILTIN_PLUGINS, createPluginRegistry } from "./index.js";
 
 const registry = createPluginRegistry();
 const lookup = new FakePrefixLookup().hold("10.0.0.1:80", 7).hold("10.0.0.2", 3, 0.8).hold("10.0.0.4:80", 99);
-const context: PluginContext = { prefixLookup: lookup, random: Math.random };
+const context: PluginContext = { random: Math.random };
 
 /** Deterministic pseudo-random states covering fresh, stale, failed and pending pods. */
 function states(): Endpoint[][] {

@@ -6,7 +6,6 @@ import { tenantKvBudgetFilter, tenantKvBudgetParams } from "./tenant-kv-budget-f
 
 const make = (params: object, now: () => number = () => 0) =>
   tenantKvBudgetFilter.create("t", tenantKvBudgetParams.parse(params), {
-    prefixLookup: null,
     random: Math.random,
     now,
   }) as Filter;

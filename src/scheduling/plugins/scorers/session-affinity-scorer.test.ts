@@ -6,7 +6,6 @@ import { sessionAffinityParams, sessionAffinityScorer } from "./session-affinity
 
 const make = (params: object, now: () => number = () => 0) =>
   sessionAffinityScorer.create("s", sessionAffinityParams.parse(params), {
-    prefixLookup: null,
     random: Math.random,
     now,
   }) as Scorer;

@@ -3,11 +3,12 @@ import type { Endpoint } from "../../../endpoints/endpoint.js";
 import { SchedulingCycle } from "../../cycle-state.js";
 import { createPluginRegistry } from "../index.js";
 import { FakePrefixLookup, aRequest, anEndpoint } from "../../scheduling.fixture.js";
-import type { PluginContext, PrefixLookup, Scorer } from "../../types.js";
+import type { PrefixLookup } from "../../../cache-view/prefix-lookup.js";
+import type { PluginContext, Scorer } from "../../types.js";
 
 const registry = createPluginRegistry();
 const scorer = (lookup: PrefixLookup | null, parameters: Record<string, unknown> = {}) => {
-  const context: PluginContext = { prefixLookup: lookup, random: Math.random, blockSize: 64 };
+  const context: PluginContext = { random: Math.random, blockSize: 64 };
   const s = registry.create({ type: "ttft-cost-scorer", parameters }, "scorer", context, "t") as Scorer;
   return (list: Endpoint[], blocks = 10) =>
     Array.from(s.score(new SchedulingCycle(aRequest(blocks), lookup), list));
@@ -72,7 +73,7 @@ describe("ttft-cost-scorer", () => {
       record: () => {},
       forget: () => {},
     };
-    const context: PluginContext = { prefixLookup: lookup, random: Math.random, estimatedFallback: fallback };
+    const context: PluginContext = { random: Math.random, estimatedFallback: fallback };
     const s = registry.create({ type: "ttft-cost-scorer" }, "scorer", context, "t") as Scorer;
     const known = {
       ...lookup,

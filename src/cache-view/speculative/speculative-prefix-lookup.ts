@@ -1,7 +1,7 @@
 // The KV index as scheduling sees it when speculative entries are on: a pod's cached prefix is the longer
 // of what vLLM confirmed (the BlockIndex) and what kvpick routed there within the TTL (SpeculativeIndex).
 // Speculative blocks are credited as GPU-resident: vLLM is computing them right now.
-import { isEventDriven, type PrefixLookup } from "../types.js";
+import { isEventDriven, type PrefixLookup } from "../prefix-lookup.js";
 import { SpeculativeIndex, type SpeculativeIndexStats } from "./speculative-index.js";
 
 export interface SpeculativePrefixStats extends SpeculativeIndexStats {

@@ -2,7 +2,7 @@
 // answered for this request's chain. Per pod the better of the two wins (more medium-weighted credit, then
 // more blocks): Redis holds the union of every replica's pods, the local index may be a tick fresher
 // (Redis writes trail by one flush), so neither alone is always right and the maximum is never worse.
-import { isEventDriven, type PrefixLookup } from "../scheduling/types.js";
+import { isEventDriven, type PrefixLookup } from "./prefix-lookup.js";
 
 /** A pod's longest cached prefix of one chain, as the shared index reported it. */
 export interface SharedMatch {
