@@ -2,7 +2,8 @@
 // through the Envoy stand-in: the stack the observability tests measure (/metrics, traces). Like the demo
 // stack, but the caller supplies configuration (e.g. `tracing`).
 import { type App, type AppPorts, createApp } from "../../src/app.js";
-import { simSettings, startSim } from "../../src/cli/sim-command.js";
+import { simSettings } from "../../src/cli/sim-command.js";
+import { startSim } from "../../src/sim/start-sim.js";
 import type { ConfigInput } from "../../src/config/schema.js";
 import { parseConfig } from "../../src/config/load.js";
 import { EnvoyFront } from "../../src/demo/envoy-front.js";
