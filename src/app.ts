@@ -23,7 +23,10 @@ import { type AdminServer, createAdminServer } from "./observability/admin-serve
 import { BearerToken } from "./observability/bearer-token.js";
 import { KubeMetricsAuth } from "./observability/metrics-auth.js";
 import type { Logger } from "./observability/logger.js";
+import { watchEstimatedFallback, watchIndex } from "./observability/index-metrics.js";
 import { Metrics } from "./observability/metrics.js";
+import { watchDispatch, watchPool } from "./observability/pool-metrics.js";
+import { collectProcessMetrics } from "./observability/process-metrics.js";
 import { createTracing } from "./observability/tracing.js";
 import { Director, type PromptTokenizer } from "./routing/director.js";
 import { FlowController } from "./flow-control/flow-controller.js";
@@ -187,7 +190,7 @@ export function createApp(options: AppOptions): App {
     maxEntries: config.index.maxEntries,
     mediumWeights: config.index.mediumWeights,
   });
-  metrics.watchIndex(index);
+  watchIndex(metrics.registry, index);
   // One block size for requests and token keys: tokenizer.blockSize, else the first one a pod reports (its
   // vllm:cache_config_info page or a BlockStored); until then requests are routed on load alone.
   const blockSizes = new LearntBlockSize(
@@ -222,8 +225,8 @@ export function createApp(options: AppOptions): App {
   // Bind mode: only pods of the pool may write the index (their topic names a member's ip or ip:port).
   const members = new PoolMembers();
   const endpoints = new EndpointStore({ staleAfterMs: config.endpoints.staleAfterMs, logger });
-  metrics.watchPool(endpoints, config.pool.name ?? "static");
-  metrics.collectProcessMetrics();
+  watchPool(metrics.registry, endpoints, config.pool.name ?? "static");
+  collectProcessMetrics(metrics.registry);
   const replayPort = config.kvEvents.replayPort ?? 0;
   const kvEvents = new KvEventSubscriber({
     config: config.kvEvents,
@@ -292,13 +295,17 @@ export function createApp(options: AppOptions): App {
   let silentTimer: NodeJS.Timeout | null = null;
 
   // 4. The read path: tokenize → hash → schedule.
-  const tokenizer = new TokenizationService({ config: config.tokenizer, logger, metrics });
+  const tokenizer = new TokenizationService({
+    config: config.tokenizer,
+    logger,
+    metrics: metrics.tokenization,
+  });
   // kvpick's own key scheme: the pods' when a seed is configured, else a fixed default (token keys).
   const keyScheme = requestKeyScheme(config.tokenizer);
   const hasher = new RequestHasher(keyScheme, blockSizes, config.tokenizer.hashMemoBlocks);
   // The estimated fallback for pods without KV events: built here so its size reaches /metrics.
   const estimatedFallback = new EstimatedPrefixIndex(estimatedPrefixParams.parse({}));
-  metrics.watchEstimatedFallback(estimatedFallback);
+  watchEstimatedFallback(metrics.registry, estimatedFallback);
   const hookLog = new RateLimitedLog(30_000);
   const scheduler = createScheduler(config.scheduling, {
     endpoints,
@@ -314,7 +321,7 @@ export function createApp(options: AppOptions): App {
         );
     },
   });
-  if (config.scheduling.dispatchCredit) metrics.watchDispatch(endpoints);
+  if (config.scheduling.dispatchCredit) watchDispatch(metrics.registry, endpoints);
   // Model label values (label-bounds.ts): configured models and adapters, models the pods' KV-event topics
   // name or their load gauges carry (`model_name`), adapters the pods report in vllm:lora_requests_info;
   // every other client-chosen name is "other".
@@ -409,7 +416,7 @@ export function createApp(options: AppOptions): App {
     certPath: config.server.certPath,
     maxBodyBytes: config.server.maxBodyBytes,
     isReady,
-    metrics,
+    metrics: metrics.extProc,
   });
   const admin: AdminServer = createAdminServer({
     registry: metrics.registry,

@@ -25,7 +25,6 @@ import {
   TraceIdRatioBasedSampler,
   TracerProvider,
 } from "@opentelemetry/sdk-trace";
-import type { TracingConfig } from "../config/tracing-schema.js";
 import type { Logger } from "./logger.js";
 
 /** Span attribute values kvpick sets: ids, bounded names, counts. Never prompt text. */
@@ -71,7 +70,13 @@ const DEFAULT_RATIO = 0.1;
 /** Environment variables read at start (the chart's `env:`). */
 export type OtelEnv = Readonly<Record<string, string | undefined>>;
 
-export function createTracing(config: TracingConfig, env: OtelEnv, logger: Logger): Tracing {
+/** The `tracing` config section, as tracing reads it. */
+export interface TracingSettings {
+  /** Export spans over OTLP/HTTP (`--tracing`). */
+  enabled: boolean;
+}
+
+export function createTracing(config: TracingSettings, env: OtelEnv, logger: Logger): Tracing {
   if (!config.enabled) return NO_TRACING;
   const log = logger.child({ component: "tracing" });
   const url = tracesUrl(env);

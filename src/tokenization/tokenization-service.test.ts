@@ -23,7 +23,7 @@ const make = (overrides: Partial<typeof base>, logger = silent, metrics?: Metric
   const s = new TokenizationService({
     config: { ...base, ...overrides },
     logger,
-    ...(metrics ? { metrics } : {}),
+    ...(metrics ? { metrics: metrics.tokenization } : {}),
   });
   services.push(s);
   return s;
@@ -42,14 +42,16 @@ describe("TokenizationService", () => {
       ],
     });
     expect(first.mode).toBe("main");
-    const hitsBefore = (await metrics.tokenCacheHits.get()).values[0]!.value;
+    const hitsBefore = (await metrics.registry.getSingleMetric("epp_token_cache_hits_total")!.get())
+      .values[0]!.value;
     const second = await svc.tokenize("m", CHAT, {
       messages: [
         { role: "system", content: system },
         { role: "user", content: "b?" },
       ],
     });
-    const hitsAfter = (await metrics.tokenCacheHits.get()).values[0]!.value;
+    const hitsAfter = (await metrics.registry.getSingleMetric("epp_token_cache_hits_total")!.get()).values[0]!
+      .value;
     expect(first.tokenIds.length).toBeGreaterThan(5000);
     expect(hitsAfter - hitsBefore).toBeGreaterThanOrEqual(2); // system section and the "assistant\n" tail
     expect(Array.from(second.tokenIds.subarray(0, 3000))).toEqual(
