@@ -1,16 +1,15 @@
 // The composition root: the one file that imports every module. It builds kvpick from a validated Config,
 // wires the pieces, and owns the start and stop order.
-import { type Config, isReproducible } from "./config/schema.js";
+import type { Config } from "./config/schema.js";
+import { checkStartupConfig, inKubernetes, poolSources } from "./config/startup-checks.js";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { EndpointSpec } from "./endpoints/endpoint.js";
 import { EndpointStore } from "./endpoints/endpoint-store.js";
 import { KubeApi, loadKubeConfig } from "./endpoints/kube-api.js";
 import { KubeDiscovery } from "./endpoints/kube-discovery.js";
-import { LabelSelectorError, parseSelector } from "./endpoints/kube-label-selector.js";
 import { LoadScraper } from "./endpoints/load-scraper.js";
 import { metricSpecs } from "./endpoints/vllm-metrics.js";
 import { parseEndpointList } from "./endpoints/parse-endpoints.js";
-import { ConfigError } from "./errors.js";
 import { createExtProcServer, type ExtProcServer } from "./ext-proc/server.js";
 import { ACCURACY_STATES } from "./kv-events/pod-accuracy.js";
 import { PoolMembers } from "./kv-events/pool-members.js";
@@ -20,8 +19,7 @@ import { BlockIndex } from "./kv-index/block-index.js";
 import { LearntBlockSize } from "./kv-index/learnt-block-size.js";
 import { RequestHasher, requestKeyScheme } from "./kv-index/request-key-scheme.js";
 import { type AdminServer, createAdminServer } from "./observability/admin-server.js";
-import { BearerToken } from "./observability/bearer-token.js";
-import { KubeMetricsAuth } from "./observability/metrics-auth.js";
+import { chooseMetricsAuth, createMetricsGate } from "./observability/metrics-gate.js";
 import type { Logger } from "./observability/logger.js";
 import { watchEstimatedFallback, watchIndex } from "./observability/index-metrics.js";
 import { Metrics } from "./observability/metrics.js";
@@ -80,70 +78,6 @@ export interface App {
   stop(graceMs?: number): Promise<void>;
 }
 
-/** Refuses configurations that would silently give a 0 % hit rate. */
-export function checkStartupConfig(config: Config): void {
-  // Only engine keys need the pods' seed, and only when a scorer reads the index (token keys: README).
-  const readsIndex = needsBlockHashes(config);
-  if (config.kvEvents.keys === "engine" && readsIndex) {
-    if (config.tokenizer.hashSeed === null)
-      throw new ConfigError([
-        "tokenizer.hashSeed (--hash-seed): required with kvEvents.keys engine: set it to the vLLM pods' " +
-          "PYTHONHASHSEED (e.g. 42), or use --kv-events-keys=auto / tokens, which need no seed.",
-      ]);
-    if (!isReproducible(config.tokenizer.hashAlgo))
-      throw new ConfigError([
-        `tokenizer.hashAlgo ${config.tokenizer.hashAlgo} hashes a Python pickle, which kvpick cannot reproduce: ` +
-          "use --kv-events-keys=auto or tokens with it.",
-      ]);
-  }
-  try {
-    metricSpecs(config.endpoints.metricNames);
-  } catch (err) {
-    throw new ConfigError([(err as Error).message]);
-  }
-  const sources = poolSources(config);
-  if (sources.length > 1)
-    throw new ConfigError([`pool: ${sources.join(", ")} are mutually exclusive: configure one pool source`]);
-  const { endpointSelector, targetPorts } = config.pool;
-  if (endpointSelector !== null) {
-    try {
-      if (parseSelector(endpointSelector).length === 0) throw new LabelSelectorError("empty selector");
-    } catch (err) {
-      throw new ConfigError([`pool.endpointSelector (--endpoint-selector): ${(err as Error).message}`]);
-    }
-    if (targetPorts.length === 0)
-      throw new ConfigError([
-        "pool.targetPorts (--endpoint-target-ports): required with --endpoint-selector",
-      ]);
-  }
-}
-
-/** Scorers that read the block index (and so the block keys); only they may need the pods' hash seed. */
-const BLOCK_HASH_SCORERS = new Set(["precise-prefix-cache-scorer", "ttft-cost-scorer"]);
-export function needsBlockHashes(config: Config): boolean {
-  return config.scheduling.scorers.some((s) => BLOCK_HASH_SCORERS.has(s.type));
-}
-
-/** Kubernetes credentials are at hand: a discovered pool, in-cluster service account, or $KUBECONFIG. */
-function inKubernetes(config: Config, kubeConfig: KubeConfig | undefined): boolean {
-  return (
-    kubeConfig !== undefined ||
-    config.pool.name !== null ||
-    config.pool.endpointSelector !== null ||
-    process.env.KUBERNETES_SERVICE_HOST !== undefined ||
-    process.env.KUBECONFIG !== undefined
-  );
-}
-
-/** The configured pool sources, by flag name (GIE allows exactly one). */
-export function poolSources(config: Config): string[] {
-  const out: string[] = [];
-  if (config.pool.endpoints.length > 0) out.push("--endpoints");
-  if (config.pool.name !== null) out.push("--pool-name");
-  if (config.pool.endpointSelector !== null) out.push("--endpoint-selector");
-  return out;
-}
-
 /** Connect mode: a data-parallel rank publishes on the pod's KV-event port + rank. */
 function kvEventsEndpointOf(e: EndpointSpec, basePort: number): string | undefined {
   if (e.rank === undefined) return undefined; // static endpoint: the subscriber's default (ip:basePort)
@@ -166,20 +100,16 @@ export function createApp(options: AppOptions): App {
     kubeApi ??= new KubeApi(options.kubeConfig ?? loadKubeConfig());
     return kubeApi;
   };
-  // /metrics: the static token file when set; else in Kubernetes with server.metricsEndpointAuth (GIE's
-  // default), TokenReview + SubjectAccessReview; else open, said at startup.
-  const metricsAuth =
-    config.server.metricsBearerTokenFile !== null
-      ? "token-file"
-      : config.server.metricsEndpointAuth && inKubernetes(config, options.kubeConfig)
-        ? "kubernetes"
-        : "open";
-  const metricsGate =
-    metricsAuth === "token-file"
-      ? new BearerToken(config.server.metricsBearerTokenFile!, logger.child({ component: "admin" }))
-      : metricsAuth === "kubernetes"
-        ? new KubeMetricsAuth({ client: kubeApiOf(), logger })
-        : null;
+  const metricsAuth = chooseMetricsAuth({
+    bearerTokenFile: config.server.metricsBearerTokenFile,
+    endpointAuth: config.server.metricsEndpointAuth,
+    inKubernetes: inKubernetes(config, options.kubeConfig),
+  });
+  const metricsGate = createMetricsGate(metricsAuth, {
+    bearerTokenFile: config.server.metricsBearerTokenFile,
+    logger,
+    reviewClient: kubeApiOf,
+  });
 
   // 1. Observability.
   const metrics = new Metrics();
