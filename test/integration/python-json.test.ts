@@ -12,7 +12,8 @@ import { createLogger } from "../../src/observability/logger.js";
 import { parseRequestJson } from "../../src/tokenization/python-json.js";
 import { TokenizationService } from "../../src/tokenization/tokenization-service.js";
 import { EnvoyClient } from "../support/envoy-client.js";
-import { FakeVllmPod, until } from "../support/fake-vllm-pod.js";
+import { FakeVllmPod } from "../support/fake-vllm-pod.js";
+import { until } from "../support/until.js";
 import { repoRoot } from "../support/golden.js";
 import { KvEventPublisher } from "../support/kv-event-publisher.js";
 

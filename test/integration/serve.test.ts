@@ -8,7 +8,8 @@ import { BlockHasher } from "../../src/kv-index/block-hash.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { TokenizationService } from "../../src/tokenization/tokenization-service.js";
 import { EnvoyClient, splitAt } from "../support/envoy-client.js";
-import { FakeVllmPod, until } from "../support/fake-vllm-pod.js";
+import { FakeVllmPod } from "../support/fake-vllm-pod.js";
+import { until } from "../support/until.js";
 import { KvEventPublisher } from "../support/kv-event-publisher.js";
 
 const SYSTEM =

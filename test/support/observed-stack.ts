@@ -10,7 +10,7 @@ import { EnvoyFront } from "../../src/demo/envoy-front.js";
 import { parseEndpointList } from "../../src/endpoints/parse-endpoints.js";
 import type { Logger } from "../../src/observability/logger.js";
 import type { SimCluster } from "../../src/sim/sim-cluster.js";
-import { until } from "./fake-vllm-pod.js";
+import { until } from "./until.js";
 
 export interface ObservedStack {
   app: App;
