@@ -421,17 +421,17 @@ export function createApp(options: AppOptions): App {
       if (silentTimer !== null) clearInterval(silentTimer);
       draining = true;
       flowControl?.stop(); // queued requests get 503 at once instead of waiting out the drain
-      await extProc.shutdown(graceMs);
+      await extProc.stop(graceMs);
       await Promise.allSettled([
-        admin.close(),
+        admin.stop(),
         scraper.stop(),
         kvEvents.close(),
-        tokenizer.close(),
+        tokenizer.stop(),
         discovery?.stop(),
         objectiveWatcher?.stop(),
       ]);
       await sharedIndex?.close(); // after the subscriber: its last changes are flushed first
-      await tracing.shutdown(); // last: spans of the drained requests are flushed
+      await tracing.stop(); // last: spans of the drained requests are flushed
     },
   };
 }

@@ -192,6 +192,6 @@ export async function runSimCommand(argv: string[]): Promise<number> {
   );
   await Promise.race([once(process, "SIGTERM"), once(process, "SIGINT")]);
   await cluster.close();
-  await tokenizer.close();
+  await tokenizer.stop();
   return 0;
 }

@@ -65,7 +65,7 @@ export async function startDemoStack(o: DemoStackOptions): Promise<DemoStack> {
   } catch (err) {
     await front?.close();
     await cluster?.close();
-    await tokenizer?.close();
+    await tokenizer?.stop();
     await app.stop();
     throw err;
   }
@@ -80,7 +80,7 @@ export async function startDemoStack(o: DemoStackOptions): Promise<DemoStack> {
     async close() {
       await f.close();
       await c.close();
-      await t.close();
+      await t.stop();
       await app.stop();
     },
   };

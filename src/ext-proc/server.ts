@@ -3,6 +3,7 @@
 // GIE's --health-checking does, because GIE's Envoy config health-checks the EPP cluster there.
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../observability/logger.js";
+import type { Service } from "../service-group.js";
 import { healthImplementation } from "./health.js";
 import { type BodySendMode, EXT_PROC_SERVICE, HEALTH_SERVICE, loadProtos, serviceOf } from "./protos.js";
 import type { Router } from "./router.js";
@@ -21,7 +22,7 @@ export interface ExtProcServerOptions {
   certPath?: string | null;
   /** Request bodies above this are answered 413. */
   maxBodyBytes: number;
-  /** Readiness for health checks (e.g. endpoints known); draining after shutdown() starts is added here. */
+  /** Readiness for health checks (e.g. endpoints known); draining after stop() starts is added here. */
   isReady(): boolean;
   /** When given, ext_proc records request outcomes, in-flight requests and stream counts. */
   metrics?: ExtProcRecorder;
@@ -41,10 +42,10 @@ export interface ExtProcRecorder {
   responseDone(): void;
 }
 
-export interface ExtProcServer {
+export interface ExtProcServer extends Service {
   start(): Promise<{ grpcPort: number; healthPort: number }>;
-  /** Readiness → NOT_SERVING, then waits up to `graceMs` for streams to finish before cutting them. */
-  shutdown(graceMs?: number): Promise<void>;
+  /** Readiness → NOT_SERVING, then waits up to `graceMs` (default 5 s) for streams to finish before cutting them. */
+  stop(graceMs?: number): Promise<void>;
   /** Open ext_proc streams. */
   inFlight(): number;
 }
@@ -112,6 +113,7 @@ export function createExtProcServer(options: ExtProcServerOptions): ExtProcServe
     });
 
   return {
+    name: "ext-proc",
     async start() {
       const creds = await serverCredentials({
         secureServing: options.secureServing,
@@ -126,7 +128,7 @@ export function createExtProcServer(options: ExtProcServerOptions): ExtProcServe
       logger.info({ grpcPort, healthPort, tls: options.secureServing }, "ext_proc server listening");
       return { grpcPort, healthPort };
     },
-    async shutdown(graceMs = 5_000) {
+    async stop(graceMs = 5_000) {
       draining = true;
       await shutdownOne(grpcServer, graceMs);
       healthServer.forceShutdown();

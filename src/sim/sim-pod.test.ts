@@ -66,7 +66,7 @@ describe("SimPod on real sockets", () => {
   afterAll(async () => {
     await pod.close();
     sub.close();
-    await tokenizer.close();
+    await tokenizer.stop();
   });
 
   const chat = async () => {

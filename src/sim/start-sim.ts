@@ -55,7 +55,7 @@ export async function startSim(
     });
     return { cluster, tokenizer };
   } catch (err) {
-    await tokenizer.close();
+    await tokenizer.stop();
     throw err;
   }
 }

@@ -28,7 +28,7 @@ const make = (overrides: Partial<typeof base>, logger = silent, metrics?: Metric
   services.push(s);
   return s;
 };
-afterAll(() => Promise.all(services.map((s) => s.close())));
+afterAll(() => Promise.all(services.map((s) => s.stop())));
 
 describe("TokenizationService", () => {
   it("reuses a long cached system prompt when a new user turn follows", async () => {

@@ -7,6 +7,7 @@ import { performance } from "node:perf_hooks";
 import { Piscina } from "piscina";
 import { badRequest, EppError } from "../errors.js";
 import type { Logger } from "../observability/logger.js";
+import type { Service } from "../service-group.js";
 import { buildChatContext, renderChat } from "./chat-request.js";
 import { ChatTemplate } from "./chat-template.js";
 import { completionPrompt } from "./completion-prompt.js";
@@ -78,7 +79,8 @@ export interface TokenizerSettings {
   workerThreads: number;
 }
 
-export class TokenizationService {
+export class TokenizationService implements Service {
+  readonly name = "tokenization";
   readonly #config: TokenizerSettings;
   readonly #log: Logger;
   readonly #metrics: TokenizationRecorder | undefined;
@@ -189,7 +191,11 @@ export class TokenizationService {
     return { entries: this.#cache.size, bytes: this.#cache.bytes };
   }
 
-  async close(): Promise<void> {
+  /** Nothing to start: tokenizers load on first use or `warm()`, workers with the first cold prompt. */
+  start(): undefined {}
+
+  /** Ends the worker threads (their in-flight tasks are cancelled) and empties the cache. */
+  async stop(_graceMs?: number): Promise<void> {
     const pool = this.#pool;
     this.#pool = null;
     this.#cache.clear();

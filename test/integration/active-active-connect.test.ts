@@ -54,7 +54,7 @@ describe("active-active replicas in connect mode (no shared index)", () => {
   afterAll(async () => {
     for (const r of replicas) await r.stop();
     for (const p of publishers) p.close();
-    await tokenizer?.close();
+    await tokenizer?.stop();
     await Promise.all(pods.map((p) => p.close()));
   });
 

@@ -85,7 +85,7 @@ describe("kvpick serve without --block-size, pods on 16-token blocks", () => {
     client?.close();
     await serve?.stop();
     await cluster?.close();
-    await tokenizer?.close();
+    await tokenizer?.stop();
   });
 
   const route = async (body: unknown) => {

@@ -73,7 +73,7 @@ describe("Python-faithful request values through ext_proc", () => {
   afterAll(async () => {
     for (const p of publishers) p.close();
     client?.close();
-    await tokenizer?.close();
+    await tokenizer?.stop();
     await app?.stop();
     await Promise.all(pods.map((p) => p.close()));
   });

@@ -99,7 +99,7 @@ describe("active-active replicas in bind mode sharing a Redis index", () => {
     for (const p of publishers) p.close();
     await r1?.stop();
     await r2?.stop();
-    await tokenizer?.close();
+    await tokenizer?.stop();
     await Promise.all(pods.map((p) => p.close()));
     await redis?.stop();
   });

@@ -42,7 +42,7 @@ describe("EPP restart with vLLM replay sockets", () => {
     client?.close();
     for (const a of apps) await a.stop();
     await cluster?.close();
-    await tokenizer.close();
+    await tokenizer.stop();
   });
 
   async function startApp(config: Config): Promise<{ app: App; ports: Awaited<ReturnType<App["start"]>> }> {

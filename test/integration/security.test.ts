@@ -68,7 +68,7 @@ describe("kvpick security and degraded routing", () => {
       logger: createLogger({ level: "silent" }),
     });
     tokenIds = (await tokenizer.tokenize("Qwen3-32B", "/v1/chat/completions", request)).tokenIds;
-    await tokenizer.close();
+    await tokenizer.stop();
     chain = new BlockHasher({ scheme: "sha256_cbor_64bit", hashSeed: "42", blockSize: 64 }).hash(tokenIds);
   });
 

@@ -87,7 +87,7 @@ describe("kvpick serve, end to end", () => {
   afterAll(async () => {
     k.client.close();
     await k.app.stop();
-    await tokenizer.close();
+    await tokenizer.stop();
     await Promise.all(pods.map((p) => p.close()));
   });
 

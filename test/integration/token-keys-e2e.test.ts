@@ -98,7 +98,7 @@ for (const v of variants) {
       client?.close();
       await serve?.stop();
       await cluster?.close();
-      await tokenizer?.close();
+      await tokenizer?.stop();
     });
 
     /** Asks kvpick where to send `body` (the request goes no further); its "Request handled" log line too. */

@@ -64,7 +64,7 @@ export async function startHarness(
     ports,
     async stop() {
       client.close();
-      await server.shutdown(1_000);
+      await server.stop(1_000);
     },
   };
 }

@@ -367,7 +367,7 @@ export class FaultStack {
     await this.front?.close();
     await this.serve?.stop();
     await this.cluster?.close();
-    await this.#tokenizer?.close();
+    await this.#tokenizer?.stop();
     await this.kube?.stop();
   }
 }

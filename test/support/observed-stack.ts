@@ -55,7 +55,7 @@ export async function startObservedStack(o: {
     async close() {
       await front.close();
       await cluster.close();
-      await tokenizer.close();
+      await tokenizer.stop();
       await app.stop();
     },
   };
