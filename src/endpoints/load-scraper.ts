@@ -128,11 +128,6 @@ export class LoadScraper implements Service {
     return this.#scrape(poller ?? this.#newPoller(spec));
   }
 
-  /** Scrapes every endpoint once, concurrently (e.g. before reporting ready); resolves when all settled. */
-  async scrapeAllNow(): Promise<void> {
-    await Promise.all(this.#store.specs().map((s) => this.scrapeNow(s.address)));
-  }
-
   #newPoller(spec: EndpointSpec): Poller {
     return {
       spec,

@@ -186,11 +186,6 @@ export class TokenizationService implements Service {
     return this.#render(await this.#load(this.dirFor(model)), body);
   }
 
-  /** Entries and bytes held by the segment cache. */
-  cacheStats(): { entries: number; bytes: number } {
-    return { entries: this.#cache.size, bytes: this.#cache.bytes };
-  }
-
   /** Nothing to start: tokenizers load on first use or `warm()`, workers with the first cold prompt. */
   start(): undefined {}
 
