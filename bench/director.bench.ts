@@ -155,7 +155,7 @@ for (const [label, tracing] of [
     const outcome = await director.route(sampled[n]!);
     if (outcome.kind === "routed") outcome.observer?.onDone?.("complete");
   });
-  await tracing.shutdown();
+  await tracing.stop();
 }
 sink.close();
 {
@@ -188,4 +188,4 @@ const memo = new BlockHasher({
 });
 await meanMicros("hash, no memo", () => plain.hash(sample.tokenIds));
 await meanMicros("hash, memo", () => memo.hash(sample.tokenIds));
-await tokenizer.close();
+await tokenizer.stop();

@@ -199,7 +199,7 @@ async function main() {
         await pub.publish([{ type: "BlockStored", hashes: [...chain], parent: null, blockSize: 64 }]);
       }
     }
-    await tokenizer.close();
+    await tokenizer.stop();
     const metrics = async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     // Publishers are slow joiners: resend until every pod's events are counted.
     for (let round = 0; round < 50 && !/epp_kv_index_blocks [1-9]/.test(await metrics()); round++) {

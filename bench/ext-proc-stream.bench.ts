@@ -53,4 +53,4 @@ for (const concurrency of [1, 16, 64, 256]) {
   );
 }
 client.close();
-await server.shutdown(1_000);
+await server.stop(1_000);

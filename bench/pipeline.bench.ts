@@ -117,7 +117,7 @@ async function main(): Promise<void> {
     const perSec = n / ((performance.now() - t0) / 1e3);
     console.log(`| ${scheme} | ${(perSec / 1e6).toFixed(1)} M |`);
   }
-  await svc.close();
+  await svc.stop();
 }
 
 await main();

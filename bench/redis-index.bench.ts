@@ -210,7 +210,7 @@ console.log("| path | p50 | p99 | mean |");
 console.log("|---|---:|---:|---:|");
 for (const r of [d0, d1]) console.log(`| ${r.label} | ${us(r.p50)} | ${us(r.p99)} | ${us(r.mean)} |`);
 console.log(`ratio: p50 ${(d1.p50 / d0.p50).toFixed(2)}×, p99 ${(d1.p99 / d0.p99).toFixed(2)}×`);
-await tokenizer.close();
+await tokenizer.stop();
 await w.shared.stop(0);
 
 // ---- 2. write throughput ----

@@ -1,437 +1,124 @@
-// The composition root: the one file that imports every module. It builds kvpick from a validated Config,
-// wires the pieces, and owns the start and stop order.
-import { type Config, isReproducible } from "./config/schema.js";
-import type { KubeConfig } from "@kubernetes/client-node";
-import { EndpointStore } from "./endpoints/endpoint-store.js";
+// The composition root: builds kvpick from a validated Config and only wires. Each numbered section is
+// built by a helper in app/ (construction from configuration, no behaviour); every long-lived component is a
+// Service in one list, started in order and stopped in reverse by the ServiceGroup.
+import type { App, AppOptions, AppPorts } from "./app/app-contract.js";
+import { setupCache } from "./app/setup-cache.js";
+import { setupObjectiveWatcher, setupPool } from "./app/setup-pool.js";
+import { setupRouting } from "./app/setup-routing.js";
+import { setupServers } from "./app/setup-servers.js";
+import { logStarted } from "./app/startup-log.js";
+import { checkStartupConfig, inKubernetes } from "./config/startup-checks.js";
 import { KubeApi, loadKubeConfig } from "./endpoints/kube-api.js";
-import { KubeDiscovery } from "./endpoints/kube-discovery.js";
-import { LabelSelectorError, parseSelector } from "./endpoints/kube-label-selector.js";
-import { LoadScraper } from "./endpoints/load-scraper.js";
-import { metricSpecs } from "./endpoints/vllm-metrics.js";
-import { parseEndpointList } from "./endpoints/parse-endpoints.js";
-import { ConfigError } from "./errors.js";
-import { createExtProcServer, type ExtProcServer } from "./ext-proc/server.js";
-import { ACCURACY_STATES } from "./kv-events/pod-accuracy.js";
-import { createKvEvents, type KvEvents } from "./kv-events/create-kv-events.js";
-import { BlockIndex } from "./kv-index/block-index.js";
 import { LearntBlockSize } from "./kv-index/learnt-block-size.js";
-import { RequestHasher, requestKeyScheme } from "./kv-index/request-key-scheme.js";
-import { type AdminServer, createAdminServer } from "./observability/admin-server.js";
-import { BearerToken } from "./observability/bearer-token.js";
-import { KubeMetricsAuth } from "./observability/metrics-auth.js";
-import type { Logger } from "./observability/logger.js";
+import { chooseMetricsAuth } from "./observability/metrics-gate.js";
 import { Metrics } from "./observability/metrics.js";
+import { collectProcessMetrics } from "./observability/process-metrics.js";
+import { watchPool } from "./observability/pool-metrics.js";
 import { createTracing } from "./observability/tracing.js";
-import { Director, type PromptTokenizer } from "./routing/director.js";
-import { createCacheView } from "./cache-view/cache-view.js";
-import { RouteMetrics } from "./observability/route-metrics.js";
-import { FlowController } from "./flow-control/flow-controller.js";
-import { ObjectivePriorities } from "./flow-control/objective-priorities.js";
-import { ObjectiveWatcher } from "./flow-control/objective-watcher.js";
-import { FlowControlMetrics } from "./observability/flow-control-metrics.js";
-import { RateLimitedLog } from "./observability/logger.js";
-import { LoraAdapters } from "./routing/lora-adapters.js";
-import { createScheduler } from "./scheduling/create-scheduler.js";
-import {
-  EstimatedPrefixIndex,
-  estimatedPrefixParams,
-} from "./scheduling/estimated/estimated-prefix-index.js";
-import { createRedisSharedIndex, type RedisSharedIndex } from "./shared-index/redis-shared-index.js";
-import { TokenizationService } from "./tokenization/tokenization-service.js";
+import { type Service, ServiceGroup } from "./service-group.js";
 
-export interface AppOptions {
-  config: Config;
-  logger: Logger;
-  /** Bind address of every listener; "0.0.0.0" in a pod, "127.0.0.1" in tests. */
-  host?: string;
-  /** Kubernetes credentials for discovery; default: in-cluster, else $KUBECONFIG / ~/.kube/config. */
-  kubeConfig?: KubeConfig;
-  /** Discovery retry tuning (tests). */
-  discoveryBackoffMs?: { initial: number; max: number };
-  /** Wraps the prompt tokenizer routing uses (tests: a stand-in that holds requests mid-routing). */
-  wrapTokenizer?: (tokenizer: PromptTokenizer) => PromptTokenizer;
-}
-
-export interface AppPorts {
-  grpcPort: number;
-  healthPort: number;
-  metricsPort: number;
-  /** The bound KV-event address in bind mode (resolved port), else null. */
-  kvEventsEndpoint: string | null;
-}
-
-export interface App {
-  readonly config: Config;
-  readonly metrics: Metrics;
-  readonly index: BlockIndex;
-  readonly endpoints: EndpointStore;
-  readonly kvEvents: KvEvents;
-  /** Kubernetes discovery when the pool comes from an InferencePool or a selector, else null. */
-  readonly discovery: KubeDiscovery | null;
-  /** The shared index in Redis when `index.redis.url` is set, else null. */
-  readonly sharedIndex: RedisSharedIndex | null;
-  start(): Promise<AppPorts>;
-  /** Health → NOT_SERVING, in-flight streams get `graceMs` to finish, then everything closes. */
-  stop(graceMs?: number): Promise<void>;
-}
-
-/** Refuses configurations that would silently give a 0 % hit rate. */
-export function checkStartupConfig(config: Config): void {
-  // Only engine keys need the pods' seed, and only when a scorer reads the index (token keys: README).
-  const readsIndex = needsBlockHashes(config);
-  if (config.kvEvents.keys === "engine" && readsIndex) {
-    if (config.tokenizer.hashSeed === null)
-      throw new ConfigError([
-        "tokenizer.hashSeed (--hash-seed): required with kvEvents.keys engine: set it to the vLLM pods' " +
-          "PYTHONHASHSEED (e.g. 42), or use --kv-events-keys=auto / tokens, which need no seed.",
-      ]);
-    if (!isReproducible(config.tokenizer.hashAlgo))
-      throw new ConfigError([
-        `tokenizer.hashAlgo ${config.tokenizer.hashAlgo} hashes a Python pickle, which kvpick cannot reproduce: ` +
-          "use --kv-events-keys=auto or tokens with it.",
-      ]);
-  }
-  try {
-    metricSpecs(config.endpoints.metricNames);
-  } catch (err) {
-    throw new ConfigError([(err as Error).message]);
-  }
-  const sources = poolSources(config);
-  if (sources.length > 1)
-    throw new ConfigError([`pool: ${sources.join(", ")} are mutually exclusive: configure one pool source`]);
-  const { endpointSelector, targetPorts } = config.pool;
-  if (endpointSelector !== null) {
-    try {
-      if (parseSelector(endpointSelector).length === 0) throw new LabelSelectorError("empty selector");
-    } catch (err) {
-      throw new ConfigError([`pool.endpointSelector (--endpoint-selector): ${(err as Error).message}`]);
-    }
-    if (targetPorts.length === 0)
-      throw new ConfigError([
-        "pool.targetPorts (--endpoint-target-ports): required with --endpoint-selector",
-      ]);
-  }
-}
-
-/** Scorers that read the block index (and so the block keys); only they may need the pods' hash seed. */
-const BLOCK_HASH_SCORERS = new Set(["precise-prefix-cache-scorer", "ttft-cost-scorer"]);
-export function needsBlockHashes(config: Config): boolean {
-  return config.scheduling.scorers.some((s) => BLOCK_HASH_SCORERS.has(s.type));
-}
-
-/** Kubernetes credentials are at hand: a discovered pool, in-cluster service account, or $KUBECONFIG. */
-function inKubernetes(config: Config, kubeConfig: KubeConfig | undefined): boolean {
-  return (
-    kubeConfig !== undefined ||
-    config.pool.name !== null ||
-    config.pool.endpointSelector !== null ||
-    process.env.KUBERNETES_SERVICE_HOST !== undefined ||
-    process.env.KUBECONFIG !== undefined
-  );
-}
-
-/** The configured pool sources, by flag name (GIE allows exactly one). */
-export function poolSources(config: Config): string[] {
-  const out: string[] = [];
-  if (config.pool.endpoints.length > 0) out.push("--endpoints");
-  if (config.pool.name !== null) out.push("--pool-name");
-  if (config.pool.endpointSelector !== null) out.push("--endpoint-selector");
-  return out;
-}
+export type { App, AppOptions, AppPorts };
 
 export function createApp(options: AppOptions): App {
   const { config, logger } = options;
   checkStartupConfig(config);
   const host = options.host ?? "0.0.0.0";
-  // One API client for discovery and the /metrics reviews, made only when Kubernetes is in play.
-  let kubeApi: KubeApi | null = null;
-  const kubeApiOf = () => {
-    kubeApi ??= new KubeApi(options.kubeConfig ?? loadKubeConfig());
-    return kubeApi;
-  };
-  // /metrics: the static token file when set; else in Kubernetes with server.metricsEndpointAuth (GIE's
-  // default), TokenReview + SubjectAccessReview; else open, said at startup.
-  const metricsAuth =
-    config.server.metricsBearerTokenFile !== null
-      ? "token-file"
-      : config.server.metricsEndpointAuth && inKubernetes(config, options.kubeConfig)
-        ? "kubernetes"
-        : "open";
-  const metricsGate =
-    metricsAuth === "token-file"
-      ? new BearerToken(config.server.metricsBearerTokenFile!, logger.child({ component: "admin" }))
-      : metricsAuth === "kubernetes"
-        ? new KubeMetricsAuth({ client: kubeApiOf(), logger })
-        : null;
+  let kubeApi: KubeApi | null = null; // one API client, made only when Kubernetes is in play
+  const kubeApiOf = () => (kubeApi ??= new KubeApi(options.kubeConfig ?? loadKubeConfig()));
+  const backoffMs = options.discoveryBackoffMs;
 
   // 1. Observability.
   const metrics = new Metrics();
+  collectProcessMetrics(metrics.registry);
   const tracing = createTracing(config.tracing, process.env, logger);
-
-  // 2. The write path: KV events → index.
-  const index = new BlockIndex({
-    maxEntries: config.index.maxEntries,
-    mediumWeights: config.index.mediumWeights,
+  const metricsAuth = chooseMetricsAuth({
+    bearerTokenFile: config.server.metricsBearerTokenFile,
+    endpointAuth: config.server.metricsEndpointAuth,
+    inKubernetes: inKubernetes(config, options.kubeConfig),
   });
-  metrics.watchIndex(index);
-  // One block size for requests and token keys: tokenizer.blockSize, else the first one a pod reports (its
-  // vllm:cache_config_info page or a BlockStored); until then requests are routed on load alone.
+
+  // 2. The pool: endpoints, their load readings, and the block size the pods report (when not configured).
   const blockSizes = new LearntBlockSize(
     config.tokenizer.blockSize,
     logger.child({ component: "block-size" }),
   );
-  // Optional: every change is mirrored to Redis and every request also reads it (README "High availability").
-  const sharedIndex =
-    config.index.redis.url === null
-      ? null
-      : createRedisSharedIndex({ config: config.index, index, logger, metrics });
-  // The read model (cache-view/): index + a degraded pod's lower credit (index.degradedCreditFactor) +
-  // speculative entries (scheduling.speculativeTtlMs) + the shared index per request. `kvEvents` is read
-  // only at request time, after it exists.
-  const cacheView = createCacheView({
-    index,
-    events: {
-      published: (pod) => kvEvents.published(pod),
-      accuracy: (pod) => kvEvents.accuracy(pod),
-    },
-    degradedCreditFactor: config.index.degradedCreditFactor,
-    speculative: {
-      ttlMs: config.scheduling.speculativeTtlMs,
-      maxEntries: config.scheduling.speculativeMaxEntries,
-    },
-    shared: sharedIndex?.prefixSource ?? null,
-  });
-  if (cacheView.speculative !== null) metrics.watchSpeculative(cacheView.speculative);
-  const endpoints = new EndpointStore({ staleAfterMs: config.endpoints.staleAfterMs, logger });
-  metrics.watchPool(endpoints, config.pool.name ?? "static");
-  metrics.collectProcessMetrics();
-  // The KV-event path follows the pool: membership, subscriptions, replay addresses, silent pods.
-  const kvEvents = createKvEvents({
-    config: config.kvEvents,
-    hash: { ...config.tokenizer, keys: config.kvEvents.keys, blockSizes },
-    index,
-    logger,
-    recorder: metrics.kvEvents,
-    mirror: sharedIndex?.mirror,
-    pool: endpoints,
-  });
-  metrics.watchEventSources(kvEvents.poolFollowing!.silentPods);
-  metrics.watchPodAccuracy(kvEvents.poolFollowing!.silentPods, ACCURACY_STATES);
+  const pool = setupPool(config, { logger, kubeApi: kubeApiOf, blockSizes, backoffMs });
+  watchPool(metrics.registry, pool.endpoints, config.pool.name ?? "static");
 
-  // 3. The pool and its load readings. Pods that leave the pool are forgotten by the index.
-  const scraper = new LoadScraper(endpoints, {
-    intervalMs: config.endpoints.scrapeIntervalMs,
-    timeoutMs: config.endpoints.scrapeTimeoutMs,
-    path: config.endpoints.metricsPath,
-    scheme: config.endpoints.metricsScheme,
-    insecureSkipVerify: config.endpoints.metricsInsecureSkipVerify,
-    specs: metricSpecs(config.endpoints.metricNames),
-    // With token keys (auto/tokens) the pods' hash algo does not matter, only their block size.
-    expected: config.kvEvents.keys === "engine" ? { hashAlgo: config.tokenizer.hashAlgo } : {},
-    blockSizes,
-    logger,
-  });
-  // 4. The read path: tokenize → hash → schedule.
-  const tokenizer = new TokenizationService({ config: config.tokenizer, logger, metrics });
-  // kvpick's own key scheme: the pods' when a seed is configured (keys engine/auto), else its own token chain.
-  const keyScheme = requestKeyScheme({ ...config.tokenizer, keys: config.kvEvents.keys });
-  const hasher = new RequestHasher(keyScheme, blockSizes, config.tokenizer.hashMemoBlocks);
-  // The estimated fallback for pods without KV events: built here so its size reaches /metrics.
-  const estimatedFallback = new EstimatedPrefixIndex(estimatedPrefixParams.parse({}));
-  metrics.watchEstimatedFallback(estimatedFallback);
-  const hookLog = new RateLimitedLog(30_000);
-  const scheduler = createScheduler(config.scheduling, {
-    endpoints,
-    prefixLookup: cacheView.local,
-    routed: cacheView.routed,
-    blockSize: () => blockSizes.value,
-    estimatedFallback,
-    onHookError: (source, err) => {
-      if (hookLog.admit(source) >= 0)
-        logger.error(
-          { plugin: source, err: err instanceof Error ? err.message : String(err) },
-          "post-pick hook failed",
-        );
-    },
-  });
-  if (config.scheduling.dispatchCredit) metrics.watchDispatch(endpoints);
-  // Model label values (label-bounds.ts): configured models and adapters, models the pods' KV-event topics
-  // name or their load gauges carry (`model_name`), adapters the pods report in vllm:lora_requests_info;
-  // every other client-chosen name is "other".
-  const loras = new LoraAdapters(config.tokenizer, endpoints);
-  metrics.servedModels({
-    serves: (model) =>
-      Object.hasOwn(config.tokenizer.models, model) ||
-      kvEvents.announcesModel(model) ||
-      endpoints.servesModel(model) ||
-      loras.resolve(model).adapter != null,
-  });
-  // Flow control (flowControl.enabled): admission before scheduling; its saturation reading needs the
-  // dispatch credit, so the ledger is fed whenever it is on.
-  const fc = config.flowControl;
-  const objectives = new ObjectivePriorities(fc.objectives);
-  const flowControl = fc.enabled
-    ? new FlowController({
-        settings: fc,
-        capacity: { candidates: () => endpoints.candidates() },
-        priorityOf: (name) => objectives.priorityOf(name),
-        recorder: new FlowControlMetrics(metrics.registry, config.pool.name ?? "static"),
-        logger,
-      })
-    : null;
-  const director = new Director({
-    tokenizer: options.wrapTokenizer?.(tokenizer) ?? tokenizer,
-    hasher,
-    scheduler,
-    endpoints,
-    logger,
-    recorder: new RouteMetrics(metrics),
-    emitEndpointScores: config.server.emitEndpointScores,
-    cache: cacheView,
-    loras,
-    dispatch: config.scheduling.dispatchCredit || flowControl !== null ? endpoints : null,
-    tracer: tracing.tracer,
-    admission: flowControl,
-  });
+  // 3. The cache: KV events → index (+ Redis), and the read model scheduling sees.
+  const cache = setupCache(config, { logger, metrics, endpoints: pool.endpoints, blockSizes });
 
-  // Kubernetes discovery writes the store when the pool comes from an InferencePool or a selector.
-  const kube = config.pool.name !== null || config.pool.endpointSelector !== null;
-  const namespace = config.pool.namespace ?? process.env.NAMESPACE ?? "default";
-  const discovery = kube
-    ? new KubeDiscovery({
-        api: kubeApiOf(),
-        store: endpoints,
-        logger,
-        namespace,
-        poolName: config.pool.name,
-        poolGroup: config.pool.group,
-        selector: config.pool.endpointSelector,
-        targetPorts: config.pool.targetPorts,
-        ...(options.discoveryBackoffMs === undefined
-          ? {}
-          : {
-              initialBackoffMs: options.discoveryBackoffMs.initial,
-              maxBackoffMs: options.discoveryBackoffMs.max,
-            }),
-      })
-    : null;
-  // InferenceObjective priorities for flow control (Kubernetes pools only).
-  const objectiveWatcher =
-    flowControl !== null && kube && fc.watchObjectives
-      ? new ObjectiveWatcher({
-          api: kubeApiOf(),
-          namespace,
-          poolName: config.pool.name,
-          priorities: objectives,
-          logger,
-          ...(options.discoveryBackoffMs === undefined
-            ? {}
-            : {
-                initialBackoffMs: options.discoveryBackoffMs.initial,
-                maxBackoffMs: options.discoveryBackoffMs.max,
-              }),
-        })
-      : null;
-
-  // 5. Servers. Ready once the pool is known (a static pool is known at start; a discovered one once its pods
-  // are listed) and not draining (SIGTERM: /readyz and gRPC health go NOT_SERVING before streams drain).
-  let poolSynced = false;
-  let draining = false;
-  const isReady = () => !draining && (discovery === null ? poolSynced : discovery.synced());
-  const extProc: ExtProcServer = createExtProcServer({
-    router: director,
+  // 4. The read path: tokenize → hash → flow control → schedule, in the Director.
+  const routing = setupRouting(config, {
     logger,
-    host,
-    grpcPort: config.server.grpcPort,
-    healthPort: config.server.grpcHealthPort,
-    secureServing: config.server.secureServing,
-    certPath: config.server.certPath,
-    maxBodyBytes: config.server.maxBodyBytes,
-    isReady,
     metrics,
+    endpoints: pool.endpoints,
+    cacheView: cache.view,
+    blockSizes,
+    tracer: tracing.tracer,
+    announcesModel: (model) => cache.kvEvents.announcesModel(model),
+    wrapTokenizer: options.wrapTokenizer,
   });
-  const admin: AdminServer = createAdminServer({
-    registry: metrics.registry,
-    port: config.server.metricsPort,
-    host,
+  const objectiveWatcher = setupObjectiveWatcher(config, {
     logger,
-    isReady,
-    metricsGate,
+    kubeApi: kubeApiOf,
+    priorities: routing.priorities,
+    backoffMs,
   });
 
-  /** Every configured tokenizer and the default one, loaded before serving; failures are logged, not fatal. */
-  const warmTokenizers = async () => {
-    for (const model of ["", ...Object.keys(config.tokenizer.models)]) {
-      try {
-        const dir = await tokenizer.warm(model);
-        logger.info({ model: model || "(default)", tokenizerDir: dir }, "tokenizer loaded");
-      } catch (err) {
-        logger.error(
-          { model: model || "(default)", err: err instanceof Error ? err.message : String(err) },
-          "tokenizer failed to load: its requests will be routed on load alone",
-        );
-      }
-    }
+  // 5. Servers. Ready once serving with the pool known (a discovered pool once its pods are listed), and not
+  // draining: on stop, /readyz and gRPC health go NOT_SERVING before the streams drain.
+  let serving = false;
+  const isReady = () => serving && pool.synced();
+  const ports: AppPorts = { grpcPort: 0, healthPort: 0, metricsPort: 0, kvEventsEndpoint: null };
+  const { extProc, admin } = setupServers(config, {
+    logger,
+    host,
+    metrics,
+    router: routing.director,
+    isReady,
+    metricsAuth,
+    kubeApi: kubeApiOf,
+    ports,
+  });
+
+  // 6. Lifecycle: started in this order, stopped in reverse (readiness first, tracing last).
+  const readiness: Service = {
+    name: "readiness",
+    start: () => void (serving = true),
+    // Queued requests get 503 at once instead of waiting out the drain.
+    stop: () => void ((serving = false), routing.flowControl?.stop()),
   };
+  const services = new ServiceGroup(
+    [
+      tracing,
+      ...(cache.sharedIndex === null ? [] : [cache.sharedIndex]), // stopped after the subscriber: flushed last
+      cache.kvEvents, // before the pool fills: it follows every join
+      pool.source,
+      ...(objectiveWatcher === null ? [] : [objectiveWatcher]),
+      pool.scraper,
+      routing.tokenizer, // loads every configured tokenizer before serving
+      admin,
+      extProc,
+      readiness,
+    ],
+    logger,
+  );
 
   return {
     config,
     metrics,
-    index,
-    endpoints,
-    kvEvents,
-    discovery,
-    sharedIndex,
+    index: cache.index,
+    endpoints: pool.endpoints,
+    kvEvents: cache.kvEvents,
+    discovery: pool.discovery,
+    sharedIndex: cache.sharedIndex,
     async start() {
-      await sharedIndex?.start();
-      await kvEvents.start();
-      if (discovery !== null)
-        discovery.start(); // readiness follows its sync; never blocks startup
-      else endpoints.replaceAll(parseEndpointList(config.pool.endpoints));
-      objectiveWatcher?.start();
-      scraper.start();
-      poolSynced = true;
-      await warmTokenizers();
-      const metricsPort = await admin.start();
-      const { grpcPort, healthPort } = await extProc.start();
-      const ports = { grpcPort, healthPort, metricsPort, kvEventsEndpoint: kvEvents.endpoint };
-      logger.info(
-        {
-          ...ports,
-          secureServing: config.server.secureServing,
-          endpoints: endpoints.size,
-          poolSource: poolSources(config)[0] ?? "none",
-          kvEventsMode: config.kvEvents.mode,
-          blockSize: config.tokenizer.blockSize ?? "learnt from the pods",
-          hashAlgo: config.tokenizer.hashAlgo,
-          hashSeed: config.tokenizer.hashSeed,
-          metricsAuth,
-        },
-        "kvpick started",
-      );
-      if (metricsAuth === "open")
-        logger.info(
-          { metricsPort },
-          config.server.metricsEndpointAuth
-            ? "/metrics is open: no Kubernetes credentials (metrics endpoint auth needs the Kubernetes API; or set server.metricsBearerTokenFile)"
-            : "/metrics is open: metrics endpoint auth turned off",
-        );
-      return ports;
+      await services.start();
+      ports.kvEventsEndpoint = cache.kvEvents.endpoint;
+      logStarted(logger, config, { ports, endpoints: pool.endpoints.size, metricsAuth });
+      return { ...ports };
     },
-    async stop(graceMs = 0) {
-      draining = true;
-      flowControl?.stop(); // queued requests get 503 at once instead of waiting out the drain
-      await extProc.shutdown(graceMs);
-      await Promise.allSettled([
-        admin.close(),
-        scraper.stop(),
-        kvEvents.stop(graceMs),
-        tokenizer.close(),
-        discovery?.stop(),
-        objectiveWatcher?.stop(),
-      ]);
-      await sharedIndex?.stop(graceMs); // after the subscriber: its last changes are flushed first
-      await tracing.shutdown(); // last: spans of the drained requests are flushed
-    },
+    stop: (graceMs = 0) => services.stop(graceMs),
   };
 }

@@ -205,7 +205,7 @@ async function main() {
   await front.close();
   await serve.stop();
   await cluster.close();
-  await tokenizer.close();
+  await tokenizer.stop();
 
   const rows = minutes.map((m) => {
     const lat = [...m.latenciesUs].sort((a, b) => a - b);

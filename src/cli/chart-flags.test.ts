@@ -1,7 +1,7 @@
 // The GIE / llm-d chart flags of `kvpick serve`, in the forms the charts render them.
 import { describe, expect, it } from "vitest";
 import { repoRoot } from "../../test/support/golden.js";
-import { checkStartupConfig } from "../app.js";
+import { checkStartupConfig } from "../config/startup-checks.js";
 import { normaliseChartArgs } from "./chart-flags.js";
 import { FlagError } from "./flags.js";
 import { configFromArgs } from "./serve-command.js";

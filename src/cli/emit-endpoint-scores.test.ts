@@ -2,7 +2,8 @@
 // response metadata `envoy.lb` / `x-gateway-destination-endpoint-scores` (off by default: only the destination).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EnvoyClient } from "../../test/support/envoy-client.js";
-import { FakeVllmPod, until } from "../../test/support/fake-vllm-pod.js";
+import { FakeVllmPod } from "../../test/support/fake-vllm-pod.js";
+import { until } from "../../test/support/until.js";
 import { type App, createApp } from "../app.js";
 import { createLogger } from "../observability/logger.js";
 import { configFromArgs } from "./serve-command.js";

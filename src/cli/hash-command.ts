@@ -126,6 +126,6 @@ export async function runHashCommand(argv: string[]): Promise<number> {
     }
     throw err;
   } finally {
-    await service?.close();
+    await service?.stop();
   }
 }

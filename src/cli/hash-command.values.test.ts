@@ -34,7 +34,7 @@ describe("kvpick hash with Python-faithful values", { timeout: 60_000 }, () => {
     config: { ...configSchema.parse({}).tokenizer, workerThreads: 0 },
     logger: createLogger({ level: "silent" }),
   });
-  afterAll(() => service.close());
+  afterAll(() => service.stop());
   const hasher = new BlockHasher({ scheme: "sha256_cbor_64bit", hashSeed: "42", blockSize: 64 });
 
   it("gives `default: 1.0` and `default: 1` the block hashes of their Python-rendered prompts", async () => {

@@ -1,6 +1,7 @@
 // `kvpick serve`: flags (GIE names where GIE has them) → config overrides → the app, until SIGTERM/SIGINT.
 import { once } from "node:events";
-import { createApp, poolSources } from "../app.js";
+import { createApp } from "../app.js";
+import { poolSources } from "../config/startup-checks.js";
 import { loadConfigWithNotes } from "../config/load.js";
 import type { Config, ConfigInput } from "../config/schema.js";
 import { ConfigError } from "../errors.js";

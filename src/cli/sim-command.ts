@@ -1,17 +1,14 @@
 // `kvpick sim`: N live simulated vLLM pods (src/sim) on loopback, publishing KV events to kvpick, until
 // SIGINT/SIGTERM. Prints one line per pod with its URL and topic.
 import { once } from "node:events";
-import { parseConfig } from "../config/load.js";
 import { HASH_ALGOS, type HashAlgo } from "../config/schema.js";
 import { createLogger } from "../observability/logger.js";
-import { LiveClock } from "../sim/clock.js";
-import { DEFAULT_ENGINE_CONFIG, type EngineConfig } from "../sim/engine-config.js";
+import { DEFAULT_ENGINE_CONFIG } from "../sim/engine-config.js";
 import { EVENT_LAYOUTS, type EventLayout } from "../sim/kv-event-encoder.js";
 import { DEFAULT_BUFFER_STEPS } from "../sim/kv-event-publisher.js";
 import { REPLAY_LAYOUTS, type ReplayLayout } from "../sim/kv-event-replay-server.js";
-import { type IpMode, type SimCluster, startSimCluster } from "../sim/sim-cluster.js";
-import type { SimFaults } from "../sim/sim-pod.js";
-import { TokenizationService } from "../tokenization/tokenization-service.js";
+import type { IpMode } from "../sim/sim-cluster.js";
+import { type SimSettings, startSim } from "../sim/start-sim.js";
 import { type FlagSpec, FlagError, type FlagValues, parseFlags, usage } from "./flags.js";
 
 const D = DEFAULT_ENGINE_CONFIG;
@@ -98,24 +95,6 @@ function num(v: FlagValues, name: string, fallback: number, min = 0, max = Numbe
   return n;
 }
 
-export interface SimSettings {
-  pods: number;
-  basePort: number;
-  ipMode: IpMode;
-  kvEvents: { mode: "connect"; endpoint: string } | { mode: "bind"; port: number } | { mode: "off" };
-  eventLayout: EventLayout;
-  /** vLLM replay sockets, or null without --kv-events-replay-port. */
-  replay: { port: number; layout: ReplayLayout; bufferSteps: number } | null;
-  timeScale: number;
-  hashSeed: string;
-  hashAlgo: HashAlgo;
-  model: string;
-  engine: EngineConfig;
-  defaultMaxTokens: number;
-  faults: SimFaults;
-  logLevel: string;
-}
-
 export function simSettings(v: FlagValues): SimSettings {
   const ipMode = (v["ip-mode"] ?? "auto") as string;
   if (!["auto", "loopback", "single"].includes(ipMode)) throw new FlagError(`--ip-mode: unknown "${ipMode}"`);
@@ -181,37 +160,6 @@ export function simSettings(v: FlagValues): SimSettings {
   };
 }
 
-/** Starts the pods of `s` (used by `kvpick sim` and `kvpick demo`). */
-export async function startSim(
-  s: SimSettings,
-  logger: ReturnType<typeof createLogger>,
-): Promise<{ cluster: SimCluster; tokenizer: TokenizationService }> {
-  const tokenizer = new TokenizationService({ config: parseConfig({}).tokenizer, logger });
-  try {
-    const cluster = await startSimCluster({
-      pods: s.pods,
-      basePort: s.basePort,
-      ipMode: s.ipMode,
-      model: s.model,
-      engine: s.engine,
-      hashAlgo: s.hashAlgo,
-      hashSeed: s.hashSeed,
-      clock: new LiveClock(s.timeScale),
-      tokenizer,
-      logger,
-      kvEvents: s.kvEvents,
-      eventLayout: s.eventLayout,
-      kvEventsReplay: s.replay,
-      defaultMaxTokens: s.defaultMaxTokens,
-      faults: s.faults,
-    });
-    return { cluster, tokenizer };
-  } catch (err) {
-    await tokenizer.close();
-    throw err;
-  }
-}
-
 export async function runSimCommand(argv: string[]): Promise<number> {
   let s: SimSettings;
   try {
@@ -244,6 +192,6 @@ export async function runSimCommand(argv: string[]): Promise<number> {
   );
   await Promise.race([once(process, "SIGTERM"), once(process, "SIGINT")]);
   await cluster.close();
-  await tokenizer.close();
+  await tokenizer.stop();
   return 0;
 }

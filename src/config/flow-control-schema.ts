@@ -1,6 +1,6 @@
 // `flowControl`: admission control in front of the scheduler (src/flow-control/). Off by default; off means
 // every request is routed at once, exactly as without this section. GIE EndpointPickerConfig's `flowControl`
-// and `utilization-detector` fields map here (config/endpoint-picker-config.ts).
+// and `utilization-detector` fields map here (config/translators/endpoint-picker-config.ts).
 import { z } from "zod";
 
 const int = (min: number, max: number) =>

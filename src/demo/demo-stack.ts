@@ -5,8 +5,8 @@ import { type App, type AppPorts, createApp } from "../app.js";
 import { parseConfig } from "../config/load.js";
 import { parseEndpointList } from "../endpoints/parse-endpoints.js";
 import type { Logger } from "../observability/logger.js";
-import type { SimSettings } from "../cli/sim-command.js";
-import { startSim } from "../cli/sim-command.js";
+import type { SimSettings } from "../sim/start-sim.js";
+import { startSim } from "../sim/start-sim.js";
 import type { SimCluster } from "../sim/sim-cluster.js";
 import type { TokenizationService } from "../tokenization/tokenization-service.js";
 import { EnvoyFront } from "./envoy-front.js";
@@ -65,7 +65,7 @@ export async function startDemoStack(o: DemoStackOptions): Promise<DemoStack> {
   } catch (err) {
     await front?.close();
     await cluster?.close();
-    await tokenizer?.close();
+    await tokenizer?.stop();
     await app.stop();
     throw err;
   }
@@ -80,7 +80,7 @@ export async function startDemoStack(o: DemoStackOptions): Promise<DemoStack> {
     async close() {
       await f.close();
       await c.close();
-      await t.close();
+      await t.stop();
       await app.stop();
     },
   };

@@ -16,17 +16,10 @@ import {
   type ServerResponse,
 } from "node:http";
 import type { AddressInfo } from "node:net";
-import * as grpc from "@grpc/grpc-js";
-import {
-  EXT_PROC_SERVICE,
-  type HeaderMutation,
-  LOADER_OPTIONS,
-  loadProtos,
-  type ProcessingRequest,
-  type ProcessingResponse,
-  serviceOf,
-} from "../ext-proc/protos.js";
+import type * as grpc from "@grpc/grpc-js";
+import type { ProcessingRequest, ProcessingResponse } from "../ext-proc/protos.js";
 import type { Logger } from "../observability/logger.js";
+import { applyHeaderMutation, EnvoyExtProcClient, type ExtProcCall, headerMap } from "./envoy-ext-proc.js";
 
 export interface EnvoyFrontOptions {
   /** kvpick's ext_proc address, host:port (plaintext). */
@@ -45,28 +38,10 @@ const HOP_BY_HOP = new Set([
   "proxy-connection",
   "te",
 ]);
-type Call = grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse>;
-
-const headerMap = (h: Iterable<[string, string]>) => ({
-  headers: [...h].map(([key, v]) => ({ key, raw_value: Buffer.from(v, "utf8") })),
-});
-
-/** Applies a header mutation as Envoy does: raw_value wins, append=false overwrites. */
-function applyMutation(target: Map<string, string>, m: HeaderMutation | undefined): void {
-  for (const o of m?.set_headers ?? []) {
-    const key = (o.header?.key ?? "").toLowerCase();
-    if (key === "") continue;
-    const raw = o.header?.raw_value;
-    const value = raw !== undefined && raw.length > 0 ? raw.toString("utf8") : (o.header?.value ?? "");
-    const old = target.get(key);
-    target.set(key, o.append?.value === true && old !== undefined ? `${old},${value}` : value);
-  }
-  for (const k of m?.remove_headers ?? []) target.delete(k.toLowerCase());
-}
 
 export class EnvoyFront {
   readonly #o: EnvoyFrontOptions;
-  readonly #client: grpc.Client;
+  readonly #client: EnvoyExtProcClient;
   readonly #server: Server;
   readonly #log: Logger;
   #port = 0;
@@ -74,13 +49,7 @@ export class EnvoyFront {
   constructor(options: EnvoyFrontOptions) {
     this.#o = options;
     this.#log = options.logger.child({ component: "envoy-front" });
-    const Service = serviceOf(loadProtos({ ...LOADER_OPTIONS, enums: Number }), EXT_PROC_SERVICE);
-    this.#client = new Service(options.extProcAddress, grpc.credentials.createInsecure(), {
-      "grpc.max_receive_message_length": -1,
-      "grpc.max_send_message_length": -1,
-      // Envoy's HTTP/2 windows are large; grpc-js' 64 KiB default would throttle echoed bodies.
-      "grpc-node.flow_control_window": 64 << 20,
-    });
+    this.#client = new EnvoyExtProcClient(options.extProcAddress);
     this.#server = createServer((req, res) => this.#handle(req, res));
   }
 
@@ -104,7 +73,7 @@ export class EnvoyFront {
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
-    const call = (this.#client as unknown as { Process(): Call }).Process();
+    const call = this.#client.open();
     const exchange = new Exchange(req, res, call, this.#log);
     exchange.run();
   }
@@ -122,7 +91,7 @@ class Exchange {
   constructor(
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
-    readonly call: Call,
+    readonly call: ExtProcCall,
     readonly log: Logger,
   ) {
     const method = req.method ?? "GET";
@@ -174,7 +143,7 @@ class Exchange {
     }
     switch (m.response) {
       case "request_headers": {
-        applyMutation(this.#upstreamHeaders, m.request_headers?.response?.header_mutation);
+        applyHeaderMutation(this.#upstreamHeaders, m.request_headers?.response?.header_mutation);
         this.#destination = this.#upstreamHeaders.get("x-gateway-destination-endpoint") ?? null;
         if (this.#destination === null) {
           this.#fail(503, "no x-gateway-destination-endpoint from kvpick");
@@ -196,7 +165,7 @@ class Exchange {
       }
       case "response_headers": {
         const out = new Map<string, string>(this.#pendingResponseHeaders);
-        applyMutation(out, m.response_headers?.response?.header_mutation);
+        applyHeaderMutation(out, m.response_headers?.response?.header_mutation);
         const status = Number(out.get(":status") ?? 200);
         const headers: OutgoingHttpHeaders = {};
         for (const [k, v] of out) if (!k.startsWith(":") && k !== "content-length") headers[k] = v;

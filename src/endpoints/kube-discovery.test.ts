@@ -8,7 +8,7 @@ import {
   poolV1,
   poolV1alpha2,
 } from "../../test/support/fake-kube-api.js";
-import { until } from "../../test/support/fake-vllm-pod.js";
+import { until } from "../../test/support/until.js";
 import { createLogger } from "../observability/logger.js";
 import { EndpointStore } from "./endpoint-store.js";
 import { KubeApi } from "./kube-api.js";

@@ -20,6 +20,7 @@ import {
 import { matchesLabels, parseSelector, selectorString } from "./kube-label-selector.js";
 import { podEndpoints, podKey } from "./kube-pod-endpoints.js";
 import { type ObjectEventType, Reflector } from "./kube-reflector.js";
+import type { Service } from "../service-group.js";
 
 export interface KubeDiscoveryOptions {
   api: KubeApi;
@@ -39,7 +40,8 @@ export interface KubeDiscoveryOptions {
   watchTimeoutSeconds?: number;
 }
 
-export class KubeDiscovery {
+export class KubeDiscovery implements Service {
+  readonly name = "kube-discovery";
   readonly #o: KubeDiscoveryOptions;
   readonly #log: Logger;
   #poolReflector: Reflector | null = null;
@@ -69,7 +71,7 @@ export class KubeDiscovery {
     return this.#pool;
   }
 
-  start(): void {
+  start(): undefined {
     const { poolName, namespace } = this.#o;
     this.#log.info(
       {
@@ -106,7 +108,7 @@ export class KubeDiscovery {
     this.#poolReflector.start();
   }
 
-  async stop(): Promise<void> {
+  async stop(_graceMs?: number): Promise<void> {
     this.#stopped = true;
     await this.#restarting;
     await Promise.all([this.#poolReflector?.stop(), this.#podReflector?.stop()]);

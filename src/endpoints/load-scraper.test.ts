@@ -85,7 +85,7 @@ async function setup(
 describe("LoadScraper", () => {
   it("records a vLLM reading summed over engines", async () => {
     const { address, store, scraper } = await setup(serve(TWO_ENGINE_PAGE));
-    await scraper.scrapeAllNow();
+    await scraper.scrapeNow(address);
     expect(store.get(address)).toMatchObject({
       metricsState: "fresh",
       metrics: { waiting: 5, running: 5, kvCacheUsage: 0.375, blockSize: 64, numGpuBlocks: 27000 },
@@ -101,7 +101,7 @@ describe("LoadScraper", () => {
       },
     };
     const { address, scraper } = await setup(serve(TWO_ENGINE_PAGE), { blockSizes });
-    await scraper.scrapeAllNow();
+    await scraper.scrapeNow(address);
     expect(seen[0]).toEqual([address, 64, "vllm:cache_config_info"]);
   });
 

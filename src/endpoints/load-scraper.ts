@@ -10,6 +10,7 @@ import { type Logger, RateLimitedLog } from "../observability/logger.js";
 import type { EndpointSpec, LoadMetrics } from "./endpoint.js";
 import type { EndpointStore } from "./endpoint-store.js";
 import { type MetricSpecs, parseVllmMetrics } from "./vllm-metrics.js";
+import type { Service } from "../service-group.js";
 
 export interface LoadScraperOptions {
   /** Time from one scrape's start to the next one's start, when the scrape is faster than this. */
@@ -55,7 +56,8 @@ interface Poller {
   warnedConfig: string | null;
 }
 
-export class LoadScraper {
+export class LoadScraper implements Service {
+  readonly name = "load-scraper";
   readonly #store: EndpointStore;
   readonly #intervalMs: number;
   readonly #timeoutMs: number;
@@ -96,7 +98,7 @@ export class LoadScraper {
   }
 
   /** Starts polling every current endpoint and follows the store's membership from now on. */
-  start(): void {
+  start(): undefined {
     if (this.#unsubscribe !== null) return;
     this.#unsubscribe = this.#store.onChange((change) => {
       if (change.kind === "removed") this.#stopPoller(change.endpoint.address);
@@ -106,7 +108,7 @@ export class LoadScraper {
   }
 
   /** Stops every loop, aborts scrapes in flight and closes kept-alive sockets. */
-  async stop(): Promise<void> {
+  async stop(_graceMs?: number): Promise<void> {
     this.#unsubscribe?.();
     this.#unsubscribe = null;
     const pending = [...this.#pollers.keys()].map((address) => this.#stopPoller(address));
@@ -124,11 +126,6 @@ export class LoadScraper {
     const spec = poller?.spec ?? this.#store.specs().find((s) => s.address === address);
     if (spec === undefined) return Promise.resolve({ ok: false, reason: `unknown endpoint ${address}` });
     return this.#scrape(poller ?? this.#newPoller(spec));
-  }
-
-  /** Scrapes every endpoint once, concurrently (e.g. before reporting ready); resolves when all settled. */
-  async scrapeAllNow(): Promise<void> {
-    await Promise.all(this.#store.specs().map((s) => this.scrapeNow(s.address)));
   }
 
   #newPoller(spec: EndpointSpec): Poller {

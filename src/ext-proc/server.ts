@@ -3,7 +3,7 @@
 // GIE's --health-checking does, because GIE's Envoy config health-checks the EPP cluster there.
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../observability/logger.js";
-import type { Metrics } from "../observability/metrics.js";
+import type { Service } from "../service-group.js";
 import { healthImplementation } from "./health.js";
 import { type BodySendMode, EXT_PROC_SERVICE, HEALTH_SERVICE, loadProtos, serviceOf } from "./protos.js";
 import type { Router } from "./router.js";
@@ -22,19 +22,30 @@ export interface ExtProcServerOptions {
   certPath?: string | null;
   /** Request bodies above this are answered 413. */
   maxBodyBytes: number;
-  /** Readiness for health checks (e.g. endpoints known); draining after shutdown() starts is added here. */
+  /** Readiness for health checks (e.g. endpoints known); draining after stop() starts is added here. */
   isReady(): boolean;
   /** When given, ext_proc records request outcomes, in-flight requests and stream counts. */
-  metrics?: Metrics;
+  metrics?: ExtProcRecorder;
   /** Body modes assumed when Envoy sends no protocol_config (< 1.34); default FULL_DUPLEX_STREAMED. */
   defaultRequestBodyMode?: BodySendMode;
   defaultResponseBodyMode?: BodySendMode;
 }
 
-export interface ExtProcServer {
+/** What the server reports (observability/ext-proc-metrics.ts implements it). */
+export interface ExtProcRecorder {
+  /** Envoy opened / closed one ext_proc stream (one per HTTP request). */
+  streamOpened(): void;
+  streamClosed(): void;
+  /** A request was answered: 200 = routed, else the ImmediateResponse status. */
+  answered(status: number): void;
+  /** A routed request's response finished. */
+  responseDone(): void;
+}
+
+export interface ExtProcServer extends Service {
   start(): Promise<{ grpcPort: number; healthPort: number }>;
-  /** Readiness → NOT_SERVING, then waits up to `graceMs` for streams to finish before cutting them. */
-  shutdown(graceMs?: number): Promise<void>;
+  /** Readiness → NOT_SERVING, then waits up to `graceMs` (default 5 s) for streams to finish before cutting them. */
+  stop(graceMs?: number): Promise<void>;
   /** Open ext_proc streams. */
   inFlight(): number;
 }
@@ -62,7 +73,7 @@ export function createExtProcServer(options: ExtProcServerOptions): ExtProcServe
   grpcServer.addService(serviceOf(pkg, EXT_PROC_SERVICE).service, {
     Process(call: ExtProcCall) {
       open++;
-      metrics?.extProcStreams.inc();
+      metrics?.streamOpened();
       new ExtProcStream(call, {
         router: options.router,
         logger,
@@ -70,15 +81,14 @@ export function createExtProcServer(options: ExtProcServerOptions): ExtProcServe
         defaultRequestBodyMode: options.defaultRequestBodyMode ?? "FULL_DUPLEX_STREAMED",
         defaultResponseBodyMode: options.defaultResponseBodyMode ?? "FULL_DUPLEX_STREAMED",
         onOutcome(status) {
-          metrics?.requests.inc({ code: String(status) });
-          if (status === 200) metrics?.inflightRequests.inc();
+          metrics?.answered(status);
         },
         onRequestDone() {
-          metrics?.inflightRequests.dec();
+          metrics?.responseDone();
         },
         onClose() {
           open--;
-          metrics?.extProcStreams.dec();
+          metrics?.streamClosed();
         },
       });
     },
@@ -103,6 +113,7 @@ export function createExtProcServer(options: ExtProcServerOptions): ExtProcServe
     });
 
   return {
+    name: "ext-proc",
     async start() {
       const creds = await serverCredentials({
         secureServing: options.secureServing,
@@ -117,7 +128,7 @@ export function createExtProcServer(options: ExtProcServerOptions): ExtProcServe
       logger.info({ grpcPort, healthPort, tls: options.secureServing }, "ext_proc server listening");
       return { grpcPort, healthPort };
     },
-    async shutdown(graceMs = 5_000) {
+    async stop(graceMs = 5_000) {
       draining = true;
       await shutdownOne(grpcServer, graceMs);
       healthServer.forceShutdown();

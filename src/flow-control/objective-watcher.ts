@@ -6,6 +6,7 @@ import type { KubeApi, KubeApiError, KubeObject } from "../endpoints/kube-api.js
 import { Reflector } from "../endpoints/kube-reflector.js";
 import type { Logger } from "../observability/logger.js";
 import type { ObjectivePriorities } from "./objective-priorities.js";
+import type { Service } from "../service-group.js";
 
 export const OBJECTIVE_GROUP_VERSION = "inference.networking.x-k8s.io/v1alpha2";
 
@@ -20,7 +21,8 @@ export interface ObjectiveWatcherOptions {
   maxBackoffMs?: number;
 }
 
-export class ObjectiveWatcher {
+export class ObjectiveWatcher implements Service {
+  readonly name = "objective-watcher";
   readonly #reflector: Reflector;
 
   constructor(o: ObjectiveWatcherOptions) {
@@ -69,11 +71,11 @@ export class ObjectiveWatcher {
     return this.#reflector.synced;
   }
 
-  start(): void {
+  start(): undefined {
     this.#reflector.start();
   }
 
-  stop(): Promise<void> {
+  stop(_graceMs?: number): Promise<void> {
     return this.#reflector.stop();
   }
 }

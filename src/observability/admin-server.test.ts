@@ -19,7 +19,7 @@ describe("admin server", () => {
     base = `http://127.0.0.1:${await server.start()}`;
   });
   afterAll(async () => {
-    await server.close();
+    await server.stop();
   });
 
   it("serves Prometheus text on /metrics", async () => {

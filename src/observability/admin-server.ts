@@ -6,6 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
+import type { Service } from "../service-group.js";
 import type { Logger } from "./logger.js";
 
 export interface AdminServerOptions {
@@ -30,9 +31,10 @@ export interface MetricsGate {
   check(authorization: string | undefined): Promise<MetricsAccess>;
 }
 
-export interface AdminServer {
+export interface AdminServer extends Service {
   start(): Promise<number>;
-  close(): Promise<void>;
+  /** Closes the listener and every open connection (keep-alive scrapers included); no grace needed. */
+  stop(graceMs?: number): Promise<void>;
 }
 
 export function createAdminServer(options: AdminServerOptions): AdminServer {
@@ -77,6 +79,7 @@ export function createAdminServer(options: AdminServerOptions): AdminServer {
   });
 
   return {
+    name: "admin",
     start: () =>
       new Promise<number>((resolve, reject) => {
         server.once("error", reject);
@@ -87,7 +90,7 @@ export function createAdminServer(options: AdminServerOptions): AdminServer {
           resolve(port);
         });
       }),
-    close: () =>
+    stop: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections(); // keep-alive scrapers must not hold shutdown open

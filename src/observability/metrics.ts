@@ -3,33 +3,18 @@
 // orchestrators record here, and sizes are read from `stats()` callbacks at scrape time.
 // kvpick's own names use the `epp_` prefix with unit suffixes; GIE-compatible `inference_*` names are kept
 // verbatim where the ecosystem's dashboards expect them.
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { Endpoint } from "../endpoints/endpoint.js";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { ExtProcMetrics } from "./ext-proc-metrics.js";
 import { KvEventsMetrics } from "./kv-events-metrics.js";
 import { ModelLabels, type ServedModels } from "./label-bounds.js";
-
-/** The pool as the scrape-time gauges read it (endpoints/endpoint-store.ts implements it). */
-export interface PoolStatsSource {
-  /** Every endpoint of the pool with its latest load reading, ready or not. */
-  endpoints(): readonly Endpoint[];
-}
-
-/** Sizes read at scrape time, so the index never pays for metrics on its hot path. */
-export interface IndexStatsSource {
-  stats(): { entries: number; blocks: number; pods: number; evictions: number };
-}
-
-// Per-stage request latencies: a warm request is tens of µs; a cold 32k-token prompt tens of ms.
-export const STAGE_BUCKETS = [1e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 0.5, 2];
+import { STAGE_BUCKETS } from "./stage-buckets.js";
+import { TokenizationMetrics } from "./tokenization-metrics.js";
 
 export class Metrics {
   readonly registry: Registry;
 
-  // --- tokenization ---
-  readonly tokenizeSeconds: Histogram<"mode">;
-  readonly tokenCacheHits: Counter;
-  readonly tokenCacheMisses: Counter;
-  readonly tokenCacheBytes: Gauge;
+  // --- tokenization (tokenization-metrics.ts; handed to the TokenizationService) ---
+  readonly tokenization: TokenizationMetrics;
 
   // --- KV events (per pod = the topic's pod id, or the connect-mode endpoint): kv-events-metrics.ts ---
   readonly kvEvents: KvEventsMetrics;
@@ -41,8 +26,8 @@ export class Metrics {
   #served: ServedModels = { serves: () => false };
   readonly inflightRequests: Gauge;
 
-  // --- ext_proc streams (one per HTTP request Envoy sends through kvpick) ---
-  readonly extProcStreams: Gauge;
+  // --- ext_proc streams and outcomes (ext-proc-metrics.ts; handed to the ext_proc server) ---
+  readonly extProc: ExtProcMetrics;
 
   // --- shared block index in Redis (index.redis) ---
   readonly redisUp: Gauge;
@@ -67,11 +52,7 @@ export class Metrics {
       help: "Requests routed whose response has not finished.",
       registers: r,
     });
-    this.extProcStreams = new Gauge({
-      name: "epp_extproc_streams_active",
-      help: "Open ext_proc gRPC streams (Envoy keeps one per in-flight HTTP request).",
-      registers: r,
-    });
+    this.extProc = new ExtProcMetrics(registry, { requests: this.requests, inflight: this.inflightRequests });
 
     this.redisUp = new Gauge({
       name: "epp_redis_up",
@@ -103,28 +84,7 @@ export class Metrics {
       registers: r,
     });
 
-    this.tokenizeSeconds = new Histogram({
-      name: "epp_tokenize_duration_seconds",
-      help: "Time to render and tokenize one request, by where it ran (cache, main, worker).",
-      labelNames: ["mode"],
-      buckets: STAGE_BUCKETS,
-      registers: r,
-    });
-    this.tokenCacheHits = new Counter({
-      name: "epp_token_cache_hits_total",
-      help: "Text segments whose token ids came from the segment cache.",
-      registers: r,
-    });
-    this.tokenCacheMisses = new Counter({
-      name: "epp_token_cache_misses_total",
-      help: "Text segments that had to be tokenized.",
-      registers: r,
-    });
-    this.tokenCacheBytes = new Gauge({
-      name: "epp_token_cache_bytes",
-      help: "Bytes held by the token-id segment cache.",
-      registers: r,
-    });
+    this.tokenization = new TokenizationMetrics(registry);
 
     this.kvEvents = new KvEventsMetrics(registry);
   }
@@ -232,138 +192,5 @@ export class Metrics {
       "Speculative entries dropped before their TTL by scheduling.speculativeMaxEntries.",
       "evicted",
     );
-  }
-
-  /** The estimated prefix index used for endpoints without KV events, read at scrape time. */
-  watchEstimatedFallback(source: { stats(): { pods: number; entries: number } }): void {
-    new Gauge({
-      name: "epp_estimated_prefix_entries",
-      help: "Approximate prefix keys remembered for endpoints without KV events (estimated fallback).",
-      registers: [this.registry],
-      collect() {
-        this.set(source.stats().entries);
-      },
-    });
-  }
-
-  /** Dispatch credit per endpoint: prompt tokens routed whose first token has not come back. */
-  watchDispatch(source: {
-    candidates(): readonly {
-      address: string;
-      dispatched?: { pendingPrefillTokens: number; inflight: number };
-    }[];
-  }): void {
-    new Gauge({
-      name: "epp_endpoint_pending_prefill_tokens",
-      help: "Prompt tokens kvpick routed to the endpoint that are not prefilled yet (first token not seen).",
-      labelNames: ["endpoint"],
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        for (const e of source.candidates())
-          this.set({ endpoint: e.address }, e.dispatched?.pendingPrefillTokens ?? 0);
-      },
-    });
-  }
-
-  /** Exposes the index's size at scrape time. */
-  watchIndex(index: IndexStatsSource): void {
-    const r = [this.registry];
-    const read = (key: keyof ReturnType<IndexStatsSource["stats"]>) =>
-      function (this: Gauge) {
-        this.set(index.stats()[key]);
-      };
-    new Gauge({
-      name: "epp_kv_index_entries",
-      help: "Block-pod-medium entries in the index.",
-      registers: r,
-      collect: read("entries"),
-    });
-    new Gauge({
-      name: "epp_kv_index_blocks",
-      help: "Distinct block hashes in the index.",
-      registers: r,
-      collect: read("blocks"),
-    });
-    new Gauge({
-      name: "epp_kv_index_pods",
-      help: "Pods with at least one indexed block.",
-      registers: r,
-      collect: read("pods"),
-    });
-    new Gauge({
-      name: "epp_kv_index_evictions_total",
-      help: "Entries evicted because the index reached index.maxEntries (monotonic).",
-      registers: r,
-      collect: read("evictions"),
-    });
-  }
-
-  /**
-   * Pool gauges at scrape time: GIE's `inference_pool_*` names (dashboards expect them) and per endpoint
-   * whether its load reading is fresh — a pod whose /metrics fails or lags is scored as saturated.
-   */
-  watchPool(pool: PoolStatsSource, poolName: string): void {
-    const r = [this.registry];
-    const fresh = (e: Endpoint) => e.ready && e.metricsState === "fresh" && e.metrics !== null;
-    new Gauge({
-      name: "epp_endpoint_metrics_fresh",
-      help: "1 while the endpoint's latest /metrics scrape succeeded recently, 0 when it failed, is stale or never ran.",
-      labelNames: ["endpoint", "state"],
-      registers: r,
-      collect() {
-        this.reset();
-        for (const e of pool.endpoints())
-          this.set({ endpoint: e.address, state: e.metricsState }, fresh(e) ? 1 : 0);
-      },
-    });
-    new Gauge({
-      name: "inference_pool_ready_pods",
-      help: "Ready endpoints in the pool (GIE name).",
-      labelNames: ["name"],
-      registers: r,
-      collect() {
-        this.set({ name: poolName }, pool.endpoints().filter((e) => e.ready).length);
-      },
-    });
-    const average = (read: (e: Endpoint) => number) =>
-      function (this: Gauge<"name">) {
-        const live = pool.endpoints().filter(fresh);
-        this.set(
-          { name: poolName },
-          live.length === 0 ? 0 : live.reduce((s, e) => s + read(e), 0) / live.length,
-        );
-      };
-    new Gauge({
-      name: "inference_pool_average_kv_cache_utilization",
-      help: "Mean KV-cache usage (0..1) over endpoints with fresh metrics (GIE name).",
-      labelNames: ["name"],
-      registers: r,
-      collect: average((e) => e.metrics?.kvCacheUsage ?? 0),
-    });
-    new Gauge({
-      name: "inference_pool_average_queue_size",
-      help: "Mean waiting requests over endpoints with fresh metrics (GIE name).",
-      labelNames: ["name"],
-      registers: r,
-      collect: average((e) => e.metrics?.waiting ?? 0),
-    });
-    new Gauge({
-      name: "inference_pool_per_pod_queue_size",
-      help: "Waiting requests per endpoint, from its latest scrape (GIE name).",
-      labelNames: ["name", "model_server_pod"],
-      registers: r,
-      collect() {
-        this.reset();
-        for (const e of pool.endpoints())
-          if (e.metrics !== null)
-            this.set({ name: poolName, model_server_pod: e.name ?? e.address }, e.metrics.waiting);
-      },
-    });
-  }
-
-  /** Node process metrics (CPU, resident memory, heap, event-loop lag, GC) with their standard names. */
-  collectProcessMetrics(): void {
-    collectDefaultMetrics({ register: this.registry });
   }
 }

@@ -5,7 +5,7 @@ import { Counter, Histogram, type Registry } from "prom-client";
 import type { RouteDecision, RouteStage } from "../routing/route-decision.js";
 import type { RequestRecord, RouteRecorder } from "../routing/route-recorder.js";
 import type { ModelLabels } from "./label-bounds.js";
-import { STAGE_BUCKETS } from "./metrics.js";
+import { STAGE_BUCKETS } from "./stage-buckets.js";
 import { RequestMetrics } from "./request-metrics.js";
 
 const STAGES: readonly RouteStage[] = ["parse", "tokenize", "hash", "flow-control", "shared-index", "score"];

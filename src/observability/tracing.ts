@@ -25,7 +25,7 @@ import {
   TraceIdRatioBasedSampler,
   TracerProvider,
 } from "@opentelemetry/sdk-trace";
-import type { TracingConfig } from "../config/tracing-schema.js";
+import type { Service } from "../service-group.js";
 import type { Logger } from "./logger.js";
 
 /** Span attribute values kvpick sets: ids, bounded names, counts. Never prompt text. */
@@ -45,10 +45,12 @@ export interface RequestTracerImpl {
   start(headers: ReadonlyMap<string, string>): RequestTraceImpl;
 }
 
-export interface Tracing {
+export interface Tracing extends Service {
   readonly tracer: RequestTracerImpl;
-  /** Flushes buffered spans (bounded by the exporter's timeout) and stops exporting. */
-  shutdown(): Promise<void>;
+  /** Nothing to start: the exporter runs from creation. */
+  start(): undefined;
+  /** Flushes buffered spans (bounded by the exporter's timeout, not by `graceMs`) and stops exporting. */
+  stop(graceMs?: number): Promise<void>;
 }
 
 const NOOP_TRACE: RequestTraceImpl = {
@@ -59,7 +61,12 @@ const NOOP_TRACE: RequestTraceImpl = {
 const NOOP_TRACER: RequestTracerImpl = { start: () => NOOP_TRACE };
 
 /** Tracing off: every call is a no-op on shared constants. */
-export const NO_TRACING: Tracing = { tracer: NOOP_TRACER, shutdown: async () => {} };
+export const NO_TRACING: Tracing = {
+  name: "tracing",
+  tracer: NOOP_TRACER,
+  start: () => undefined,
+  stop: async () => {},
+};
 
 /** Child span names: stable, so trace queries and dashboards can rely on them. */
 export const STAGE_SPAN_PREFIX = "kvpick.";
@@ -71,7 +78,13 @@ const DEFAULT_RATIO = 0.1;
 /** Environment variables read at start (the chart's `env:`). */
 export type OtelEnv = Readonly<Record<string, string | undefined>>;
 
-export function createTracing(config: TracingConfig, env: OtelEnv, logger: Logger): Tracing {
+/** The `tracing` config section, as tracing reads it. */
+export interface TracingSettings {
+  /** Export spans over OTLP/HTTP (`--tracing`). */
+  enabled: boolean;
+}
+
+export function createTracing(config: TracingSettings, env: OtelEnv, logger: Logger): Tracing {
   if (!config.enabled) return NO_TRACING;
   const log = logger.child({ component: "tracing" });
   const url = tracesUrl(env);
@@ -101,7 +114,9 @@ export function createTracing(config: TracingConfig, env: OtelEnv, logger: Logge
   const tracer = provider.getTracer("kvpick");
   return {
     tracer: new OtelRequestTracer(tracer),
-    shutdown: () => provider.shutdown(),
+    name: "tracing",
+    start: () => undefined,
+    stop: () => provider.shutdown(),
   };
 }
 

@@ -9,6 +9,7 @@ import { LiveClock } from "./clock.js";
 import { DEFAULT_ENGINE_CONFIG } from "./engine-config.js";
 import { loadOutputVocabulary } from "./output-vocabulary.js";
 import { SimPod } from "./sim-pod.js";
+import { until } from "../../test/support/until.js";
 
 const body = {
   model: "Qwen3-32B",
@@ -65,7 +66,7 @@ describe("SimPod on real sockets", () => {
   afterAll(async () => {
     await pod.close();
     sub.close();
-    await tokenizer.close();
+    await tokenizer.stop();
   });
 
   const chat = async () => {
@@ -75,23 +76,20 @@ describe("SimPod on real sockets", () => {
       json: (await r.json()) as { usage: { prompt_tokens_details: { cached_tokens: number } } },
     };
   };
-  const waitFor = async (check: () => boolean) => {
-    const deadline = Date.now() + 5000;
-    while (!check()) {
-      if (Date.now() > deadline) throw new Error("timed out");
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  };
 
   it("publishes the prompt's and the generated tokens' blocks with vLLM's hashes, seq +1 per batch", async () => {
     expect(received[0]!.topic).toBe(`kv@${pod.address}@Qwen3-32B`);
     const before = received.length;
     const r = await chat();
     expect(r.status).toBe(200);
-    await waitFor(() =>
-      received
-        .slice(before)
-        .some((m) => m.batch.events.some((e) => e.type === "BlockStored" && e.parentBlockHash !== null)),
+    await until(
+      () =>
+        received
+          .slice(before)
+          .some((m) => m.batch.events.some((e) => e.type === "BlockStored" && e.parentBlockHash !== null)),
+      "a BlockStored chained to the prompt",
+      5000,
+      5,
     );
     const mine = received.slice(before);
     for (let i = 1; i < mine.length; i++) expect(mine[i]!.seq).toBe(mine[i - 1]!.seq + 1n);
@@ -118,15 +116,20 @@ describe("SimPod on real sockets", () => {
     expect(pod.publisher!.dropped).toBeGreaterThan(0);
     pod.setFaults({ dropEventFraction: 0 });
     await fetch(`${url}/reset_prefix_cache`, { method: "POST" });
-    await waitFor(() => received.at(-1)!.seq >= seqBefore + 1n);
+    await until(() => received.at(-1)!.seq >= seqBefore + 1n, "the published batch", 5000, 5);
     expect(received.at(-1)!.seq).toBeGreaterThan(received.at(-2)!.seq + 1n); // the gap kvpick must notice
     await fetch(`${url}/sim/restart`, { method: "POST" });
     const n = received.length;
     // The restarted publisher is a new socket: wait for it to be connected again, then seq restarts at 0.
-    await waitFor(() => {
-      void fetch(`${url}/reset_prefix_cache`, { method: "POST" });
-      return received.length > n;
-    });
+    await until(
+      () => {
+        void fetch(`${url}/reset_prefix_cache`, { method: "POST" });
+        return received.length > n;
+      },
+      "a batch from the restarted publisher",
+      5000,
+      5,
+    );
     expect(received[n]!.seq).toBeLessThan(5n);
     expect((await chat()).json.usage.prompt_tokens_details.cached_tokens).toBe(0);
   });

@@ -29,8 +29,8 @@ describe("Qwen3 chat golden vectors", () => {
     logger,
   });
   afterAll(async () => {
-    await service.close();
-    await warm.close();
+    await service.stop();
+    await warm.stop();
   });
 
   it("has cases", () => expect(golden.cases.length).toBeGreaterThanOrEqual(6));

@@ -17,7 +17,7 @@ let enc: SegmentEncoder;
 beforeAll(async () => {
   enc = new SegmentEncoder(await loadTokenizerFiles(bundledTokenizerDir()));
 });
-afterAll(() => service.close());
+afterAll(() => service.stop());
 
 const render = (body: Record<string, unknown>) => service.renderChat("m", body);
 const user = (content: unknown) => ({ role: "user", content });

@@ -23,12 +23,12 @@ const make = (overrides: Partial<typeof base>, logger = silent, metrics?: Metric
   const s = new TokenizationService({
     config: { ...base, ...overrides },
     logger,
-    ...(metrics ? { metrics } : {}),
+    ...(metrics ? { metrics: metrics.tokenization } : {}),
   });
   services.push(s);
   return s;
 };
-afterAll(() => Promise.all(services.map((s) => s.close())));
+afterAll(() => Promise.all(services.map((s) => s.stop())));
 
 describe("TokenizationService", () => {
   it("reuses a long cached system prompt when a new user turn follows", async () => {
@@ -42,14 +42,16 @@ describe("TokenizationService", () => {
       ],
     });
     expect(first.mode).toBe("main");
-    const hitsBefore = (await metrics.tokenCacheHits.get()).values[0]!.value;
+    const hitsBefore = (await metrics.registry.getSingleMetric("epp_token_cache_hits_total")!.get())
+      .values[0]!.value;
     const second = await svc.tokenize("m", CHAT, {
       messages: [
         { role: "system", content: system },
         { role: "user", content: "b?" },
       ],
     });
-    const hitsAfter = (await metrics.tokenCacheHits.get()).values[0]!.value;
+    const hitsAfter = (await metrics.registry.getSingleMetric("epp_token_cache_hits_total")!.get()).values[0]!
+      .value;
     expect(first.tokenIds.length).toBeGreaterThan(5000);
     expect(hitsAfter - hitsBefore).toBeGreaterThanOrEqual(2); // system section and the "assistant\n" tail
     expect(Array.from(second.tokenIds.subarray(0, 3000))).toEqual(
@@ -63,7 +65,8 @@ describe("TokenizationService", () => {
     });
     expect(again.mode).toBe("cache");
     expect(Array.from(again.tokenIds)).toEqual(Array.from(second.tokenIds));
-    expect(svc.cacheStats().bytes).toBeGreaterThan(0);
+    const cacheBytes = await metrics.registry.getSingleMetric("epp_token_cache_bytes")!.get();
+    expect(cacheBytes.values[0]!.value).toBeGreaterThan(0);
   });
 
   it("keeps the event loop responsive while a worker tokenizes a cold 30k-token prompt, with equal output", {

@@ -5,10 +5,9 @@
 // messages is rendered there too (chat-render-task.ts). `maxChatMessages` bounds what one request may cost.
 import { performance } from "node:perf_hooks";
 import { Piscina } from "piscina";
-import type { Config } from "../config/schema.js";
 import { badRequest, EppError } from "../errors.js";
 import type { Logger } from "../observability/logger.js";
-import type { Metrics } from "../observability/metrics.js";
+import type { Service } from "../service-group.js";
 import { buildChatContext, renderChat } from "./chat-request.js";
 import { ChatTemplate } from "./chat-template.js";
 import { completionPrompt } from "./completion-prompt.js";
@@ -56,16 +55,43 @@ const MAX_REQUEST_TEMPLATES = 32;
  */
 export const WORKER_RENDER_MESSAGES = 64;
 
-export class TokenizationService {
-  readonly #config: Config["tokenizer"];
+/** Where the service reports its work (observability/tokenization-metrics.ts implements it). */
+export interface TokenizationRecorder {
+  /** One prompt rendered and tokenized, by where it ran, in seconds. */
+  tokenized(mode: "cache" | "main" | "worker", seconds: number): void;
+  /** One prompt's text segments: found in the cache, tokenized; the cache's size afterwards. */
+  segmentsLookedUp(hits: number, misses: number, cacheBytes: number): void;
+}
+
+/** What the service needs of the `tokenizer` config section (the composition root passes that section). */
+export interface TokenizerSettings {
+  /** Served model name → tokenizer directory; models not listed use `defaultTokenizerDir`. */
+  models: Record<string, { tokenizerDir: string }>;
+  /** null = the bundled Qwen3 tokenizer. */
+  defaultTokenizerDir: string | null;
+  /** Memory bound of the token-id cache, bytes. */
+  cacheBytes: number;
+  /** Prompts with more uncached characters than this are tokenized on a worker thread. */
+  workerThresholdChars: number;
+  /** Longest chat `messages` array accepted (413 beyond). */
+  maxChatMessages: number;
+  /** Worker threads; 0 = everything on the main thread. */
+  workerThreads: number;
+  /** Chats with more messages than this render on a worker (default WORKER_RENDER_MESSAGES; 0 = every chat). */
+  workerRenderMessages?: number;
+}
+
+export class TokenizationService implements Service {
+  readonly name = "tokenization";
+  readonly #config: TokenizerSettings;
   readonly #log: Logger;
-  readonly #metrics: Metrics | undefined;
+  readonly #metrics: TokenizationRecorder | undefined;
   readonly #cache: TokenCache;
   readonly #loaded = new Map<string, Promise<LoadedTokenizer>>();
   readonly #requestTemplates = new Map<string, ChatTemplate>();
   #pool: Piscina<WorkerTask, WorkerResult> | null = null;
 
-  constructor(options: { config: Config["tokenizer"]; logger: Logger; metrics?: Metrics }) {
+  constructor(options: { config: TokenizerSettings; logger: Logger; metrics?: TokenizationRecorder }) {
     this.#config = options.config;
     this.#log = options.logger.child({ component: "tokenization" });
     this.#metrics = options.metrics;
@@ -135,7 +161,7 @@ export class TokenizationService {
         })) as ChatTaskResult;
         if ("error" in result) throw badRequest(result.error.message);
         const t2 = performance.now();
-        this.#metrics?.tokenizeSeconds.observe({ mode: "worker" }, (t2 - t0) / 1e3);
+        this.#metrics?.tokenized("worker", (t2 - t0) / 1e3);
         // Render and encode are one task on the worker: the time is reported as tokenizing.
         return {
           tokenIds: result.ids,
@@ -158,7 +184,7 @@ export class TokenizationService {
     const t1 = performance.now();
     const { ids, mode } = await this.#encode(tk, text, addSpecial);
     const t2 = performance.now();
-    this.#metrics?.tokenizeSeconds.observe({ mode }, (t2 - t0) / 1e3);
+    this.#metrics?.tokenized(mode, (t2 - t0) / 1e3);
     return { tokenIds: ids, mode, renderMicros: (t1 - t0) * 1e3, tokenizeMicros: (t2 - t1) * 1e3 };
   }
 
@@ -166,12 +192,27 @@ export class TokenizationService {
     return this.#render(await this.#load(this.dirFor(model)), body);
   }
 
-  /** Entries and bytes held by the segment cache. */
-  cacheStats(): { entries: number; bytes: number } {
-    return { entries: this.#cache.size, bytes: this.#cache.bytes };
+  /**
+   * Loads every configured tokenizer and the default one before serving, so the first request does not pay
+   * for parsing tokenizer.json; a failure is logged, not fatal (that model's requests are routed on load).
+   * Workers start with the first cold prompt.
+   */
+  async start(): Promise<void> {
+    for (const model of ["", ...Object.keys(this.#config.models)]) {
+      const name = model || "(default)";
+      try {
+        this.#log.info({ model: name, tokenizerDir: await this.warm(model) }, "tokenizer loaded");
+      } catch (err) {
+        this.#log.error(
+          { model: name, err: err instanceof Error ? err.message : String(err) },
+          "tokenizer failed to load: its requests will be routed on load alone",
+        );
+      }
+    }
   }
 
-  async close(): Promise<void> {
+  /** Ends the worker threads (their in-flight tasks are cancelled) and empties the cache. */
+  async stop(_graceMs?: number): Promise<void> {
     const pool = this.#pool;
     this.#pool = null;
     this.#cache.clear();
@@ -345,9 +386,7 @@ export class TokenizationService {
         this.#cache.set(m.ns, m.text, results[i]!);
       });
     }
-    this.#metrics?.tokenCacheHits.inc(hits);
-    this.#metrics?.tokenCacheMisses.inc(misses.size);
-    this.#metrics?.tokenCacheBytes.set(this.#cache.bytes);
+    this.#metrics?.segmentsLookedUp(hits, misses.size, this.#cache.bytes);
     let total = 0;
     for (let i = 0; i < pieces.length; i++) {
       const p = pieces[i]!;

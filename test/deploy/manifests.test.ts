@@ -19,7 +19,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments, stringify } from "yaml";
-import { needsBlockHashes } from "../../src/app.js";
+import { needsBlockHashes } from "../../src/config/startup-checks.js";
 import { configFromArgs, SERVE_FLAGS } from "../../src/cli/serve-command.js";
 import { loadConfigWithNotes, parseConfig } from "../../src/config/load.js";
 import { validateObject } from "./k8s-schema.js";

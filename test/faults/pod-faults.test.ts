@@ -4,6 +4,7 @@
 // hit rate the pods report returns to its level before the fault.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { FaultStack, note } from "../support/fault-stack.js";
+import { until } from "../support/until.js";
 
 const customers = (tag: string, n = 8) => Array.from({ length: n }, (_, i) => `${tag}-customer-${i}`);
 
@@ -17,14 +18,6 @@ async function recovers(stack: FaultStack, who: readonly string[], before: numbe
 /** kvpick's own view of an endpoint's load reading (`epp_endpoint_metrics_fresh`). */
 async function fresh(stack: FaultStack, address: string): Promise<boolean> {
   return (await stack.metric("epp_endpoint_metrics_fresh", { endpoint: address })) === 1;
-}
-
-async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe("pod and EPP faults (static pool)", () => {
@@ -52,9 +45,11 @@ describe("pod and EPP faults (static pool)", () => {
     const [slow, failing] = stack.cluster.pods;
     slow!.setFaults({ metricsDelayMs: 2_000 });
     failing!.setFaults({ failMetrics: true });
-    await waitFor(
+    await until(
       async () => !(await fresh(stack, slow!.address)) && !(await fresh(stack, failing!.address)),
       "kvpick to notice the failing scrapes",
+      15_000,
+      50,
     );
     for (let i = 0; i < 2; i++) {
       const w = await stack.wave(who);
@@ -65,9 +60,11 @@ describe("pod and EPP faults (static pool)", () => {
     expect(stack.alive).toBe(true);
     slow!.setFaults({ metricsDelayMs: 0 });
     failing!.setFaults({ failMetrics: false });
-    await waitFor(
+    await until(
       async () => (await fresh(stack, slow!.address)) && (await fresh(stack, failing!.address)),
       "the scrapes to recover",
+      15_000,
+      50,
     );
     await recovers(stack, who, before);
   });
@@ -102,7 +99,12 @@ describe("pod and EPP faults (static pool)", () => {
     }
     note("stream after the kill:", truncated ? "reset" : "ended");
 
-    await waitFor(async () => !(await fresh(stack, victimAddress)), "kvpick to notice the dead pod");
+    await until(
+      async () => !(await fresh(stack, victimAddress)),
+      "kvpick to notice the dead pod",
+      15_000,
+      50,
+    );
     const survivors = stack.cluster.pods.filter((p) => p !== victim).map((p) => p.address);
     for (let i = 0; i < 2; i++) {
       const w = await stack.wave(who);
@@ -150,9 +152,11 @@ describe("pod NotReady (Kubernetes pool)", () => {
     const gone = stack.cluster.pods[0]!;
     const entriesOf = () => stack.metric("epp_endpoint_picks_total", { endpoint: gone.address });
     stack.setReady(0, false);
-    await waitFor(
+    await until(
       async () => (await stack.metric("inference_pool_ready_pods")) === 2,
       "kvpick to drop the NotReady pod",
+      15_000,
+      50,
     );
     const picksBefore = await entriesOf();
     for (let i = 0; i < 2; i++) {
@@ -162,9 +166,11 @@ describe("pod NotReady (Kubernetes pool)", () => {
     }
     expect(await entriesOf()).toBe(picksBefore);
     stack.setReady(0, true);
-    await waitFor(
+    await until(
       async () => (await stack.metric("inference_pool_ready_pods")) === 3,
       "kvpick to take the pod back",
+      15_000,
+      50,
     );
     expect(stack.alive).toBe(true);
     await recovers(stack, who, before);

@@ -5,7 +5,8 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EnvoyClient, type EnvoyRequest, type EnvoyResult } from "../support/envoy-client.js";
-import { FakeVllmPod, until } from "../support/fake-vllm-pod.js";
+import { FakeVllmPod } from "../support/fake-vllm-pod.js";
+import { until } from "../support/until.js";
 import { sumSamples } from "../support/fault-stack.js";
 import { type ServeChild, spawnServe } from "../support/serve-child.js";
 

@@ -5,7 +5,8 @@
 // tokenizer.maxChatMessages a conversation gets a clear 413.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EnvoyClient, type EnvoyResult, splitInto } from "../support/envoy-client.js";
-import { FakeVllmPod, until } from "../support/fake-vllm-pod.js";
+import { FakeVllmPod } from "../support/fake-vllm-pod.js";
+import { until } from "../support/until.js";
 import { sumSamples } from "../support/fault-stack.js";
 import { type ServeChild, spawnServe } from "../support/serve-child.js";
 

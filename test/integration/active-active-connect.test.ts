@@ -5,7 +5,8 @@ import { parseConfig } from "../../src/config/load.js";
 import { BlockHasher } from "../../src/kv-index/block-hash.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { TokenizationService } from "../../src/tokenization/tokenization-service.js";
-import { FakeVllmPod, until } from "../support/fake-vllm-pod.js";
+import { FakeVllmPod } from "../support/fake-vllm-pod.js";
+import { until } from "../support/until.js";
 import { freePort } from "../support/free-port.js";
 import { KvEventPublisher } from "../support/kv-event-publisher.js";
 import { type Replica, startReplica } from "../support/kvpick-replica.js";
@@ -53,7 +54,7 @@ describe("active-active replicas in connect mode (no shared index)", () => {
   afterAll(async () => {
     for (const r of replicas) await r.stop();
     for (const p of publishers) p.close();
-    await tokenizer?.close();
+    await tokenizer?.stop();
     await Promise.all(pods.map((p) => p.close()));
   });
 

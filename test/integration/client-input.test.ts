@@ -8,7 +8,8 @@ import { createLogger } from "../../src/observability/logger.js";
 import type { PromptTokenizer } from "../../src/routing/director.js";
 import { sumSamples } from "../support/fault-stack.js";
 import { EnvoyClient } from "../support/envoy-client.js";
-import { FakeVllmPod, until } from "../support/fake-vllm-pod.js";
+import { FakeVllmPod } from "../support/fake-vllm-pod.js";
+import { until } from "../support/until.js";
 import { KvEventPublisher } from "../support/kv-event-publisher.js";
 
 const chat = (content: string, extra: Record<string, unknown> = {}) =>

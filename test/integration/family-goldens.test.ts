@@ -14,7 +14,8 @@ import { parseConfig } from "../../src/config/load.js";
 import { HASH_ALGOS, type HashAlgo } from "../../src/config/schema.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { EnvoyClient } from "../support/envoy-client.js";
-import { FakeVllmPod, until } from "../support/fake-vllm-pod.js";
+import { FakeVllmPod } from "../support/fake-vllm-pod.js";
+import { until } from "../support/until.js";
 import { repoRoot } from "../support/golden.js";
 import { KvEventPublisher } from "../support/kv-event-publisher.js";
 

@@ -15,7 +15,8 @@ import {
   podObject,
   poolV1,
 } from "../support/fake-kube-api.js";
-import { FakeVllmPod, until } from "../support/fake-vllm-pod.js";
+import { FakeVllmPod } from "../support/fake-vllm-pod.js";
+import { until } from "../support/until.js";
 import { parseConfig } from "../../src/config/load.js";
 
 const chat = (content: string) =>
@@ -58,14 +59,6 @@ async function metricSum(app: App, name: string, match: Record<string, string> =
 const queued = (app: App) => metricSum(app, "inference_extension_flow_control_queue_size");
 const outcomes = (app: App, outcome: string) =>
   metricSum(app, "inference_extension_flow_control_request_queue_duration_seconds_count", { outcome });
-
-async function untilAsync(check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const errorCode = (r: EnvoyResult) =>
   (r.immediate?.json as { error?: { code?: string } } | undefined)?.error?.code;
@@ -128,7 +121,7 @@ describe("flow control on one saturable pod", () => {
       ["i1", "interactive", "i"],
     ] as const) {
       pending.push(go(tag, objective, flow));
-      await untilAsync(async () => (await queued(app)) === pending.length, `${tag} queued`);
+      await until(async () => (await queued(app)) === pending.length, `${tag} queued`);
     }
     expect(order).toEqual([]);
     pod.load = { waiting: 0, running: 4, kvCacheUsage: 0.5 };
@@ -154,7 +147,7 @@ describe("flow control on one saturable pod", () => {
     pod.load = { waiting: 1, running: 4, kvCacheUsage: 0.5 };
     await until(() => app.endpoints.candidates()[0]?.metrics?.waiting === 1, "saturated reading");
     const waiting = Array.from({ length: 6 }, (_, i) => send(`fill ${i}`));
-    await untilAsync(async () => (await queued(app)) === 6, "band full");
+    await until(async () => (await queued(app)) === 6, "band full");
     const r = await send("one too many");
     expect(r.immediate?.status).toBe(429);
     expect(errorCode(r)).toBe("EPP_QUEUE_FULL");
@@ -181,10 +174,10 @@ describe("flow control on one saturable pod", () => {
     const before = await outcomes(app, "EvictedContextCancelled");
     const abort = new AbortController();
     const r = send("never mind", {}, { signal: abort.signal });
-    await untilAsync(async () => (await queued(app)) === 1, "queued");
+    await until(async () => (await queued(app)) === 1, "queued");
     abort.abort();
     await r;
-    await untilAsync(async () => (await queued(app)) === 0, "left the queue");
+    await until(async () => (await queued(app)) === 0, "left the queue");
     expect(await outcomes(app, "EvictedContextCancelled")).toBe(before + 1);
     // Nothing left behind: the next request passes as soon as the pool has room.
     pod.load = { waiting: 0, running: 0, kvCacheUsage: 0.1 };
@@ -228,7 +221,7 @@ describe("flow control with headroom for the higher band (saturationLimits)", ()
     pod.load = { waiting: 2, running: 4, kvCacheUsage: 0.1 };
     await until(() => app.endpoints.candidates()[0]?.metrics?.waiting === 2, "half-saturated reading");
     const batch = send("bulk", "batch");
-    await untilAsync(async () => (await queued(app)) === 1, "batch queued");
+    await until(async () => (await queued(app)) === 1, "batch queued");
     const interactive = await send("chat", "interactive");
     expect(interactive.destination).toBe(pod.address);
     expect(await queued(app)).toBe(1);
@@ -315,9 +308,9 @@ describe("flow control on a Kubernetes pool", () => {
         });
     // "other-pools" belongs to another pool (priority 9 does not apply here): default priority 0.
     const pending = [go("plain", "unknown-objective"), go("other", "other-pools")];
-    await untilAsync(async () => (await queued(app)) === 2, "two queued");
+    await until(async () => (await queued(app)) === 2, "two queued");
     pending.push(go("premium", "premium"));
-    await untilAsync(async () => (await queued(app)) === 3, "three queued");
+    await until(async () => (await queued(app)) === 3, "three queued");
     pod.load = { waiting: 0, running: 1, kvCacheUsage: 0.5 };
     await Promise.all(pending);
     expect(order).toEqual(["premium", "plain", "other"]);

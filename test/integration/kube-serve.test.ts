@@ -6,7 +6,7 @@ import { type App, createApp } from "../../src/app.js";
 import { parseConfig } from "../../src/config/load.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { FakeKubeApi, POOLS_V1, podObject, poolV1 } from "../support/fake-kube-api.js";
-import { until } from "../support/fake-vllm-pod.js";
+import { until } from "../support/until.js";
 import { KvEventPublisher } from "../support/kv-event-publisher.js";
 import { freePort } from "../support/free-port.js";
 

@@ -13,6 +13,7 @@ import { TokenizationService } from "../../src/tokenization/tokenization-service
 import { EnvoyClient } from "../support/envoy-client.js";
 import { freePort } from "../support/free-port.js";
 import { type ServeChild, spawnServe } from "../support/serve-child.js";
+import { until } from "../support/until.js";
 
 const MODEL = "Qwen3-32B";
 const BLOCK = 16;
@@ -33,14 +34,6 @@ const chat = (system: string, question: string) => ({
     { role: "user", content: question },
   ],
 });
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe("kvpick serve without --block-size, pods on 16-token blocks", () => {
   let cluster: SimCluster;
@@ -92,7 +85,7 @@ describe("kvpick serve without --block-size, pods on 16-token blocks", () => {
     client?.close();
     await serve?.stop();
     await cluster?.close();
-    await tokenizer?.close();
+    await tokenizer?.stop();
   });
 
   const route = async (body: unknown) => {
@@ -116,6 +109,8 @@ describe("kvpick serve without --block-size, pods on 16-token blocks", () => {
     await until(
       async () => (await route(chat(PREFIXES[2]!, "probe"))).destination === cluster.pods[2]!.address,
       "pod 2's blocks indexed",
+      30_000,
+      50,
     );
     const learnt = lines.filter((l) => String(l.msg).startsWith("block size learnt:"));
     expect(learnt).toHaveLength(1);

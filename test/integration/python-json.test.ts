@@ -12,7 +12,8 @@ import { createLogger } from "../../src/observability/logger.js";
 import { parseRequestJson } from "../../src/tokenization/python-json.js";
 import { TokenizationService } from "../../src/tokenization/tokenization-service.js";
 import { EnvoyClient } from "../support/envoy-client.js";
-import { FakeVllmPod, until } from "../support/fake-vllm-pod.js";
+import { FakeVllmPod } from "../support/fake-vllm-pod.js";
+import { until } from "../support/until.js";
 import { repoRoot } from "../support/golden.js";
 import { KvEventPublisher } from "../support/kv-event-publisher.js";
 
@@ -72,7 +73,7 @@ describe("Python-faithful request values through ext_proc", () => {
   afterAll(async () => {
     for (const p of publishers) p.close();
     client?.close();
-    await tokenizer?.close();
+    await tokenizer?.stop();
     await app?.stop();
     await Promise.all(pods.map((p) => p.close()));
   });

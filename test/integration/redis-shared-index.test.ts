@@ -7,7 +7,8 @@ import { parseConfig } from "../../src/config/load.js";
 import { BlockHasher } from "../../src/kv-index/block-hash.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { TokenizationService } from "../../src/tokenization/tokenization-service.js";
-import { FakeVllmPod, until } from "../support/fake-vllm-pod.js";
+import { FakeVllmPod } from "../support/fake-vllm-pod.js";
+import { until } from "../support/until.js";
 import { KvEventPublisher } from "../support/kv-event-publisher.js";
 import { type Replica, startReplica } from "../support/kvpick-replica.js";
 import { type RedisServer, startRedisServer } from "../support/redis-server.js";
@@ -98,7 +99,7 @@ describe("active-active replicas in bind mode sharing a Redis index", () => {
     for (const p of publishers) p.close();
     await r1?.stop();
     await r2?.stop();
-    await tokenizer?.close();
+    await tokenizer?.stop();
     await Promise.all(pods.map((p) => p.close()));
     await redis?.stop();
   });

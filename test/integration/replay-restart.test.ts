@@ -13,7 +13,7 @@ import { DEFAULT_ENGINE_CONFIG } from "../../src/sim/engine-config.js";
 import { type SimCluster, startSimCluster } from "../../src/sim/sim-cluster.js";
 import { TokenizationService } from "../../src/tokenization/tokenization-service.js";
 import { EnvoyClient } from "../support/envoy-client.js";
-import { until } from "../support/fake-vllm-pod.js";
+import { until } from "../support/until.js";
 import { freePort } from "../support/free-port.js";
 
 const chat = (topic: string, words: number) => ({
@@ -42,7 +42,7 @@ describe("EPP restart with vLLM replay sockets", () => {
     client?.close();
     for (const a of apps) await a.stop();
     await cluster?.close();
-    await tokenizer.close();
+    await tokenizer.stop();
   });
 
   async function startApp(config: Config): Promise<{ app: App; ports: Awaited<ReturnType<App["start"]>> }> {

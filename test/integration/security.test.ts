@@ -11,7 +11,8 @@ import { BlockHasher } from "../../src/kv-index/block-hash.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { TokenizationService } from "../../src/tokenization/tokenization-service.js";
 import { EnvoyClient } from "../support/envoy-client.js";
-import { FakeVllmPod, until } from "../support/fake-vllm-pod.js";
+import { FakeVllmPod } from "../support/fake-vllm-pod.js";
+import { until } from "../support/until.js";
 import { KvEventPublisher } from "../support/kv-event-publisher.js";
 
 const MARKER = "Zanzibar-quartz-7731";
@@ -67,7 +68,7 @@ describe("kvpick security and degraded routing", () => {
       logger: createLogger({ level: "silent" }),
     });
     tokenIds = (await tokenizer.tokenize("Qwen3-32B", "/v1/chat/completions", request)).tokenIds;
-    await tokenizer.close();
+    await tokenizer.stop();
     chain = new BlockHasher({ scheme: "sha256_cbor_64bit", hashSeed: "42", blockSize: 64 }).hash(tokenIds);
   });
 

@@ -8,7 +8,8 @@ import { BlockHasher } from "../../src/kv-index/block-hash.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { TokenizationService } from "../../src/tokenization/tokenization-service.js";
 import { EnvoyClient, splitAt } from "../support/envoy-client.js";
-import { FakeVllmPod, until } from "../support/fake-vllm-pod.js";
+import { FakeVllmPod } from "../support/fake-vllm-pod.js";
+import { until } from "../support/until.js";
 import { KvEventPublisher } from "../support/kv-event-publisher.js";
 
 const SYSTEM =
@@ -86,7 +87,7 @@ describe("kvpick serve, end to end", () => {
   afterAll(async () => {
     k.client.close();
     await k.app.stop();
-    await tokenizer.close();
+    await tokenizer.stop();
     await Promise.all(pods.map((p) => p.close()));
   });
 

@@ -6,7 +6,7 @@ import { simSettings } from "../../src/cli/sim-command.js";
 import { type DemoStack, startDemoStack } from "../../src/demo/demo-stack.js";
 import { parseVllmMetrics } from "../../src/endpoints/vllm-metrics.js";
 import { createLogger } from "../../src/observability/logger.js";
-import { until } from "../support/fake-vllm-pod.js";
+import { until } from "../support/until.js";
 
 const SYSTEM =
   "You are the support assistant of Example Corp. " +

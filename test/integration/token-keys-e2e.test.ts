@@ -15,6 +15,7 @@ import { TokenizationService } from "../../src/tokenization/tokenization-service
 import { EnvoyClient } from "../support/envoy-client.js";
 import { freePort } from "../support/free-port.js";
 import { type ServeChild, spawnServe } from "../support/serve-child.js";
+import { until } from "../support/until.js";
 
 const MODEL = "Qwen3-32B";
 /** Three distinct long system prompts (~10 blocks of 64 tokens each). */
@@ -34,18 +35,6 @@ const chat = (system: string, question: string) => ({
     { role: "user", content: question },
   ],
 });
-
-async function until(
-  cond: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const variants: { algo: HashAlgo; seed: string; layout: EventLayout }[] = [
   { algo: "sha256_cbor", seed: "31337", layout: "v0.10.2" },
@@ -109,7 +98,7 @@ for (const v of variants) {
       client?.close();
       await serve?.stop();
       await cluster?.close();
-      await tokenizer?.close();
+      await tokenizer?.stop();
     });
 
     /** Asks kvpick where to send `body` (the request goes no further); its "Request handled" log line too. */
@@ -138,6 +127,8 @@ for (const v of variants) {
       await until(
         async () => (await route(chat(PREFIXES[2]!, "probe"))).destination === cluster.pods[2]!.address,
         "pod 2's blocks indexed",
+        30_000,
+        50,
       );
       for (let q = 0; q < 3; q++) {
         for (let i = 0; i < 3; i++) {
@@ -158,6 +149,8 @@ for (const v of variants) {
       await until(
         async () => ((await route(chat(PREFIXES[0]!, "gone?"))).log?.prefixMatchBlocks as number) === 0,
         "prefix 0 removed from kvpick's index",
+        30_000,
+        50,
       );
     }, 120_000);
   });

@@ -7,7 +7,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../src/observability/logger.js";
-import { until } from "../support/fake-vllm-pod.js";
+import { until } from "../support/until.js";
 import { chat, type ObservedStack, post, startObservedStack } from "../support/observed-stack.js";
 
 interface OtlpSpan {

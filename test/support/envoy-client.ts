@@ -4,17 +4,10 @@
 // then `streamed_response` chunks up to end_of_stream. BUFFERED: headers, wait for their answer, then the
 // whole body in one message, wait for its answer. The response phase mirrors it. Results are a structured
 // view: what Envoy would forward upstream, the metadata, local replies, and every rule kvpick broke.
-import * as grpc from "@grpc/grpc-js";
-import {
-  EXT_PROC_SERVICE,
-  type HeaderMutation,
-  LOADER_OPTIONS,
-  loadProtos,
-  type ProcessingRequest,
-  type ProcessingResponse,
-  serviceOf,
-} from "../../src/ext-proc/protos.js";
+import type * as grpc from "@grpc/grpc-js";
+import type { HeaderMutation, ProcessingRequest, ProcessingResponse } from "../../src/ext-proc/protos.js";
 import { fromStruct, type Json, toStruct } from "../../src/ext-proc/struct.js";
+import { applyHeaderMutation, EnvoyExtProcClient, headerMap } from "../../src/demo/envoy-ext-proc.js";
 
 export type BodyMode = "FULL_DUPLEX_STREAMED" | "BUFFERED";
 type Bytes = Buffer | string;
@@ -85,10 +78,6 @@ export interface EnvoyResult {
 
 const CHUNK_LIMIT = 62_000;
 const toBuf = (b: Bytes) => (typeof b === "string" ? Buffer.from(b, "utf8") : b);
-const headerMap = (h: Record<string, string>) => ({
-  headers: Object.entries(h).map(([key, v]) => ({ key, raw_value: Buffer.from(v, "utf8") })),
-});
-
 /** Splits `buf` into `n` nearly equal chunks (n ≥ 1). */
 export function splitInto(buf: Buffer, n: number): Buffer[] {
   const out: Buffer[] = [];
@@ -137,24 +126,10 @@ class Inbox {
 }
 
 export class EnvoyClient {
-  readonly #client: grpc.Client;
+  readonly #client: EnvoyExtProcClient;
 
   constructor(address: string, options: { tls?: boolean } = {}) {
-    // Numeric enums: the client reads HTTP status codes as numbers, independent of kvpick's choice.
-    const Service = serviceOf(loadProtos({ ...LOADER_OPTIONS, enums: Number }), EXT_PROC_SERVICE);
-    // Like Envoy's EPP cluster: TLS without verifying the (self-signed) certificate.
-    const creds = options.tls
-      ? grpc.credentials.createSsl(null, null, null, { rejectUnauthorized: false })
-      : grpc.credentials.createInsecure();
-    this.#client = new Service(address, creds, {
-      // Envoy sends no SNI to the EPP by default; an IP as TLS server name is invalid (RFC 6066).
-      ...(options.tls ? { "grpc.ssl_target_name_override": "kvpick" } : {}),
-      "grpc.max_receive_message_length": -1,
-      // Envoy's HTTP/2 windows default to 256 MiB; grpc-js' 64 KiB would throttle echoed bodies.
-      "grpc-node.flow_control_window": 64 << 20,
-
-      "grpc.max_send_message_length": -1,
-    });
+    this.#client = new EnvoyExtProcClient(address, options);
   }
 
   close(): void {
@@ -162,15 +137,11 @@ export class EnvoyClient {
   }
 
   async waitForReady(timeoutMs = 5_000): Promise<void> {
-    await new Promise<void>((resolve, reject) =>
-      this.#client.waitForReady(Date.now() + timeoutMs, (err) => (err ? reject(err) : resolve())),
-    );
+    await this.#client.waitForReady(timeoutMs);
   }
 
   async process(req: EnvoyRequest): Promise<EnvoyResult> {
-    const call = (
-      this.#client as unknown as { Process(): grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse> }
-    ).Process();
+    const call = this.#client.open();
     const inbox = new Inbox();
     call.on("data", (m: ProcessingResponse) => inbox.push(m));
     call.on("status", (s: grpc.StatusObject) => inbox.end(s.code));
@@ -252,33 +223,21 @@ class Exchange {
     }
   }
 
+  /** A local reply's headers, as Envoy builds them from the mutation. */
   #mutationMap(mutation: HeaderMutation | undefined): Map<string, string> {
     const out = new Map<string, string>();
-    for (const o of mutation?.set_headers ?? []) {
-      const key = o.header?.key ?? "";
-      out.set(key, o.header?.raw_value?.toString("utf8") ?? "");
-    }
+    this.r.violations.push(...applyHeaderMutation(out, mutation));
     return out;
   }
 
-  /** Applies a request header mutation as Envoy does (raw_value only; `append` unset/false = overwrite). */
+  /** Applies a request header mutation as Envoy does; in FULL_DUPLEX_STREAMED Envoy skips content-length. */
   #applyRequestMutation(mutation: HeaderMutation | undefined) {
-    for (const o of mutation?.set_headers ?? []) {
-      const key = o.header?.key ?? "";
-      const raw = o.header?.raw_value;
-      const value = o.header?.value ?? "";
-      if (raw !== undefined && raw.length > 0 && value !== "")
-        this.r.violations.push(`${key}: both value and raw_value set`);
-      if ((raw === undefined || raw.length === 0) && value !== "")
-        this.r.violations.push(`${key}: value without raw_value (Envoy sends an empty header)`);
-      const text = raw?.toString("utf8") ?? "";
-      const append = o.append?.value;
-      this.r.setHeaders.push({ key, value: text, append, appendAction: o.append_action });
-      if (key === "content-length" && this.#mode === "FULL_DUPLEX_STREAMED") continue; // Envoy skips it
-      const old = this.r.upstreamHeaders.get(key);
-      this.r.upstreamHeaders.set(key, append === true && old !== undefined ? `${old},${text}` : text);
-    }
-    for (const k of mutation?.remove_headers ?? []) this.r.upstreamHeaders.delete(k);
+    this.r.violations.push(
+      ...applyHeaderMutation(this.r.upstreamHeaders, mutation, {
+        skip: (key) => key === "content-length" && this.#mode === "FULL_DUPLEX_STREAMED",
+        onSet: (h) => this.r.setHeaders.push(h),
+      }),
+    );
     this.r.destination = this.r.upstreamHeaders.get("x-gateway-destination-endpoint") ?? null;
   }
 
@@ -309,7 +268,7 @@ class Exchange {
     };
     for (const [k, v] of Object.entries(headers)) this.r.upstreamHeaders.set(k, v);
     const first: ProcessingRequest = {
-      request_headers: { headers: headerMap(headers), end_of_stream: !hasBody },
+      request_headers: { headers: headerMap(Object.entries(headers)), end_of_stream: !hasBody },
       metadata_context: { filter_metadata: {} },
     };
     if (req.subsetHint !== undefined) {
@@ -343,7 +302,8 @@ class Exchange {
       });
       if (chunks.length === 0 && req.trailers === undefined)
         this.#send({ request_body: { body: Buffer.alloc(0), end_of_stream: true } });
-      if (req.trailers !== undefined) this.#send({ request_trailers: { trailers: headerMap(req.trailers) } });
+      if (req.trailers !== undefined)
+        this.#send({ request_trailers: { trailers: headerMap(Object.entries(req.trailers)) } });
       if (req.duplicateEos) this.#send({ request_body: { body: Buffer.alloc(0), end_of_stream: true } });
       if (this.#abort("after-body-sent")) return false;
     }
@@ -427,7 +387,7 @@ class Exchange {
       this.r.violations.push(`content-length ${cl} != mutated body length ${this.r.body.length}`);
     }
     if (req.trailers !== undefined) {
-      this.#send({ request_trailers: { trailers: headerMap(req.trailers) } });
+      this.#send({ request_trailers: { trailers: headerMap(Object.entries(req.trailers)) } });
       const t = await this.#next("the request trailers response");
       if (t?.response !== "request_trailers") this.r.violations.push("request trailers not answered");
     }
@@ -438,7 +398,9 @@ class Exchange {
     const chunks = (spec.chunks ?? []).map(toBuf);
     const headers = { ":status": String(spec.status ?? 200), ...spec.headers };
     const eosOnHeaders = chunks.length === 0 && spec.trailers === undefined;
-    this.#send({ response_headers: { headers: headerMap(headers), end_of_stream: eosOnHeaders } });
+    this.#send({
+      response_headers: { headers: headerMap(Object.entries(headers)), end_of_stream: eosOnHeaders },
+    });
     if (this.#abort("after-response-headers")) return;
     const buffered = this.#respMode === "BUFFERED";
     const readHeaders = async () => {
@@ -507,7 +469,7 @@ class Exchange {
     }
     this.r.responseBody = Buffer.concat(parts);
     if (spec.trailers !== undefined) {
-      this.#send({ response_trailers: { trailers: headerMap(spec.trailers) } });
+      this.#send({ response_trailers: { trailers: headerMap(Object.entries(spec.trailers)) } });
       const t = await this.#next("the response trailers response");
       if (t?.response !== "response_trailers") this.r.violations.push("response trailers not answered");
     }

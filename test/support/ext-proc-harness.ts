@@ -50,7 +50,7 @@ export async function startHarness(
     certPath: opts.certPath ?? null,
     maxBodyBytes: opts.maxBodyBytes ?? 4 * 1024 * 1024,
     isReady: opts.isReady ?? (() => true),
-    metrics,
+    metrics: metrics.extProc,
   });
   const ports = await server.start();
   const client = new EnvoyClient(`127.0.0.1:${ports.grpcPort}`, { tls: opts.secure ?? false });
@@ -64,7 +64,7 @@ export async function startHarness(
     ports,
     async stop() {
       client.close();
-      await server.shutdown(1_000);
+      await server.stop(1_000);
     },
   };
 }

@@ -68,12 +68,3 @@ export class FakeVllmPod {
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 }
-
-/** Polls `check` every 10 ms until it holds (bounded): integration tests wait for state, never sleep. */
-export async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

@@ -12,7 +12,7 @@ import { LiveClock } from "../../src/sim/clock.js";
 import { DEFAULT_ENGINE_CONFIG } from "../../src/sim/engine-config.js";
 import { type SimCluster, startSimCluster } from "../../src/sim/sim-cluster.js";
 import { TokenizationService } from "../../src/tokenization/tokenization-service.js";
-import { until } from "./fake-vllm-pod.js";
+import { until } from "./until.js";
 import { FakeKubeApi, POOLS_V1, podObject, poolV1 } from "./fake-kube-api.js";
 import { freePort } from "./free-port.js";
 import { type ServeChild, spawnServe } from "./serve-child.js";
@@ -367,7 +367,7 @@ export class FaultStack {
     await this.front?.close();
     await this.serve?.stop();
     await this.cluster?.close();
-    await this.#tokenizer?.close();
+    await this.#tokenizer?.stop();
     await this.kube?.stop();
   }
 }

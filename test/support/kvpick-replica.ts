@@ -5,7 +5,8 @@ import { parseConfig } from "../../src/config/load.js";
 import type { ConfigInput } from "../../src/config/schema.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { EnvoyClient } from "./envoy-client.js";
-import { type FakeVllmPod, until } from "./fake-vllm-pod.js";
+import type { FakeVllmPod } from "./fake-vllm-pod.js";
+import { until } from "./until.js";
 
 export interface Replica {
   app: App;

@@ -2,14 +2,15 @@
 // through the Envoy stand-in: the stack the observability tests measure (/metrics, traces). Like the demo
 // stack, but the caller supplies configuration (e.g. `tracing`).
 import { type App, type AppPorts, createApp } from "../../src/app.js";
-import { simSettings, startSim } from "../../src/cli/sim-command.js";
+import { simSettings } from "../../src/cli/sim-command.js";
+import { startSim } from "../../src/sim/start-sim.js";
 import type { ConfigInput } from "../../src/config/schema.js";
 import { parseConfig } from "../../src/config/load.js";
 import { EnvoyFront } from "../../src/demo/envoy-front.js";
 import { parseEndpointList } from "../../src/endpoints/parse-endpoints.js";
 import type { Logger } from "../../src/observability/logger.js";
 import type { SimCluster } from "../../src/sim/sim-cluster.js";
-import { until } from "./fake-vllm-pod.js";
+import { until } from "./until.js";
 
 export interface ObservedStack {
   app: App;
@@ -54,7 +55,7 @@ export async function startObservedStack(o: {
     async close() {
       await front.close();
       await cluster.close();
-      await tokenizer.close();
+      await tokenizer.stop();
       await app.stop();
     },
   };

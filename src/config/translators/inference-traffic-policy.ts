@@ -6,8 +6,8 @@
 // strictly: the rest of the resource (metadata, pool reference, other policies) is ACK's business and is
 // reported as ignored, so the deployment's YAML loads unchanged.
 import { z } from "zod";
-import { ConfigError } from "../errors.js";
-import { estimatedPrefixParams } from "../scheduling/estimated/estimated-prefix-index.js";
+import { ConfigError } from "../../errors.js";
+import { estimatedPrefixParams } from "../../scheduling/estimated/estimated-prefix-index.js";
 import type { Translation } from "./endpoint-picker-config.js";
 import { issueLines } from "./endpoint-picker-config.js";
 import { llmdPreciseParamsSchema, preciseParamsToConfig } from "./llm-d-precise-params.js";

@@ -3,12 +3,12 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { configProblems } from "../../test/support/config-problems.js";
-import { repoRoot } from "../../test/support/golden.js";
-import { createScheduler } from "../scheduling/create-scheduler.js";
-import { staticSource } from "../scheduling/scheduling.fixture.js";
+import { configProblems } from "../../../test/support/config-problems.js";
+import { repoRoot } from "../../../test/support/golden.js";
+import { createScheduler } from "../../scheduling/create-scheduler.js";
+import { staticSource } from "../../scheduling/scheduling.fixture.js";
 import { translateInferenceTrafficPolicy } from "./inference-traffic-policy.js";
-import { loadConfig, loadConfigWithNotes } from "./load.js";
+import { loadConfig, loadConfigWithNotes } from "../load.js";
 
 const fixturePath = (name: string) => join(repoRoot, "test", "fixtures", "configs", name);
 const fixtureText = (name: string) => readFileSync(fixturePath(name), "utf8");

@@ -2,7 +2,7 @@
 // Kubernetes-style resource: GIE/llm-d `EndpointPickerConfig` and ACK `InferenceTrafficPolicy` are
 // translated; other kinds in a multi-document file (InferencePool, Deployment, …) are skipped. Anything else
 // is kvpick's own schema, and must then be the only document.
-import { ConfigError } from "../errors.js";
+import { ConfigError } from "../../errors.js";
 import { translateEndpointPickerConfig } from "./endpoint-picker-config.js";
 import { translateInferenceTrafficPolicy } from "./inference-traffic-policy.js";
 

@@ -3,7 +3,7 @@
 // prompt is hashed (tokenizer), where KV events arrive (kvEvents) and what a cached tier is worth (index).
 // Fields llm-d has but kvpick does not need are accepted and reported as ignored; anything else fails.
 import { z } from "zod";
-import type { ConfigInput } from "./schema.js";
+import type { ConfigInput } from "../schema.js";
 
 const tokenProcessorConfig = z.strictObject({
   /** v0.3–v0.5 name: the indexer reproduced vLLM's hashes, so this is vLLM's --block-size. */

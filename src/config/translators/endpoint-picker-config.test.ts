@@ -2,12 +2,12 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { configProblems } from "../../test/support/config-problems.js";
-import { repoRoot } from "../../test/support/golden.js";
-import { createScheduler } from "../scheduling/create-scheduler.js";
-import { staticSource } from "../scheduling/scheduling.fixture.js";
+import { configProblems } from "../../../test/support/config-problems.js";
+import { repoRoot } from "../../../test/support/golden.js";
+import { createScheduler } from "../../scheduling/create-scheduler.js";
+import { staticSource } from "../../scheduling/scheduling.fixture.js";
 import { translateEndpointPickerConfig } from "./endpoint-picker-config.js";
-import { parseConfig } from "./load.js";
+import { parseConfig } from "../load.js";
 
 const fixture = (name: string): unknown =>
   parseYaml(readFileSync(join(repoRoot, "test", "fixtures", "configs", name), "utf8"));

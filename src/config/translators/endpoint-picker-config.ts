@@ -8,13 +8,13 @@
 // user's document, e.g.
 // `schedulingProfiles[0].plugins[1].pluginRef: unknown plugin "foo"`.
 import { z } from "zod";
-import { ConfigError } from "../errors.js";
-import { estimatedPrefixParams } from "../scheduling/estimated/estimated-prefix-index.js";
-import { createPluginRegistry } from "../scheduling/plugins/index.js";
-import type { PluginRegistry } from "../scheduling/registry.js";
+import { ConfigError } from "../../errors.js";
+import { estimatedPrefixParams } from "../../scheduling/estimated/estimated-prefix-index.js";
+import { createPluginRegistry } from "../../scheduling/plugins/index.js";
+import type { PluginRegistry } from "../../scheduling/registry.js";
 import { translateFlowControl } from "./gie-flow-control.js";
 import { llmdPreciseParamsSchema, preciseParamsToConfig } from "./llm-d-precise-params.js";
-import type { ConfigInput } from "./schema.js";
+import type { ConfigInput } from "../schema.js";
 
 export const ENDPOINT_PICKER_API_VERSIONS = [
   "inference.networking.x-k8s.io/v1alpha1",

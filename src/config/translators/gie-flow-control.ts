@@ -3,8 +3,8 @@
 // fairness between flows, first-come first-served inside a flow — and one byte/request bound per band;
 // other policies and per-band differences are accepted and reported, never silently different.
 import { z } from "zod";
-import { parseGoDurationMs } from "../flow-control/request-deadline.js";
-import type { FlowControlConfig } from "./flow-control-schema.js";
+import { parseGoDurationMs } from "../../flow-control/request-deadline.js";
+import type { FlowControlConfig } from "../flow-control-schema.js";
 
 /** Kubernetes quantity ("1Gi", "500M", "1e9") or a plain integer → bytes. */
 export function quantityBytes(v: number | string): number | null {
