@@ -1,13 +1,16 @@
 // The layer check (`npm run layers`, step of .ci/run): the layering the file headers state, enforced.
 // A module may import its own layer and the layers below it, never a layer above. Bottom to top:
 //
-//   0 base            errors.ts, service-group.ts (the lifecycle contract), observability/logger.ts
-//   1 observability   metrics recorders, tracing, the admin server: consumed by every layer above
-//   2 kv-index        the block index and vLLM's block hashes
-//   3 leaves          tokenization/, endpoints/ (the pool and its load readings)
-//   4 domain          kv-events/, cache-view/ (the read model), scheduling/, shared-index/, flow-control/
-//   5 routing         routing/ (implements ext-proc's Router structurally, never imports ext-proc)
-//   6 ext-proc        the inbound transport (Envoy → kvpick); declares the Router contract it consumes
+//   0 base            errors.ts, service-group.ts (the lifecycle contract), format-issue.ts,
+//                     observability/logger.ts and observability/label-bounds.ts (bounded log fields/labels)
+//   1 kv-index        the block index, vLLM's block hashes and hash-algo vocabulary
+//   2 leaves          tokenization/, endpoints/ (the pool and its load readings)
+//   3 domain          kv-events/, cache-view/ (the read model), scheduling/, shared-index/, flow-control/
+//   4 routing         routing/ (implements ext-proc's Router structurally, never imports ext-proc)
+//   5 ext-proc        the inbound transport (Envoy → kvpick); declares the Router contract it consumes
+//   6 observability   metrics recorders and collectors, tracing, the admin server: each recorder implements
+//                     the contract its consumer declares (kv-events-recorder.ts, routing/route-recorder.ts,
+//                     …), so it sits above them; nothing below imports it
 //   7 config          the schema, the loader and translators/ of other EPPs' configs (these read the plugin
 //                     registry, so config sits above the domain; the composition root hands each component
 //                     its own settings, the domain never imports config)
@@ -22,13 +25,16 @@
 // never imports test/ or bench/. Tests (`*.test.ts`) and fixtures (`*.fixture.ts`) may import any layer:
 // a test of layer N often starts the layers above it.
 const LAYERS = [
-  { name: "base", path: "^src/(errors|service-group|observability/logger)\\.ts$" },
-  { name: "observability", path: "^src/observability/" },
+  {
+    name: "base",
+    path: "^src/(errors|service-group|format-issue|observability/logger|observability/label-bounds)\\.ts$",
+  },
   { name: "kv-index", path: "^src/kv-index/" },
   { name: "leaves", path: "^src/(tokenization|endpoints)/" },
   { name: "domain", path: "^src/(kv-events|cache-view|scheduling|shared-index|flow-control)/" },
   { name: "routing", path: "^src/routing/" },
   { name: "ext-proc", path: "^src/ext-proc/" },
+  { name: "observability", path: "^src/observability/" },
   { name: "config", path: "^src/config/" },
   { name: "app", path: "^src/(app\\.ts$|app/)" },
   { name: "sim", path: "^src/sim/" },
@@ -40,7 +46,7 @@ const LAYERS = [
 // Test code is exempt from the layer order (not from cycles).
 const TEST_CODE = "\\.(test|fixture)\\.ts$";
 
-// "base" is matched before "observability" (logger.ts is in both paths): a file belongs to the first layer
+// "base" is matched before "observability" (logger.ts and label-bounds.ts are in both paths): a file belongs to the first layer
 // whose path it matches.
 const ownPath = (i) => ({
   path: LAYERS[i].path,

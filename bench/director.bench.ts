@@ -17,7 +17,7 @@ import { Metrics } from "../src/observability/metrics.js";
 import { RouteMetrics } from "../src/observability/route-metrics.js";
 import { createTracing, NO_TRACING, type Tracing } from "../src/observability/tracing.js";
 import { Director } from "../src/routing/director.js";
-import { createScheduler } from "../src/scheduling/create-scheduler.js";
+import { createScheduler } from "../src/scheduling/plugins/create-scheduler.js";
 import { readModel } from "../src/scheduling/scheduling.fixture.js";
 import { TokenizationService } from "../src/tokenization/tokenization-service.js";
 import { staticPool } from "./support/static-pool.js";

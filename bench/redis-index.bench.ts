@@ -17,7 +17,7 @@ import { Metrics } from "../src/observability/metrics.js";
 import { RouteMetrics } from "../src/observability/route-metrics.js";
 import { Director } from "../src/routing/director.js";
 import { createCacheView } from "../src/cache-view/cache-view.js";
-import { createScheduler } from "../src/scheduling/create-scheduler.js";
+import { createScheduler } from "../src/scheduling/plugins/create-scheduler.js";
 import { createRedisSharedIndex } from "../src/shared-index/redis-shared-index.js";
 import { TokenizationService } from "../src/tokenization/tokenization-service.js";
 import { encodeBatch, seqFrame } from "../test/support/kv-event-publisher.js";

@@ -9,7 +9,7 @@ import type { ConfigInput } from "../src/config/schema.js";
 import { EndpointStore } from "../src/endpoints/endpoint-store.js";
 import { parseEndpointList } from "../src/endpoints/parse-endpoints.js";
 import { BlockIndex } from "../src/kv-index/block-index.js";
-import { createScheduler } from "../src/scheduling/create-scheduler.js";
+import { createScheduler } from "../src/scheduling/plugins/create-scheduler.js";
 import { FakePrefixLookup, aRequest, readModel } from "../src/scheduling/scheduling.fixture.js";
 import type { PrefixLookup } from "../src/cache-view/prefix-lookup.js";
 import { POLICY_CONFIGS } from "./routing/policies.js";

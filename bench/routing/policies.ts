@@ -9,7 +9,7 @@ import type { ConfigInput } from "../../src/config/schema.js";
 import type { DispatchTicket } from "../../src/endpoints/dispatch-ledger.js";
 import type { EndpointStore } from "../../src/endpoints/endpoint-store.js";
 import type { BlockIndex } from "../../src/kv-index/block-index.js";
-import { createScheduler } from "../../src/scheduling/create-scheduler.js";
+import { createScheduler } from "../../src/scheduling/plugins/create-scheduler.js";
 import type { Engine } from "../../src/sim/engine.js";
 import type { Rng } from "../../src/sim/random.js";
 

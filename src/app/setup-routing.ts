@@ -17,7 +17,7 @@ import { RouteMetrics } from "../observability/route-metrics.js";
 import type { RequestTracerImpl } from "../observability/tracing.js";
 import { Director, type PromptTokenizer } from "../routing/director.js";
 import { LoraAdapters } from "../routing/lora-adapters.js";
-import { createScheduler } from "../scheduling/create-scheduler.js";
+import { createScheduler } from "../scheduling/plugins/create-scheduler.js";
 import {
   EstimatedPrefixIndex,
   estimatedPrefixParams,

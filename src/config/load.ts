@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
 import { ConfigError } from "../errors.js";
 import { fromDocuments } from "./translators/foreign-config.js";
-import { formatIssue } from "./format-issue.js";
+import { formatIssue } from "../format-issue.js";
 import { type Config, type ConfigInput, configSchema } from "./schema.js";
 
 export { formatIssue };

@@ -20,22 +20,17 @@ const numIn = (min: number, max: number) =>
 
 const port = () => intIn(0, 65535);
 
-/** vLLM's `--prefix-caching-hash-algo` values that can be reproduced outside Python. */
-/** vLLM `--prefix-caching-hash-algo` values (0.10.0's `sha256_cbor_64bit` and every later one). */
-export const HASH_ALGOS = ["sha256_cbor_64bit", "sha256_cbor", "xxhash_cbor", "sha256", "xxhash"] as const;
-export type HashAlgo = (typeof HASH_ALGOS)[number];
-/**
- * The algos kvpick can reproduce (CBOR input). `sha256` and `xxhash` hash a Python pickle: their engine
- * hashes cannot be recomputed outside Python, so pods using them are indexed by token keys.
- */
-export const REPRODUCIBLE_ALGOS = ["sha256_cbor_64bit", "sha256_cbor", "xxhash_cbor"] as const;
-export type ReproducibleAlgo = (typeof REPRODUCIBLE_ALGOS)[number];
-export const isReproducible = (algo: HashAlgo): algo is ReproducibleAlgo =>
-  (REPRODUCIBLE_ALGOS as readonly string[]).includes(algo);
-
-/** How the index keys a pod's blocks (kvEvents.keys). */
-export const KEY_MODES = ["auto", "engine", "tokens"] as const;
-export type KeyMode = (typeof KEY_MODES)[number];
+// The hash-algo and key-mode vocabularies belong to kv-index (the domain reads them); the schema re-exports them.
+export {
+  HASH_ALGOS,
+  type HashAlgo,
+  isReproducible,
+  KEY_MODES,
+  type KeyMode,
+  REPRODUCIBLE_ALGOS,
+  type ReproducibleAlgo,
+} from "../kv-index/hash-algos.js";
+import { HASH_ALGOS, KEY_MODES } from "../kv-index/hash-algos.js";
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 

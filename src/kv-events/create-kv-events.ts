@@ -1,7 +1,7 @@
 // The KV-event path, wired once: the ingest (the domain: frames → sequencing → the index), the ZeroMQ
 // subscriber feeding it, and, given the pool, pool following. The composition root calls createKvEvents and
 // sees the result through its narrow read side (KvEventsView) and its lifecycle (Service).
-import type { Config } from "../config/schema.js";
+import type { KvEventsSettings } from "./kv-events-settings.js";
 import type { BlockIndex } from "../kv-index/block-index.js";
 import type { Logger } from "../observability/logger.js";
 import type { KvEventsRecorder } from "./kv-events-recorder.js";
@@ -12,7 +12,7 @@ import { PoolFollowing, type PoolSource } from "./pool-following.js";
 import { defaultEndpoint, KvEventSubscriber } from "./subscriber.js";
 
 export interface KvEventsOptions {
-  config: Config["kvEvents"];
+  config: KvEventsSettings;
   /** kvpick's own hash configuration (the `tokenizer` section), for the hash-configuration check. */
   hash: HashCheckConfig;
   index: BlockIndex;

@@ -3,7 +3,7 @@
 // that starts at token 0 (parent null) carries the tokens of its first block, so kvpick recomputes that
 // block's hash with its own configuration and compares. Every BlockStored also tells its pod's block size,
 // which teaches kvpick the size when tokenizer.blockSize is not configured (learnt-block-size.ts).
-import type { HashAlgo, KeyMode } from "../config/schema.js";
+import type { HashAlgo, KeyMode } from "../kv-index/hash-algos.js";
 import type { BlockIndex } from "../kv-index/block-index.js";
 import { LearntBlockSize } from "../kv-index/learnt-block-size.js";
 import { RequestHasher, requestKeyScheme } from "../kv-index/request-key-scheme.js";

@@ -2,7 +2,7 @@
 // publishers to dial (connect mode, DP rank N on port + N), where each pod serves replays, a replay when a pod
 // joins (bind mode: it may hold a warm cache no new event will announce), forgetting pods that leave, and the
 // warning for pool members that never publish (silent-pods.ts, checked every 10 s).
-import type { Config } from "../config/schema.js";
+import type { KvEventsSettings } from "./kv-events-settings.js";
 import type { Logger } from "../observability/logger.js";
 import type { Service } from "../service-group.js";
 import type { PodStateView } from "./pod-state.js";
@@ -45,7 +45,7 @@ export interface FollowedEvents {
 }
 
 export interface PoolFollowingOptions {
-  config: Pick<Config["kvEvents"], "mode" | "port" | "replayPort">;
+  config: Pick<KvEventsSettings, "mode" | "port" | "replayPort">;
   pool: PoolSource;
   events: FollowedEvents;
   logger: Logger;

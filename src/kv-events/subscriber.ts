@@ -6,7 +6,7 @@
 // A transport only: messages go to the sink one at a time, synchronously, in arrival order per socket; what
 // they mean (sequencing, replays, the index) is the ingest's business (create-kv-events.ts wires the two).
 import { Subscriber } from "zeromq";
-import type { Config } from "../config/schema.js";
+import type { KvEventsSettings } from "./kv-events-settings.js";
 import type { Logger } from "../observability/logger.js";
 import type { Service } from "../service-group.js";
 
@@ -19,7 +19,7 @@ export interface KvEventSink {
 }
 
 export interface KvEventSubscriberOptions {
-  config: Pick<Config["kvEvents"], "mode" | "endpoint" | "port" | "topicFilter">;
+  config: Pick<KvEventsSettings, "mode" | "endpoint" | "port" | "topicFilter">;
   logger: Logger;
   sink: KvEventSink;
   /** Tell the sink when a connect-mode socket (re)connects (only worth it with replay on). */

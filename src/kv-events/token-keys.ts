@@ -10,7 +10,7 @@
 // root-block check (hash-check.ts) agrees for it (no extra cost on the reference deployment) and switches
 // that pod to token keys, once, when the check says its hashes differ. Without a usable seed (none
 // configured, or a pickle algo) `auto` maps every pod from the start: no engine hash could ever match.
-import type { KeyMode } from "../config/schema.js";
+import type { KeyMode } from "../kv-index/hash-algos.js";
 import { NULL_EXTRA } from "../kv-index/block-hash.js";
 import type { BlockIndex } from "../kv-index/block-index.js";
 import { CborWriter } from "../kv-index/cbor-writer.js";

@@ -3,7 +3,7 @@
 // scheme, so pods whose hashes agree are indexed by their engine hashes at no extra cost; otherwise (keys
 // tokens, or no usable seed) kvpick's own cheap chain (token-chain.ts), since no engine hash is compared
 // and every pod is keyed by that chain over its events' token ids.
-import { type HashAlgo, isReproducible, type KeyMode } from "../config/schema.js";
+import { type HashAlgo, isReproducible, type KeyMode } from "../kv-index/hash-algos.js";
 import { type BlockExtras, BlockHasher, type KeyScheme } from "./block-hash.js";
 import type { LearntBlockSize } from "./learnt-block-size.js";
 import { TOKEN_CHAIN_SCHEME } from "./token-chain.js";

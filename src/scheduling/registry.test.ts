@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../config/load.js";
 import { configProblems } from "../../test/support/config-problems.js";
-import { createScheduler } from "./create-scheduler.js";
+import { createScheduler } from "./plugins/create-scheduler.js";
 import { createPluginRegistry } from "./plugins/index.js";
 import { staticSource } from "./scheduling.fixture.js";
 

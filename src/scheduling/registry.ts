@@ -2,7 +2,7 @@
 // parameters; the registry turns config references into plugin instances and a profile, collecting every
 // problem (unknown type, wrong role, bad parameter, duplicate name) into one ConfigError with field paths.
 import type { z } from "zod";
-import { formatIssue } from "../config/format-issue.js";
+import { formatIssue } from "../format-issue.js";
 import { ConfigError } from "../errors.js";
 import type {
   Filter,

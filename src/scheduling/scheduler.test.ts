@@ -3,7 +3,7 @@ import { EndpointStore } from "../endpoints/endpoint-store.js";
 import { parseEndpointList } from "../endpoints/parse-endpoints.js";
 import { parseConfig } from "../config/load.js";
 import { BlockIndex } from "../kv-index/block-index.js";
-import { createScheduler } from "./create-scheduler.js";
+import { createScheduler } from "./plugins/create-scheduler.js";
 import { Scheduler } from "./scheduler.js";
 import { FakePrefixLookup, aRequest, anEndpoint, readModel, staticSource } from "./scheduling.fixture.js";
 import type { PrefixLookup } from "../cache-view/prefix-lookup.js";

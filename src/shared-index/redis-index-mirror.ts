@@ -9,7 +9,7 @@ import type { BlockIndex } from "../kv-index/block-index.js";
 import type { IndexMirror } from "../kv-events/index-mirror.js";
 import type { Logger } from "../observability/logger.js";
 import { RateLimitedLog } from "../observability/logger.js";
-import type { Metrics } from "../observability/metrics.js";
+import type { SharedIndexMetrics } from "./shared-index-metrics.js";
 import { blockHex, hexWords, type RedisKeys } from "./redis-keys.js";
 import type { LinkPipeline, RedisLink, ScriptArg } from "./redis-link.js";
 
@@ -20,7 +20,7 @@ export interface RedisIndexMirrorOptions {
   ttlSeconds: number;
   maxPendingWrites: number;
   logger: Logger;
-  metrics: Metrics;
+  metrics: SharedIndexMetrics;
 }
 
 /** Entries per write script call: bounds one script's run time inside Redis (~1 ms). */

@@ -3,7 +3,7 @@
 // with the local view. Never fails a request: Redis down (no attempt), an error, or no answer within
 // `lookupTimeoutMs` all yield null (the local index alone), counted in `epp_redis_lookups_total{outcome}`.
 import type { SharedMatch, SharedMatches } from "../cache-view/cache-view.js";
-import type { Metrics } from "../observability/metrics.js";
+import type { SharedIndexMetrics } from "./shared-index-metrics.js";
 import { UNKNOWN_MEDIUM_WEIGHT } from "../kv-index/block-index.js";
 import { chainHex, type RedisKeys } from "./redis-keys.js";
 import type { RedisLink, ScriptArg } from "./redis-link.js";
@@ -13,7 +13,7 @@ export interface RedisPrefixSourceOptions {
   keys: RedisKeys;
   mediumWeights: Record<string, number>;
   lookupTimeoutMs: number;
-  metrics: Metrics;
+  metrics: SharedIndexMetrics;
 }
 
 const TIMED_OUT = Symbol("timed out");

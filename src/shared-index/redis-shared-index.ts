@@ -8,7 +8,7 @@
 // `lookupTimeoutMs`.
 import type { BlockIndex } from "../kv-index/block-index.js";
 import type { Logger } from "../observability/logger.js";
-import type { Metrics } from "../observability/metrics.js";
+import type { SharedIndexMetrics } from "./shared-index-metrics.js";
 import type { Service } from "../service-group.js";
 import { RedisIndexMirror } from "./redis-index-mirror.js";
 import { redisKeys } from "./redis-keys.js";
@@ -50,7 +50,7 @@ export function createRedisSharedIndex(options: {
   config: SharedIndexSettings;
   index: BlockIndex;
   logger: Logger;
-  metrics: Metrics;
+  metrics: SharedIndexMetrics;
 }): RedisSharedIndex {
   const { config, index, metrics } = options;
   const redis = config.redis;

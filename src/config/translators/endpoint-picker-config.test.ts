@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { configProblems } from "../../../test/support/config-problems.js";
 import { repoRoot } from "../../../test/support/golden.js";
-import { createScheduler } from "../../scheduling/create-scheduler.js";
+import { createScheduler } from "../../scheduling/plugins/create-scheduler.js";
 import { staticSource } from "../../scheduling/scheduling.fixture.js";
 import { translateEndpointPickerConfig } from "./endpoint-picker-config.js";
 import { parseConfig } from "../load.js";

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { configProblems } from "../../../test/support/config-problems.js";
 import { repoRoot } from "../../../test/support/golden.js";
-import { createScheduler } from "../../scheduling/create-scheduler.js";
+import { createScheduler } from "../../scheduling/plugins/create-scheduler.js";
 import { staticSource } from "../../scheduling/scheduling.fixture.js";
 import { translateInferenceTrafficPolicy } from "./inference-traffic-policy.js";
 import { loadConfig, loadConfigWithNotes } from "../load.js";

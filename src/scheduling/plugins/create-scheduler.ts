@@ -3,13 +3,13 @@
 // that learn from each pick: the read model's `routed` (speculative prefix entries, cache-view/) and the
 // estimated fallback for pods without KV events. (Dispatch credit is the router's: it also needs the response
 // path, see routing/director.ts.)
-import type { PodAddress } from "../cache-view/pod-key.js";
-import type { PrefixLookup } from "../cache-view/prefix-lookup.js";
-import { EstimatedPrefixIndex, estimatedPrefixParams } from "./estimated/estimated-prefix-index.js";
-import { createPluginRegistry } from "./plugins/index.js";
-import type { PluginRegistry, ProfileSpec } from "./registry.js";
-import { Scheduler } from "./scheduler.js";
-import type { CycleState, EndpointSource, PickedEndpoint, PluginContext } from "./types.js";
+import type { PodAddress } from "../../cache-view/pod-key.js";
+import type { PrefixLookup } from "../../cache-view/prefix-lookup.js";
+import { EstimatedPrefixIndex, estimatedPrefixParams } from "../estimated/estimated-prefix-index.js";
+import { createPluginRegistry } from "./index.js";
+import type { PluginRegistry, ProfileSpec } from "../registry.js";
+import { Scheduler } from "../scheduler.js";
+import type { CycleState, EndpointSource, PickedEndpoint, PluginContext } from "../types.js";
 
 /** The scheduling profile as configured (config/schema.ts `Config["scheduling"]` fits). */
 export type SchedulingSettings = ProfileSpec;
