@@ -85,9 +85,15 @@ export function createApp(options: AppOptions): App {
   // 6. Lifecycle: started in this order, stopped in reverse (readiness first, tracing last).
   const readiness: Service = {
     name: "readiness",
-    start: () => void (serving = true),
-    // Queued requests get 503 at once instead of waiting out the drain.
-    stop: () => void ((serving = false), routing.flowControl?.stop()),
+    start() {
+      serving = true;
+      return undefined;
+    },
+    stop() {
+      serving = false;
+      routing.flowControl?.stop(); // queued requests get 503 at once instead of waiting out the drain
+      return undefined;
+    },
   };
   const services = new ServiceGroup(
     [

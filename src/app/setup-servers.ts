@@ -63,7 +63,9 @@ export function setupServers(
     },
     admin: {
       name: "admin",
-      start: async () => void (o.ports.metricsPort = await admin.start()),
+      start: async () => {
+        o.ports.metricsPort = await admin.start();
+      },
       stop: (graceMs) => admin.stop(graceMs),
     },
   };
