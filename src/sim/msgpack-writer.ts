@@ -106,6 +106,46 @@ export class MsgpackWriter {
     return this.#head(n, 0x90, 0xdc, 0xdd);
   }
 
+  /** Signed 64-bit integer (int 64), for negative values tests send on purpose. */
+  i64(v: bigint): this {
+    this.#ensure(9);
+    this.buf[this.pos] = 0xd3;
+    this.buf.writeBigInt64BE(v, this.pos + 1);
+    this.pos += 9;
+    return this;
+  }
+
+  /**
+   * Any plain value as msgspec would write it: nil, bool, shortest non-negative ints, other numbers as
+   * float64 (negative integers as int 64), bigints as u64 / int 64, str, bin, arrays, string-keyed maps.
+   * For the free-form parts of an event (extra keys) and deliberately malformed fields in tests.
+   */
+  value(v: unknown): this {
+    if (v === null || v === undefined) return this.nil();
+    if (typeof v === "boolean") {
+      this.#ensure(1);
+      this.buf[this.pos++] = v ? 0xc3 : 0xc2;
+      return this;
+    }
+    if (typeof v === "number") {
+      if (Number.isInteger(v) && v >= 0 && v < 2 ** 32) return this.uint(v);
+      if (Number.isSafeInteger(v) && v < 0) return this.i64(BigInt(v));
+      return this.float64(v);
+    }
+    if (typeof v === "bigint") return v < 0n ? this.i64(v) : this.u64(v);
+    if (typeof v === "string") return this.str(v);
+    if (v instanceof Uint8Array) return this.bin(v);
+    if (Array.isArray(v)) {
+      this.array(v.length);
+      for (const x of v) this.value(x);
+      return this;
+    }
+    const entries = Object.entries(v as Record<string, unknown>);
+    this.map(entries.length);
+    for (const [k, x] of entries) this.str(k).value(x);
+    return this;
+  }
+
   map(n: number): this {
     return this.#head(n, 0x80, 0xde, 0xdf);
   }
