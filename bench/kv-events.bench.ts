@@ -11,7 +11,7 @@
 // Run: node dist/bench/kv-events.bench.js
 import { decode } from "@msgpack/msgpack";
 import { encodeBatch, type EventSpec, type Layout, seqFrame } from "../test/support/kv-event-publisher.js";
-import { decodeBatch } from "../src/kv-events/decode.js";
+import { blockStoredEvent, decodeBatch } from "../src/kv-events/decode.js";
 import type { HashAlgo, KeyMode } from "../src/config/schema.js";
 import type { BlockStoredEvent } from "../src/kv-events/decode.js";
 import { KvEventIngest } from "../src/kv-events/ingest.js";
@@ -208,20 +208,16 @@ const applyEvents: BlockStoredEvent[] = [];
   const toks = Uint32Array.from({ length: BLOCKS_PER_EVENT * BS }, () => rnd32() % 151_000);
   for (let e = 0; e < 20_000; e++) {
     const blockHashes = new BigUint64Array(Uint32Array.from({ length: 2 * BLOCKS_PER_EVENT }, rnd32).buffer);
-    applyEvents.push({
-      type: "BlockStored",
-      blockHashes,
-      parentBlockHash: e % 64 === 0 ? null : parent,
-      tokenIds: toks.map((t) => (t + e) % 151_000),
-      blockSize: BS,
-      loraId: null,
-      medium: "GPU",
-      loraName: null,
-      extraKeys: null,
-      groupIdx: 0,
-      kvCacheSpecKind: null,
-      kvCacheSpecSlidingWindow: null,
-    });
+    applyEvents.push(
+      blockStoredEvent({
+        blockHashes,
+        parentBlockHash: e % 64 === 0 ? null : parent,
+        tokenIds: toks.map((t) => (t + e) % 151_000),
+        blockSize: BS,
+        medium: "GPU",
+        groupIdx: 0,
+      }),
+    );
     parent = blockHashes[BLOCKS_PER_EVENT - 1]!;
   }
 }

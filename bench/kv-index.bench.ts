@@ -6,7 +6,7 @@
 // from the other benchmarks out of the figure.
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import type { BlockStoredEvent } from "../src/kv-events/decode.js";
+import { type BlockStoredEvent, blockStoredEvent } from "../src/kv-events/decode.js";
 import { TokenKeys } from "../src/kv-events/token-keys.js";
 import type { KeyScheme } from "../src/kv-index/block-hash.js";
 import { BlockIndex } from "../src/kv-index/block-index.js";
@@ -157,20 +157,16 @@ function tokenKeyApply(scheme: KeyScheme): void {
   for (let e = 0; e < events; e++) {
     const words = randomWords(perEvent);
     const blockHashes = new BigUint64Array(words.buffer);
-    evs.push({
-      type: "BlockStored",
-      blockHashes,
-      parentBlockHash: e % 64 === 0 ? null : parent,
-      tokenIds: tokens.map((t) => (t + e) % 151_000),
-      blockSize: bs,
-      loraId: null,
-      medium: "GPU",
-      loraName: null,
-      extraKeys: null,
-      groupIdx: 0,
-      kvCacheSpecKind: null,
-      kvCacheSpecSlidingWindow: null,
-    });
+    evs.push(
+      blockStoredEvent({
+        blockHashes,
+        parentBlockHash: e % 64 === 0 ? null : parent,
+        tokenIds: tokens.map((t) => (t + e) % 151_000),
+        blockSize: bs,
+        medium: "GPU",
+        groupIdx: 0,
+      }),
+    );
     parent = blockHashes[perEvent - 1]!;
   }
   const t0 = performance.now();

@@ -10,7 +10,7 @@ import { RequestHasher, requestKeyScheme } from "../kv-index/request-key-scheme.
 import { createLogger } from "../observability/logger.js";
 import { Registry } from "prom-client";
 import { KvEventsMetrics } from "../observability/kv-events-metrics.js";
-import type { BlockStoredEvent } from "./decode.js";
+import { blockStoredEvent } from "./decode.js";
 import { HashCheck } from "./hash-check.js";
 import { KvEventIngest } from "./ingest.js";
 
@@ -399,20 +399,12 @@ describe("token keys with the block size learnt from the events (tokenizer.block
       logger,
       new KvEventsMetrics(new Registry()),
     );
-    const ev: BlockStoredEvent = {
-      type: "BlockStored",
+    const ev = blockStoredEvent({
       blockHashes: new BigUint64Array([1n, 2n, 3n]),
-      parentBlockHash: null,
       tokenIds: new Uint32Array(3 * 16),
-      blockSize: null,
-      loraId: null,
       medium: "GPU",
-      loraName: null,
-      extraKeys: null,
       groupIdx: 0,
-      kvCacheSpecKind: null,
-      kvCacheSpecSlidingWindow: null,
-    };
+    });
     check.check("10.0.0.1", { ...ev, tokenIds: new Uint32Array(0) }); // no tokens: nothing to learn from
     expect(sizes.value).toBeNull();
     check.check("10.0.0.1", ev);
