@@ -9,19 +9,14 @@ import { createLogger } from "../observability/logger.js";
 import { Registry } from "prom-client";
 import { KvEventsMetrics } from "../observability/kv-events-metrics.js";
 import { createKvEvents } from "./create-kv-events.js";
+import { until } from "../../test/support/until.js";
 
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
 
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const waitFor = (cond: () => boolean, what: string, timeoutMs = 30_000) => until(cond, what, timeoutMs, 5);
 
 const N = 1_000_000;
 

@@ -7,6 +7,7 @@ import { createLogger } from "../observability/logger.js";
 import { type ReplayLayout, SimReplayServer } from "../sim/kv-event-replay-server.js";
 import { ReplayRing } from "../sim/replay-ring.js";
 import { parseReply, type ReplayHandlers, requestReplay, startSeqFrame } from "./replay-client.js";
+import { until as pollUntil } from "../../test/support/until.js";
 
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
@@ -143,10 +144,4 @@ describe("requestReplay", () => {
   });
 });
 
-async function until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const until = (cond: () => boolean, timeoutMs = 5000) => pollUntil(cond, "the replay", timeoutMs, 5);

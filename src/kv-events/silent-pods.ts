@@ -2,18 +2,13 @@
 // rate (vLLM's `--kv-events-config` missing, `publisher` left at "null", a wrong endpoint, or a topic whose
 // `${POD_IP}` was never expanded). Warns once per endpoint after a grace period and exposes
 // `epp_kv_pod_events_seen{endpoint}` so dashboards can alert on it.
-import { podKeyOf } from "../cache-view/pod-key.js";
+import { type PodAddress, podKeyOf } from "../cache-view/pod-key.js";
 import type { Logger } from "../observability/logger.js";
 import type { Accuracy } from "./pod-accuracy.js";
 import type { PodStateView } from "./pod-state.js";
 
-export interface PoolMember {
-  readonly address: string;
-  readonly ip: string;
-}
-
 export interface SilentPodsOptions {
-  members(): readonly PoolMember[];
+  members(): readonly PodAddress[];
   podStates(): readonly PodStateView[];
   logger: Logger;
   /** How long a member may stay silent before the warning (vLLM publishes as soon as it caches a block). */

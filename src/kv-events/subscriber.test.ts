@@ -9,6 +9,7 @@ import { Registry } from "prom-client";
 import { KvEventsMetrics } from "../observability/kv-events-metrics.js";
 import { createKvEvents, type KvEvents } from "./create-kv-events.js";
 import { defaultEndpoint } from "./subscriber.js";
+import { until } from "../../test/support/until.js";
 
 const golden = loadVector<{ layouts: { messages: { frames_hex: string[] }[] }[] }>(
   "vllm-kv-event-frames.json",
@@ -42,13 +43,7 @@ function publisher(topic: string) {
 }
 
 /** Polls a condition every 5 ms; bounded so a broken socket fails the test instead of hanging it. */
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const waitFor = (cond: () => boolean, what: string, timeoutMs = 5000) => until(cond, what, timeoutMs, 5);
 
 const received = (sub: KvEvents, pod: string) => () => sub.podStates().some((s) => s.podId === pod);
 const blocks = (index: BlockIndex, pod: string, chain = V0100) =>

@@ -10,17 +10,13 @@ import { BlockIndex } from "../kv-index/block-index.js";
 import { createLogger } from "../observability/logger.js";
 import { Metrics } from "../observability/metrics.js";
 import { createRedisSharedIndex, type RedisSharedIndex, redactUrl } from "./redis-shared-index.js";
+import { until } from "../../test/support/until.js";
 
 const WEIGHTS = { GPU: 1, CPU: 0.8 };
 const HASH = { blockSize: 64, hashSeed: "42", hashAlgo: "sha256_cbor_64bit" as const };
 
-async function eventually(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** Polls until `check` holds (the tests' one poll helper, test/support/until.ts). */
+const eventually = until;
 
 async function counter(metrics: Metrics, name: string, labels: Record<string, string>): Promise<number> {
   const m = metrics.registry.getSingleMetric(name);

@@ -16,20 +16,13 @@ import type { ReplayLayout } from "../../src/sim/kv-event-replay-server.js";
 import { END_SEQ, FakeReplayRouter } from "../support/fake-replay-router.js";
 import { freePort } from "../support/free-port.js";
 import { encodeBatch, KvEventPublisher, seqFrame } from "../support/kv-event-publisher.js";
+import { until } from "../support/until.js";
 
 const HASH = { hashAlgo: "sha256_cbor_64bit", hashSeed: "42", blockSize: 64 } as const;
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
-
-async function until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 async function value(metric: Counter<string> | Gauge<string>, labels: Record<string, string>) {
   const got = await metric.get();

@@ -14,6 +14,7 @@ import { BlockIndex } from "../../src/kv-index/block-index.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { Metrics } from "../../src/observability/metrics.js";
 import { createRedisSharedIndex } from "../../src/shared-index/redis-shared-index.js";
+import { until } from "../support/until.js";
 
 const WEIGHTS = { GPU: 1, CPU: 0.8 };
 const BS = 16;
@@ -29,13 +30,7 @@ afterAll(async () => {
   await server.stop();
 });
 
-async function eventually(check: () => Promise<boolean> | boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const eventually = (check: () => Promise<boolean> | boolean, what: string) => until(check, what);
 
 /** The request chain of `tokens` as another kvpick process computes it (keys tokens, no seed). */
 function chainInOtherProcess(tokens: number[]): BigUint64Array {
