@@ -2,8 +2,10 @@
 // dashboard and the PrometheusRule must be a family a running kvpick exports (with a real Redis shared
 // index, two simulated vLLM pods publishing KV events, and streamed, non-streamed and rejected traffic so
 // the per-request families carry samples). Also checks the ServiceMonitor / PrometheusRule shapes and that
-// the ServiceMonitor selects kvpick's Service and its metrics port.
-import { readFileSync } from "node:fs";
+// the ServiceMonitor selects kvpick's Service and its metrics port. The same live stack, with flow control on
+// as well, gives the golden list of every exported family and its type (`test/fixtures/metrics/families.txt`):
+// a rename, a type change or a family lost in a refactor fails there; `UPDATE_GOLDEN=1` rewrites it on purpose.
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
@@ -104,7 +106,10 @@ describe("deploy/monitoring against a live kvpick", () => {
     stack = await startObservedStack({
       pods: 2,
       logger: createLogger({ level: "silent" }),
-      config: { index: { redis: { url: redis.url, lookupTimeoutMs: 2000 } } },
+      config: {
+        index: { redis: { url: redis.url, lookupTimeoutMs: 2000 } },
+        flowControl: { enabled: true },
+      },
     });
     // Traffic: non-streamed, streamed with usage, and a rejected request (error family).
     for (let i = 0; i < 3; i++) expect((await post(stack.base, chat(`Question ${i}?`))).status).toBe(200);
@@ -138,6 +143,15 @@ describe("deploy/monitoring against a live kvpick", () => {
     if (m !== null && (types.get(m[1]!) === "histogram" || types.get(m[1]!) === "summary")) return m[1]!;
     return null;
   }
+
+  it("exports exactly the golden families with their types", () => {
+    const lines = [...exposition.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => `${m[1]} ${m[2]}`).sort();
+    expect(new Set(lines).size).toBe(lines.length); // one registration per family
+    const text = `${lines.join("\n")}\n`;
+    const fixture = join(ROOT, "test", "fixtures", "metrics", "families.txt");
+    if (process.env.UPDATE_GOLDEN === "1") writeFileSync(fixture, text);
+    expect(text).toBe(readFileSync(fixture, "utf8"));
+  });
 
   it("every metric in every dashboard and alert expression is exported by kvpick", () => {
     const types = families();
