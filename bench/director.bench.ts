@@ -71,6 +71,21 @@ const scheduler = createScheduler(config.scheduling, {
   ...readModel(config.scheduling, index),
 });
 
+/** A director over the shared tokenizer, scheduler and pool, warmed with one request per system prompt. */
+async function warmDirector(hasher: BlockHasher, tracer?: Tracing["tracer"]): Promise<Director> {
+  const director = new Director({
+    tokenizer,
+    hasher,
+    scheduler,
+    endpoints,
+    logger,
+    recorder: new RouteMetrics(new Metrics()),
+    ...(tracer === undefined ? {} : { tracer }),
+  });
+  for (let i = 0; i < 16; i++) await director.route(request(i, i));
+  return director;
+}
+
 // Warm the token cache with every system prompt.
 for (let i = 0; i < 16; i++) await tokenizer.tokenize("Qwen3-32B", "/v1/chat/completions", body(i, -1));
 const sample = await tokenizer.tokenize("Qwen3-32B", "/v1/chat/completions", body(0, 0));
@@ -80,15 +95,7 @@ console.log("|---|---:|");
 const bodies = Array.from({ length: N }, (_, n) => request(n % 16, 1000 + n));
 for (const memoBlocks of [0, 65_536]) {
   const hasher = new BlockHasher({ scheme: "sha256_cbor_64bit", hashSeed: "42", blockSize: 64, memoBlocks });
-  const director = new Director({
-    tokenizer,
-    hasher,
-    scheduler,
-    endpoints,
-    logger,
-    recorder: new RouteMetrics(new Metrics()),
-  });
-  for (let i = 0; i < 16; i++) await director.route(request(i, i));
+  const director = await warmDirector(hasher);
   await meanMicros(`Director.route, memo ${memoBlocks} blocks, no pod known (estimated fallback)`, (n) =>
     director.route(bodies[n]!),
   );
@@ -103,15 +110,7 @@ for (let i = 0; i < 8; i++) index.store(`10.0.0.${i}:8000`, "GPU", new Uint32Arr
     blockSize: 64,
     memoBlocks: 65_536,
   });
-  const director = new Director({
-    tokenizer,
-    hasher,
-    scheduler,
-    endpoints,
-    logger,
-    recorder: new RouteMetrics(new Metrics()),
-  });
-  for (let i = 0; i < 16; i++) await director.route(request(i, i));
+  const director = await warmDirector(hasher);
   await meanMicros("Director.route, memo 65536 blocks, every pod known (precise)", (n) =>
     director.route(bodies[n]!),
   );
@@ -141,16 +140,7 @@ for (const [label, tracing] of [
     blockSize: 64,
     memoBlocks: 65_536,
   });
-  const director = new Director({
-    tokenizer,
-    hasher,
-    scheduler,
-    endpoints,
-    logger,
-    recorder: new RouteMetrics(new Metrics()),
-    tracer: tracing.tracer,
-  });
-  for (let i = 0; i < 16; i++) await director.route(request(i, i));
+  const director = await warmDirector(hasher, tracing.tracer);
   await meanMicros(`Director.route + response end, precise, tracing ${label}`, async (n) => {
     const outcome = await director.route(sampled[n]!);
     if (outcome.kind === "routed") outcome.observer?.onDone?.("complete");
