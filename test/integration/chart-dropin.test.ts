@@ -200,11 +200,15 @@ describe("kvpick started as the GIE v1.5 chart starts its EPP", () => {
         pods[busy]!.load = { waiting: 12, running: 30, kvCacheUsage: 0.95 };
         pods[idle]!.load = { waiting: 0, running: 1, kvCacheUsage: 0.05 };
         const want = pods[idle]!.address;
-        // The next 50 ms scrape brings the new loads; then every request goes to the idle pod.
+        // Each pod is scraped on its own 50 ms timer, so for a moment one pod may show its new
+        // load and the other its old one (both idle: either may win). Once both scrapes are in,
+        // every request goes to the idle pod: wait for four in a row.
         const deadline = Date.now() + 10_000;
-        while ((await routeOnce()) !== want) {
-          if (Date.now() > deadline) throw new Error(`never routed to ${want}`);
-          await new Promise((r) => setTimeout(r, 50));
+        let inARow = 0;
+        while (inARow < 4) {
+          inARow = (await routeOnce()) === want ? inARow + 1 : 0;
+          if (inARow === 0 && Date.now() > deadline) throw new Error(`never settled on ${want}`);
+          if (inARow === 0) await new Promise((r) => setTimeout(r, 50));
         }
         for (let i = 0; i < 3; i++) expect(await routeOnce()).toBe(want);
       }
