@@ -1,5 +1,7 @@
 // The `epp_kv_*` families of the KV-event path (kv-events/kv-events-recorder.ts says what is recorded).
-// Per-pod label children are made once per pod and its gauges removed when it leaves.
+// Per-pod label children are made once per pod; every series of a pod (gauges and counters) is removed when it
+// leaves, so a fleet whose pods come and go (each rollout brings new pod addresses) does not grow /metrics
+// without bound. A pod that comes back starts its counters at 0, which Prometheus' rate() reads as a reset.
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type {
   KvEventsRecorder,
@@ -148,7 +150,10 @@ export class KvEventsMetrics implements KvEventsRecorder {
     const received = this.kvEventsReceived.labels({ pod });
     const stored = this.kvEventsApplied.labels({ pod, type: "BlockStored" });
     const removed = this.kvEventsApplied.labels({ pod, type: "BlockRemoved" });
-    const cleared = this.kvEventsApplied.labels({ pod, type: "AllBlocksCleared" });
+    const cleared = this.kvEventsApplied.labels({
+      pod,
+      type: "AllBlocksCleared",
+    });
     const replayed = this.kvReplayedBatches.labels({ pod });
     const lastEvent = this.kvLastEventTimestamp.labels({ pod });
     const stale = this.kvPodStale.labels({ pod });
@@ -164,8 +169,28 @@ export class KvEventsMetrics implements KvEventsRecorder {
   }
 
   podLeft(pod: string): void {
-    this.kvPodStale.remove({ pod });
-    this.kvLastEventTimestamp.remove({ pod });
+    for (const family of this.#perPod()) void dropSeriesOf(family, pod);
+  }
+
+  /** Every family labelled by pod. */
+  #perPod(): Array<Counter<string> | Gauge<string>> {
+    return [
+      this.kvEventsReceived,
+      this.kvEventsApplied,
+      this.kvEventsMalformed,
+      this.kvEventsUnknown,
+      this.kvSeqGaps,
+      this.kvSeqMissedBatches,
+      this.kvPublisherRestarts,
+      this.kvPodStale,
+      this.kvHashMismatches,
+      this.kvTokenKeys,
+      this.kvTokenKeysSkipped,
+      this.kvLastEventTimestamp,
+      this.kvReplays,
+      this.kvReplayedBatches,
+      this.kvHeldDropped,
+    ];
   }
 
   malformed(pod: string, reason: string): void {
@@ -208,4 +233,14 @@ export class KvEventsMetrics implements KvEventsRecorder {
   applySeconds(seconds: number): void {
     this.kvApplySeconds.observe(seconds);
   }
+}
+
+/**
+ * Removes every series of `family` whose `pod` label is `pod`, whatever its other labels. The families here
+ * have no collect(), so `get()` reads the series in the same turn and the removal follows in the next
+ * microtask: no event (and so no returning pod) can come in between.
+ */
+async function dropSeriesOf(family: Counter<string> | Gauge<string>, pod: string): Promise<void> {
+  const { values } = await family.get();
+  for (const { labels } of values) if (labels.pod === pod) family.remove(labels as Record<string, string>);
 }

@@ -140,7 +140,14 @@ export class FaultStack {
 
   static async start(o: FaultStackOptions = {}): Promise<FaultStack> {
     const s = new FaultStack();
-    await s.#start(o);
+    try {
+      await s.#start(o);
+    } catch (err) {
+      // The caller never gets the stack, so nothing else would stop the kvpick child and the pods: a failed
+      // start must not leave processes behind to slow every later test.
+      await s.close().catch(() => {});
+      throw err;
+    }
     return s;
   }
 
@@ -220,7 +227,8 @@ export class FaultStack {
   }
 
   /** /readyz answers 200 and every pod has been scraped (metrics gauges appear after the first scrape). */
-  async waitReady(timeoutMs = 20_000): Promise<void> {
+  // 45 s: Node start plus the tokenizer load take seconds of CPU, tens of seconds on a loaded 2-core machine.
+  async waitReady(timeoutMs = 45_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (this.serve.proc.exitCode !== null)
