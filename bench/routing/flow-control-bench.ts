@@ -22,10 +22,14 @@ const { values } = parseArgs({
     "tuned-kv": { type: "string", default: "0.5" },
     /** Saturation point of the batch band (priority 0) in the headroom rows. */
     "batch-limit": { type: "string", default: "0.8" },
+    /** Saturation point of the interactive band (priority 1) in the reserve rows (> 1: its own pods). */
+    "interactive-limit": { type: "string", default: "2" },
     /** Comma-separated row numbers (1-based) to run; default all. */
     rows: { type: "string", default: "" },
     /** tenant-kv-budget-filter's budget in its rows. */
     budget: { type: "string", default: "0.9" },
+    /** priority-reserve-filter's maxPods in its rows (comma-separated: one row set per value). */
+    reserve: { type: "string", default: "1" },
   },
 });
 const seconds = Number(values.seconds);
@@ -43,6 +47,8 @@ const fcConfig = ({ forwardPriority, ...flowControl }: { forwardPriority?: boole
   forwardPriority: forwardPriority === true,
 });
 const headroom = { saturationLimits: { "0": Number(values["batch-limit"]) } };
+const own = { saturationLimits: { "1": Number(values["interactive-limit"]) } };
+const interactiveLimit = `interactive band point ${values["interactive-limit"]}`;
 const KVPICK_DEFAULTS = POLICY_CONFIGS.kvpick;
 const PRIORITY_ENGINE: EngineConfig = { ...DEFAULT_ENGINE_CONFIG, schedulingPolicy: "priority" };
 const tuned = {
@@ -134,13 +140,29 @@ const BUDGET_FILTER = {
   parameters: { budget: Number(values.budget) },
 };
 const budgetLabel = `tenant-kv-budget-filter (budget ${values.budget})`;
-const budgetRows = new Set<string>();
+/** Rows whose scheduling profile adds a filter to kvpick's default one: label → that filter. */
+const filterRows = new Map<string, { type: string; parameters: Record<string, unknown> }>();
 for (const [label, fc] of [
   [`overload, on, ${point} + ${batchLimit} + ${budgetLabel}`, { ...tuned, ...headroom }],
   [`overload, on, GIE defaults + ${budgetLabel}`, {}],
 ] as const) {
   table.push([label, false, fc, fcfs]);
-  budgetRows.add(label);
+  filterRows.set(label, BUDGET_FILTER);
+}
+/** The reserve rows: kvpick's default profile plus priority-reserve-filter (maxPods from --reserve). */
+for (const k of values.reserve.split(",").filter((x) => x !== "")) {
+  const filter = { type: "priority-reserve-filter", parameters: { maxPods: Number(k) } };
+  const reserveLabel = `priority-reserve-filter (maxPods ${k})`;
+  for (const [label, fc] of [
+    [`overload, on, GIE defaults + ${reserveLabel}`, {}],
+    [`overload, on, ${point} + ${reserveLabel}`, tuned],
+    [`overload, on, ${point} + ${batchLimit} + ${reserveLabel}`, { ...tuned, ...headroom }],
+    [`overload, on, GIE defaults + ${interactiveLimit} + ${reserveLabel}`, own],
+    [`overload, on, ${point} + ${interactiveLimit} + ${reserveLabel}`, { ...tuned, ...own }],
+  ] as const) {
+    table.push([label, false, fc, fcfs]);
+    filterRows.set(label, filter);
+  }
 }
 const only = new Set(
   values.rows
@@ -150,9 +172,9 @@ const only = new Set(
 );
 for (const [i, [label, alone, fc, engine]] of table.entries()) {
   if (only.size > 0 && !only.has(i + 1)) continue;
-  POLICY_CONFIGS.kvpick = budgetRows.has(label)
-    ? { filters: [{ type: "fresh-metrics-filter" }, BUDGET_FILTER] }
-    : KVPICK_DEFAULTS;
+  const extra = filterRows.get(label);
+  POLICY_CONFIGS.kvpick =
+    extra === undefined ? KVPICK_DEFAULTS : { filters: [{ type: "fresh-metrics-filter" }, extra] };
   const { workload, result } = run(alone, fc, engine);
   const offered = new Map<string, number>();
   for (const s of workload.sessions) offered.set(s.tenant ?? "", (offered.get(s.tenant ?? "") ?? 0) + 1);
