@@ -28,6 +28,10 @@ const { values } = parseArgs({
     rows: { type: "string", default: "" },
     /** tenant-kv-budget-filter's budget in its rows. */
     budget: { type: "string", default: "0.9" },
+    /** The engines' `--long-prefill-token-threshold` in the smaller-chunk what-if rows. */
+    "long-prefill": { type: "string", default: "512" },
+    /** The engines' `--max-num-batched-tokens` in the smaller-step what-if row (vLLM default here 8192). */
+    "step-budget": { type: "string", default: "2048" },
     /** priority-reserve-filter's maxPods in its rows (comma-separated: one row set per value). */
     reserve: { type: "string", default: "1" },
   },
@@ -149,6 +153,24 @@ for (const [label, fc] of [
   table.push([label, false, fc, fcfs]);
   filterRows.set(label, BUDGET_FILTER);
 }
+/** What-ifs on the pods (not kvpick options): smaller prefill chunks, or a smaller step budget. */
+const longPrefill = Number(values["long-prefill"]);
+const CHUNKED: EngineConfig = { ...DEFAULT_ENGINE_CONFIG, longPrefillTokenThreshold: longPrefill };
+const SMALL_STEPS: EngineConfig = {
+  ...DEFAULT_ENGINE_CONFIG,
+  maxNumBatchedTokens: Number(values["step-budget"]),
+};
+const chunkLabel = `pods --long-prefill-token-threshold ${longPrefill}`;
+table.push(
+  [`overload, on, GIE defaults + ${chunkLabel}`, false, {}, CHUNKED],
+  [`overload, on, ${point} + ${batchLimit} + ${chunkLabel}`, false, { ...tuned, ...headroom }, CHUNKED],
+  [
+    `overload, on, GIE defaults + pods --max-num-batched-tokens ${values["step-budget"]}`,
+    false,
+    {},
+    SMALL_STEPS,
+  ],
+);
 /** The reserve rows: kvpick's default profile plus priority-reserve-filter (maxPods from --reserve). */
 for (const k of values.reserve.split(",").filter((x) => x !== "")) {
   const filter = { type: "priority-reserve-filter", parameters: { maxPods: Number(k) } };
