@@ -34,6 +34,8 @@ const { values } = parseArgs({
     "step-budget": { type: "string", default: "2048" },
     /** priority-reserve-filter's maxPods in its rows (comma-separated: one row set per value). */
     reserve: { type: "string", default: "1" },
+    /** Reserve sizes held regardless of demand, one row each (the batch cost of k). */
+    "forced-reserve": { type: "string", default: "2,3" },
   },
 });
 const seconds = Number(values.seconds);
@@ -185,6 +187,15 @@ for (const k of values.reserve.split(",").filter((x) => x !== "")) {
     table.push([label, false, fc, fcfs]);
     filterRows.set(label, filter);
   }
+}
+/** The reserve's batch cost against its size: k pods held whatever the demand (podTokensPerSecond 1). */
+for (const k of values["forced-reserve"].split(",").filter((x) => x !== "")) {
+  const label = `overload, on, GIE defaults + ${interactiveLimit} + reserve of ${k} pods (forced)`;
+  table.push([label, false, own, fcfs]);
+  filterRows.set(label, {
+    type: "priority-reserve-filter",
+    parameters: { maxPods: Number(k), podTokensPerSecond: 1 },
+  });
 }
 const only = new Set(
   values.rows
