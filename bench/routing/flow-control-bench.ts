@@ -2,7 +2,11 @@
 // kvpick's default policy, flow control off vs on (the production FlowController on the virtual clock), plus
 // the interactive tenant alone (its unloaded baseline). TTFT is what the client sees: queue wait in kvpick +
 // wait at the engine + prefill. Prints a markdown table (bench/README.md "Flow control under overload").
+// Rows beyond flow control's own knobs: tenant-kv-budget-filter, priority-reserve-filter (the interactive band's
+// dynamic reserve, with the band's own saturation point above 1), forced reserve sizes (its batch cost per
+// pod), and pod-side what-ifs (vLLM's --long-prefill-token-threshold, a smaller --max-num-batched-tokens).
 // Usage: npm run build && node dist/bench/routing/flow-control-bench.js [--seconds 180] [--overload 2]
+//   [--rows 1,2,14] [--reserve 1] [--forced-reserve 2,3] [--interactive-limit 2] [--long-prefill 512]
 import { parseArgs } from "node:util";
 import { parseConfig } from "../../src/config/load.js";
 import { DEFAULT_ENGINE_CONFIG, type EngineConfig } from "../../src/sim/engine-config.js";
