@@ -86,6 +86,26 @@ describe("priority-reserve-filter", () => {
     expect(kept(f, 1, [pods[0]!])).toEqual(["10.0.0.1:80"]);
   });
 
+  it("does not move the reserve for a request that sees only a subset of the pool", () => {
+    const f = make({});
+    route(f, 1);
+    const subset = [pods[0]!, pods[2]!];
+    const hinted = (priority: number) =>
+      new SchedulingCycle(
+        {
+          ...aRequest(
+            10,
+            subset.map((e) => e.address),
+          ),
+          promptTokens: 640,
+          priority,
+        },
+        null,
+      );
+    expect(f.filter(hinted(1), subset).map((e) => e.address)).toEqual(["10.0.0.3:80"]);
+    expect(kept(f, 1)).toEqual(["10.0.0.2:80"]);
+  });
+
   it("replaces a reserved pod that left the candidates", () => {
     const f = make({});
     route(f, 1);

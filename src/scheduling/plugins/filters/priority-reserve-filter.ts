@@ -53,11 +53,14 @@ export const priorityReserveFilter = definePlugin({
       const rate = (tokens * Math.LN2 * 1000) / p.halfLifeMs;
       return Math.min(p.maxPods, Math.max(1, Math.ceil(rate / p.podTokensPerSecond)));
     };
-    /** The reserve among these candidates: sticky members first, then the least loaded others. */
-    const reserveAmong = (candidates: readonly Endpoint[], t: number): Set<string> => {
+    /**
+     * The reserve among these candidates: sticky members first, then the least loaded others. Remembered only
+     * from a whole-pool view: a request with a subset hint sees part of the pool and must not move it.
+     */
+    const reserveAmong = (candidates: readonly Endpoint[], t: number, partial: boolean): Set<string> => {
       const k = Math.min(wanted(t), candidates.length - 1);
       if (k <= 0) {
-        reserved = [];
+        if (!partial) reserved = [];
         return new Set();
       }
       const present = new Set(candidates.map((e) => e.address));
@@ -69,7 +72,7 @@ export const priorityReserveFilter = definePlugin({
           .sort((a, b) => queued(a) - queued(b) || (a.address < b.address ? -1 : 1));
         for (const e of rest.slice(0, k - kept.length)) kept.push(e.address);
       }
-      reserved = kept;
+      if (!partial) reserved = kept;
       return new Set(kept);
     };
     return {
@@ -82,7 +85,7 @@ export const priorityReserveFilter = definePlugin({
         const t = now();
         const high = priority >= p.protectedPriority;
         if (high) lastSeen = t;
-        const reserve = reserveAmong(candidates, t);
+        const reserve = reserveAmong(candidates, t, (cycle.request.subsetHint ?? null) !== null);
         if (reserve.size === 0) return candidates;
         const keep = candidates.filter((e) => reserve.has(e.address) === high);
         return keep.length === 0 ? candidates : keep;
