@@ -2,7 +2,11 @@
 // kvpick's default policy, flow control off vs on (the production FlowController on the virtual clock), plus
 // the interactive tenant alone (its unloaded baseline). TTFT is what the client sees: queue wait in kvpick +
 // wait at the engine + prefill. Prints a markdown table (bench/README.md "Flow control under overload").
+// Rows beyond flow control's own knobs: tenant-kv-budget-filter, priority-reserve-filter (the interactive band's
+// dynamic reserve, with the band's own saturation point above 1), forced reserve sizes (its batch cost per
+// pod), and pod-side what-ifs (vLLM's --long-prefill-token-threshold, a smaller --max-num-batched-tokens).
 // Usage: npm run build && node dist/bench/routing/flow-control-bench.js [--seconds 180] [--overload 2]
+//   [--rows 1,2,14] [--reserve 1] [--forced-reserve 2,3] [--interactive-limit 2] [--long-prefill 512]
 import { parseArgs } from "node:util";
 import { parseConfig } from "../../src/config/load.js";
 import { DEFAULT_ENGINE_CONFIG, type EngineConfig } from "../../src/sim/engine-config.js";
@@ -22,10 +26,20 @@ const { values } = parseArgs({
     "tuned-kv": { type: "string", default: "0.5" },
     /** Saturation point of the batch band (priority 0) in the headroom rows. */
     "batch-limit": { type: "string", default: "0.8" },
+    /** Saturation point of the interactive band (priority 1) in the reserve rows (> 1: its own pods). */
+    "interactive-limit": { type: "string", default: "2" },
     /** Comma-separated row numbers (1-based) to run; default all. */
     rows: { type: "string", default: "" },
     /** tenant-kv-budget-filter's budget in its rows. */
     budget: { type: "string", default: "0.9" },
+    /** The engines' `--long-prefill-token-threshold` in the smaller-chunk what-if rows. */
+    "long-prefill": { type: "string", default: "512" },
+    /** The engines' `--max-num-batched-tokens` in the smaller-step what-if row (vLLM default here 8192). */
+    "step-budget": { type: "string", default: "2048" },
+    /** priority-reserve-filter's maxPods in its rows (comma-separated: one row set per value). */
+    reserve: { type: "string", default: "1" },
+    /** Reserve sizes held regardless of demand, one row each (the batch cost of k). */
+    "forced-reserve": { type: "string", default: "2,3" },
   },
 });
 const seconds = Number(values.seconds);
@@ -43,6 +57,8 @@ const fcConfig = ({ forwardPriority, ...flowControl }: { forwardPriority?: boole
   forwardPriority: forwardPriority === true,
 });
 const headroom = { saturationLimits: { "0": Number(values["batch-limit"]) } };
+const own = { saturationLimits: { "1": Number(values["interactive-limit"]) } };
+const interactiveLimit = `interactive band point ${values["interactive-limit"]}`;
 const KVPICK_DEFAULTS = POLICY_CONFIGS.kvpick;
 const PRIORITY_ENGINE: EngineConfig = { ...DEFAULT_ENGINE_CONFIG, schedulingPolicy: "priority" };
 const tuned = {
@@ -134,13 +150,56 @@ const BUDGET_FILTER = {
   parameters: { budget: Number(values.budget) },
 };
 const budgetLabel = `tenant-kv-budget-filter (budget ${values.budget})`;
-const budgetRows = new Set<string>();
+/** Rows whose scheduling profile adds a filter to kvpick's default one: label → that filter. */
+const filterRows = new Map<string, { type: string; parameters: Record<string, unknown> }>();
 for (const [label, fc] of [
   [`overload, on, ${point} + ${batchLimit} + ${budgetLabel}`, { ...tuned, ...headroom }],
   [`overload, on, GIE defaults + ${budgetLabel}`, {}],
 ] as const) {
   table.push([label, false, fc, fcfs]);
-  budgetRows.add(label);
+  filterRows.set(label, BUDGET_FILTER);
+}
+/** What-ifs on the pods (not kvpick options): smaller prefill chunks, or a smaller step budget. */
+const longPrefill = Number(values["long-prefill"]);
+const CHUNKED: EngineConfig = { ...DEFAULT_ENGINE_CONFIG, longPrefillTokenThreshold: longPrefill };
+const SMALL_STEPS: EngineConfig = {
+  ...DEFAULT_ENGINE_CONFIG,
+  maxNumBatchedTokens: Number(values["step-budget"]),
+};
+const chunkLabel = `pods --long-prefill-token-threshold ${longPrefill}`;
+table.push(
+  [`overload, on, GIE defaults + ${chunkLabel}`, false, {}, CHUNKED],
+  [`overload, on, ${point} + ${batchLimit} + ${chunkLabel}`, false, { ...tuned, ...headroom }, CHUNKED],
+  [
+    `overload, on, GIE defaults + pods --max-num-batched-tokens ${values["step-budget"]}`,
+    false,
+    {},
+    SMALL_STEPS,
+  ],
+);
+/** The reserve rows: kvpick's default profile plus priority-reserve-filter (maxPods from --reserve). */
+for (const k of values.reserve.split(",").filter((x) => x !== "")) {
+  const filter = { type: "priority-reserve-filter", parameters: { maxPods: Number(k) } };
+  const reserveLabel = `priority-reserve-filter (maxPods ${k})`;
+  for (const [label, fc] of [
+    [`overload, on, GIE defaults + ${reserveLabel}`, {}],
+    [`overload, on, ${point} + ${reserveLabel}`, tuned],
+    [`overload, on, ${point} + ${batchLimit} + ${reserveLabel}`, { ...tuned, ...headroom }],
+    [`overload, on, GIE defaults + ${interactiveLimit} + ${reserveLabel}`, own],
+    [`overload, on, ${point} + ${interactiveLimit} + ${reserveLabel}`, { ...tuned, ...own }],
+  ] as const) {
+    table.push([label, false, fc, fcfs]);
+    filterRows.set(label, filter);
+  }
+}
+/** The reserve's batch cost against its size: k pods held whatever the demand (podTokensPerSecond 1). */
+for (const k of values["forced-reserve"].split(",").filter((x) => x !== "")) {
+  const label = `overload, on, GIE defaults + ${interactiveLimit} + reserve of ${k} pods (forced)`;
+  table.push([label, false, own, fcfs]);
+  filterRows.set(label, {
+    type: "priority-reserve-filter",
+    parameters: { maxPods: Number(k), podTokensPerSecond: 1 },
+  });
 }
 const only = new Set(
   values.rows
@@ -150,9 +209,9 @@ const only = new Set(
 );
 for (const [i, [label, alone, fc, engine]] of table.entries()) {
   if (only.size > 0 && !only.has(i + 1)) continue;
-  POLICY_CONFIGS.kvpick = budgetRows.has(label)
-    ? { filters: [{ type: "fresh-metrics-filter" }, BUDGET_FILTER] }
-    : KVPICK_DEFAULTS;
+  const extra = filterRows.get(label);
+  POLICY_CONFIGS.kvpick =
+    extra === undefined ? KVPICK_DEFAULTS : { filters: [{ type: "fresh-metrics-filter" }, extra] };
   const { workload, result } = run(alone, fc, engine);
   const offered = new Map<string, number>();
   for (const s of workload.sessions) offered.set(s.tenant ?? "", (offered.get(s.tenant ?? "") ?? 0) + 1);

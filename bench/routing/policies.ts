@@ -55,6 +55,8 @@ export interface BenchRequest {
   text(): string;
   /** Request headers the scheduler sees (the tenant's fairness id); absent = none. */
   readonly headers?: ReadonlyMap<string, string>;
+  /** Flow control's admitted priority (SchedulingRequest.priority); absent = flow control off. */
+  readonly priority?: number;
 }
 
 export interface PolicyContext {
@@ -214,6 +216,7 @@ function schedulerPolicy(
           return text;
         },
         headers: req.headers ?? headers,
+        ...(req.priority === undefined ? {} : { priority: req.priority }),
       });
       if (result.kind !== "picked") throw new Error(`${name}: scheduler returned ${result.kind}`);
       const address = result.endpoint.address;

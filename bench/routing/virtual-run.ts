@@ -358,6 +358,7 @@ export function runVirtual(o: RunOptions): RunResult {
       ...(s.tenant !== undefined
         ? { headers: new Map([["x-gateway-inference-fairness-id", s.tenant]]) }
         : {}),
+      ...(admission?.kind === "admitted" ? { priority: admission.priority } : {}),
       id,
       model: o.model,
       promptChain: chain.slice(0, Math.floor(promptTokens / o.engine.blockSize)),

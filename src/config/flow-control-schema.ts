@@ -36,17 +36,19 @@ export const flowControlSchema = z
       .max(1, { error: "expected a number in (0, 1]" })
       .default(0.8),
     /**
-     * Saturation point per priority band (key: the priority), in (0, 1]: a request of that band passes, and
+     * Saturation point per priority band (key: the priority), in (0, 4]: a request of that band passes, and
      * its queue is released, only while the pool's saturation is below it. Unlisted bands use 1 (the
-     * detector's own point). A lower point for low bands keeps headroom for the bands above them.
+     * detector's own point). A lower point for low bands keeps headroom for the bands above them; a point
+     * above 1 suits a band that has pods of its own (priority-reserve-filter), which the pool-wide mean, held
+     * at 1 by the bands below, should not hold back.
      */
     saturationLimits: z
       .record(
         z.string().regex(/^-?[0-9]{1,7}$/, { error: "expected an integer priority as the key" }),
         z
           .number()
-          .gt(0, { error: "expected a number in (0, 1]" })
-          .max(1, { error: "expected a number in (0, 1]" }),
+          .gt(0, { error: "expected a number in (0, 4]" })
+          .max(4, { error: "expected a number in (0, 4]" }),
       )
       .default({}),
     /** Static objective name → priority, for pools without InferenceObjective resources (merged under them). */

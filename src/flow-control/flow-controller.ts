@@ -7,7 +7,9 @@
 // Re-evaluated on every request completion and on a short timer (the scrape interval: each fresh reading).
 // Each band may have its own saturation point (`saturationLimits`, default 1): a low band held at 0.8 leaves
 // every pod headroom, so interactive work released later finds pods whose vLLM steps are not full of batch
-// prefills (bench/README.md: the engine's step, not kvpick's queue, bounds its TTFT under overload).
+// prefills (bench/README.md: the engine's step, not kvpick's queue, bounds its TTFT under overload). A band
+// with pods of its own (scheduling's priority-reserve-filter) may sit above 1: the bands below hold the
+// pool-wide mean at their point, and its requests should not wait for a mean over pods it does not use.
 // Outcomes: sheddable (priority < 0) requests are never queued (429 when they cannot pass at once); a full
 // queue or a wait past the deadline (config TTL, or the client's own) is 429; no ready endpoint at all is
 // 503; an abandoned ext_proc stream leaves the queue at once.
@@ -58,7 +60,7 @@ export interface FlowControlSettings extends SaturationParams {
   readonly dispatchIntervalMs: number;
   /** Objective name → priority (InferenceObjective spec.priority); unknown or absent = defaultPriority. */
   readonly defaultPriority: number;
-  /** Saturation point per band (key: priority), in (0, 1]; unlisted bands use 1. */
+  /** Saturation point per band (key: priority), in (0, 4]; unlisted bands use 1. */
   readonly saturationLimits?: Readonly<Record<string, number>>;
 }
 

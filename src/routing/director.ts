@@ -279,6 +279,7 @@ export class Director {
       },
       promptValue: () => promptValueOf(parsed),
       cacheSalt: parsed.cacheSalt,
+      ...(this.#o.admission == null ? {} : { priority: d.priority }),
     };
   }
 

@@ -41,6 +41,8 @@ export interface SchedulingRequest {
   readonly promptValue?: () => unknown;
   /** vLLM `cache_salt`: seeds the estimated prefix keys, as it seeds vLLM's block 0. */
   readonly cacheSalt?: string | null;
+  /** The priority flow control admitted the request with (its objective's); absent when flow control is off. */
+  readonly priority?: number;
 }
 
 /** Longest cached prefix per candidate, aligned with the candidate array it was computed for. */

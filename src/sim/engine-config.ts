@@ -35,6 +35,12 @@ export interface EngineConfig {
    * running request with the largest (priority, arrival) is preempted instead of the newest). Absent = "fcfs".
    */
   schedulingPolicy?: "fcfs" | "priority";
+  /**
+   * vLLM `--long-prefill-token-threshold`: when > 0, no request is scheduled more than this many prompt
+   * tokens in one step (its prefill is split into chunks of at most this size). Absent or 0 = off (vLLM's
+   * default when `--max-num-partial-prefills` is 1).
+   */
+  longPrefillTokenThreshold?: number;
 }
 
 export const DEFAULT_ENGINE_CONFIG: Readonly<EngineConfig> = Object.freeze({

@@ -135,6 +135,19 @@ describe("Engine (virtual time)", () => {
     expect(done).toHaveLength(4);
   });
 
+  it("caps each request's prefill chunk at longPrefillTokenThreshold, so two prompts share a step", () => {
+    const { engine, clock, config } = makeEngine({ longPrefillTokenThreshold: 512 });
+    const done: FinishedRequest[] = [];
+    engine.add(request("a", prompt(5, 1200), 1, done));
+    engine.add(request("b", prompt(6, 300), 1, done));
+    clock.run();
+    // Step 1: a 512 + b 300 (b done); step 2: a 512; step 3: a 176. Without the cap: one step of 1,500.
+    const first = stepSeconds(config, 812, 812);
+    expect(done.find((f) => f.id === "b")!.firstToken).toBeCloseTo(first, 9);
+    const a = first + stepSeconds(config, 512, 1024) + stepSeconds(config, 176, 1200);
+    expect(done.find((f) => f.id === "a")!.firstToken).toBeCloseTo(a, 9);
+  });
+
   it("queues when the KV cache is full, preempts under decode pressure, and events match the pool", () => {
     const { engine, clock, batches } = makeEngine({ numGpuBlocks: 12 }); // 11 usable blocks
     const done: FinishedRequest[] = [];

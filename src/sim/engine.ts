@@ -8,6 +8,8 @@
 // queue is ordered by (priority, arrival), lower first, and a preemption picks the running request with the
 // largest (priority, arrival). Running requests still go first in every step, as in vLLM: a high-priority
 // arrival overtakes the waiting queue, not the prefill chunks already running.
+// `longPrefillTokenThreshold` models vLLM's `--long-prefill-token-threshold`: a request's prefill chunk per
+// step is capped (running and waiting requests alike, as vLLM's v1 scheduler does before the token budget).
 import type { BlockManager, KvSequence } from "./block-manager.js";
 import type { SimClock, TimerHandle } from "./clock.js";
 import { type EngineConfig, stepSeconds } from "./engine-config.js";
@@ -240,7 +242,7 @@ export class Engine {
     // 1. Running requests, in order.
     for (let i = 0; i < this.#running.length && budget > 0; i++) {
       const r = this.#running[i]!;
-      const n = Math.min(r.numTokens - r.numComputed, budget);
+      const n = Math.min(this.#chunk(r.numTokens - r.numComputed), budget);
       if (n <= 0) continue;
       let fits = this.blocks.allocate(r, r.numComputed + n);
       while (!fits) {
@@ -259,7 +261,7 @@ export class Engine {
       const r = this.#waiting[0]!;
       const hits = this.blocks.computedBlocks(r);
       const computed = hits.length * cfg.blockSize;
-      const n = Math.min(r.numTokens - computed, budget);
+      const n = Math.min(this.#chunk(r.numTokens - computed), budget);
       if (!this.blocks.allocate(r, computed + n, hits)) break;
       this.#waiting.shift();
       r.numComputed = computed;
@@ -285,6 +287,12 @@ export class Engine {
     this.stats.preemptions++;
     if (this.#byPriority) this.#enqueueByPriority(r);
     else this.#waiting.unshift(r);
+  }
+
+  /** vLLM's long-prefill cap on one request's tokens in a step (a decode's 1 token is never capped). */
+  #chunk(tokens: number): number {
+    const cap = this.config.longPrefillTokenThreshold ?? 0;
+    return cap > 0 && tokens > cap ? cap : tokens;
   }
 
   get #byPriority(): boolean {

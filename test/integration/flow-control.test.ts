@@ -240,6 +240,66 @@ describe("flow control with headroom for the higher band (saturationLimits)", ()
   });
 });
 
+describe("a reserve for the higher band (priority-reserve-filter + its own saturation point)", () => {
+  const pods: FakeVllmPod[] = [];
+  let app: App;
+  let client: EnvoyClient;
+
+  beforeAll(async () => {
+    for (const ip of ["127.0.0.81", "127.0.0.82", "127.0.0.83"]) pods.push(await new FakeVllmPod(ip).start());
+    // The middle pod is the least loaded: the first interactive request reserves it.
+    pods[0]!.load = { waiting: 3, running: 4, kvCacheUsage: 0.1 };
+    pods[2]!.load = { waiting: 2, running: 4, kvCacheUsage: 0.1 };
+    ({ app, client } = await startApp(pods, {
+      flowControl: {
+        enabled: true,
+        requestTtlMs: 10_000,
+        objectives: { interactive: 1, batch: 0 },
+        saturationLimits: { "1": 2 },
+      },
+      scheduling: {
+        filters: [{ type: "fresh-metrics-filter" }, { type: "priority-reserve-filter" }],
+      },
+    }));
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await app?.stop();
+    for (const p of pods) await p.close();
+  });
+
+  const send = (content: string, objective: string) =>
+    client.process({
+      path: "/v1/chat/completions",
+      body: chat(content),
+      headers: { "x-gateway-inference-objective": objective },
+    });
+
+  it("keeps the interactive band on its reserved pod and the batch band off it", async () => {
+    const reserved = (await send("hello", "interactive")).destination;
+    expect(reserved).toBe(pods[1]!.address);
+    for (let i = 0; i < 6; i++) {
+      expect((await send(`document ${i}`, "batch")).destination).not.toBe(reserved);
+      expect((await send(`question ${i}`, "interactive")).destination).toBe(reserved);
+    }
+  });
+
+  it("lets the interactive band pass while the batch band waits for the saturated pool", async () => {
+    for (const p of pods) p.load = { waiting: 5, running: 8, kvCacheUsage: 0.5 };
+    await until(
+      () => app.endpoints.candidates().every((e) => e.metrics?.waiting === 5),
+      "saturated readings",
+    );
+    const batch = send("bulk", "batch");
+    await until(async () => (await queued(app)) === 1, "batch queued");
+    expect((await send("chat", "interactive")).destination).toBe(pods[1]!.address);
+    expect(await queued(app)).toBe(1);
+    for (const p of pods) p.load = { waiting: 0, running: 4, kvCacheUsage: 0.1 };
+    expect((await batch).destination).not.toBe(pods[1]!.address);
+  });
+});
+
 describe("flow control on a Kubernetes pool", () => {
   let api: FakeKubeApi;
   let app: App;

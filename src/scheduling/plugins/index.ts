@@ -2,6 +2,7 @@
 import { PluginRegistry, type PluginFactory } from "../registry.js";
 import { freshMetricsFilter } from "./filters/fresh-metrics-filter.js";
 import { headerBasedTestingFilter } from "./filters/header-based-testing-filter.js";
+import { priorityReserveFilter } from "./filters/priority-reserve-filter.js";
 import { tenantKvBudgetFilter } from "./filters/tenant-kv-budget-filter.js";
 import { maxScorePicker } from "./pickers/max-score-picker.js";
 import { randomPicker } from "./pickers/random-picker.js";
@@ -19,6 +20,7 @@ export const BUILTIN_PLUGINS: readonly PluginFactory[] = [
   freshMetricsFilter,
   headerBasedTestingFilter,
   tenantKvBudgetFilter,
+  priorityReserveFilter,
   precisePrefixCacheScorer,
   prefixCacheScorer,
   ttftCostScorer,
