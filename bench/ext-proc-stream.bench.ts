@@ -58,7 +58,13 @@ for (const concurrency of [1, 16, 64, 256]) {
   console.log(
     `concurrency ${String(concurrency).padStart(3)}: ${(n / seconds).toFixed(0)} req/s, whole-stream latency p50 ${q(0.5)} ms p99 ${q(0.99)} ms (body ${body.length} B)`,
   );
-  rows.push([concurrency, n, Math.round(n / seconds).toLocaleString("en-US"), `${q(0.5)} ms`, `${q(0.99)} ms`]);
+  rows.push([
+    concurrency,
+    n,
+    Math.round(n / seconds).toLocaleString("en-US"),
+    `${q(0.5)} ms`,
+    `${q(0.99)} ms`,
+  ]);
 }
 result.tables.push({
   caption: `A router that answers at once, client and server in one process (they share its core), a ${body.length}-byte chat body in 2 chunks, full FULL_DUPLEX_STREAMED stream; latency = last body chunk sent → header response received.`,

@@ -65,7 +65,11 @@ function applyThroughput(): void {
   }
   const s = (performance.now() - t0) / 1000;
   console.log(`apply store+remove churn at 1 M live entries: ${fmt(n / s / 1e6)} M block events/s`);
-  rows.push(["apply store + remove churn at 1 M live entries", "≥ 1 M/s", `${fmt(n / s / 1e6)} M block events/s`]);
+  rows.push([
+    "apply store + remove churn at 1 M live entries",
+    "≥ 1 M/s",
+    `${fmt(n / s / 1e6)} M block events/s`,
+  ]);
 }
 
 /** `spread`: pod i holds a prefix of (i × 37) mod 129 blocks, so pods drop out along the chain. */
@@ -101,7 +105,11 @@ function lookupLatency(podCount: number, spread = false): void {
   console.log(
     `${what}: p50 ${q(0.5).toFixed(1)} µs, p99 ${q(0.99).toFixed(1)} µs, max ${q(1).toFixed(1)} µs (sink ${sink > 0})`,
   );
-  rows.push([what, "p99 ≤ 20 µs", `p50 ${q(0.5).toFixed(1)} µs, p99 ${q(0.99).toFixed(1)} µs, max ${q(1).toFixed(1)} µs`]);
+  rows.push([
+    what,
+    "p99 ≤ 20 µs",
+    `p50 ${q(0.5).toFixed(1)} µs, p99 ${q(0.99).toFixed(1)} µs, max ${q(1).toFixed(1)} µs`,
+  ]);
 }
 
 async function memoryPerEntry(entries: number, podsPerBlock: number): Promise<void> {
@@ -136,7 +144,11 @@ async function memoryPerEntry(entries: number, podsPerBlock: number): Promise<vo
   );
   // The parent reads this last line (one fresh process per size).
   console.log(
-    JSON.stringify({ entries: st.entries, measured: (after - before) / st.entries, allocated: ix.bytes / st.entries }),
+    JSON.stringify({
+      entries: st.entries,
+      measured: (after - before) / st.entries,
+      allocated: ix.bytes / st.entries,
+    }),
   );
 }
 

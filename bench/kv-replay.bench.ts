@@ -122,7 +122,14 @@ const idle = await control(1500);
 for (const layout of ["v0.10", "v0.26"] as const) await run(layout);
 result.tables.push({
   caption: `A simulated vLLM replay ROUTER holding a full ring (\`buffer_steps\` ${BATCHES.toLocaleString("en-US")} batches of ${EVENTS} \`BlockStored\` × ${BLOCKS} blocks, random hashes) → kvpick's DEALER → decode → index, loopback, one process; every block of the ring checked in the index afterwards.`,
-  columns: ["reply layout", "whole ring", "batches/s", "block events/s", "resumes", "longest event-loop stall"],
+  columns: [
+    "reply layout",
+    "whole ring",
+    "batches/s",
+    "block events/s",
+    "resumes",
+    "longest event-loop stall",
+  ],
   rows,
 });
 result.notes.push(

@@ -29,7 +29,9 @@ describe("run-benchmarks", () => {
     const all = benchTargets(benchDir(), false);
     expect(selectTargets(all, ["routing", "b-works"]).map((t) => t.name)).toEqual(["b-works", "routing"]);
     expect(selectTargets(all, []).length).toBe(3);
-    expect(() => selectTargets(all, ["kv-idnex"])).toThrow(/unknown benchmark\(s\): kv-idnex; known: a-fails/);
+    expect(() => selectTargets(all, ["kv-idnex"])).toThrow(
+      /unknown benchmark\(s\): kv-idnex; known: a-fails/,
+    );
   });
 
   it("continues past a failing benchmark and lists the failures at the end", async () => {

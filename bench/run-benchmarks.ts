@@ -29,14 +29,19 @@ export function benchTargets(dir: string, full: boolean): BenchTarget[] {
     .filter((f) => f.endsWith(".bench.js"))
     .sort()
     .map((f) => ({ name: f.slice(0, -".bench.js".length), script: join(dir, f), args: [] as string[] }));
-  return [...benches, { name: "routing", script: join(dir, "routing", "run.js"), args: full ? [] : ["--quick"] }];
+  return [
+    ...benches,
+    { name: "routing", script: join(dir, "routing", "run.js"), args: full ? [] : ["--quick"] },
+  ];
 }
 
 /** The targets named on the command line (all when none); throws on a name it does not know. */
 export function selectTargets(all: BenchTarget[], names: string[]): BenchTarget[] {
   const unknown = names.filter((n) => !all.some((t) => t.name === n));
   if (unknown.length > 0)
-    throw new Error(`unknown benchmark(s): ${unknown.join(", ")}; known: ${all.map((t) => t.name).join(", ")}`);
+    throw new Error(
+      `unknown benchmark(s): ${unknown.join(", ")}; known: ${all.map((t) => t.name).join(", ")}`,
+    );
   return names.length === 0 ? all : all.filter((t) => names.includes(t.name));
 }
 

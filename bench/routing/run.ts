@@ -125,7 +125,8 @@ const builders: Record<string, () => Workload> = {
 
 const pods = Number(values.pods);
 const speed = Number(values["engine-speed"]);
-if (!(Number.isInteger(pods) && pods > 0)) throw new Error(`--pods must be a positive integer, got ${values.pods}`);
+if (!(Number.isInteger(pods) && pods > 0))
+  throw new Error(`--pods must be a positive integer, got ${values.pods}`);
 if (!(speed > 0)) throw new Error(`--engine-speed must be > 0, got ${values["engine-speed"]}`);
 const engine = {
   ...DEFAULT_ENGINE_CONFIG,
@@ -311,7 +312,16 @@ result.tables.unshift({
     `${pods} simulated pods (engine speed ${speed}×), seed ${seed}, max in flight ${Number.isFinite(maxInFlight) ? maxInFlight : "unlimited"}, ` +
     `event delay ${eventDelaySeconds * 1000} ms; ${quick ? "quick mode (shorter, fewer QPS stages)" : "full QPS ladders"}; ` +
     `wall ${wall.toFixed(0)} s. Every table and chart: \`bench/results/${name}.md\`.`,
-  columns: ["workload", "policy", "TTFT p50 (s)", "p90 (s)", "p99 (s)", "mean (s)", "output tok/s", "hit rate"],
+  columns: [
+    "workload",
+    "policy",
+    "TTFT p50 (s)",
+    "p90 (s)",
+    "p99 (s)",
+    "mean (s)",
+    "output tok/s",
+    "hit rate",
+  ],
   rows: overall,
 });
 result.notes.push(
