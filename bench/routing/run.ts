@@ -137,10 +137,10 @@ const engine = {
 const hashSeed = "42";
 const model = "Qwen/Qwen3-32B";
 const outDir = values.out;
-const name = values.name ?? (quick ? "routing-quick" : "routing");
+const resultName = values.name ?? (quick ? "routing-quick" : "routing");
 mkdirSync(outDir, { recursive: true });
 const command = `node dist/bench/routing/run.js ${process.argv.slice(2).join(" ")}`.trim();
-const result = startResult(name, "Routing quality (virtual time)", command);
+const result = startResult(resultName, "Routing quality (virtual time)", command);
 console.log(`routing benchmark (virtual time): ${command}`);
 console.log(
   `seed ${seed}, ${pods} pods, max in flight ${maxInFlight}, event delay ${eventDelaySeconds * 1000} ms, scrape 50 ms, engine ${JSON.stringify(engine)}`,
@@ -192,8 +192,8 @@ for (const name of values.workloads.split(",")) {
   }
   let section = `## ${workload.title}\n\n${workload.description}\n\n${overallTable(rows)}\n`;
   if (workload.stages.length > 1) {
-    const ttftSvg = `${name}-${workload.name}-ttft-p90.svg`;
-    const tputSvg = `${name}-${workload.name}-throughput.svg`;
+    const ttftSvg = `${resultName}-${workload.name}-ttft-p90.svg`;
+    const tputSvg = `${resultName}-${workload.name}-throughput.svg`;
     writeFileSync(
       join(outDir, ttftSvg),
       stageChart(rows, {
@@ -215,7 +215,7 @@ for (const name of values.workloads.split(",")) {
     section += `${stageTable(rows)}\n![TTFT p90 vs QPS](${ttftSvg})\n![throughput vs QPS](${tputSvg})\n`;
     const three = STAGE_POLICIES.map((p) => rows.find((r) => r.policy === p)).filter((r) => r !== undefined);
     if (workload.name === "reference" && three.length > 0) {
-      const svg = `${name}-reference-ttft-stages.svg`;
+      const svg = `${resultName}-reference-ttft-stages.svg`;
       writeFileSync(
         join(outDir, svg),
         stageChart(three, {
@@ -305,13 +305,13 @@ const md =
   `## kvpick default vs the GIE-weighted precise baseline (policy × workload)\n\n${versusTable(versus)}\n` +
   (ratioLines.length > 0 ? `## Target ratios (issue 5)\n\n${ratioLines.join("\n")}\n` : "") +
   sections.join("\n");
-writeFileSync(join(outDir, `${name}.md`), md);
-console.log(`\nwrote ${join(outDir, `${name}.md`)} (wall ${wall.toFixed(0)} s)`);
+writeFileSync(join(outDir, `${resultName}.md`), md);
+console.log(`\nwrote ${join(outDir, `${resultName}.md`)} (wall ${wall.toFixed(0)} s)`);
 result.tables.unshift({
   caption:
     `${pods} simulated pods (engine speed ${speed}×), seed ${seed}, max in flight ${Number.isFinite(maxInFlight) ? maxInFlight : "unlimited"}, ` +
     `event delay ${eventDelaySeconds * 1000} ms; ${quick ? "quick mode (shorter, fewer QPS stages)" : "full QPS ladders"}; ` +
-    `wall ${wall.toFixed(0)} s. Every table and chart: \`bench/results/${name}.md\`.`,
+    `wall ${wall.toFixed(0)} s. Every table and chart: \`bench/results/${resultName}.md\`.`,
   columns: [
     "workload",
     "policy",
