@@ -6,8 +6,15 @@ import { performance } from "node:perf_hooks";
 import { EnvoyClient, splitInto } from "../test/support/envoy-client.js";
 import { createExtProcServer } from "../src/ext-proc/server.js";
 import { createLogger } from "../src/observability/logger.js";
+import { startResult } from "./support/results.js";
 
 const TOTAL = Number(process.env.BENCH_REQUESTS ?? 10_000);
+const result = startResult(
+  "ext-proc-stream",
+  "ext_proc protocol layer",
+  `node dist/bench/ext-proc-stream.bench.js${process.env.BENCH_TLS === "1" ? " (BENCH_TLS=1)" : ""}`,
+);
+const rows: (string | number)[][] = [];
 const body = Buffer.from(
   JSON.stringify({
     model: "qwen3",
@@ -51,6 +58,23 @@ for (const concurrency of [1, 16, 64, 256]) {
   console.log(
     `concurrency ${String(concurrency).padStart(3)}: ${(n / seconds).toFixed(0)} req/s, whole-stream latency p50 ${q(0.5)} ms p99 ${q(0.99)} ms (body ${body.length} B)`,
   );
+  rows.push([
+    concurrency,
+    n,
+    Math.round(n / seconds).toLocaleString("en-US"),
+    `${q(0.5)} ms`,
+    `${q(0.99)} ms`,
+  ]);
 }
+result.tables.push({
+  caption: `A router that answers at once, client and server in one process (they share its core), a ${body.length}-byte chat body in 2 chunks, full FULL_DUPLEX_STREAMED stream; latency = last body chunk sent → header response received.`,
+  columns: ["concurrency", "requests", "req/s", "p50", "p99"],
+  rows,
+});
+result.notes.push(
+  "The gRPC + stream-handling ceiling of one process; `ext-proc-h2load` measures the same layer with a C generator on its own.",
+  "Shared 2-core machine: the load average above is recorded; compare rows of one run as ratios.",
+);
+console.log(`wrote ${result.write()}`);
 client.close();
 await server.stop(1_000);

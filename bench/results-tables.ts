@@ -1,7 +1,7 @@
 // Renders bench/results/*.json into bench/README.md: each result replaces the text between
 // `<!-- results:<name> -->` and `<!-- /results:<name> -->` (appended at the end when the markers are absent),
 // with its date, machine, load average and command above the tables. Run by `npm run bench` after the
-// benchmarks, or alone: node dist/bench/results-tables.js
+// benchmarks (bench/run-benchmarks.ts), or alone: node dist/bench/results-tables.js
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { repoRoot } from "../test/support/golden.js";
@@ -39,12 +39,15 @@ export function updateReadme(readme: string, results: BenchResult[]): string {
   return out;
 }
 
-if (process.argv[1]?.endsWith("results-tables.js")) {
+/** Renders every bench/results/*.json into bench/README.md; returns a one-line account. */
+export function renderReadme(): string {
   const results = readdirSync(RESULTS_DIR)
     .filter((f) => f.endsWith(".json"))
     .sort()
     .map((f) => JSON.parse(readFileSync(join(RESULTS_DIR, f), "utf8")) as BenchResult);
   const path = join(repoRoot, "bench", "README.md");
   writeFileSync(path, updateReadme(readFileSync(path, "utf8"), results));
-  console.log(`bench/README.md: ${results.length} result file(s) rendered`);
+  return `bench/README.md: ${results.length} result file(s) rendered`;
 }
+
+if (process.argv[1]?.endsWith("results-tables.js")) console.log(renderReadme());

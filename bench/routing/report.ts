@@ -8,7 +8,7 @@ export interface PolicySummary {
   wallSeconds: number;
 }
 
-const fmtS = (x: number): string =>
+export const fmtS = (x: number): string =>
   Number.isNaN(x)
     ? "–"
     : x >= 100
@@ -134,6 +134,8 @@ export interface ChartOptions {
   logY: boolean;
   /** One value per stage per policy. */
   value: (s: Summary["stages"][number]) => number;
+  /** A second, dashed line per policy (e.g. p50 under p90), and the legend's names of both lines. */
+  dashed?: { value: (s: Summary["stages"][number]) => number; solidLabel: string; dashedLabel: string };
 }
 
 /** A line chart: x = stage QPS (categorical positions), one line per policy, legend on the right. */
@@ -148,7 +150,10 @@ export function stageChart(rows: readonly PolicySummary[], o: ChartOptions): str
   const ph = H - T - B;
   const stages = rows[0]?.summary.stages ?? [];
   const vals = rows
-    .flatMap((r) => r.summary.stages.map(o.value))
+    .flatMap((r) => [
+      ...r.summary.stages.map(o.value),
+      ...(o.dashed === undefined ? [] : r.summary.stages.map(o.dashed.value)),
+    ])
     .filter((v) => Number.isFinite(v) && (!o.logY || v > 0));
   let lo = Math.min(...vals);
   let hi = Math.max(...vals);
@@ -190,16 +195,24 @@ export function stageChart(rows: readonly PolicySummary[], o: ChartOptions): str
     `<text x="${L + pw / 2}" y="${H - 12}" text-anchor="middle">offered load (QPS, stage)</text>`,
     `<text transform="translate(16 ${T + ph / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`,
   );
-  rows.forEach((r, k) => {
-    const pts = r.summary.stages
-      .map((s, i) => [x(i), o.value(s)] as const)
+  const points = (r: PolicySummary, value: ChartOptions["value"]) =>
+    r.summary.stages
+      .map((s, i) => [x(i), value(s)] as const)
       .filter(([, v]) => Number.isFinite(v) && (!o.logY || v > 0))
       .map(([px, v]) => `${px.toFixed(1)},${y(v).toFixed(1)}`);
+  rows.forEach((r, k) => {
+    const pts = points(r, o.value);
     const c = COLORS[r.policy];
     out.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${pts.join(" ")}"/>`);
     for (const p of pts) {
       const [px, py] = p.split(",");
       out.push(`<circle cx="${px}" cy="${py}" r="3" fill="${c}"/>`);
+    }
+    if (o.dashed !== undefined) {
+      const dpts = points(r, o.dashed.value);
+      out.push(
+        `<polyline fill="none" stroke="${c}" stroke-width="2" stroke-dasharray="6 4" points="${dpts.join(" ")}"/>`,
+      );
     }
     const ly = T + 10 + k * 20;
     out.push(
@@ -207,6 +220,15 @@ export function stageChart(rows: readonly PolicySummary[], o: ChartOptions): str
       `<text x="${L + pw + 46}" y="${ly + 4}">${esc(POLICY_LABELS[r.policy])}</text>`,
     );
   });
+  if (o.dashed !== undefined) {
+    const ly = T + 10 + rows.length * 20 + 10;
+    out.push(
+      `<line x1="${L + pw + 15}" x2="${L + pw + 40}" y1="${ly}" y2="${ly}" stroke="#333" stroke-width="2"/>`,
+      `<text x="${L + pw + 46}" y="${ly + 4}">${esc(o.dashed.solidLabel)}</text>`,
+      `<line x1="${L + pw + 15}" x2="${L + pw + 40}" y1="${ly + 20}" y2="${ly + 20}" stroke="#333" stroke-width="2" stroke-dasharray="6 4"/>`,
+      `<text x="${L + pw + 46}" y="${ly + 24}">${esc(o.dashed.dashedLabel)}</text>`,
+    );
+  }
   out.push("</svg>");
   return `${out.join("\n")}\n`;
 }

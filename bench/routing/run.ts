@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_ENGINE_CONFIG } from "../../src/sim/engine-config.js";
 import { POLICY_LABELS, POLICY_NAMES, type PolicyName } from "./policies.js";
-import { overallTable, type PolicySummary, stageChart, stageTable, versusTable } from "./report.js";
+import { startResult } from "../support/results.js";
+import { fmtS, overallTable, type PolicySummary, stageChart, stageTable, versusTable } from "./report.js";
 import { summarize } from "./summary.js";
 import { runVirtual } from "./virtual-run.js";
 import { multiTurn, type Stage, sharedPrefix, siblingBursts, type Workload } from "./workloads.js";
@@ -27,7 +28,12 @@ const { values } = parseArgs({
     "event-delay-ms": { type: "string", default: "50" },
     "stage-seconds": { type: "string" },
     "max-in-flight": { type: "string", default: "512" },
+    pods: { type: "string", default: "8" },
+    // Every compute cost of the simulated engine divided by this (0.7 = pods 30 % slower than calibrated).
+    "engine-speed": { type: "string", default: "1" },
     out: { type: "string", default: "bench/results" },
+    // Result name: bench/results/<name>.json, <name>.md and the charts' prefix.
+    name: { type: "string" },
   },
 });
 
@@ -117,17 +123,32 @@ const builders: Record<string, () => Workload> = {
     }),
 };
 
-const pods = 8;
+const pods = Number(values.pods);
+const speed = Number(values["engine-speed"]);
+if (!(Number.isInteger(pods) && pods > 0))
+  throw new Error(`--pods must be a positive integer, got ${values.pods}`);
+if (!(speed > 0)) throw new Error(`--engine-speed must be > 0, got ${values["engine-speed"]}`);
+const engine = {
+  ...DEFAULT_ENGINE_CONFIG,
+  prefillTokensPerSecond: DEFAULT_ENGINE_CONFIG.prefillTokensPerSecond * speed,
+  stepOverheadSeconds: DEFAULT_ENGINE_CONFIG.stepOverheadSeconds / speed,
+  attentionSecondsPerContextToken: DEFAULT_ENGINE_CONFIG.attentionSecondsPerContextToken / speed,
+};
 const hashSeed = "42";
 const model = "Qwen/Qwen3-32B";
 const outDir = values.out;
+const resultName = values.name ?? (quick ? "routing-quick" : "routing");
 mkdirSync(outDir, { recursive: true });
 const command = `node dist/bench/routing/run.js ${process.argv.slice(2).join(" ")}`.trim();
+const result = startResult(resultName, "Routing quality (virtual time)", command);
 console.log(`routing benchmark (virtual time): ${command}`);
 console.log(
-  `seed ${seed}, ${pods} pods, max in flight ${maxInFlight}, event delay ${eventDelaySeconds * 1000} ms, scrape 50 ms, engine ${JSON.stringify(DEFAULT_ENGINE_CONFIG)}`,
+  `seed ${seed}, ${pods} pods, max in flight ${maxInFlight}, event delay ${eventDelaySeconds * 1000} ms, scrape 50 ms, engine ${JSON.stringify(engine)}`,
 );
 
+/** The policies of the per-stage TTFT chart of the reference workload (issue 16). */
+const STAGE_POLICIES: readonly PolicyName[] = ["random", "precise", "kvpick"];
+const overall: (string | number)[][] = [];
 const wall0 = performance.now();
 const sections: string[] = [];
 const ratioLines: string[] = [];
@@ -145,7 +166,7 @@ for (const name of values.workloads.split(",")) {
       policy,
       seed,
       pods,
-      engine: DEFAULT_ENGINE_CONFIG,
+      engine,
       eventDelaySeconds,
       scrapeIntervalSeconds: 0.05,
       hashSeed,
@@ -171,8 +192,8 @@ for (const name of values.workloads.split(",")) {
   }
   let section = `## ${workload.title}\n\n${workload.description}\n\n${overallTable(rows)}\n`;
   if (workload.stages.length > 1) {
-    const ttftSvg = `routing${quick ? "-quick" : ""}-${workload.name}-ttft-p90.svg`;
-    const tputSvg = `routing${quick ? "-quick" : ""}-${workload.name}-throughput.svg`;
+    const ttftSvg = `${resultName}-${workload.name}-ttft-p90.svg`;
+    const tputSvg = `${resultName}-${workload.name}-throughput.svg`;
     writeFileSync(
       join(outDir, ttftSvg),
       stageChart(rows, {
@@ -192,7 +213,46 @@ for (const name of values.workloads.split(",")) {
       }),
     );
     section += `${stageTable(rows)}\n![TTFT p90 vs QPS](${ttftSvg})\n![throughput vs QPS](${tputSvg})\n`;
+    const three = STAGE_POLICIES.map((p) => rows.find((r) => r.policy === p)).filter((r) => r !== undefined);
+    if (workload.name === "reference" && three.length > 0) {
+      const svg = `${resultName}-reference-ttft-stages.svg`;
+      writeFileSync(
+        join(outDir, svg),
+        stageChart(three, {
+          title: `${workload.title}: TTFT p50 and p90 by stage`,
+          yLabel: "TTFT (s, log scale)",
+          logY: true,
+          value: (s) => s.ttftP90,
+          dashed: { value: (s) => s.ttftP50, solidLabel: "p90", dashedLabel: "p50" },
+        }),
+      );
+      section += `![TTFT p50/p90 per stage](${svg})\n`;
+      result.tables.push({
+        caption: `Reference workload, TTFT p50 / p90 (s) of the requests that arrived in each stage (chart: \`bench/results/${svg}\`):`,
+        columns: ["policy", ...three[0]!.summary.stages.map((s) => `${s.qps} QPS`)],
+        rows: three.map((r) => [
+          POLICY_LABELS[r.policy],
+          ...r.summary.stages.map((s) => `${fmtS(s.ttftP50)} / ${fmtS(s.ttftP90)}`),
+        ]),
+      });
+    }
   }
+  overall.push(
+    ...rows.map((r) => {
+      const f = r.summary.overall;
+      return [
+        workload.name,
+        POLICY_LABELS[r.policy],
+        fmtS(f.ttftP50),
+        fmtS(f.ttftP90),
+        fmtS(f.ttftP99),
+        fmtS(f.ttftMean),
+        Math.round(f.outputTokensPerSecond).toLocaleString("en-US"),
+        `${(f.hitRate * 100).toFixed(1)} %`,
+      ];
+    }),
+  );
+  result.notes.push(...ratios.map((r) => `${workload.name}: ${r}`));
   if (ratios.length > 0) section += `\n${ratios.map((r) => `- ${r}`).join("\n")}\n`;
   sections.push(section);
 }
@@ -203,9 +263,9 @@ const md =
   `Generated by \`npm run bench:routing${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}\` ` +
   `(= \`${command}\`), seed ${seed}, wall time ${wall.toFixed(0)} s.\n\n` +
   `Cluster: ${pods} simulated vLLM pods (src/sim Engine + BlockManager, calibrated Qwen3-32B on 2×H100 defaults: ` +
-  `${DEFAULT_ENGINE_CONFIG.numGpuBlocks} blocks × ${DEFAULT_ENGINE_CONFIG.blockSize} tokens, ` +
-  `${DEFAULT_ENGINE_CONFIG.prefillTokensPerSecond} tokens/s compute, ${DEFAULT_ENGINE_CONFIG.stepOverheadSeconds * 1000} ms step ` +
-  `overhead, ${DEFAULT_ENGINE_CONFIG.attentionSecondsPerContextToken * 1e9} ns per context token, max ${DEFAULT_ENGINE_CONFIG.maxNumBatchedTokens} ` +
+  `${engine.numGpuBlocks} blocks × ${engine.blockSize} tokens, ` +
+  `${engine.prefillTokensPerSecond} tokens/s compute, ${engine.stepOverheadSeconds * 1000} ms step ` +
+  `overhead, ${engine.attentionSecondsPerContextToken * 1e9} ns per context token, max ${engine.maxNumBatchedTokens} ` +
   `batched tokens) on a discrete-event clock. Load metrics are snapshotted every 50 ms (kvpick's scrape interval); ` +
   `KV events reach kvpick's index ${eventDelaySeconds * 1000} ms after the engine step that produced them, through ` +
   "the production KvEventIngest.handleMessage (msgspec bytes from the simulator's encoder) into a real BlockIndex. " +
@@ -245,8 +305,29 @@ const md =
   `## kvpick default vs the GIE-weighted precise baseline (policy × workload)\n\n${versusTable(versus)}\n` +
   (ratioLines.length > 0 ? `## Target ratios (issue 5)\n\n${ratioLines.join("\n")}\n` : "") +
   sections.join("\n");
-writeFileSync(join(outDir, quick ? "routing-quick.md" : "routing.md"), md);
-console.log(`\nwrote ${join(outDir, quick ? "routing-quick.md" : "routing.md")} (wall ${wall.toFixed(0)} s)`);
+writeFileSync(join(outDir, `${resultName}.md`), md);
+console.log(`\nwrote ${join(outDir, `${resultName}.md`)} (wall ${wall.toFixed(0)} s)`);
+result.tables.unshift({
+  caption:
+    `${pods} simulated pods (engine speed ${speed}×), seed ${seed}, max in flight ${Number.isFinite(maxInFlight) ? maxInFlight : "unlimited"}, ` +
+    `event delay ${eventDelaySeconds * 1000} ms; ${quick ? "quick mode (shorter, fewer QPS stages)" : "full QPS ladders"}; ` +
+    `wall ${wall.toFixed(0)} s. Every table and chart: \`bench/results/${resultName}.md\`.`,
+  columns: [
+    "workload",
+    "policy",
+    "TTFT p50 (s)",
+    "p90 (s)",
+    "p99 (s)",
+    "mean (s)",
+    "output tok/s",
+    "hit rate",
+  ],
+  rows: overall,
+});
+result.notes.push(
+  "Virtual time: the figures do not depend on the machine's load (deterministic for a seed); only the wall time does.",
+);
+console.log(`wrote ${result.write()}`);
 
 function targetRatios(rows: readonly PolicySummary[]): string[] {
   const get = (p: PolicyName) => rows.find((r) => r.policy === p)?.summary.overall;

@@ -31,6 +31,7 @@ export interface Figures {
 export interface StageFigures {
   qps: number;
   requests: number;
+  ttftP50: number;
   ttftP90: number;
   /** Output tokens generated during the stage's window / its length. */
   outputTokensPerSecond: number;
@@ -83,6 +84,7 @@ export function summarize(result: RunResult, workload: Workload): Summary {
     return {
       qps: s.qps,
       requests: recs.length,
+      ttftP50: quantile(ttfts, 0.5),
       ttftP90: quantile(ttfts, 0.9),
       outputTokensPerSecond: tokens / s.seconds,
       meanWaiting: result.stageMeanWaiting[i] ?? 0,

@@ -96,12 +96,25 @@ export class PodReplays {
       let stalled = 0;
       for (let attempt = 0; ; attempt++) {
         let first: bigint | null = null;
+        // vLLM's ROUTER drops what exceeds its send high-water mark while its I/O thread drains, so a long
+        // reply can skip a run of batches and go on: applying past such a hole would lose it for good. The
+        // attempt stops at the hole instead (its own signal) and is resumed from it like a lost tail.
+        const attemptCtl = new AbortController();
+        const cut = () => attemptCtl.abort();
+        if (run.controller.signal.aborted) cut();
+        else run.controller.signal.addEventListener("abort", cut, { once: true });
+        let hole = false;
         outcome = await requestReplay(
           endpoint,
           from,
           {
             onBatch: (seq, payload) => {
-              if (run.controller.signal.aborted) return;
+              if (run.controller.signal.aborted || hole) return;
+              if (first !== null && seq > (last as bigint) + 1n) {
+                hole = true;
+                attemptCtl.abort();
+                return;
+              }
               first ??= seq;
               last = seq;
               run.applied++;
@@ -115,17 +128,22 @@ export class PodReplays {
               });
             },
           },
-          { timeoutMs: this.#s.timeoutMs, signal: run.controller.signal },
+          { timeoutMs: this.#s.timeoutMs, signal: attemptCtl.signal },
         );
+        run.controller.signal.removeEventListener("abort", cut);
         if (first !== null && first > from) run.hole = true;
-        if (outcome.kind === "aborted") return true;
+        if (run.controller.signal.aborted) {
+          outcome = { kind: "aborted", batches: outcome.batches };
+          return true;
+        }
+        if (hole) outcome = { kind: "failed", batches: outcome.batches, reason: "replies lost mid-reply" };
         if (outcome.kind === "complete") {
           if (run.truncated) this.#d.truncation(state, "healed", this.#cut(endpoint, reason, from, run));
           return true;
         }
         // Nothing ever came back: no replay socket there (or a dead one): the cooldown applies.
         if (last === null) return false;
-        // It ended without its end marker: vLLM's ROUTER drops what exceeds its send high-water mark (1,000
+        // It ended without its end marker (or at a hole): vLLM's ROUTER drops what exceeds its send high-water mark (1,000
         // messages) without a word, end marker included, or the pod stalled. What was applied may hold stores
         // whose removals never came: degraded now, and resumed right after the last applied batch.
         stalled = outcome.batches === 0 ? stalled + 1 : 0;
@@ -139,8 +157,9 @@ export class PodReplays {
           return false;
         }
         this.#d.recorder.replay(state.podId, "truncated");
+        // A hole means the pod answers faster than the pipe drains, not that it stalled: resume at once.
         const pause =
-          attempt === 0 ? 0 : Math.min(RESUME_BACKOFF_MAX_MS, RESUME_BACKOFF_MS * 2 ** (attempt - 1));
+          attempt === 0 || hole ? 0 : Math.min(RESUME_BACKOFF_MAX_MS, RESUME_BACKOFF_MS * 2 ** (attempt - 1));
         if (pause > 0) await sleep(pause, undefined, { signal: run.controller.signal }).catch(() => {});
         if (run.controller.signal.aborted) {
           outcome = { kind: "aborted", batches: 0 };
