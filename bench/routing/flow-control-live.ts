@@ -164,8 +164,16 @@ const OUTCOME_OF_CODE: Record<string, string> = {
 /** kvpick's view: finished requests by outcome, and the queue wait (simulated s) of dispatched ones. */
 function kvpickFigures(text: string) {
   const counts = new Map<string, number>();
-  for (const s of samples(text, `${QUEUE}_count`))
+  // The priority kvpick resolved for each flow (from the watched InferenceObjectives), as it labels them.
+  const priorities = new Map<string, Set<string>>();
+  for (const s of samples(text, `${QUEUE}_count`)) {
     counts.set(s.labels.outcome!, (counts.get(s.labels.outcome!) ?? 0) + s.value);
+    if (s.value > 0) {
+      const set = priorities.get(s.labels.fairness_id!) ?? new Set<string>();
+      set.add(s.labels.priority!);
+      priorities.set(s.labels.fairness_id!, set);
+    }
+  }
   const dispatched = (m: string) => samples(text, m).filter((s) => s.labels.outcome === "Dispatched");
   const sum = dispatched(`${QUEUE}_sum`).reduce((a, s) => a + s.value, 0);
   const n = dispatched(`${QUEUE}_count`).reduce((a, s) => a + s.value, 0);
@@ -193,7 +201,11 @@ function kvpickFigures(text: string) {
     return prevLe * k;
   };
   const routed = samples(text, "inference_objective_request_total").reduce((a, s) => a + s.value, 0);
-  return { counts, meanWait: n > 0 ? (sum / n) * k : Number.NaN, p50: q(0.5), p90: q(0.9), routed };
+  const flows = [...priorities]
+    .sort()
+    .map(([f, p]) => `${f} → priority ${[...p].join("/")}`)
+    .join(", ");
+  return { flows, counts, meanWait: n > 0 ? (sum / n) * k : Number.NaN, p50: q(0.5), p90: q(0.9), routed };
 }
 
 const f3 = (x: number) => (Number.isNaN(x) ? "–" : x.toFixed(3));
@@ -363,7 +375,9 @@ try {
       ? [...m.counts]
           .sort()
           .map(([o, c]) => `${o} ${c}`)
-          .join(", ") + (mismatches.length === 0 ? " (= clients ✓)" : ` ✗ ${mismatches.join("; ")}`)
+          .join(", ") +
+        (mismatches.length === 0 ? " (= clients ✓)" : ` ✗ ${mismatches.join("; ")}`) +
+        `; ${m.flows}`
       : mismatches.length === 0
         ? `off (routed ${m.routed} = completed ✓)`
         : `off ✗ ${mismatches.join("; ")}`;
