@@ -137,6 +137,8 @@ const ROWS: Record<RowName, Row> = {
   },
 };
 
+const f3 = (x: number) => (Number.isNaN(x) ? "–" : x.toFixed(3));
+
 /** Prometheus text → samples of `name` (labels as a record). */
 function samples(text: string, name: string): Array<{ labels: Record<string, string>; value: number }> {
   const out: Array<{ labels: Record<string, string>; value: number }> = [];
@@ -177,6 +179,21 @@ function kvpickFigures(text: string) {
   const dispatched = (m: string) => samples(text, m).filter((s) => s.labels.outcome === "Dispatched");
   const sum = dispatched(`${QUEUE}_sum`).reduce((a, s) => a + s.value, 0);
   const n = dispatched(`${QUEUE}_count`).reduce((a, s) => a + s.value, 0);
+  // Mean wait of each flow's dispatched requests (which tenant waited where).
+  const perFlow = new Map<string, { sum: number; n: number }>();
+  for (const [m, key] of [
+    [`${QUEUE}_sum`, "sum"],
+    [`${QUEUE}_count`, "n"],
+  ] as const)
+    for (const s of dispatched(m)) {
+      const e = perFlow.get(s.labels.fairness_id!) ?? { sum: 0, n: 0 };
+      e[key] += s.value;
+      perFlow.set(s.labels.fairness_id!, e);
+    }
+  const flowWaits = [...perFlow]
+    .sort()
+    .map(([f, e]) => `${f} ${f3(e.n > 0 ? (e.sum / e.n) * k : Number.NaN)}`)
+    .join(", ");
   // Cumulative buckets of every dispatched series, merged by bound.
   const buckets = new Map<number, number>();
   for (const s of dispatched(`${QUEUE}_bucket`)) {
@@ -205,10 +222,16 @@ function kvpickFigures(text: string) {
     .sort()
     .map(([f, p]) => `${f} → priority ${[...p].join("/")}`)
     .join(", ");
-  return { flows, counts, meanWait: n > 0 ? (sum / n) * k : Number.NaN, p50: q(0.5), p90: q(0.9), routed };
+  return {
+    flows,
+    flowWaits,
+    counts,
+    meanWait: n > 0 ? (sum / n) * k : Number.NaN,
+    p50: q(0.5),
+    p90: q(0.9),
+    routed,
+  };
 }
-
-const f3 = (x: number) => (Number.isNaN(x) ? "–" : x.toFixed(3));
 
 function figures(r: RunResult | LiveResult, offered: number) {
   const interactive = r.records.filter((x) => x.tenant === "interactive");
@@ -233,13 +256,18 @@ function figures(r: RunResult | LiveResult, offered: number) {
   const live = "metricsText" in r;
   const timedOut = live ? r.timedOut : 0;
   const lost = live ? r.failed - rejected.length : offered - answered;
+  const why = live
+    ? Object.entries(r.errors)
+        .map(([m, n]) => `${n}× ${m}`)
+        .join("; ")
+    : "";
   return {
     ttft: [quantile(ttft, 0.5), quantile(ttft, 0.9), quantile(ttft, 0.99)].map(f3),
     hit: `${(hit * 100).toFixed(1)} %`,
     batch: `${batch.length} (${Math.round(batchOut)} out tok/s over ${r.makespan.toFixed(0)} s)`,
     shed: `interactive: ${by("interactive")}; batch: ${by("batch")}`,
     rejected,
-    answered: `${answered} / ${offered}${answered === offered ? " ✓" : ` ✗ (${lost} lost, ${timedOut} timed out)`}`,
+    answered: `${answered} / ${offered}${answered === offered ? " ✓" : ` ✗ (${lost} lost, ${timedOut} timed out${why === "" ? "" : `: ${why}`})`}`,
     complete: answered === offered,
   };
 }
@@ -388,7 +416,7 @@ try {
       x.batch,
       x.shed,
       outcomes,
-      fcOn ? `mean ${f3(m.meanWait)} / p50 ≈ ${f3(m.p50)} / p90 ≈ ${f3(m.p90)}` : "–",
+      fcOn ? `mean ${f3(m.meanWait)} (${m.flowWaits}) / p50 ≈ ${f3(m.p50)} / p90 ≈ ${f3(m.p90)}` : "–",
       x.answered,
       live.wallSeconds.toFixed(0),
     ]);

@@ -65,6 +65,8 @@ export interface LiveResult extends RunResult {
   rejected: RejectedRecord[];
   /** Requests abandoned at the client timeout (left hanging). */
   timedOut: number;
+  /** Every other failure, by message (bounded: messages are the harness's and the front's own). */
+  errors: Record<string, number>;
   /** kvpick's /metrics text, scraped after the replay settled. */
   metricsText: string;
   /** Wall seconds of the replay alone (first send → last response). */
@@ -387,6 +389,7 @@ export async function runLive(o: LiveOptions): Promise<LiveResult> {
     const chunkWall: number[] = [];
     let failed = 0;
     let timedOut = 0;
+    const errors: Record<string, number> = {};
     let inFlight = 0;
     const backlog: Array<() => void> = [];
     const done: Array<Promise<void>> = [];
@@ -437,6 +440,10 @@ export async function runLive(o: LiveOptions): Promise<LiveResult> {
             .catch((err: unknown) => {
               failed++;
               if (err instanceof RequestTimeout) timedOut++;
+              else {
+                const msg = String((err as Error).message ?? err).slice(0, 120);
+                errors[msg] = (errors[msg] ?? 0) + 1;
+              }
             })
             .finally(() => {
               inFlight--;
@@ -487,6 +494,7 @@ export async function runLive(o: LiveOptions): Promise<LiveResult> {
       failed,
       rejected,
       timedOut,
+      errors,
       metricsText,
       replayWallSeconds: replayWall,
     };
