@@ -5,15 +5,29 @@
 // token ids. TTFT = wall time from send to the first content chunk × k (simulated seconds, so it compares
 // with the virtual run); hit rate from usage.prompt_tokens_details.cached_tokens; pod from the front's
 // x-kvpick-destination header. Everything on loopback, bounded in time, children killed on every exit path.
+// Optionally (flow-control-live.ts) the pool comes from a Kubernetes API (the fake, via $KUBECONFIG: an
+// InferencePool, its pods and InferenceObjectives), kvpick reads a config file, each request carries headers
+// of its session, and 429/503 answers are kept with their error code.
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
 import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { EnvoyFront } from "../../src/demo/envoy-front.js";
 import { createLogger } from "../../src/observability/logger.js";
 import type { EngineConfig } from "../../src/sim/engine-config.js";
-import type { RequestRecord, RunResult } from "./virtual-run.js";
-import type { Workload } from "./workloads.js";
+import {
+  FakeKubeApi,
+  OBJECTIVES,
+  objectiveV1alpha2,
+  POOLS_V1,
+  podObject,
+  poolV1,
+} from "../../test/support/fake-kube-api.js";
+import type { RejectedRecord, RequestRecord, RunResult } from "./virtual-run.js";
+import type { Session, Workload } from "./workloads.js";
 
 export interface LiveOptions {
   workload: Workload;
@@ -31,10 +45,30 @@ export interface LiveOptions {
   requestTimeoutSeconds: number;
   /** Path of the built CLI (dist/src/main.js). */
   mainJs: string;
+  /** kvpick's --config-file (absent: defaults). */
+  configFile?: string;
+  /** More `kvpick serve` flags (after the harness's own, so they win). */
+  serveArgs?: string[];
+  /**
+   * Discover the pool from a Kubernetes API (a fake on loopback, reached through $KUBECONFIG) instead of
+   * --endpoints: InferencePool `bench`, every pod on one port, and these InferenceObjectives (name → priority).
+   */
+  kube?: { objectives: Readonly<Record<string, number>> };
+  /** Extra request headers of a session (e.g. the objective and fairness id). */
+  headersOf?: (s: Session) => Record<string, string>;
 }
 
 export interface LiveResult extends RunResult {
+  /** Requests not completed with 200 (includes `rejected` and `timedOut`). */
   failed: number;
+  /** 429/503 answers carrying an OpenAI-style error (kvpick's); queueWait = wall s to the answer × k. */
+  rejected: RejectedRecord[];
+  /** Requests abandoned at the client timeout (left hanging). */
+  timedOut: number;
+  /** Every other failure, by message (bounded: messages are the harness's and the front's own). */
+  errors: Record<string, number>;
+  /** kvpick's /metrics text, scraped after the replay settled. */
+  metricsText: string;
   /** Wall seconds of the replay alone (first send → last response). */
   replayWallSeconds: number;
 }
@@ -53,13 +87,14 @@ function listenOnce(host: string, port: number): Promise<number> {
   });
 }
 
-/** A base port B such that B..B+pods−1 are free on every pod IP (bounded tries). */
-async function freePodBasePort(pods: number): Promise<number> {
+/** A base port B such that B..B+ports−1 are free on the first `ips` pod IPs (bounded tries). */
+async function freePodBasePort(ports: number, ips = ports): Promise<number> {
   for (let attempt = 0; attempt < 20; attempt++) {
     const base = await listenOnce("127.0.0.1", 0);
-    if (base + pods > 65535) continue;
+    if (base + ports > 65535) continue;
     try {
-      for (let i = 0; i < pods; i++) await listenOnce(podIp(i), base + i);
+      for (let i = 0; i < Math.max(ports, ips); i++)
+        await listenOnce(podIp(i), base + Math.min(i, ports - 1));
       return base;
     } catch {
       // taken somewhere: try another base
@@ -88,8 +123,16 @@ async function waitFor200(url: string, seconds: number, child: ChildProcess, wha
   throw new Error(`${what} not ready after ${seconds} s (${url})`);
 }
 
-function startChild(mainJs: string, args: string[], tail: string[]): ChildProcess {
-  const child = spawn(process.execPath, [mainJs, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+function startChild(
+  mainJs: string,
+  args: string[],
+  tail: string[],
+  env: Record<string, string> = {},
+): ChildProcess {
+  const child = spawn(process.execPath, [mainJs, ...args], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, ...env },
+  });
   child.stderr?.setEncoding("utf8");
   child.stderr?.on("data", (s: string) => {
     tail.push(s);
@@ -126,6 +169,7 @@ function body(model: string, key: Uint32Array, parts: readonly Uint32Array[], ma
 }
 
 interface Exchange {
+  status: 200;
   ttftWall: number;
   endWall: number;
   pod: string;
@@ -135,8 +179,26 @@ interface Exchange {
   chunkTimes: number[];
 }
 
-/** One streaming request through the front; resolves with what the client saw, rejects on failure/timeout. */
-function send(agent: Agent, port: number, payload: string, timeoutSeconds: number): Promise<Exchange> {
+/** A 429/503 answer with an OpenAI-style JSON error body (`{"error":{"code"}}`). */
+interface Refusal {
+  status: number;
+  code: string;
+  wall: number;
+}
+
+class RequestTimeout extends Error {}
+
+/**
+ * One streaming request through the front; resolves with what the client saw (a stream, or a 429/503 with a
+ * JSON error), rejects on any other failure and with RequestTimeout at the timeout.
+ */
+function send(
+  agent: Agent,
+  port: number,
+  payload: string,
+  timeoutSeconds: number,
+  extraHeaders: Record<string, string> = {},
+): Promise<Exchange | Refusal> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const req = httpRequest(
@@ -146,12 +208,32 @@ function send(agent: Agent, port: number, payload: string, timeoutSeconds: numbe
         method: "POST",
         path: "/v1/completions",
         agent,
-        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(payload) },
+        headers: {
+          ...extraHeaders,
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(payload),
+        },
       },
       (res) => {
         if (res.statusCode !== 200) {
-          res.resume();
-          reject(new Error(`HTTP ${res.statusCode}`));
+          const status = res.statusCode ?? 0;
+          let text = "";
+          res.setEncoding("utf8");
+          res.on("data", (s: string) => {
+            if (text.length < 4096) text += s;
+          });
+          res.on("end", () => {
+            let code: unknown;
+            try {
+              code = (JSON.parse(text) as { error?: { code?: unknown } }).error?.code;
+            } catch {
+              code = undefined;
+            }
+            if ((status === 429 || status === 503) && typeof code === "string")
+              resolve({ status, code, wall: (performance.now() - t0) / 1000 });
+            else reject(new Error(`HTTP ${status}: ${text.slice(0, 200)}`));
+          });
+          res.on("error", reject);
           return;
         }
         const pod = String(res.headers["x-kvpick-destination"] ?? "");
@@ -187,6 +269,7 @@ function send(agent: Agent, port: number, payload: string, timeoutSeconds: numbe
           if (usage === null || ttft < 0) return reject(new Error("stream ended without content or usage"));
           const u = usage as { prompt_tokens: number; completion_tokens: number; cached: number };
           resolve({
+            status: 200,
             ttftWall: ttft / 1000,
             endWall: performance.now(),
             pod,
@@ -199,7 +282,7 @@ function send(agent: Agent, port: number, payload: string, timeoutSeconds: numbe
         res.on("error", reject);
       },
     );
-    req.setTimeout(timeoutSeconds * 1000, () => req.destroy(new Error("request timeout")));
+    req.setTimeout(timeoutSeconds * 1000, () => req.destroy(new RequestTimeout("request timeout")));
     req.on("error", reject);
     req.end(payload);
   });
@@ -214,13 +297,17 @@ export async function runLive(o: LiveOptions): Promise<LiveResult> {
     await listenOnce("127.0.0.1", 0),
     await listenOnce("127.0.0.1", 0),
   ];
-  const base = await freePodBasePort(o.pods);
-  const addresses = Array.from({ length: o.pods }, (_, i) => `${podIp(i)}:${base + i}`);
+  // A Kubernetes pool has one targetPort: every pod on it (each pod has its own IP).
+  const samePort = o.kube !== undefined;
+  const base = await freePodBasePort(samePort ? 1 : o.pods, samePort ? o.pods : 1);
+  const addresses = Array.from({ length: o.pods }, (_, i) => `${podIp(i)}:${base + (samePort ? 0 : i)}`);
   const e = o.engine;
   const simTail: string[] = [];
   const kvTail: string[] = [];
   const children: ChildProcess[] = [];
   let front: EnvoyFront | null = null;
+  let kube: FakeKubeApi | null = null;
+  let kubeDir: string | null = null;
   const agent = new Agent({ keepAlive: true, maxSockets: o.maxInFlight });
   // Ctrl-C / kill of the benchmark must not orphan the children.
   const onSignal = () => {
@@ -230,13 +317,28 @@ export async function runLive(o: LiveOptions): Promise<LiveResult> {
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {
+    let pool = [`--endpoints=${addresses.join(",")}`];
+    const env: Record<string, string> = {};
+    if (o.kube !== undefined) {
+      kube = await new FakeKubeApi().start();
+      kube.apply(POOLS_V1, poolV1("bench", { app: "sim" }, [base]));
+      for (let i = 0; i < o.pods; i++)
+        kube.apply("pods", podObject(`sim-${i}`, podIp(i), { labels: { app: "sim" } }));
+      for (const [name, priority] of Object.entries(o.kube.objectives))
+        kube.apply(OBJECTIVES, objectiveV1alpha2(name, "bench", priority));
+      kubeDir = mkdtempSync(join(tmpdir(), "kvpick-live-"));
+      env.KUBECONFIG = join(kubeDir, "kubeconfig");
+      writeFileSync(env.KUBECONFIG, kube.kubeConfig().exportConfig());
+      pool = ["--pool-name=bench", "--pool-namespace=default", "--metrics-endpoint-auth=false"];
+    }
     const kvpick = startChild(
       o.mainJs,
       [
         "serve",
         `--hash-seed=${o.hashSeed}`,
         "--secure-serving=false",
-        `--endpoints=${addresses.join(",")}`,
+        ...pool,
+        ...(o.configFile === undefined ? [] : [`--config-file=${o.configFile}`]),
         `--kv-events-endpoint=tcp://127.0.0.1:${kvPort}`,
         `--grpc-port=${grpcPort}`,
         `--grpc-health-port=${healthPort}`,
@@ -244,8 +346,10 @@ export async function runLive(o: LiveOptions): Promise<LiveResult> {
         `--block-size=${e.blockSize}`,
         `--refresh-metrics-interval=${o.scrapeIntervalMs}ms`,
         "--log-level=warn",
+        ...(o.serveArgs ?? []),
       ],
       kvTail,
+      env,
     );
     children.push(kvpick);
     const sim = startChild(
@@ -254,6 +358,7 @@ export async function runLive(o: LiveOptions): Promise<LiveResult> {
         "sim",
         `--pods=${o.pods}`,
         `--base-port=${base}`,
+        ...(samePort ? ["--same-port"] : []),
         "--ip-mode=loopback",
         ...(o.mode === "precise" ? [`--kv-events-connect=tcp://127.0.0.1:${kvPort}`] : []),
         `--time-scale=${o.timeScale}`,
@@ -280,8 +385,11 @@ export async function runLive(o: LiveOptions): Promise<LiveResult> {
     // Replay: arrivals at wall start / k, at most maxInFlight in flight (FIFO backlog, as the virtual run).
     const k = o.timeScale;
     const records: RequestRecord[] = [];
+    const rejected: RejectedRecord[] = [];
     const chunkWall: number[] = [];
     let failed = 0;
+    let timedOut = 0;
+    const errors: Record<string, number> = {};
     let inFlight = 0;
     const backlog: Array<() => void> = [];
     const done: Array<Promise<void>> = [];
@@ -301,10 +409,22 @@ export async function runLive(o: LiveOptions): Promise<LiveResult> {
           turn.outputTokens,
         );
         done.push(
-          send(agent, frontPort, payload, o.requestTimeoutSeconds)
+          send(agent, frontPort, payload, o.requestTimeoutSeconds, o.headersOf?.(s))
             .then((x) => {
+              if ("code" in x) {
+                failed++;
+                rejected.push({
+                  tenant: s.tenant ?? "",
+                  arrival: intended * k,
+                  code: x.code as RejectedRecord["code"],
+                  status: x.status,
+                  queueWait: x.wall * k,
+                });
+                return;
+              }
               for (const t of x.chunkTimes) chunkWall.push(t);
               records.push({
+                ...(s.tenant === undefined ? {} : { tenant: s.tenant }),
                 stage: s.stage,
                 arrival: intended * k,
                 clientWait: (sent - intended) * k,
@@ -317,8 +437,13 @@ export async function runLive(o: LiveOptions): Promise<LiveResult> {
                 pod: podIndex.get(x.pod) ?? -1,
               });
             })
-            .catch(() => {
+            .catch((err: unknown) => {
               failed++;
+              if (err instanceof RequestTimeout) timedOut++;
+              else {
+                const msg = String((err as Error).message ?? err).slice(0, 120);
+                errors[msg] = (errors[msg] ?? 0) + 1;
+              }
             })
             .finally(() => {
               inFlight--;
@@ -344,6 +469,9 @@ export async function runLive(o: LiveOptions): Promise<LiveResult> {
     }
     for (const t of timers) clearTimeout(t);
     const replayWall = (performance.now() - replay0) / 1000;
+    const metricsText = await fetch(`http://127.0.0.1:${metricsPort}/metrics`)
+      .then((r) => r.text())
+      .catch((err: unknown) => `# scrape failed: ${(err as Error).message}`);
 
     const tokensPerSecond: number[] = [];
     for (const t of chunkWall) {
@@ -364,6 +492,10 @@ export async function runLive(o: LiveOptions): Promise<LiveResult> {
       eventBatches: 0,
       indexEntriesAtEnd: 0,
       failed,
+      rejected,
+      timedOut,
+      errors,
+      metricsText,
       replayWallSeconds: replayWall,
     };
   } catch (err) {
@@ -375,5 +507,7 @@ export async function runLive(o: LiveOptions): Promise<LiveResult> {
     agent.destroy();
     await front?.close();
     await Promise.allSettled(children.map(stopChild));
+    await kube?.stop();
+    if (kubeDir !== null) rmSync(kubeDir, { recursive: true, force: true });
   }
 }

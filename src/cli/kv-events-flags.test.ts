@@ -47,4 +47,9 @@ describe("kvpick sim replay flags", () => {
     expect(simSettings({}).replay).toBeNull();
     expect(() => simSettings({ "kv-events-replay-layout": "v9" })).toThrow(FlagError);
   });
+
+  it("--same-port puts every pod on --base-port (one loopback IP each)", () => {
+    expect(simSettings({ "same-port": true }).samePort).toBe(true);
+    expect(simSettings({}).samePort).toBe(false);
+  });
 });

@@ -15,6 +15,10 @@ const D = DEFAULT_ENGINE_CONFIG;
 export const SIM_FLAGS: Record<string, FlagSpec> = {
   pods: { kind: "int", help: "number of simulated pods", default: "4" },
   "base-port": { kind: "int", help: "HTTP port of pod 0 (pod i: +i); 0 = free ports", default: "8001" },
+  "same-port": {
+    kind: "bool",
+    help: "every pod on --base-port (loopback ip mode: one IP each), as an InferencePool's targetPort",
+  },
   "ip-mode": {
     kind: "string",
     help: "loopback (pod i on 127.0.0.(101+i)) | single (127.0.0.1, topic ip:port) | auto",
@@ -125,6 +129,7 @@ export function simSettings(v: FlagValues): SimSettings {
   return {
     pods: int("pods", 4),
     basePort: int("base-port", 8001),
+    samePort: v["same-port"] === true,
     ipMode: ipMode as IpMode,
     kvEvents,
     eventLayout: layout as EventLayout,

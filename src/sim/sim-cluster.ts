@@ -25,6 +25,11 @@ export interface SimClusterOptions {
   pods: number;
   /** First HTTP port (pod i: basePort + i); 0 = free ports. */
   basePort: number;
+  /**
+   * Loopback mode only: every pod on basePort (each has its own IP), as the pods of an InferencePool share
+   * its targetPort, so a Kubernetes-discovered pool can name them.
+   */
+  samePort?: boolean;
   ipMode: IpMode;
   /** First loopback host number in loopback mode (pod i: 127.0.0.(firstHost + i)). */
   firstHost?: number;
@@ -61,13 +66,15 @@ export async function canBindLoopback(ip = "127.0.0.101"): Promise<boolean> {
 
 export async function startSimCluster(o: SimClusterOptions): Promise<SimCluster> {
   const ipMode = o.ipMode === "auto" ? ((await canBindLoopback()) ? "loopback" : "single") : o.ipMode;
+  if (o.samePort === true && (ipMode !== "loopback" || o.basePort === 0))
+    throw new Error("samePort needs loopback ip mode and a base port");
   const vocabulary = await loadOutputVocabulary(o.tokenizer, o.model);
   const firstHost = o.firstHost ?? 101;
   const pods: SimPod[] = [];
   try {
     for (let i = 0; i < o.pods; i++) {
       const ip = ipMode === "loopback" ? `127.0.0.${firstHost + i}` : "127.0.0.1";
-      const port = o.basePort === 0 ? 0 : o.basePort + i;
+      const port = o.basePort === 0 ? 0 : o.samePort === true ? o.basePort : o.basePort + i;
       const kv = o.kvEvents;
       const endpoint =
         kv.mode === "connect"

@@ -14,6 +14,8 @@ import type { SimFaults } from "./sim-pod.js";
 export interface SimSettings {
   pods: number;
   basePort: number;
+  /** Every pod on basePort (loopback mode; --same-port). */
+  samePort: boolean;
   ipMode: IpMode;
   kvEvents: { mode: "connect"; endpoint: string } | { mode: "bind"; port: number } | { mode: "off" };
   eventLayout: EventLayout;
@@ -39,6 +41,7 @@ export async function startSim(
     const cluster = await startSimCluster({
       pods: s.pods,
       basePort: s.basePort,
+      samePort: s.samePort,
       ipMode: s.ipMode,
       model: s.model,
       engine: s.engine,
