@@ -1,7 +1,10 @@
 // One endpoint's dispatch credit: the load kvpick itself put on it that its scraped metrics cannot show yet.
 // Two views, both kept by the routing decisions and the response path, never by the pod:
-// - since the latest scrape: requests and the prompt tokens expected to be computed (SMG's since-poll credit),
-//   zeroed when a fresh scrape lands, because the reading then shows them as waiting or running;
+// - since the latest scrape: requests and the prompt tokens expected to be computed (SMG's since-poll credit).
+//   A fresh reading takes back only what was routed before that scrape was *requested*: what was routed
+//   while the scrape was in flight (or still on its way to the pod) is not in the page yet and keeps its
+//   credit. (Taking it all back on arrival left those requests counted nowhere; on a loaded gateway that gap
+//   let flow control release more than the pods could take.)
 // - until the first token: prompt tokens still to be prefilled (a streaming response's first chunk ends
 //   it), which a scrape shows only as one more running request. A request that never reports a first token
 //   (non-streaming, or the response body is not observed) stops counting after `pendingMaxAgeMs`.
@@ -18,6 +21,14 @@ export interface DispatchTicket {
    * one. Takes back its since-scrape credit (unless a scrape came meanwhile) and ends it, as `done`.
    */
   retract?(): void;
+}
+
+/** One routed request's since-scrape credit. */
+interface Routed {
+  readonly at: number;
+  readonly tokens: number;
+  /** Still in the since-scrape credit (not yet taken back by a reading or a retraction). */
+  counted: boolean;
 }
 
 interface Pending {
@@ -40,8 +51,9 @@ export class DispatchLedger {
   #requests = 0;
   #tokens = 0;
   #since: number;
-  /** Bumped by every scrape: a retraction only takes back credit of the current reading's window. */
-  #epoch = 0;
+  /** Requests in the since-scrape credit, in routing order (taken back from the head by readings). */
+  #routed: Routed[] = [];
+  #routedHead = 0;
   #inflight = 0;
   #prefilling = 0;
   /** Tickets still prefilling, oldest first (aged out from the head). */
@@ -60,6 +72,8 @@ export class DispatchLedger {
     if (now - this.#since > staleAfterMs) this.scraped(now);
     this.#requests++;
     this.#tokens += tokens;
+    const routed: Routed = { at: now, tokens, counted: true };
+    this.#routed.push(routed);
     this.#inflight++;
     this.#age(now);
     const p: Pending = { at: now, tokens, prefilling: tokens > 0, open: true };
@@ -67,7 +81,6 @@ export class DispatchLedger {
       this.#prefilling += tokens;
       this.#queue.push(p);
     }
-    const epoch = this.#epoch;
     const done = () => {
       this.#prefilled(p);
       if (!p.open) return;
@@ -78,7 +91,8 @@ export class DispatchLedger {
       firstToken: () => this.#prefilled(p),
       done,
       retract: () => {
-        if (p.open && epoch === this.#epoch) {
+        if (p.open && routed.counted) {
+          routed.counted = false;
           this.#requests--;
           this.#tokens -= tokens;
         }
@@ -87,12 +101,27 @@ export class DispatchLedger {
     };
   }
 
-  /** A fresh scrape landed: what was routed before it is now in the reading. */
-  scraped(now: number): void {
-    this.#requests = 0;
-    this.#tokens = 0;
-    this.#since = now;
-    this.#epoch++;
+  /**
+   * A fresh reading landed from a scrape requested at `requestedAt`: what was routed until then is now in
+   * the page (as waiting or running requests) and leaves the credit; what was routed later stays.
+   */
+  scraped(requestedAt: number): void {
+    const q = this.#routed;
+    while (this.#routedHead < q.length && q[this.#routedHead]!.at <= requestedAt) {
+      const r = q[this.#routedHead++]!;
+      if (!r.counted) continue;
+      r.counted = false;
+      this.#requests--;
+      this.#tokens -= r.tokens;
+    }
+    if (this.#routedHead === q.length) {
+      this.#routed = [];
+      this.#routedHead = 0;
+    } else if (this.#routedHead > 64 && this.#routedHead * 2 > q.length) {
+      this.#routed = q.slice(this.#routedHead);
+      this.#routedHead = 0;
+    }
+    this.#since = Math.max(this.#since, requestedAt);
   }
 
   credit(now: number, staleAfterMs: number): DispatchCredit {

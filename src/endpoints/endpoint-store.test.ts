@@ -114,6 +114,30 @@ describe("EndpointStore", () => {
     expect(store.dispatch("10.9.9.9:80", 10).done()).toBeUndefined(); // unknown endpoint: nothing to account
   });
 
+  it("a reading takes back only what was routed before its scrape was requested", () => {
+    const { store, advance } = fixture();
+    store.replaceAll(parseEndpointList("10.0.0.1:80"));
+    store.recordMetrics("10.0.0.1:80", metrics(0));
+    const credit = () => store.get("10.0.0.1:80")?.dispatched;
+    store.dispatch("10.0.0.1:80", 1000); // before the scrape: in the page
+    advance(5);
+    const requestedAt = store.now();
+    advance(5);
+    const late = store.dispatch("10.0.0.1:80", 300); // while the scrape is in flight: not in the page
+    const retracted = store.dispatch("10.0.0.1:80", 70);
+    retracted.retract?.(); // served elsewhere: never counted
+    advance(5);
+    store.recordMetrics("10.0.0.1:80", metrics(1), requestedAt);
+    expect(credit()).toMatchObject({ requests: 1, prefillTokens: 300, inflight: 2 });
+    // The next reading, requested after it, shows the late one too.
+    const next = store.now();
+    advance(20);
+    store.recordMetrics("10.0.0.1:80", metrics(2), next);
+    expect(credit()).toMatchObject({ requests: 0, prefillTokens: 0, inflight: 2 });
+    late.retract?.(); // too late to take back: the reading already did
+    expect(credit()).toMatchObject({ requests: 0, prefillTokens: 0, inflight: 1 });
+  });
+
   it("ages dispatch credit out: since-scrape credit of a pod that stopped answering, prefills never reported", () => {
     let now = 0;
     const store = new EndpointStore({ staleAfterMs: 100, pendingPrefillMaxAgeMs: 1000, now: () => now });

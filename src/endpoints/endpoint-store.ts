@@ -137,16 +137,24 @@ export class EndpointStore {
     return false;
   }
 
-  /** A successful scrape. Ignored for endpoints removed meanwhile (a scrape may finish after removal). */
-  recordMetrics(address: string, metrics: LoadMetrics): void {
+  /** The store's clock (ms): a scraper stamps the moment it requests a page with it. */
+  now(): number {
+    return this.#now();
+  }
+
+  /**
+   * A successful scrape, requested at `requestedAt` (the store's clock; default: now). Ignored for endpoints
+   * removed meanwhile (a scrape may finish after removal).
+   */
+  recordMetrics(address: string, metrics: LoadMetrics, requestedAt?: number): void {
     const entry = this.#entries.get(address);
     if (entry === undefined) return;
     entry.metrics = metrics;
     entry.okAt = this.#now();
     entry.failed = false;
     entry.error = null;
-    // The fresh reading shows what was routed before it (as waiting or running requests).
-    entry.ledger.scraped(entry.okAt);
+    // The fresh reading shows what was routed before it was requested (as waiting or running requests).
+    entry.ledger.scraped(requestedAt ?? entry.okAt);
   }
 
   /**

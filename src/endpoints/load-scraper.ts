@@ -171,6 +171,8 @@ export class LoadScraper implements Service {
   }
 
   #scrape(poller: Poller): Promise<ScrapeOutcome> {
+    // Requests routed from here on are not in this page: the reading takes back only earlier dispatch credit.
+    const requestedAt = this.#store.now();
     const abort = new AbortController();
     poller.abort = abort;
     const run = this.#fetch(poller.spec, abort.signal).then(
@@ -183,17 +185,17 @@ export class LoadScraper implements Service {
     const recorded = run.then((outcome) => {
       poller.inFlight = null;
       poller.abort = null;
-      if (!poller.stopped) this.#record(poller, outcome);
+      if (!poller.stopped) this.#record(poller, outcome, requestedAt);
       return outcome;
     });
     poller.inFlight = recorded;
     return recorded;
   }
 
-  #record(poller: Poller, outcome: ScrapeOutcome): void {
+  #record(poller: Poller, outcome: ScrapeOutcome, requestedAt: number): void {
     const { address } = poller.spec;
     if (outcome.ok) {
-      this.#store.recordMetrics(address, outcome.metrics);
+      this.#store.recordMetrics(address, outcome.metrics, requestedAt);
       if (poller.failing) this.#logger?.info({ endpoint: address }, "metrics scrape recovered");
       poller.failing = false;
       this.#checkConfig(poller, outcome.metrics);
