@@ -8,7 +8,7 @@
 // kvpick's figures are reported as a fraction of it (issue 16: ≥ 0.5 of its req/s, ≤ 2.5× its CPU per
 // request). Writes bench/results/ext-proc-h2load.json.
 // Run: apt-get install nghttp2-client; npx tsc -p tsconfig.json && node dist/bench/ext-proc-h2load.bench.js [--profile]
-//   [--only default,fallback-off,worker,pinned,pinned-worker] [--base <checkout>] [--rounds N]
+//   [--only default,kv-events,fallback-off,worker,pinned,pinned-worker] [--base <checkout>] [--rounds N]
 // --profile: kvpick's CPU profile in /tmp/kvpick-prof. --only: those kvpick rows (the ceiling always runs).
 // --base: the same rows also from another built checkout (e.g. a worktree of main), alternated with this one
 // in the same run, so a before/after comparison shares the machine's load. --rounds: the whole sequence N times.
@@ -18,8 +18,13 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as protoLoader from "@grpc/proto-loader";
+import { parseConfig } from "../src/config/load.js";
 import { LOADER_OPTIONS, PROTO_DIR } from "../src/ext-proc/protos.js";
+import { BlockHasher } from "../src/kv-index/block-hash.js";
+import { createLogger } from "../src/observability/logger.js";
+import { TokenizationService } from "../src/tokenization/tokenization-service.js";
 import { FakeVllmPod } from "../test/support/fake-vllm-pod.js";
+import { KvEventPublisher } from "../test/support/kv-event-publisher.js";
 import { freePort } from "../test/support/free-port.js";
 import { repoRoot } from "../test/support/golden.js";
 import { requestHeadersMessage, spawnServe } from "../test/support/serve-child.js";
@@ -89,6 +94,8 @@ interface Target {
   name: string;
   pid: number;
   port: number;
+  /** kvpick's /metrics port (undefined for the ceiling). */
+  metricsPort?: number;
   /** CPUs the server (every thread) is pinned to, and h2load's; undefined = both unpinned. */
   cpus?: { server: string; load: string };
   stop(): Promise<void>;
@@ -125,11 +132,60 @@ const BASE = argOf("--base");
 const ONLY = argOf("--only")?.split(",");
 const ROUNDS = Number(argOf("--rounds") ?? 1);
 
+/** The body's block chain as vLLM hashes it (seed 42 as spawnServe passes, the fake pods' block size). */
+async function bodyChain(): Promise<bigint[]> {
+  const tokenizer = new TokenizationService({
+    config: parseConfig({}).tokenizer,
+    logger: createLogger({ level: "silent" }),
+  });
+  try {
+    const { tokenIds } = await tokenizer.tokenize(
+      "Qwen3-32B",
+      "/v1/chat/completions",
+      JSON.parse(body.toString()) as Record<string, unknown>,
+    );
+    return [
+      ...new BlockHasher({ scheme: "sha256_cbor_64bit", hashSeed: "42", blockSize: 64 }).hash(tokenIds),
+    ];
+  } finally {
+    await tokenizer.stop();
+  }
+}
+
+/**
+ * Every pod publishes KV events: the prompt's blocks stored on two of them, one unrelated block on the others,
+ * so no pod is matched by the estimated fallback. Resent until kvpick's index holds them (slow joiners).
+ */
+async function publishEvents(kvPort: number, metricsPort: number): Promise<void> {
+  const chain = await bodyChain();
+  const pubs = pods.map((p) => {
+    const pub = new KvEventPublisher({ topic: `kv@${p.ip}@Qwen3-32B` });
+    pub.connect(`tcp://127.0.0.1:${kvPort}`);
+    return pub;
+  });
+  const expected = chain.length + pods.length - 2; // distinct hashes
+  try {
+    for (let round = 0; ; round++) {
+      for (const [i, pub] of pubs.entries()) {
+        const hashes = i === 1 || i === 4 ? chain : [BigInt(1000 + i)];
+        await pub.publish([{ type: "BlockStored", hashes, parent: null, blockSize: 64 }]);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      const page = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text().catch(() => "");
+      if (Number(/^epp_kv_index_blocks (\d+)/m.exec(page)?.[1] ?? 0) >= expected) return;
+      if (round > 300) throw new Error("kvpick did not index the KV events within 30 s");
+    }
+  } finally {
+    for (const p of pubs) p.close();
+  }
+}
+
 async function kvpickTarget(
   name: string,
   extra: string[],
   pin?: Target["cpus"],
   root?: string,
+  kvEvents = false,
 ): Promise<Target> {
   const serve = await spawnServe(
     [`--endpoints=${pods.map((p) => p.address).join(",")}`, "--log-level=warn", ...extra],
@@ -140,10 +196,12 @@ async function kvpickTarget(
   );
   // -a: every thread that exists (the tokenizer workers start with the server); later ones inherit it.
   if (pin !== undefined) execFileSync("taskset", ["-a", "-cp", pin.server, String(serve.proc.pid)]);
+  if (kvEvents) await publishEvents(serve.kvPort, serve.metricsPort);
   return {
     name,
     pid: serve.proc.pid!,
     port: serve.grpcPort,
+    metricsPort: serve.metricsPort,
     stop: () => serve.stop(),
     ...(pin === undefined ? {} : { cpus: pin }),
   };
@@ -166,8 +224,20 @@ const h2load = (port: number, n: number, clients: number, streams: number, cpus?
 };
 
 /** The kvpick rows, by the key `--only` selects them with. */
-const KVPICK_ROWS: { key: string; name: string; extra: string[]; pin?: Target["cpus"] }[] = [
+const KVPICK_ROWS: {
+  key: string;
+  name: string;
+  extra: string[];
+  pin?: Target["cpus"];
+  kvEvents?: boolean;
+}[] = [
   { key: "default", name: "`kvpick serve`, default config, pods without KV events", extra: [] },
+  {
+    key: "kv-events",
+    name: "`kvpick serve`, default config, every pod publishing KV events (prompt cached on 2)",
+    extra: [],
+    kvEvents: true,
+  },
   { key: "fallback-off", name: "`kvpick serve`, estimated fallback off", extra: [FALLBACK_OFF] },
   {
     key: "worker",
@@ -193,8 +263,10 @@ for (let round = 0; round < ROUNDS; round++) {
   for (const row of KVPICK_ROWS.filter((r) => ONLY === undefined || ONLY.includes(r.key))) {
     // Base first, then this checkout: alternated, so both see the same stretch of the machine's load.
     if (BASE !== undefined)
-      targets.push(() => kvpickTarget(`${row.name} — base (${BASE})`, row.extra, row.pin, BASE));
-    targets.push(() => kvpickTarget(row.name, row.extra, row.pin));
+      targets.push(() =>
+        kvpickTarget(`${row.name} — base (${BASE})`, row.extra, row.pin, BASE, row.kvEvents),
+      );
+    targets.push(() => kvpickTarget(row.name, row.extra, row.pin, undefined, row.kvEvents));
   }
 }
 
@@ -219,8 +291,16 @@ try {
       const ceilingAt = make === noopTarget ? undefined : rows.findLastIndex((r) => r.ceiling === undefined);
       rows.push({ name: t.name, rps, cpuMs, ok: `${done?.[2] ?? "?"}/${N}`, ceiling: ceilingAt });
       const c = ceilingAt === undefined ? undefined : rows[ceilingAt];
+      let hit = "";
+      if (t.metricsPort !== undefined) {
+        // The routing still works as it should: the mean prefix hit ratio on the chosen pod.
+        const page = await (await fetch(`http://127.0.0.1:${t.metricsPort}/metrics`)).text();
+        const sum = Number(/^epp_prefix_hit_ratio_sum (\S+)/m.exec(page)?.[1]);
+        const count = Number(/^epp_prefix_hit_ratio_count (\S+)/m.exec(page)?.[1]);
+        hit = `, mean prefix hit ratio ${(sum / count).toFixed(3)}`;
+      }
       console.log(
-        `${t.name}: ${rps.toFixed(0)} req/s, ${cpuMs.toFixed(3)} ms CPU per request (${done?.[2]}/${N} ok)` +
+        `${t.name}: ${rps.toFixed(0)} req/s, ${cpuMs.toFixed(3)} ms CPU per request (${done?.[2]}/${N} ok${hit})` +
           (c === undefined
             ? ""
             : `; ${(rps / c.rps).toFixed(2)} of the ceiling, ${(cpuMs / c.cpuMs).toFixed(2)}× its CPU`),

@@ -148,7 +148,7 @@ export class Director {
     // 6. Schedule. A request Envoy gave up on meanwhile stops here: scheduling records speculative entries,
     // prefix heat and estimated keys, and step 8 dispatch credit, all for a request that will never reach the
     // pod. From here to the answer being written nothing awaits, so a cancel cannot slip in between.
-    if (request.signal?.aborted) {
+    if (request.cancelled?.() ?? request.signal?.aborted) {
       admission?.done(); // its flow-control slot is free again
       this.#decided(d, trace);
       return { kind: "cancelled" };
