@@ -154,7 +154,7 @@ export class Director {
       return { kind: "cancelled" };
     }
     const scoreStart = performance.now();
-    const result = this.#o.scheduler.schedule(this.#schedulingRequest(request, parsed, chain, d), view);
+    const result = this.#o.scheduler.schedule(this.#schedulingRequest(request, parsed, chain, d, memo), view);
     const done = performance.now();
     d.stages.push({ stage: "score", startMs: scoreStart, endMs: done });
     if (result.kind !== "picked") {
@@ -328,6 +328,7 @@ export class Director {
     parsed: InferenceRequest,
     chain: BigUint64Array,
     d: RouteDecision,
+    memo: MemoEntry | undefined,
   ): SchedulingRequest {
     // The prompt text is built only if an estimated scorer asks for it.
     let text: string | null = null;
@@ -347,6 +348,7 @@ export class Director {
       },
       promptValue: () => promptValueOf(parsed),
       cacheSalt: parsed.cacheSalt,
+      ...(memo === undefined || this.#memo === null ? {} : { bodyDerived: this.#memo.derivedOf(memo) }),
     };
   }
 

@@ -5,6 +5,7 @@
 // bytes (memcmp), so two bodies that share a fingerprint only share a bucket. Bounded in bytes; a body is kept
 // on its second sighting only, so a stream of distinct bodies (the usual traffic) does not promote every
 // parsed body into the old generation for nothing.
+import type { BodyDerived } from "../scheduling/types.js";
 import type { ApiKind, InferenceRequest } from "./openai-request.js";
 
 /** What a chain was computed with: a hit must have been hashed exactly as this request would be. */
@@ -24,8 +25,13 @@ export interface MemoEntry {
   /** Shared by every request with these bytes: read-only downstream. */
   readonly parsed: InferenceRequest;
   chain: { key: string; chain: BigUint64Array; promptTokens: number } | null;
+  /** Other values derived from the body by their consumers (scheduling's BodyDerived), at most MAX_DERIVED. */
+  readonly derived: Map<string, unknown>;
   bytes: number;
 }
+
+/** Derived values kept per body (one per estimated-key shape in practice). */
+const MAX_DERIVED = 8;
 
 /** Entries per fingerprint bucket: same-length bodies that differ only between samples share one. */
 const BUCKET_ENTRIES = 4;
@@ -96,7 +102,7 @@ export class PromptMemo {
     }
     if (bucket.length >= BUCKET_ENTRIES) this.#remove(bucket[0]!, fp);
     // A copy: the body may be a view into a larger receive buffer that must not stay alive.
-    const entry: MemoEntry = { kind, raw: Buffer.from(raw), parsed, chain: null, bytes };
+    const entry: MemoEntry = { kind, raw: Buffer.from(raw), parsed, chain: null, derived: new Map(), bytes };
     bucket.push(entry);
     this.#lru.add(entry);
     this.#bytes += bytes;
@@ -111,6 +117,20 @@ export class PromptMemo {
     entry.bytes += chain.byteLength - before;
     this.#bytes += chain.byteLength - before;
     this.#evict();
+  }
+
+  /** The entry's derived values as scheduling's `BodyDerived`, counted in the memo's bytes. */
+  derivedOf(entry: MemoEntry): BodyDerived {
+    return {
+      get: (key) => entry.derived.get(key),
+      set: (key, value, bytes) => {
+        if (!this.#lru.has(entry) || entry.derived.size >= MAX_DERIVED || entry.derived.has(key)) return;
+        entry.derived.set(key, value);
+        entry.bytes += bytes + key.length;
+        this.#bytes += bytes + key.length;
+        this.#evict();
+      },
+    };
   }
 
   clear(): void {

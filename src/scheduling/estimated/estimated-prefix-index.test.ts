@@ -98,3 +98,30 @@ describe("EstimatedPrefixIndex with a prompt value", () => {
     expect(Array.from(index.keys(str, pods))).toEqual(Array.from(index.keys(byPromptText, pods)));
   });
 });
+
+describe("EstimatedPrefixIndex with a body's derived values", () => {
+  it("keeps a body's keys in bodyDerived and reuses them for the same body, per shape and seed", () => {
+    const index = new EstimatedPrefixIndex(estimatedPrefixParams.parse({ autoTune: false }));
+    const pods = [anEndpoint("10.0.0.1:80")];
+    const store = new Map<string, unknown>();
+    let walked = 0;
+    const text = "w".repeat(64 * 20);
+    const derived = {
+      get: (k: string) => store.get(k),
+      set: (k: string, v: unknown) => void store.set(k, v),
+    };
+    const withStore = (model = "m") =>
+      new SchedulingCycle(
+        { ...request(text, model), promptText: () => (walked++, text), bodyDerived: derived },
+        null,
+      );
+    const first = index.keys(withStore(), pods);
+    const again = index.keys(withStore(), pods);
+    expect(again).toBe(first);
+    expect(walked).toBe(1);
+    expect(Array.from(first)).toEqual(Array.from(index.keys(new SchedulingCycle(request(text), null), pods)));
+    // Another seed (model) is keyed apart.
+    expect(Array.from(index.keys(withStore("other"), pods))).not.toEqual(Array.from(first));
+    expect(walked).toBe(2);
+  });
+});
