@@ -112,7 +112,14 @@ describe("EstimatedPrefixIndex with a body's derived values", () => {
     };
     const withStore = (model = "m") =>
       new SchedulingCycle(
-        { ...request(text, model), promptText: () => (walked++, text), bodyDerived: derived },
+        {
+          ...request(text, model),
+          promptText: () => {
+            walked++;
+            return text;
+          },
+          bodyDerived: derived,
+        },
         null,
       );
     const first = index.keys(withStore(), pods);
