@@ -171,7 +171,10 @@ async function publishEvents(kvPort: number, metricsPort: number): Promise<void>
         await pub.publish([{ type: "BlockStored", hashes, parent: null, blockSize: 64 }]);
       }
       await new Promise((r) => setTimeout(r, 100));
-      const page = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text().catch(() => "");
+      // The metrics port opens after the tokenizer loads: not answering yet is "not indexed yet".
+      const page = await fetch(`http://127.0.0.1:${metricsPort}/metrics`)
+        .then((r) => r.text())
+        .catch(() => "");
       if (Number(/^epp_kv_index_blocks (\d+)/m.exec(page)?.[1] ?? 0) >= expected) return;
       if (round > 300) throw new Error("kvpick did not index the KV events within 30 s");
     }
