@@ -4,6 +4,8 @@
 // fallback: the messages' JSON is built and hashed per request), then with every pod known to the index.
 // Last, the precise path with the response end reported (metrics at the end of the response) with tracing
 // off and on (every request sampled, spans exported over OTLP/HTTP to a local sink): the cost of tracing.
+// Then one body replayed byte for byte (the h2load bench's workload), with the request memo
+// (tokenizer.requestMemoBytes) off and on, and distinct bodies with it on (every body a miss: its overhead).
 // Run: npx tsc -p tsconfig.json && node dist/bench/director.bench.js
 import { once } from "node:events";
 import { createServer } from "node:http";
@@ -72,8 +74,13 @@ const scheduler = createScheduler(config.scheduling, {
 });
 
 /** A director over the shared tokenizer, scheduler and pool, warmed with one request per system prompt. */
-async function warmDirector(hasher: BlockHasher, tracer?: Tracing["tracer"]): Promise<Director> {
+async function warmDirector(
+  hasher: BlockHasher,
+  tracer?: Tracing["tracer"],
+  requestMemoBytes = 0,
+): Promise<Director> {
   const director = new Director({
+    requestMemoBytes,
     tokenizer,
     hasher,
     scheduler,
@@ -98,6 +105,23 @@ for (const memoBlocks of [0, 65_536]) {
   const director = await warmDirector(hasher);
   await meanMicros(`Director.route, memo ${memoBlocks} blocks, no pod known (estimated fallback)`, (n) =>
     director.route(bodies[n]!),
+  );
+}
+// The request memo: one body replayed (off / on), and distinct bodies with it on (misses only).
+for (const [label, memoBytes, replay] of [
+  ["one body replayed, request memo off", 0, true],
+  ["one body replayed, request memo on", config.tokenizer.requestMemoBytes, true],
+  ["distinct bodies, request memo on (every body a miss)", config.tokenizer.requestMemoBytes, false],
+] as const) {
+  const hasher = new BlockHasher({
+    scheme: "sha256_cbor_64bit",
+    hashSeed: "42",
+    blockSize: 64,
+    memoBlocks: 65_536,
+  });
+  const director = await warmDirector(hasher, undefined, memoBytes);
+  await meanMicros(`Director.route, ${label}, no pod known (estimated fallback)`, (n) =>
+    director.route(replay ? bodies[0]! : bodies[n]!),
   );
 }
 // Every pod publishes KV events: the index knows it (one block each), so the precise path alone runs.

@@ -8,15 +8,23 @@
 // kvpick's figures are reported as a fraction of it (issue 16: ≥ 0.5 of its req/s, ≤ 2.5× its CPU per
 // request). Writes bench/results/ext-proc-h2load.json.
 // Run: apt-get install nghttp2-client; npx tsc -p tsconfig.json && node dist/bench/ext-proc-h2load.bench.js [--profile]
-// (--profile: kvpick's CPU profile in /tmp/kvpick-prof)
+//   [--only default,kv-events,fallback-off,worker,pinned,pinned-worker] [--base <checkout>] [--rounds N]
+// --profile: kvpick's CPU profile in /tmp/kvpick-prof. --only: those kvpick rows (the ceiling always runs).
+// --base: the same rows also from another built checkout (e.g. a worktree of main), alternated with this one
+// in the same run, so a before/after comparison shares the machine's load. --rounds: the whole sequence N times.
 import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as protoLoader from "@grpc/proto-loader";
+import { parseConfig } from "../src/config/load.js";
 import { LOADER_OPTIONS, PROTO_DIR } from "../src/ext-proc/protos.js";
+import { BlockHasher } from "../src/kv-index/block-hash.js";
+import { createLogger } from "../src/observability/logger.js";
+import { TokenizationService } from "../src/tokenization/tokenization-service.js";
 import { FakeVllmPod } from "../test/support/fake-vllm-pod.js";
+import { KvEventPublisher } from "../test/support/kv-event-publisher.js";
 import { freePort } from "../test/support/free-port.js";
 import { repoRoot } from "../test/support/golden.js";
 import { requestHeadersMessage, spawnServe } from "../test/support/serve-child.js";
@@ -86,6 +94,8 @@ interface Target {
   name: string;
   pid: number;
   port: number;
+  /** kvpick's /metrics port (undefined for the ceiling). */
+  metricsPort?: number;
   /** CPUs the server (every thread) is pinned to, and h2load's; undefined = both unpinned. */
   cpus?: { server: string; load: string };
   stop(): Promise<void>;
@@ -114,19 +124,87 @@ async function noopTarget(): Promise<Target> {
   };
 }
 
-async function kvpickTarget(name: string, extra: string[], pin?: Target["cpus"]): Promise<Target> {
+function argOf(flag: string): string | undefined {
+  const at = process.argv.indexOf(flag);
+  return at < 0 ? undefined : process.argv[at + 1];
+}
+const BASE = argOf("--base");
+const ONLY = argOf("--only")?.split(",");
+const ROUNDS = Number(argOf("--rounds") ?? 1);
+
+/** The body's block chain as vLLM hashes it (seed 42 as spawnServe passes, the fake pods' block size). */
+async function bodyChain(): Promise<bigint[]> {
+  const tokenizer = new TokenizationService({
+    config: parseConfig({}).tokenizer,
+    logger: createLogger({ level: "silent" }),
+  });
+  try {
+    const { tokenIds } = await tokenizer.tokenize(
+      "Qwen3-32B",
+      "/v1/chat/completions",
+      JSON.parse(body.toString()) as Record<string, unknown>,
+    );
+    return [
+      ...new BlockHasher({ scheme: "sha256_cbor_64bit", hashSeed: "42", blockSize: 64 }).hash(tokenIds),
+    ];
+  } finally {
+    await tokenizer.stop();
+  }
+}
+
+/**
+ * Every pod publishes KV events: the prompt's blocks stored on two of them, one unrelated block on the others,
+ * so no pod is matched by the estimated fallback. Resent until kvpick's index holds them (slow joiners).
+ */
+async function publishEvents(kvPort: number, metricsPort: number): Promise<void> {
+  const chain = await bodyChain();
+  const pubs = pods.map((p) => {
+    const pub = new KvEventPublisher({ topic: `kv@${p.ip}@Qwen3-32B` });
+    pub.connect(`tcp://127.0.0.1:${kvPort}`);
+    return pub;
+  });
+  const expected = chain.length + pods.length - 2; // distinct hashes
+  try {
+    for (let round = 0; ; round++) {
+      for (const [i, pub] of pubs.entries()) {
+        const hashes = i === 1 || i === 4 ? chain : [BigInt(1000 + i)];
+        await pub.publish([{ type: "BlockStored", hashes, parent: null, blockSize: 64 }]);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      // The metrics port opens after the tokenizer loads: not answering yet is "not indexed yet".
+      const page = await fetch(`http://127.0.0.1:${metricsPort}/metrics`)
+        .then((r) => r.text())
+        .catch(() => "");
+      if (Number(/^epp_kv_index_blocks (\d+)/m.exec(page)?.[1] ?? 0) >= expected) return;
+      if (round > 300) throw new Error("kvpick did not index the KV events within 30 s");
+    }
+  } finally {
+    for (const p of pubs) p.close();
+  }
+}
+
+async function kvpickTarget(
+  name: string,
+  extra: string[],
+  pin?: Target["cpus"],
+  root?: string,
+  kvEvents = false,
+): Promise<Target> {
   const serve = await spawnServe(
     [`--endpoints=${pods.map((p) => p.address).join(",")}`, "--log-level=warn", ...extra],
     {
       nodeArgs: process.argv.includes("--profile") ? ["--cpu-prof", "--cpu-prof-dir=/tmp/kvpick-prof"] : [],
+      ...(root === undefined ? {} : { root }),
     },
   );
   // -a: every thread that exists (the tokenizer workers start with the server); later ones inherit it.
   if (pin !== undefined) execFileSync("taskset", ["-a", "-cp", pin.server, String(serve.proc.pid)]);
+  if (kvEvents) await publishEvents(serve.kvPort, serve.metricsPort);
   return {
     name,
     pid: serve.proc.pid!,
     port: serve.grpcPort,
+    metricsPort: serve.metricsPort,
     stop: () => serve.stop(),
     ...(pin === undefined ? {} : { cpus: pin }),
   };
@@ -148,22 +226,57 @@ const h2load = (port: number, n: number, clients: number, streams: number, cpus?
     : execFileSync("taskset", ["-c", cpus, "h2load", ...args], { encoding: "utf8", timeout: 600_000 });
 };
 
-const rows: { name: string; rps: number; cpuMs: number; ok: string }[] = [];
+/** The kvpick rows, by the key `--only` selects them with. */
+const KVPICK_ROWS: {
+  key: string;
+  name: string;
+  extra: string[];
+  pin?: Target["cpus"];
+  kvEvents?: boolean;
+}[] = [
+  { key: "default", name: "`kvpick serve`, default config, pods without KV events", extra: [] },
+  {
+    key: "kv-events",
+    name: "`kvpick serve`, default config, every pod publishing KV events (prompt cached on 2)",
+    extra: [],
+    kvEvents: true,
+  },
+  { key: "fallback-off", name: "`kvpick serve`, estimated fallback off", extra: [FALLBACK_OFF] },
+  {
+    key: "worker",
+    name: "`kvpick serve`, every chat on the worker (workerRenderMessages 0)",
+    extra: [BOTH_CORES],
+  },
+  {
+    key: "pinned",
+    name: "`kvpick serve`, default config, pinned to 1 core (h2load on the other)",
+    extra: [],
+    pin: ONE_CORE,
+  },
+  {
+    key: "pinned-worker",
+    name: "`kvpick serve`, every chat on the worker, pinned to 1 core (h2load on the other)",
+    extra: [BOTH_CORES],
+    pin: ONE_CORE,
+  },
+];
+const targets: (() => Promise<Target>)[] = [];
+for (let round = 0; round < ROUNDS; round++) {
+  targets.push(noopTarget);
+  for (const row of KVPICK_ROWS.filter((r) => ONLY === undefined || ONLY.includes(r.key))) {
+    // Base first, then this checkout: alternated, so both see the same stretch of the machine's load.
+    if (BASE !== undefined)
+      targets.push(() =>
+        kvpickTarget(`${row.name} — base (${BASE})`, row.extra, row.pin, BASE, row.kvEvents),
+      );
+    targets.push(() => kvpickTarget(row.name, row.extra, row.pin, undefined, row.kvEvents));
+  }
+}
+
+/** `ceiling`: the ceiling row of the same round (ratios are taken within a round). */
+const rows: { name: string; rps: number; cpuMs: number; ok: string; ceiling: number | undefined }[] = [];
 try {
-  for (const make of [
-    noopTarget,
-    () => kvpickTarget("`kvpick serve`, default config, pods without KV events", []),
-    () => kvpickTarget("`kvpick serve`, estimated fallback off", [FALLBACK_OFF]),
-    () => kvpickTarget("`kvpick serve`, every chat on the worker (workerRenderMessages 0)", [BOTH_CORES]),
-    () =>
-      kvpickTarget("`kvpick serve`, default config, pinned to 1 core (h2load on the other)", [], ONE_CORE),
-    () =>
-      kvpickTarget(
-        "`kvpick serve`, every chat on the worker, pinned to 1 core (h2load on the other)",
-        [BOTH_CORES],
-        ONE_CORE,
-      ),
-  ]) {
+  for (const make of targets) {
     const t = await make();
     try {
       // Readiness (the tokenizer loads before the port opens) and warm-up (JIT): until calls succeed.
@@ -178,9 +291,22 @@ try {
       const cpuMs = ((cpuSeconds(t.pid) - cpu0) * 1000) / N;
       const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1] ?? Number.NaN);
       const done = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded/.exec(out);
-      rows.push({ name: t.name, rps, cpuMs, ok: `${done?.[2] ?? "?"}/${N}` });
+      const ceilingAt = make === noopTarget ? undefined : rows.findLastIndex((r) => r.ceiling === undefined);
+      rows.push({ name: t.name, rps, cpuMs, ok: `${done?.[2] ?? "?"}/${N}`, ceiling: ceilingAt });
+      const c = ceilingAt === undefined ? undefined : rows[ceilingAt];
+      let hit = "";
+      if (t.metricsPort !== undefined) {
+        // The routing still works as it should: the mean prefix hit ratio on the chosen pod.
+        const page = await (await fetch(`http://127.0.0.1:${t.metricsPort}/metrics`)).text();
+        const sum = Number(/^epp_prefix_hit_ratio_sum (\S+)/m.exec(page)?.[1]);
+        const count = Number(/^epp_prefix_hit_ratio_count (\S+)/m.exec(page)?.[1]);
+        hit = `, mean prefix hit ratio ${(sum / count).toFixed(3)}`;
+      }
       console.log(
-        `${t.name}: ${rps.toFixed(0)} req/s, ${cpuMs.toFixed(3)} ms CPU per request (${done?.[2]}/${N} ok)`,
+        `${t.name}: ${rps.toFixed(0)} req/s, ${cpuMs.toFixed(3)} ms CPU per request (${done?.[2]}/${N} ok${hit})` +
+          (c === undefined
+            ? ""
+            : `; ${(rps / c.rps).toFixed(2)} of the ceiling, ${(cpuMs / c.cpuMs).toFixed(2)}× its CPU`),
       );
     } finally {
       await t.stop();
@@ -189,7 +315,6 @@ try {
 } finally {
   await Promise.all(pods.map((p) => p.close()));
 }
-const ceiling = rows[0]!;
 result.tables.push({
   caption: `h2load (C, 1 thread, 4 connections × 16 streams, ${N} calls) replaying one Process call: a ${body.length}-byte chat body (~8k tokens, warm), 8 pods. CPU = the server process's user+system time / calls.`,
   columns: [
@@ -200,17 +325,21 @@ result.tables.push({
     "fraction of the ceiling (req/s)",
     "CPU vs the ceiling",
   ],
-  rows: rows.map((r) => [
-    r.name,
-    r.ok,
-    r.rps.toFixed(0),
-    `${r.cpuMs.toFixed(3)} ms`,
-    (r.rps / ceiling.rps).toFixed(2),
-    `${(r.cpuMs / ceiling.cpuMs).toFixed(2)}×`,
-  ]),
+  rows: rows.map((r) => {
+    const ceiling = rows[r.ceiling ?? rows.indexOf(r)]!;
+    return [
+      r.name,
+      r.ok,
+      r.rps.toFixed(0),
+      `${r.cpuMs.toFixed(3)} ms`,
+      (r.rps / ceiling.rps).toFixed(2),
+      `${(r.cpuMs / ceiling.cpuMs).toFixed(2)}×`,
+    ];
+  }),
 });
 result.notes.push(
   "Targets (issue 16): ≥ 0.5 of the ceiling's req/s with the default config; CPU per warm 8k request ≤ 2.5× the ceiling's.",
   "h2load runs on the same 2 cores: it takes CPU from whichever server is measured, the ceiling included.",
 );
-console.log(`wrote ${result.write()}`);
+// A partial or A/B run prints its figures but leaves the published results file alone.
+if (BASE === undefined && ONLY === undefined && ROUNDS === 1) console.log(`wrote ${result.write()}`);

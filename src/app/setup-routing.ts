@@ -111,6 +111,7 @@ export function setupRouting(
     dispatch: config.scheduling.dispatchCredit || flowControl !== null ? endpoints : null,
     tracer: o.tracer,
     admission: flowControl,
+    requestMemoBytes: config.tokenizer.requestMemoBytes,
   });
   return { director, tokenizer, flowControl, priorities };
 }

@@ -83,6 +83,12 @@ export const configSchema = z.strictObject({
        */
       hashMemoBlocks: intIn(0, 2 ** 24).default(65_536),
       /**
+       * Recent request bodies kept with their parse and block chain (bytes; 0 = off): the same body again (a
+       * retry, an n > 1 fan-out, a replay) skips parse, render, tokenize and hash. Exact: hits are verified
+       * byte for byte. A body is kept from its second sighting; each costs ~3× its size.
+       */
+      requestMemoBytes: intIn(0, 2 ** 40).default(32 * 1024 * 1024),
+      /**
        * Longest conversation (chat `messages`) one request may have; longer ones get 413. Rendering costs
        * ~35 µs of CPU per message (on a worker thread beyond 64 messages).
        */

@@ -140,6 +140,34 @@ describe("abandoned streams", () => {
     h.router.handler = () => ({ kind: "routed", endpoint: ENDPOINT });
   }, 60_000);
 
+  it("tells a router the stream was cancelled, by cancelled() and by a signal made only when read", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    h.router.calls = [];
+    h.router.handler = async () => {
+      await gate;
+      return { kind: "routed", endpoint: ENDPOINT };
+    };
+    const [early, late] = [new AbortController(), new AbortController()];
+    const runs = [early, late].map((ac) => h.client.process({ body: chat("x"), signal: ac.signal }));
+    await vi.waitFor(() => expect(h.router.calls.length).toBe(2), { timeout: 20_000 });
+    const [first, second] = h.router.calls;
+    const readEarly = first!.signal!; // read while routing: fires on the cancel
+    expect([readEarly.aborted, first!.cancelled?.(), second!.cancelled?.()]).toEqual([false, false, false]);
+    early.abort();
+    late.abort();
+    await Promise.all(runs);
+    await vi.waitFor(() => expect(h.server.inFlight()).toBe(0), { timeout: 20_000 });
+    expect(readEarly.aborted).toBe(true);
+    expect(first!.cancelled?.()).toBe(true);
+    expect(second!.cancelled?.()).toBe(true);
+    expect(second!.signal!.aborted).toBe(true); // first read after the cancel: made aborted
+    release();
+    h.router.handler = () => ({ kind: "routed", endpoint: ENDPOINT });
+  });
+
   it("reports 'aborted' when the stream dies mid-response, 'complete' after the response", async () => {
     const outcomes: string[] = [];
     const ac = new AbortController();

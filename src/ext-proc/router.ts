@@ -26,6 +26,11 @@ export interface RouteRequest {
    * waiting in a flow-control queue leaves it at once.
    */
   signal?: AbortSignal;
+  /**
+   * Whether `signal` has fired, without making the signal: the stream creates its AbortSignal only when a
+   * router reads `signal` (~30 µs each in Node 20), so a router that only needs to check reads this.
+   */
+  cancelled?: () => boolean;
 }
 
 /**

@@ -23,6 +23,8 @@ export class RouteMetrics implements RouteRecorder {
   readonly #cachedTokensError: Histogram;
   readonly #endpointPicks: Counter<"endpoint">;
   readonly #cacheSignalMissing: Counter<"reason">;
+  /** `epp_request_memo_lookups_total` by result. */
+  readonly #memo: { readonly hit: Counter.Internal; readonly miss: Counter.Internal };
   /** Children of `#cacheSignalMissing`, one per reason seen (reasons and error codes: a bounded set). */
   readonly #missing = new Map<string, Counter.Internal>();
 
@@ -82,6 +84,13 @@ export class RouteMetrics implements RouteRecorder {
       labelNames: ["endpoint"],
       registers,
     });
+    const memo = new Counter({
+      name: "epp_request_memo_lookups_total",
+      help: "Hashed prompts by whether the request memo had the same body's chain (hit: parse, render, tokenize and hash skipped).",
+      labelNames: ["result"],
+      registers,
+    });
+    this.#memo = { hit: memo.labels({ result: "hit" }), miss: memo.labels({ result: "miss" }) };
     this.#cacheSignalMissing = new Counter({
       name: "epp_cache_signal_missing_total",
       help: "Requests routed on load alone because no block hashes could be computed, by reason.",
@@ -97,6 +106,7 @@ export class RouteMetrics implements RouteRecorder {
   decided(d: RouteDecision): RequestRecord | null {
     for (const s of d.stages) this.#stages.get(s.stage)?.observe((s.endMs - s.startMs) / 1000);
     if (d.missingSignal !== null) this.#missingOf(d.missingSignal).inc();
+    if (d.promptMemo !== null) this.#memo[d.promptMemo].inc();
     const v = d.verdict;
     switch (v.kind) {
       case "bodyless":

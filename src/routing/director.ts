@@ -10,8 +10,9 @@ import { logField } from "../observability/label-bounds.js";
 import type { Logger } from "../observability/logger.js";
 import type { EndpointSource, SchedulingRequest, SchedulingResult } from "../scheduling/types.js";
 import type { LoraAdapters } from "./lora-adapters.js";
-import { type InferenceRequest, parseInferenceRequest, promptTextOf } from "./openai-request.js";
+import { apiKindOf, type InferenceRequest, parseInferenceRequest, promptTextOf } from "./openai-request.js";
 import { type ChainHasher, type PromptTokenizer, promptChain } from "./prompt-chain.js";
+import { chainKeyOf, type MemoEntry, PromptMemo } from "./prompt-memo.js";
 import { NO_TRACER, type RequestTrace, type RequestTracer } from "./request-trace.js";
 import { newDecision, type RouteDecision, type RouteVerdict, traceDecision } from "./route-decision.js";
 import { RouteLog, scoresOf } from "./route-log.js";
@@ -78,6 +79,8 @@ export interface DirectorOptions {
   tracer?: RequestTracer;
   /** Flow control (flowControl.enabled): admission before scheduling; absent = every request at once. */
   admission?: AdmissionGate | null;
+  /** Bytes of recent bodies kept with their parse and chain (tokenizer.requestMemoBytes); 0 or absent = off. */
+  requestMemoBytes?: number;
 }
 
 type Picked = Extract<SchedulingResult, { kind: "picked" }>;
@@ -102,11 +105,19 @@ export class Director {
   readonly #log: RouteLog;
   readonly #modelsSeen = new Set<string>();
   readonly #tracer: RequestTracer;
+  readonly #memo: PromptMemo | null;
 
   constructor(options: DirectorOptions) {
     this.#o = options;
     this.#log = new RouteLog(options.logger);
     this.#tracer = options.tracer ?? NO_TRACER;
+    const memoBytes = options.requestMemoBytes ?? 0;
+    this.#memo = memoBytes > 0 ? new PromptMemo(memoBytes) : null;
+  }
+
+  /** The request memo's size (tests, diagnostics). */
+  memoStats(): { entries: number; bytes: number } {
+    return { entries: this.#memo?.entries ?? 0, bytes: this.#memo?.bytes ?? 0 };
   }
 
   async route(request: RouteRequest): Promise<RouteOutcome> {
@@ -116,17 +127,15 @@ export class Director {
     if (request.body.length === 0) return this.#routeBodyless(request, d, trace);
     const started = performance.now();
 
-    // 2. Parse once. A body kvpick cannot read is the client's fault: 400.
-    const parsed = this.#parse(request, d, started);
+    // 2. Parse once (or not at all: the same bytes were parsed recently). Unreadable = the client's fault: 400.
+    const kind = apiKindOf(request.path);
+    const seen = this.#memo?.find(kind, request.body);
+    const parsed = this.#parse(request, d, started, seen);
     if ("error" in parsed) return this.#reject(d, parsed.error, trace);
 
     // 3. Tokenize and hash once (scorers read the chain through the scheduling cycle).
-    const chain = await promptChain(
-      this.#chainDeps(request.requestId, parsed.model),
-      parsed,
-      request.body,
-      d,
-    );
+    const memo = seen ?? this.#memo?.offer(kind, request.body, parsed);
+    const chain = await this.#chain(request, parsed, d, memo);
     if (chain instanceof EppError) return this.#reject(d, chain, trace);
 
     // 4. Flow control (optional): wait for room or be shed; scheduling below then reads the state at release.
@@ -139,13 +148,13 @@ export class Director {
     // 6. Schedule. A request Envoy gave up on meanwhile stops here: scheduling records speculative entries,
     // prefix heat and estimated keys, and step 8 dispatch credit, all for a request that will never reach the
     // pod. From here to the answer being written nothing awaits, so a cancel cannot slip in between.
-    if (request.signal?.aborted) {
+    if (request.cancelled?.() ?? request.signal?.aborted) {
       admission?.done(); // its flow-control slot is free again
       this.#decided(d, trace);
       return { kind: "cancelled" };
     }
     const scoreStart = performance.now();
-    const result = this.#o.scheduler.schedule(this.#schedulingRequest(request, parsed, chain, d), view);
+    const result = this.#o.scheduler.schedule(this.#schedulingRequest(request, parsed, chain, d, memo), view);
     const done = performance.now();
     d.stages.push({ stage: "score", startMs: scoreStart, endMs: done });
     if (result.kind !== "picked") {
@@ -186,12 +195,20 @@ export class Director {
   }
 
   /** The parsed body (its model and parse time in the decision), or what made it unreadable. */
-  #parse(request: RouteRequest, d: RouteDecision, started: number): InferenceRequest | { error: unknown } {
+  #parse(
+    request: RouteRequest,
+    d: RouteDecision,
+    started: number,
+    seen: MemoEntry | undefined,
+  ): InferenceRequest | { error: unknown } {
     let parsed: InferenceRequest;
-    try {
-      parsed = parseInferenceRequest(request.path, request.body);
-    } catch (error) {
-      return { error };
+    if (seen !== undefined) parsed = seen.parsed;
+    else {
+      try {
+        parsed = parseInferenceRequest(request.path, request.body);
+      } catch (error) {
+        return { error };
+      }
     }
     d.model = parsed.model;
     d.stages.push({ stage: "parse", startMs: started, endMs: performance.now() });
@@ -215,6 +232,57 @@ export class Director {
     if (this.#modelsSeen.has(field) || this.#modelsSeen.size >= MAX_MODELS_REPORTED) return;
     this.#modelsSeen.add(field);
     this.#log.firstSight(field, this.#o.tokenizer.dirFor?.(model) ?? null, this.#o.hasher !== null);
+  }
+
+  /** The block chain: the memo's when these bytes were hashed the same way recently, else promptChain's. */
+  async #chain(
+    request: RouteRequest,
+    parsed: InferenceRequest,
+    d: RouteDecision,
+    memo: MemoEntry | undefined,
+  ): Promise<BigUint64Array | EppError> {
+    const key = memo === undefined ? null : this.#chainKey(parsed);
+    const hit = key === null ? null : memo!.chain?.key === key ? memo!.chain : null;
+    if (hit !== null) {
+      const now = performance.now();
+      d.promptTokens = hit.promptTokens;
+      d.promptMemo = "hit";
+      // Zero-length stages keep one observation per request in the stage histograms.
+      d.stages.push(
+        { stage: "tokenize", startMs: now, endMs: now },
+        { stage: "hash", startMs: now, endMs: now },
+      );
+      return hit.chain;
+    }
+    const chain = await promptChain(
+      this.#chainDeps(request.requestId, parsed.model),
+      parsed,
+      request.body,
+      d,
+    );
+    if (this.#memo === null || chain instanceof EppError || d.missingSignal !== null) return chain;
+    if (parsed.kind === "other" || d.promptTokens === null) return chain;
+    d.promptMemo = "miss";
+    // Kept only when hashed under the key it was looked up with (the block size may be learnt meanwhile).
+    if (memo !== undefined && key !== null && this.#chainKey(parsed) === key)
+      this.#memo.setChain(memo, key, chain, d.promptTokens);
+    return chain;
+  }
+
+  /** What a chain of `parsed` depends on beyond its bytes; null when it is not hashed (nothing to keep). */
+  #chainKey(parsed: InferenceRequest): string | null {
+    const hasher = this.#o.hasher;
+    if (hasher === null || hasher.blockSize === null || parsed.kind === "other" || parsed.multimodal)
+      return null;
+    const lora = this.#o.loras?.resolve(parsed.model) ?? null;
+    if (lora !== null && !lora.hashable) return null;
+    return chainKeyOf({
+      tokenizerModel: lora?.tokenizerModel ?? parsed.model,
+      lora: lora?.hashKey ?? null,
+      blockSize: hasher.blockSize,
+      scheme: hasher.scheme,
+      hashSeed: hasher.hashSeed,
+    });
   }
 
   #chainDeps(requestId: string, model: string) {
@@ -260,6 +328,7 @@ export class Director {
     parsed: InferenceRequest,
     chain: BigUint64Array,
     d: RouteDecision,
+    memo: MemoEntry | undefined,
   ): SchedulingRequest {
     // The prompt text is built only if an estimated scorer asks for it.
     let text: string | null = null;
@@ -280,6 +349,7 @@ export class Director {
       promptValue: () => promptValueOf(parsed),
       cacheSalt: parsed.cacheSalt,
       ...(this.#o.admission == null ? {} : { priority: d.priority }),
+      ...(memo === undefined || this.#memo === null ? {} : { bodyDerived: this.#memo.derivedOf(memo) }),
     };
   }
 

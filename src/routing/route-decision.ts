@@ -59,6 +59,11 @@ export interface RouteDecision {
   missingSignal: MissingSignal | null;
   /** The objective's priority as flow control resolved it; 0 without flow control. */
   priority: number;
+  /**
+   * The request memo (tokenizer.requestMemoBytes): "hit" = the same bytes were hashed recently, so parse,
+   * render, tokenize and hash were skipped; "miss" = the prompt was hashed; null = memo off or no chain.
+   */
+  promptMemo: "hit" | "miss" | null;
   /** The steps that ran, in order. */
   readonly stages: StageTiming[];
   verdict: RouteVerdict;
@@ -71,6 +76,7 @@ export function newDecision(requestId: string, requestBytes: number): RouteDecis
     requestBytes,
     promptTokens: null,
     missingSignal: null,
+    promptMemo: null,
     priority: 0,
     stages: [],
     verdict: { kind: "cancelled" },

@@ -16,6 +16,8 @@ export interface RouteRequest {
   readonly subsetHint: readonly string[] | null;
   /** Fires when Envoy gave up before the answer is written: then nothing may be recorded. */
   readonly signal?: AbortSignal | undefined;
+  /** Whether `signal` fired, read without creating it (ext-proc makes the signal on first read: ~30 µs). */
+  readonly cancelled?: (() => boolean) | undefined;
 }
 
 /** The response path's hooks (ext-proc calls them in wire order, never concurrently). */

@@ -43,6 +43,18 @@ export interface SchedulingRequest {
   readonly cacheSalt?: string | null;
   /** The priority flow control admitted the request with (its objective's); absent when flow control is off. */
   readonly priority?: number;
+  /**
+   * Values that depend only on the request body's bytes (and the key's own parameters), kept with the body
+   * across requests with the same bytes (routing's request memo); absent when the body is not kept.
+   */
+  readonly bodyDerived?: BodyDerived;
+}
+
+/** A per-body store (routing/prompt-memo.ts implements it). Values are shared: never mutate one. */
+export interface BodyDerived {
+  get(key: string): unknown;
+  /** `bytes`: what keeping `value` costs (the store is bounded in bytes; it may decline to keep it). */
+  set(key: string, value: unknown, bytes: number): void;
 }
 
 /** Longest cached prefix per candidate, aligned with the candidate array it was computed for. */

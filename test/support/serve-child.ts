@@ -27,6 +27,8 @@ export async function spawnServe(
     stdio?: StdioOptions;
     env?: Record<string, string>;
     hashSeed?: string | null;
+    /** Another checkout whose build to run (a benchmark's A/B against a base commit); default this one. */
+    root?: string;
   } = {},
 ): Promise<ServeChild> {
   const [grpcPort, healthPort, metricsPort, kvPort] = [
@@ -39,7 +41,7 @@ export async function spawnServe(
     process.execPath,
     [
       ...(options.nodeArgs ?? []),
-      `${repoRoot}/dist/src/main.js`,
+      `${options.root ?? repoRoot}/dist/src/main.js`,
       "serve",
       ...(options.hashSeed === null ? [] : [`--hash-seed=${options.hashSeed ?? "42"}`]),
       "--secure-serving=false",

@@ -42,6 +42,39 @@ describe("RoutedPrefixLru", () => {
   });
 });
 
+describe("RoutedPrefixLru with shared key arrays", () => {
+  it("answers a reused (memoised) key array exactly as fresh copies of it, through adds and evictions", () => {
+    const shared = new RoutedPrefixLru(() => 0);
+    const fresh = new RoutedPrefixLru(() => 0);
+    const arrays = [
+      [1, 2, 3, 4],
+      [1, 2, 5],
+      [9, 8, 7, 6, 5],
+      [1, 2, 3, 4, 10, 11],
+    ].map((a) => Float64Array.from(a));
+    let seed = 7;
+    const next = (n: number) => {
+      seed ^= seed << 13; // xorshift32
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) % n;
+    };
+    // Random adds and matches, in any order: a cached answer must never outlive a change of the pod's keys.
+    for (let step = 0; step < 20_000; step++) {
+      const keys = arrays[next(arrays.length)]!;
+      const pod = `p${next(3)}`;
+      if (next(2) === 0) {
+        const capacity = 4 + next(5);
+        shared.add(pod, keys, capacity);
+        fresh.add(pod, Float64Array.from(keys), capacity);
+      } else {
+        expect(shared.match(pod, keys), `step ${step}`).toBe(fresh.match(pod, Float64Array.from(keys)));
+      }
+    }
+    expect(shared.stats()).toEqual(fresh.stats());
+  });
+});
+
 const request = (text: string, model = "m"): SchedulingRequest => ({
   ...aRequest(0),
   model,
@@ -96,5 +129,39 @@ describe("EstimatedPrefixIndex with a prompt value", () => {
     const str = new SchedulingCycle({ ...request(""), promptValue: () => prompt }, null);
     const byPromptText = new SchedulingCycle(request(prompt), null);
     expect(Array.from(index.keys(str, pods))).toEqual(Array.from(index.keys(byPromptText, pods)));
+  });
+});
+
+describe("EstimatedPrefixIndex with a body's derived values", () => {
+  it("keeps a body's keys in bodyDerived and reuses them for the same body, per shape and seed", () => {
+    const index = new EstimatedPrefixIndex(estimatedPrefixParams.parse({ autoTune: false }));
+    const pods = [anEndpoint("10.0.0.1:80")];
+    const store = new Map<string, unknown>();
+    let walked = 0;
+    const text = "w".repeat(64 * 20);
+    const derived = {
+      get: (k: string) => store.get(k),
+      set: (k: string, v: unknown) => void store.set(k, v),
+    };
+    const withStore = (model = "m") =>
+      new SchedulingCycle(
+        {
+          ...request(text, model),
+          promptText: () => {
+            walked++;
+            return text;
+          },
+          bodyDerived: derived,
+        },
+        null,
+      );
+    const first = index.keys(withStore(), pods);
+    const again = index.keys(withStore(), pods);
+    expect(again).toBe(first);
+    expect(walked).toBe(1);
+    expect(Array.from(first)).toEqual(Array.from(index.keys(new SchedulingCycle(request(text), null), pods)));
+    // Another seed (model) is keyed apart.
+    expect(Array.from(index.keys(withStore("other"), pods))).not.toEqual(Array.from(first));
+    expect(walked).toBe(2);
   });
 });

@@ -61,20 +61,33 @@ export class EstimatedPrefixIndex {
     const blockChars = this.#blockCharsFor(candidates);
     const max = this.#params.maxPrefixBlocksToMatch;
     const shape = `${blockChars}/${max}`;
-    return cycle.memo(`estimated-prefix-keys/${shape}`, () => {
-      const { promptValue, promptText, targetModel, cacheSalt } = cycle.request;
+    const memoKey = `estimated-prefix-keys/${shape}`;
+    return cycle.memo(memoKey, () => {
+      const { targetModel, cacheSalt } = cycle.request;
       const seed = `${targetModel}\u0000${cacheSalt ?? ""}`;
-      if (promptValue !== undefined) {
-        // Walk the value, never serialise it whole: only the characters the keys cover are produced.
-        const value = promptValue();
-        const h = new ApproxKeyHasher(seed, blockChars, max);
-        if (typeof value === "string") h.feed(value, 0, Math.min(value.length, max * blockChars));
-        else feedJson(h, value, this.#pieces);
-        return h.keys();
-      }
-      if (promptText === undefined) return new Float64Array(0);
-      return approxPrefixKeys(promptText(), seed, blockChars, max);
+      // The same body seen recently: its keys as computed then (a function of the body, seed and shape).
+      const derived = cycle.request.bodyDerived;
+      const derivedKey = `${memoKey}/${seed}`;
+      const kept = derived?.get(derivedKey);
+      if (kept instanceof Float64Array) return kept;
+      const keys = this.#keysOf(cycle, seed, blockChars, max);
+      derived?.set(derivedKey, keys, keys.byteLength);
+      return keys;
     });
+  }
+
+  #keysOf(cycle: CycleState, seed: string, blockChars: number, max: number): Float64Array {
+    const { promptValue, promptText } = cycle.request;
+    if (promptValue !== undefined) {
+      // Walk the value, never serialise it whole: only the characters the keys cover are produced.
+      const value = promptValue();
+      const h = new ApproxKeyHasher(seed, blockChars, max);
+      if (typeof value === "string") h.feed(value, 0, Math.min(value.length, max * blockChars));
+      else feedJson(h, value, this.#pieces);
+      return h.keys();
+    }
+    if (promptText === undefined) return new Float64Array(0);
+    return approxPrefixKeys(promptText(), seed, blockChars, max);
   }
 
   match(cycle: CycleState, candidates: readonly Endpoint[]): EstimatedMatch {

@@ -6,6 +6,16 @@ interface PodLru {
   readonly keys: Map<number, true>;
   /** Last time (ms) the endpoint was a candidate or a target: endpoints gone for long are dropped. */
   lastSeen: number;
+  /**
+   * The last key array added, while nothing else changed the map since: adding it again leaves the map as it
+   * is. Key arrays are never mutated (a memoised body's keys are one shared array), so identity = same keys.
+   */
+  lastAdded: Float64Array | null;
+  /** Whether that add kept every one of its keys (it had no more keys than the capacity). */
+  lastAddedWhole: boolean;
+  /** The last key array matched and its count, while the map has not changed since. */
+  lastMatched: Float64Array | null;
+  lastCount: number;
 }
 
 export interface RoutedPrefixLruStats {
@@ -34,8 +44,12 @@ export class RoutedPrefixLru {
     const pod = this.#pods.get(address);
     if (pod === undefined) return 0;
     pod.lastSeen = this.#now();
+    // The same (shared, immutable) keys against an unchanged map: the same count, without 256 lookups.
+    if (pod.lastMatched === keys) return pod.lastCount;
     let i = 0;
     while (i < keys.length && pod.keys.has(keys[i]!)) i++;
+    pod.lastMatched = keys;
+    pod.lastCount = i;
     return i;
   }
 
@@ -44,24 +58,38 @@ export class RoutedPrefixLru {
     const now = this.#now();
     let pod = this.#pods.get(address);
     if (pod === undefined) {
-      pod = { keys: new Map(), lastSeen: now };
+      pod = {
+        keys: new Map(),
+        lastSeen: now,
+        lastAdded: null,
+        lastAddedWhole: false,
+        lastMatched: null,
+        lastCount: 0,
+      };
       this.#pods.set(address, pod);
     }
     pod.lastSeen = now;
+    if (now - this.#lastPrune > PRUNE_EVERY_MS) this.#prune(now);
+    // Re-adding the very keys added last, all still there and nothing else added since, would delete and re-set
+    // them in the same order and evict nothing: the map would stay as it is.
+    const limit = Math.max(1, capacity);
+    if (pod.lastAdded === keys && pod.lastAddedWhole && pod.keys.size <= limit) return;
+    pod.lastAdded = keys;
+    pod.lastAddedWhole = keys.length <= limit;
+    pod.lastMatched = null;
     const m = pod.keys;
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i]!;
       m.delete(k);
       m.set(k, true);
     }
-    let excess = m.size - Math.max(1, capacity);
+    let excess = m.size - limit;
     if (excess > 0) {
       for (const k of m.keys()) {
         m.delete(k);
         if (--excess === 0) break;
       }
     }
-    if (now - this.#lastPrune > PRUNE_EVERY_MS) this.#prune(now);
   }
 
   /** Forgets one endpoint (e.g. its KV events now arrive, so the exact index takes over). */
