@@ -213,6 +213,8 @@ async function kvpickTarget(
 const FALLBACK_OFF =
   '--config-text={"scheduling":{"scorers":[{"type":"ttft-cost-scorer","weight":1,"parameters":{"estimatedFallback":false}}]}}';
 
+const MEMO_OFF = '--config-text={"tokenizer":{"requestMemoBytes":0}}';
+
 // Every chat rendered, tokenized and hashed on the tokenizer worker: the main thread keeps gRPC and scheduling.
 const BOTH_CORES = '--config-text={"tokenizer":{"workerRenderMessages":0}}';
 const ONE_CORE = { server: "0", load: "1" };
@@ -240,6 +242,13 @@ const KVPICK_ROWS: {
     name: "`kvpick serve`, default config, every pod publishing KV events (prompt cached on 2)",
     extra: [],
     kvEvents: true,
+  },
+  {
+    // h2load replays ONE body, which the request memo answers from its second sighting: this row shows what
+    // a body kvpick has not seen before costs (the system prompt's tokens still come from the token cache).
+    key: "memo-off",
+    name: "`kvpick serve`, request memo off (every body parsed, rendered, tokenized, hashed)",
+    extra: [MEMO_OFF],
   },
   { key: "fallback-off", name: "`kvpick serve`, estimated fallback off", extra: [FALLBACK_OFF] },
   {
