@@ -9,8 +9,14 @@ import { EppError } from "../errors.js";
 import { logField } from "../observability/label-bounds.js";
 import type { Logger } from "../observability/logger.js";
 import type { EndpointSource, SchedulingRequest, SchedulingResult } from "../scheduling/types.js";
+import { offloadedMessages } from "../tokenization/body-summary.js";
 import type { LoraAdapters } from "./lora-adapters.js";
-import { type InferenceRequest, parseInferenceRequest, promptTextOf } from "./openai-request.js";
+import {
+  type InferenceRequest,
+  inferenceRequestOf,
+  parseInferenceRequest,
+  promptTextOf,
+} from "./openai-request.js";
 import { type ChainHasher, type PromptTokenizer, promptChain } from "./prompt-chain.js";
 import { NO_TRACER, type RequestTrace, type RequestTracer } from "./request-trace.js";
 import { newDecision, type RouteDecision, type RouteVerdict, traceDecision } from "./route-decision.js";
@@ -117,7 +123,8 @@ export class Director {
     const started = performance.now();
 
     // 2. Parse once. A body kvpick cannot read is the client's fault: 400.
-    const parsed = this.#parse(request, d, started);
+    let parsed = this.#parse(request, d, started);
+    if (parsed instanceof Promise) parsed = await parsed;
     if ("error" in parsed) return this.#reject(d, parsed.error, trace);
 
     // 3. Tokenize and hash once (scorers read the chain through the scheduling cycle).
@@ -186,10 +193,30 @@ export class Director {
   }
 
   /** The parsed body (its model and parse time in the decision), or what made it unreadable. */
-  #parse(request: RouteRequest, d: RouteDecision, started: number): InferenceRequest | { error: unknown } {
+  #parse(
+    request: RouteRequest,
+    d: RouteDecision,
+    started: number,
+  ): InferenceRequest | { error: unknown } | Promise<InferenceRequest | { error: unknown }> {
+    // A large body is parsed on a tokenizer worker (the loop would stall on it); a small one here, at once.
+    const onWorker = this.#o.tokenizer.parseOnWorker?.(request.body) ?? null;
+    if (onWorker !== null) {
+      return onWorker.then(
+        (summary) => this.#parsed(d, started, () => inferenceRequestOf(request.path, summary)),
+        (error: unknown) => ({ error }),
+      );
+    }
+    return this.#parsed(d, started, () => parseInferenceRequest(request.path, request.body));
+  }
+
+  #parsed(
+    d: RouteDecision,
+    started: number,
+    parse: () => InferenceRequest,
+  ): InferenceRequest | { error: unknown } {
     let parsed: InferenceRequest;
     try {
-      parsed = parseInferenceRequest(request.path, request.body);
+      parsed = parse();
     } catch (error) {
       return { error };
     }
@@ -390,7 +417,7 @@ function notPicked(result: Exclude<SchedulingResult, { kind: "picked" }>): EppEr
 
 /** promptTextOf's text as a value the estimated keys walk (a string is the text; others stand for JSON). */
 function promptValueOf(request: InferenceRequest): unknown {
-  if (request.kind === "chat") return request.body.messages ?? [];
+  if (request.kind === "chat") return offloadedMessages(request.body)?.text ?? request.body.messages ?? [];
   if (request.kind === "completion") return request.body.prompt ?? '""';
   return "";
 }
