@@ -191,9 +191,9 @@ describe("large request bodies parsed on a tokenizer worker", () => {
     // loaded machines; when V8 collects depends on the test process's whole heap).
     const onMain = await longestTurn(Number.MAX_SAFE_INTEGER, "a");
     const onWorker = await longestTurn(256 * 1024, "b");
-    // Parsed on the main thread, this body holds the loop ~100–200 ms; parsed on the worker, a few ms (the
-    // shared copy of the body, the results' copy back).
-    expect(onWorker).toBeLessThan(25);
+    // Parsed on the main thread, this body holds the loop ~100–200 ms of CPU; parsed on the worker, 10–30 ms
+    // on a loaded 2-core machine (what is left: the body's copy to shared memory, the decision).
+    expect(onWorker).toBeLessThan(50);
     expect(onWorker).toBeLessThan(onMain / 2);
   });
 });
