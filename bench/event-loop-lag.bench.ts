@@ -108,7 +108,7 @@ const heavyItems: [string, () => Promise<unknown>][] = [
   ["100,000-message conversation", () => send(huge("a"))],
 ];
 /** The longest turns of a window (by the child's own run time), as "late ms (ran, waited, gc)"; at most `top`. */
-const fmtStalls = (w: ProbeWindow, top = 12) =>
+const fmtStalls = (w: ProbeWindow, top = 6) =>
   w.stalls.length === 0
     ? "none"
     : [...w.stalls]
