@@ -9,8 +9,15 @@ import { EppError } from "../errors.js";
 import { logField } from "../observability/label-bounds.js";
 import type { Logger } from "../observability/logger.js";
 import type { EndpointSource, SchedulingRequest, SchedulingResult } from "../scheduling/types.js";
+import { offloadedMessages } from "../tokenization/body-summary.js";
 import type { LoraAdapters } from "./lora-adapters.js";
-import { apiKindOf, type InferenceRequest, parseInferenceRequest, promptTextOf } from "./openai-request.js";
+import {
+  apiKindOf,
+  type InferenceRequest,
+  inferenceRequestOf,
+  parseInferenceRequest,
+  promptTextOf,
+} from "./openai-request.js";
 import { type ChainHasher, type PromptTokenizer, promptChain } from "./prompt-chain.js";
 import { chainKeyOf, type MemoEntry, PromptMemo } from "./prompt-memo.js";
 import { NO_TRACER, type RequestTrace, type RequestTracer } from "./request-trace.js";
@@ -130,7 +137,8 @@ export class Director {
     // 2. Parse once (or not at all: the same bytes were parsed recently). Unreadable = the client's fault: 400.
     const kind = apiKindOf(request.path);
     const seen = this.#memo?.find(kind, request.body);
-    const parsed = this.#parse(request, d, started, seen);
+    let parsed = this.#parse(request, d, started, seen);
+    if (parsed instanceof Promise) parsed = await parsed;
     if ("error" in parsed) return this.#reject(d, parsed.error, trace);
 
     // 3. Tokenize and hash once (scorers read the chain through the scheduling cycle).
@@ -200,15 +208,29 @@ export class Director {
     d: RouteDecision,
     started: number,
     seen: MemoEntry | undefined,
+  ): InferenceRequest | { error: unknown } | Promise<InferenceRequest | { error: unknown }> {
+    if (seen !== undefined) return this.#parsed(d, started, () => seen.parsed);
+    // A large body is parsed on a tokenizer worker (the loop would stall on it); a small one here, at once.
+    const onWorker = this.#o.tokenizer.parseOnWorker?.(request.body) ?? null;
+    if (onWorker !== null) {
+      return onWorker.then(
+        (summary) => this.#parsed(d, started, () => inferenceRequestOf(request.path, summary)),
+        (error: unknown) => ({ error }),
+      );
+    }
+    return this.#parsed(d, started, () => parseInferenceRequest(request.path, request.body));
+  }
+
+  #parsed(
+    d: RouteDecision,
+    started: number,
+    parse: () => InferenceRequest,
   ): InferenceRequest | { error: unknown } {
     let parsed: InferenceRequest;
-    if (seen !== undefined) parsed = seen.parsed;
-    else {
-      try {
-        parsed = parseInferenceRequest(request.path, request.body);
-      } catch (error) {
-        return { error };
-      }
+    try {
+      parsed = parse();
+    } catch (error) {
+      return { error };
     }
     d.model = parsed.model;
     d.stages.push({ stage: "parse", startMs: started, endMs: performance.now() });
@@ -461,7 +483,7 @@ function notPicked(result: Exclude<SchedulingResult, { kind: "picked" }>): EppEr
 
 /** promptTextOf's text as a value the estimated keys walk (a string is the text; others stand for JSON). */
 function promptValueOf(request: InferenceRequest): unknown {
-  if (request.kind === "chat") return request.body.messages ?? [];
+  if (request.kind === "chat") return offloadedMessages(request.body)?.text ?? request.body.messages ?? [];
   if (request.kind === "completion") return request.body.prompt ?? '""';
   return "";
 }

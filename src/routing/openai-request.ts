@@ -3,6 +3,7 @@
 // integers and key order kept, see python-json.ts) and bounded in nesting depth, so nothing downstream
 // (chat template, estimated prefix text) ever walks a value deeper than MAX_JSON_DEPTH.
 import { badRequest } from "../errors.js";
+import { type BodySummary, offloadedMessages } from "../tokenization/body-summary.js";
 import { hasMediaParts } from "../tokenization/chat-request.js";
 import { JsonError, parseRequestJson } from "../tokenization/python-json.js";
 
@@ -41,15 +42,29 @@ export function parseInferenceRequest(path: string, raw: Uint8Array): InferenceR
   try {
     text = utf8.decode(raw);
   } catch {
-    throw badRequest("error unmarshaling request body: body is not valid UTF-8");
+    return inferenceRequestOf(path, { error: "utf8" });
   }
   let parsed: unknown;
   try {
     parsed = parseRequestJson(text);
   } catch (err) {
     if (!(err instanceof JsonError)) throw err;
-    throw badRequest(`error unmarshaling request body: ${err.message}`);
+    return inferenceRequestOf(path, { error: "json", message: err.message });
   }
+  return inferenceRequestOf(path, { body: parsed });
+}
+
+/**
+ * parseInferenceRequest from a body parsed here or on a tokenizer worker (tokenization/body-summary.ts: a
+ * large chat's messages stay there, `offloadedMessages` has what routing reads of them). Same 400s.
+ */
+export function inferenceRequestOf(path: string, summary: BodySummary): InferenceRequest {
+  if ("error" in summary) {
+    if (summary.error === "utf8")
+      throw badRequest("error unmarshaling request body: body is not valid UTF-8");
+    throw badRequest(`error unmarshaling request body: ${summary.message}`);
+  }
+  const parsed = summary.body;
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw badRequest("error unmarshaling request body: expected a JSON object");
   }
@@ -57,7 +72,8 @@ export function parseInferenceRequest(path: string, raw: Uint8Array): InferenceR
   const model = body.model;
   if (typeof model !== "string" || model === "") throw badRequest("model not found in request body");
   const kind = apiKindOf(path);
-  if (kind === "chat" && !Array.isArray(body.messages)) {
+  const offloaded = offloadedMessages(body);
+  if (kind === "chat" && !Array.isArray(body.messages) && offloaded === undefined) {
     throw badRequest("`messages` must be an array of chat messages");
   }
   if (kind === "completion" && !("prompt" in body)) throw badRequest("`prompt` is required");
@@ -71,7 +87,7 @@ export function parseInferenceRequest(path: string, raw: Uint8Array): InferenceR
     body,
     cacheSalt: typeof salt === "string" && salt !== "" ? salt : null,
     stream: body.stream === true,
-    multimodal: kind === "chat" && hasMediaParts(body.messages),
+    multimodal: kind === "chat" && (offloaded?.hasMedia ?? hasMediaParts(body.messages)),
   };
 }
 
@@ -81,7 +97,9 @@ export function parseInferenceRequest(path: string, raw: Uint8Array): InferenceR
  */
 export function promptTextOf(request: InferenceRequest): string {
   if (request.multimodal) return ""; // no prefix credit, estimated or precise (see `multimodal`)
-  if (request.kind === "chat") return JSON.stringify(request.body.messages ?? []);
+  if (request.kind === "chat") {
+    return offloadedMessages(request.body)?.text ?? JSON.stringify(request.body.messages ?? []);
+  }
   if (request.kind === "completion") {
     const prompt = request.body.prompt;
     return typeof prompt === "string" ? prompt : JSON.stringify(prompt ?? "");

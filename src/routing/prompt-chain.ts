@@ -4,6 +4,7 @@
 // a client mistake (400, or 413 past tokenizer.maxChatMessages) is returned as the error that ends it.
 import { EppError } from "../errors.js";
 import type { BlockExtras, BlockHasher } from "../kv-index/block-hash.js";
+import type { BodySummary } from "../tokenization/body-summary.js";
 import type { LoraAdapters } from "./lora-adapters.js";
 import type { InferenceRequest } from "./openai-request.js";
 import type { MissingSignal, RouteDecision } from "./route-decision.js";
@@ -24,6 +25,8 @@ export interface PromptTokenizer {
     tokenizeMicros: number;
     blockHashes?: BigUint64Array;
   }>;
+  /** A large body parsed off the main thread, or null to parse it here (tokenization/body-summary.ts). */
+  parseOnWorker?(raw: Uint8Array): Promise<BodySummary> | null;
   /** The tokenizer directory a model name resolves to (for the once-per-model diagnostic line). */
   dirFor?(model: string): string;
 }

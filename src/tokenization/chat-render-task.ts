@@ -87,9 +87,23 @@ export function renderAndEncode(
       return { error: { code: err.code, message: err.message } };
     throw err;
   }
-  const ids = encodeText(enc, text, cache);
+  const ids = shared(encodeText(enc, text, cache));
   if (hash === undefined) return { ids };
-  return { ids, blockHashes: hasherFor(hash.hasher).hash(ids, hash.extras) };
+  return { ids, blockHashes: shared(hasherFor(hash.hasher).hash(ids, hash.extras)) };
+}
+
+const SHARED_RESULT_BYTES = 64 * 1024;
+
+/**
+ * The result in shared memory: posted back as is, where a plain 5 MB array (the ids of a 100,000-message
+ * conversation) is serialised here and copied again on the main thread (tens of ms there).
+ */
+function shared<T extends Uint32Array | BigUint64Array>(a: T): T {
+  if (a.byteLength < SHARED_RESULT_BYTES) return a; // small: a copy costs less than shared memory
+  const Ctor = a.constructor as new (buffer: SharedArrayBuffer) => T;
+  const out = new Ctor(new SharedArrayBuffer(a.byteLength));
+  out.set(a as never);
+  return out;
 }
 
 /**

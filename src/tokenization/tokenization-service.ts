@@ -19,6 +19,12 @@ import {
   resolveTokenizerDir,
   type TokenizerFiles,
 } from "./tokenizer-files.js";
+import {
+  type BodySummary,
+  offloadedMessages,
+  WORKER_PARSE_BYTES,
+  withOffloadedMessages,
+} from "./body-summary.js";
 import type { ChatTaskResult, HashTask } from "./chat-render-task.js";
 import type { WorkerResult, WorkerTask } from "./tokenize-worker.js";
 
@@ -79,6 +85,8 @@ export interface TokenizerSettings {
   workerThreads: number;
   /** Chats with more messages than this render on a worker (default WORKER_RENDER_MESSAGES; 0 = every chat). */
   workerRenderMessages?: number;
+  /** Bodies of at least this many bytes are parsed on a worker (default WORKER_PARSE_BYTES). */
+  workerParseBytes?: number;
 }
 
 export class TokenizationService implements Service {
@@ -90,6 +98,8 @@ export class TokenizationService implements Service {
   readonly #loaded = new Map<string, Promise<LoadedTokenizer>>();
   readonly #requestTemplates = new Map<string, ChatTemplate>();
   #pool: Piscina<WorkerTask, WorkerResult> | null = null;
+  /** Bodies copied to shared memory for the workers, while the request holds its body (see #shared). */
+  readonly #sharedBodies = new WeakMap<Uint8Array, Uint8Array>();
 
   constructor(options: { config: TokenizerSettings; logger: Logger; metrics?: TokenizationRecorder }) {
     this.#config = options.config;
@@ -135,25 +145,33 @@ export class TokenizationService implements Service {
     let addSpecial: boolean;
     if (endpoint === "/v1/chat/completions") {
       const messages = body.messages;
-      const count = Array.isArray(messages) ? messages.length : 0;
+      const offloaded = offloadedMessages(body);
+      const count = offloaded?.count ?? (Array.isArray(messages) ? messages.length : 0);
       if (count > this.#config.maxChatMessages) {
         throw new EppError(
           "EPP_BODY_TOO_LARGE",
           `messages: ${count} messages exceed tokenizer.maxChatMessages (${this.#config.maxChatMessages})`,
         );
       }
+      // A body parsed on a worker has no messages here: it renders there too.
       const pool =
-        count > (this.#config.workerRenderMessages ?? WORKER_RENDER_MESSAGES) && raw !== undefined
+        (offloaded !== undefined || count > (this.#config.workerRenderMessages ?? WORKER_RENDER_MESSAGES)) &&
+        raw !== undefined
           ? this.#workers()
           : null;
+      if (offloaded !== undefined && pool === null) {
+        throw new EppError(
+          "EPP_INTERNAL",
+          "a body parsed on a worker must be rendered there (raw body missing)",
+        );
+      }
       if (pool !== null) {
         const templateSource = this.#templateFor(tk, body).source;
         const result = (await pool.run({
           dir: tk.files.dir,
           sections: [],
-          // A view into a larger buffer would clone all of it: send exactly the body's bytes.
           chat: {
-            raw: raw!.byteLength === raw!.buffer.byteLength ? raw! : raw!.slice(),
+            raw: this.#shared(raw!),
             templateSource,
             cacheBytes: Math.floor(this.#config.cacheBytes / Math.max(1, this.#config.workerThreads)),
             ...(hash === undefined ? {} : { hash }),
@@ -186,6 +204,20 @@ export class TokenizationService implements Service {
     const t2 = performance.now();
     this.#metrics?.tokenized(mode, (t2 - t0) / 1e3);
     return { tokenIds: ids, mode, renderMicros: (t1 - t0) * 1e3, tokenizeMicros: (t2 - t1) * 1e3 };
+  }
+
+  /**
+   * A large body parsed on a worker (body-summary.ts), or null: parse it here (small, or no workers). A chat
+   * body parsed there carries its messages' count, media flag and JSON text instead of the messages
+   * (`offloadedMessages`), and `tokenize` renders it from `raw` on a worker.
+   */
+  parseOnWorker(raw: Uint8Array): Promise<BodySummary> | null {
+    if (raw.byteLength < (this.#config.workerParseBytes ?? WORKER_PARSE_BYTES)) return null;
+    const pool = this.#workers();
+    if (pool === null) return null;
+    return pool
+      .run({ dir: "", sections: [], parse: this.#shared(raw) })
+      .then((r) => withOffloadedMessages(r as BodySummary));
   }
 
   async renderChat(model: string, body: Record<string, unknown>): Promise<string> {
@@ -308,6 +340,22 @@ export class TokenizationService implements Service {
       ns: this.#cache.namespace(dir),
       ns0: this.#cache.namespace(`${dir}\u0000first`),
     };
+  }
+
+  /**
+   * The body's bytes in shared memory, for a worker task: posting a plain 3 MB buffer serialises and copies it
+   * on the main thread (tens of ms for the largest bodies), a SharedArrayBuffer is handed over as is. One copy
+   * per body, reused by its parse and its render task.
+   */
+  #shared(raw: Uint8Array): Uint8Array {
+    if (raw.buffer instanceof SharedArrayBuffer) return raw;
+    let shared = this.#sharedBodies.get(raw);
+    if (shared === undefined) {
+      shared = new Uint8Array(new SharedArrayBuffer(raw.byteLength));
+      shared.set(raw);
+      this.#sharedBodies.set(raw, shared);
+    }
+    return shared;
   }
 
   #workers(): Piscina<WorkerTask, WorkerResult> | null {

@@ -1,6 +1,7 @@
-// Piscina worker: encodes text sections of cold long prompts, and renders + encodes large chat requests, off
-// the main thread, so one 30k-token prompt or 100,000-message conversation never stalls the event loop that
+// Piscina worker: encodes text sections of cold long prompts, parses large request bodies (body-summary.ts),
+// and renders + encodes large chat requests, off the main thread, so one 30k-token prompt or 100,000-message conversation never stalls the event loop that
 // serves every other request. Each worker loads a tokenizer directory once.
+import { type BodySummary, summarizeBody } from "./body-summary.js";
 import {
   type ChatTaskResult,
   type HashTask,
@@ -19,9 +20,11 @@ export interface WorkerTask {
   whole?: { text: string; addSpecialTokens: boolean };
   /** Set for a large chat request: its raw body and the template source the main thread chose. */
   chat?: { raw: Uint8Array; templateSource: string; cacheBytes?: number; hash?: HashTask };
+  /** Set to parse a large request body (no tokenizer needed: `dir` is ignored). */
+  parse?: Uint8Array;
 }
 
-export type WorkerResult = Uint32Array[] | ChatTaskResult;
+export type WorkerResult = Uint32Array[] | ChatTaskResult | BodySummary;
 
 interface Loaded {
   files: TokenizerFiles;
@@ -46,6 +49,7 @@ function load(dir: string): Promise<Loaded> {
 let tokenCache: TokenCache | null = null;
 
 export default async function encode(task: WorkerTask): Promise<WorkerResult> {
+  if (task.parse) return summarizeBody(task.parse);
   const loadedTk = await load(task.dir);
   const { files, enc } = loadedTk;
   if (task.chat) {

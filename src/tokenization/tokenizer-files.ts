@@ -43,11 +43,11 @@ export type BundledFamily = (typeof BUNDLED_FAMILIES)[number];
 
 const BUNDLED_PREFIX = "bundled:";
 
+/** Resolved once per family: every request asks (tokenization-service.ts dirFor), a resolve costs ~0.1–0.5 ms. */
 const bundledDirs = new Map<BundledFamily, string>();
 
 /** A bundled tokenizer's directory (default: Qwen3, the reference deployment's). */
 export function bundledTokenizerDir(family: BundledFamily = "qwen3"): string {
-  // Resolved once per family: every request asks (dirFor), and require.resolve stats the file system.
   let dir = bundledDirs.get(family);
   if (dir === undefined) {
     const require = createRequire(import.meta.url);
