@@ -6,7 +6,7 @@
 // section) and on with the best virtual-time point (kvpick config: queue 1, KV 0.5, batch band 0.8), each next
 // to its virtual-time twin (virtual-run.ts, same workload and settings). Every wall-time setting is the
 // simulated one / k, so both runs are in simulated seconds. Writes bench/results/flow-control-live.json.
-// Usage: npm run bench:flow-control:live [-- --seconds 20 --ttl-seconds 10 --time-scale 0.2 --rows off,gie,tuned]
+// Usage: npm run bench:flow-control:live [-- --seconds 20 --ttl-seconds 10 --time-scale 0.2 --rows off,gie,tuned,reserve]
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +16,7 @@ import { DEFAULT_ENGINE_CONFIG } from "../../src/sim/engine-config.js";
 import { startResult } from "../support/results.js";
 import { type LiveResult, runLive } from "./live-run.js";
 import { kvpickFigures, OUTCOME_OF_CODE } from "./kvpick-queue-metrics.js";
+import { POLICY_CONFIGS } from "./policies.js";
 import { quantile } from "./summary.js";
 import { twoTenant } from "./two-tenant.js";
 import { type RunResult, runVirtual } from "./virtual-run.js";
@@ -48,7 +49,7 @@ const OBJECTIVES = { "priority-1": 1, "priority-0": 0 };
 /** Wall ms of a simulated duration. */
 const wall = (simMs: number) => Math.max(1, Math.round(simMs / k));
 
-type RowName = "baseline" | "off" | "gie" | "tuned";
+type RowName = "baseline" | "off" | "gie" | "tuned" | "reserve";
 interface Row {
   label: string;
   interactiveOnly: boolean;
@@ -57,14 +58,16 @@ interface Row {
   /** The config file kvpick serve reads, and flags beside it. */
   configText: string;
   serveArgs: string[];
+  /** Filters of kvpick's scheduling profile in the virtual twin (default: kvpick's default profile). */
+  virtualFilters?: object[];
 }
 
 // Settings in simulated time, as kvpick's defaults are in real time: scrape 50 ms, staleness 2 s,
 // speculative entries 2 s, dispatch re-evaluation 20 ms.
-const scaledKvpick = (flowControl: object | null) =>
+const scaledKvpick = (flowControl: object | null, filters?: object[]) =>
   JSON.stringify({
     endpoints: { staleAfterMs: wall(2000) },
-    scheduling: { speculativeTtlMs: wall(2000) },
+    scheduling: { speculativeTtlMs: wall(2000), ...(filters === undefined ? {} : { filters }) },
     ...(flowControl === null
       ? {}
       : {
@@ -77,6 +80,17 @@ const scaledKvpick = (flowControl: object | null) =>
         }),
   });
 const tuned = { queueDepthThreshold: 1, kvCacheUtilThreshold: 0.5, saturationLimits: { "0": 0.8 } };
+// The virtual table's recommended row: GIE's detector defaults, the interactive band's own saturation point 2
+// and priority-reserve-filter (maxPods 1). Its time settings are in simulated time like kvpick's others, and
+// its token rate per pod too (the pods run k × real time).
+const reserveFc = { saturationLimits: { "1": 2 } };
+const reserveFilters = (scale: (ms: number) => number, rate: number) => [
+  { type: "fresh-metrics-filter" },
+  {
+    type: "priority-reserve-filter",
+    parameters: { maxPods: 1, podTokensPerSecond: rate, idleMs: scale(5000), halfLifeMs: scale(2000) },
+  },
+];
 // GIE v1.5's EndpointPickerConfig: flow control from its feature gate, section and utilization-detector (its
 // defaults spelled out), kvpick's default profile named in GIE's plugin vocabulary.
 const gieConfig = [
@@ -135,6 +149,14 @@ const ROWS: Record<RowName, Row> = {
     virtualFc: tuned,
     configText: scaledKvpick(tuned),
     serveArgs: [],
+  },
+  reserve: {
+    label: 'overload, on, GIE defaults + saturationLimits {"1": 2} + priority-reserve-filter (maxPods 1)',
+    interactiveOnly: false,
+    virtualFc: reserveFc,
+    configText: scaledKvpick(reserveFc, reserveFilters(wall, 4000 * k)),
+    serveArgs: [],
+    virtualFilters: reserveFilters((ms) => ms, 4000),
   },
 };
 
@@ -215,6 +237,9 @@ try {
     });
     const offered = workload.sessions.length;
     if (!values["no-virtual"]) {
+      const defaults = POLICY_CONFIGS.kvpick;
+      if (row.virtualFilters !== undefined)
+        POLICY_CONFIGS.kvpick = { filters: row.virtualFilters } as typeof defaults;
       const v = runVirtual({
         workload,
         policy: "kvpick",
@@ -242,6 +267,7 @@ try {
                 forwardPriority: false,
               },
       });
+      POLICY_CONFIGS.kvpick = defaults;
       const x = figures(v, offered);
       allAnswered &&= x.complete;
       rows.push([
