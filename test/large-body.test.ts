@@ -9,9 +9,8 @@ import { RequestHasher } from "../src/kv-index/request-key-scheme.js";
 import { createLogger } from "../src/observability/logger.js";
 import { Metrics } from "../src/observability/metrics.js";
 import { RouteMetrics } from "../src/observability/route-metrics.js";
-import { Director, type RequestScheduler } from "../src/routing/director.js";
-import { anEndpoint, staticSource } from "../src/scheduling/scheduling.fixture.js";
-import type { SchedulingRequest } from "../src/scheduling/types.js";
+import { Director } from "../src/routing/director.js";
+import { anEndpoint, recordingScheduler, staticSource } from "../src/scheduling/scheduling.fixture.js";
 import { offloadedMessages } from "../src/tokenization/body-summary.js";
 import { TokenizationService } from "../src/tokenization/tokenization-service.js";
 
@@ -27,20 +26,8 @@ function director(workerParseBytes: number) {
   });
   services.push(tokenizer);
   const pod = anEndpoint("10.0.0.1:8000");
-  const asked: SchedulingRequest[] = [];
-  const scheduler: RequestScheduler = {
-    schedule(req) {
-      asked.push(req);
-      return {
-        kind: "picked",
-        endpoint: pod,
-        targets: [pod],
-        prefixMatchBlocks: 0,
-        totalBlocks: 0,
-        scores: [],
-      };
-    },
-  };
+  const scheduler = recordingScheduler(pod);
+  const { asked } = scheduler;
   const d = new Director({
     tokenizer,
     hasher: new RequestHasher(
@@ -185,16 +172,7 @@ describe("large request bodies parsed on a tokenizer worker", () => {
         { scheme: "sha256_cbor_64bit", hashSeed: "42", comparable: false },
         new LearntBlockSize(16, logger),
       ),
-      scheduler: {
-        schedule: () => ({
-          kind: "picked",
-          endpoint: pod,
-          targets: [pod],
-          prefixMatchBlocks: 0,
-          totalBlocks: 0,
-          scores: [],
-        }),
-      },
+      scheduler: recordingScheduler(pod),
       endpoints: staticSource([pod]),
       logger,
       recorder: new RouteMetrics(new Metrics()),

@@ -8,8 +8,7 @@ import { RequestHasher } from "../kv-index/request-key-scheme.js";
 import { createLogger } from "../observability/logger.js";
 import { Metrics } from "../observability/metrics.js";
 import { RouteMetrics } from "../observability/route-metrics.js";
-import { anEndpoint, staticSource } from "../scheduling/scheduling.fixture.js";
-import type { SchedulingRequest, SchedulingResult } from "../scheduling/types.js";
+import { anEndpoint, recordingScheduler, staticSource } from "../scheduling/scheduling.fixture.js";
 import { TokenizationService } from "../tokenization/tokenization-service.js";
 import { type ChainHasher, Director } from "./director.js";
 
@@ -22,23 +21,12 @@ const KEYS = { scheme: "sha256_cbor_64bit", hashSeed: "42", comparable: false } 
 function aDirector(requestMemoBytes: number, hasher: ChainHasher) {
   const metrics = new Metrics();
   const pod = anEndpoint("10.0.0.1:8000");
-  const asked: SchedulingRequest[] = [];
+  const scheduler = recordingScheduler(pod);
+  const { asked } = scheduler;
   const director = new Director({
     tokenizer,
     hasher,
-    scheduler: {
-      schedule(req): SchedulingResult {
-        asked.push(req);
-        return {
-          kind: "picked",
-          endpoint: pod,
-          targets: [pod],
-          prefixMatchBlocks: 0,
-          totalBlocks: 0,
-          scores: [],
-        };
-      },
-    },
+    scheduler,
     endpoints: staticSource([pod]),
     logger,
     recorder: new RouteMetrics(metrics),

@@ -7,9 +7,9 @@ import { RequestHasher } from "../kv-index/request-key-scheme.js";
 import { createLogger } from "../observability/logger.js";
 import { Metrics } from "../observability/metrics.js";
 import { RouteMetrics } from "../observability/route-metrics.js";
-import { anEndpoint, staticSource } from "../scheduling/scheduling.fixture.js";
+import { anEndpoint, recordingScheduler, staticSource } from "../scheduling/scheduling.fixture.js";
 import type { SchedulingResult } from "../scheduling/types.js";
-import { Director, type RequestScheduler } from "./director.js";
+import { Director } from "./director.js";
 import type { RouteDecision } from "./route-decision.js";
 
 describe("Director with a learnt block size", () => {
@@ -18,20 +18,8 @@ describe("Director with a learnt block size", () => {
     const metrics = new Metrics();
     const sizes = new LearntBlockSize(null, logger);
     const pod = anEndpoint("10.0.0.1:8000");
-    const asked: Parameters<RequestScheduler["schedule"]>[0][] = [];
-    const scheduler: RequestScheduler = {
-      schedule(req): SchedulingResult {
-        asked.push(req);
-        return {
-          kind: "picked",
-          endpoint: pod,
-          targets: [pod],
-          prefixMatchBlocks: 0,
-          totalBlocks: 0,
-          scores: [],
-        };
-      },
-    };
+    const scheduler = recordingScheduler(pod);
+    const { asked } = scheduler;
     const director = new Director({
       tokenizer: {
         tokenize: async () => ({

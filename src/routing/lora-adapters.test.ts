@@ -8,9 +8,8 @@ import { BlockHasher, type HashScheme, toDecimalStrings } from "../kv-index/bloc
 import { createLogger } from "../observability/logger.js";
 import { Metrics } from "../observability/metrics.js";
 import { RouteMetrics } from "../observability/route-metrics.js";
-import { anEndpoint, staticSource } from "../scheduling/scheduling.fixture.js";
-import type { SchedulingResult } from "../scheduling/types.js";
-import { Director, type RequestScheduler } from "./director.js";
+import { anEndpoint, recordingScheduler, staticSource } from "../scheduling/scheduling.fixture.js";
+import { Director } from "./director.js";
 import { LoraAdapters } from "./lora-adapters.js";
 
 interface HashCase {
@@ -52,22 +51,9 @@ async function route(
   blockSize = 64,
 ) {
   const config = parseConfig({ tokenizer: { hashSeed: "42", blockSize, ...tokenizerConfig } });
-  const asked: Parameters<RequestScheduler["schedule"]>[0][] = [];
   const endpoints = staticSource(pods);
-  const scheduler: RequestScheduler = {
-    schedule(req): SchedulingResult {
-      asked.push(req);
-      const endpoint = pods[0]!;
-      return {
-        kind: "picked",
-        endpoint,
-        targets: [endpoint],
-        prefixMatchBlocks: 0,
-        totalBlocks: 0,
-        scores: [],
-      };
-    },
-  };
+  const scheduler = recordingScheduler(pods[0]!);
+  const { asked } = scheduler;
   tokenizer.models = [];
   const director = new Director({
     tokenizer,

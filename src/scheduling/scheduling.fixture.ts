@@ -2,7 +2,7 @@
 import type { Endpoint, LoadMetrics, MetricsState } from "../endpoints/endpoint.js";
 import { type CacheView, createCacheView } from "../cache-view/cache-view.js";
 import type { PrefixLookup } from "../cache-view/prefix-lookup.js";
-import type { EndpointSource, SchedulingRequest } from "./types.js";
+import type { EndpointSource, SchedulingRequest, SchedulingResult } from "./types.js";
 
 export function anEndpoint(
   address: string,
@@ -38,6 +38,28 @@ export function anEndpoint(
 export const staticSource = (endpoints: readonly Endpoint[]): EndpointSource => ({
   candidates: (subset) => (subset == null ? endpoints : endpoints.filter((e) => subset.includes(e.address))),
 });
+
+/** A scheduler that always picks `pod` and keeps every request it was asked (the director's tests read them). */
+export function recordingScheduler(pod: Endpoint): {
+  schedule(request: SchedulingRequest): SchedulingResult;
+  readonly asked: SchedulingRequest[];
+} {
+  const asked: SchedulingRequest[] = [];
+  return {
+    asked,
+    schedule(request) {
+      asked.push(request);
+      return {
+        kind: "picked",
+        endpoint: pod,
+        targets: [pod],
+        prefixMatchBlocks: 0,
+        totalBlocks: 0,
+        scores: [],
+      };
+    },
+  };
+}
 
 /** A fake index: pod id → how many leading blocks it holds and with which weight per block. */
 export class FakePrefixLookup implements PrefixLookup {
