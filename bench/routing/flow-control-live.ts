@@ -30,7 +30,7 @@ const { values } = parseArgs({
     "time-scale": { type: "string", default: "0.2" },
     /** Longest queue wait, simulated seconds (GIE's default 30 s; shorter so short runs reach it). */
     "ttl-seconds": { type: "string", default: "10" },
-    rows: { type: "string", default: "baseline,off,gie,tuned" },
+    rows: { type: "string", default: "baseline,off,gie,tuned,reserve" },
     /** Skip the virtual-time twins. */
     "no-virtual": { type: "boolean", default: false },
     main: { type: "string", default: "dist/src/main.js" },
