@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { BlockIndex } from "../../kv-index/block-index.js";
-import { SpeculativePrefixLookup } from "./speculative-prefix-lookup.js";
+import { RECORD_SLICE, SpeculativePrefixLookup } from "./speculative-prefix-lookup.js";
 
 const H = (i: number) => (BigInt(i + 1) * 0x9e3779b97f4a7c15n) & 0xffffffffffffffffn;
 const chain = (n: number) => BigUint64Array.from({ length: n }, (_, i) => H(i));
@@ -32,5 +32,27 @@ describe("SpeculativePrefixLookup", () => {
     now = 2000;
     expect(lookup.matchPrefix(c, ["a"]).blocks[0]).toBe(8);
     expect(lookup.stats()).toMatchObject({ entries: 0, confirmed: 4, expired: 2 });
+  });
+
+  it("records a huge chain a slice per loop turn, prefix first, and all of it in the end", async () => {
+    const index = new BlockIndex({ maxEntries: 100_000, mediumWeights: { GPU: 1 } });
+    const lookup = new SpeculativePrefixLookup(index, { ttlMs: 60_000, maxEntries: 100_000 });
+    const n = RECORD_SLICE * 4 + 100;
+    const c = chain(n);
+    index.store("a", "GPU", words(c), 10); // vLLM already holds the first 10 blocks
+    lookup.record("a", c);
+    c.fill(0n); // the caller's array may be reused: the recording must not depend on it
+    const whole = chain(n);
+    expect(lookup.stats().entries).toBe(RECORD_SLICE); // one slice now, beyond the confirmed blocks
+    expect(lookup.matchPrefix(whole, ["a"]).blocks[0]).toBe(10 + RECORD_SLICE);
+    let turns = 0;
+    while (lookup.stats().entries < n - 10 && turns < 100) {
+      await new Promise((r) => setImmediate(r));
+      turns++;
+      expect(lookup.stats().entries).toBeLessThanOrEqual(RECORD_SLICE * (turns + 1));
+    }
+    expect(turns).toBeGreaterThanOrEqual(3);
+    expect(lookup.stats().entries).toBe(n - 10);
+    expect(lookup.matchPrefix(whole, ["a"]).blocks[0]).toBe(n);
   });
 });
