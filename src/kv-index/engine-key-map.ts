@@ -8,7 +8,7 @@
 // (links) + the state, i.e. ~40 / ~56 / ~72; `bytes` reports the real figure. The map is bounded by the
 // index: entries leave when the index no longer holds their block for the pod, and the oldest go first when
 // the map outgrows the pod's index entries (the index evicts a pod's oldest entries first too).
-import { BlockTable, CHUNK, LEN, NIL, REC } from "./block-table.js";
+import { BlockTable, NIL } from "./block-table.js";
 
 function grow32(a: Uint32Array, size: number): Uint32Array<ArrayBuffer> {
   const b = new Uint32Array(size);
@@ -19,7 +19,8 @@ function grow32(a: Uint32Array, size: number): Uint32Array<ArrayBuffer> {
 export class EngineKeyMap {
   /** Bytes of chain state kept per entry: 0, 16 (xxhash_cbor, digest bytes 16..31) or 32. */
   readonly stateBytes: number;
-  readonly #table = new BlockTable();
+  /** Small record pages (1,024 slots): there is one map per pod. */
+  readonly #table = new BlockTable(2 ** 31, 10);
   #state = new Uint8Array(0);
   #prev = new Uint32Array(0);
   #next = new Uint32Array(0);
@@ -45,11 +46,11 @@ export class EngineKeyMap {
   }
 
   keyLo(slot: number): number {
-    return this.#table.rec[slot * REC + CHUNK]!;
+    return this.#table.chunk(slot);
   }
 
   keyHi(slot: number): number {
-    return this.#table.rec[slot * REC + LEN]!;
+    return this.#table.len(slot);
   }
 
   /** Writes the entry's chain state into a 32-byte parent buffer (the layout BlockHasher.chainBlock reads). */
@@ -80,8 +81,8 @@ export class EngineKeyMap {
     const t = this.#table;
     const before = t.count;
     const slot = t.upsert(lo, hi);
-    t.rec[slot * REC + CHUNK] = keyLo;
-    t.rec[slot * REC + LEN] = keyHi;
+    t.setChunk(slot, keyLo);
+    t.setLen(slot, keyHi);
     if (slot >= this.#prev.length) this.#grow(slot + 1);
     const n = this.stateBytes;
     if (n > 0) this.#state.set(digest.subarray(32 - n, 32), slot * n);
