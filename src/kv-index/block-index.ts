@@ -16,13 +16,18 @@
 // ≈ 55 bytes per entry when blocks are held by one pod, less when shared (bench/kv-index.bench.ts).
 import { BlockTable, NIL } from "./block-table.js";
 import { EntryChunks } from "./entry-chunks.js";
-import { PagedUint32Array } from "./paged-arrays.js";
 
 /** Credit of a block held in a medium that has no configured weight (e.g. a connector's "DISK"). */
 export const UNKNOWN_MEDIUM_WEIGHT = 0.5;
 /** Media beyond this many distinct names share the last index (names come from the network). */
 const MAX_MEDIA = 255;
 const MAX_REF = 0xffff;
+/** Node records: [block slot, prev, next], NODE_WORDS words each, 2^NODE_BITS nodes per page. */
+const NODE_WORDS = 3;
+const NODE_BITS = 14;
+const NODE_MASK = (1 << NODE_BITS) - 1;
+const N_PREV = 1;
+const N_NEXT = 2;
 
 export interface BlockIndexOptions {
   /** Cap on block-pod-medium entries; past it the largest pod's least recently stored entries are evicted. */
@@ -47,11 +52,10 @@ export class BlockIndex {
   readonly #blocks: BlockTable;
   // Entries.
   readonly #chunks = new EntryChunks();
-  // Nodes of the per-pod reverse lists (one per entry); #nNext doubles as the free-node list. Paged, like
-  // the block table and the chunks: no growth step copies them all at once (an event-loop stall).
-  readonly #nBlock = new PagedUint32Array();
-  readonly #nPrev = new PagedUint32Array();
-  readonly #nNext = new PagedUint32Array();
+  // Nodes of the per-pod reverse lists (one per entry), next doubling as the free-node list. Paged, like the
+  // block table and the chunks, so no growth step copies them all at once (an event-loop stall); one
+  // interleaved record per node, so an unlink touches one cache line, not three.
+  readonly #nodes: Uint32Array[] = [];
   #nUsed = 0;
   #nFree = NIL;
   #entries = 0;
@@ -223,8 +227,8 @@ export class BlockIndex {
     const blocks = this.#blocks;
     const ch = this.#chunks;
     let i = 0;
-    for (let node = this.#podHead[p]!; node !== NIL && i < n; node = this.#nNext.get(node), i++) {
-      const slot = this.#nBlock.get(node);
+    for (let node = this.#podHead[p]!; node !== NIL && i < n; node = this.#nodeNext(node), i++) {
+      const slot = this.#nodeBlock(node);
       words[2 * i] = blocks.lo(slot);
       words[2 * i + 1] = blocks.hi(slot);
       const off = blocks.chunk(slot);
@@ -264,7 +268,7 @@ export class BlockIndex {
 
   /** Bytes held by the index's typed arrays (excluding the small pod/medium maps). */
   get bytes(): number {
-    return this.#blocks.bytes + this.#chunks.capacity * 10 + this.#nBlock.length * 12;
+    return this.#blocks.bytes + this.#chunks.capacity * 10 + (this.#nodes.length << NODE_BITS) * 12;
   }
 
   // ---- write API: used only by src/kv-events ----
@@ -322,11 +326,13 @@ export class BlockIndex {
     }
     const p = pm >>> 8;
     const node = this.#allocNode();
-    this.#nBlock.set(node, slot);
     const ph = this.#podHead[p]!;
-    this.#nPrev.set(node, NIL);
-    this.#nNext.set(node, ph);
-    if (ph !== NIL) this.#nPrev.set(ph, node);
+    const np = this.#nodes[node >>> NODE_BITS]!;
+    const nq = (node & NODE_MASK) * NODE_WORDS;
+    np[nq] = slot;
+    np[nq + N_PREV] = NIL;
+    np[nq + N_NEXT] = ph;
+    if (ph !== NIL) this.#nodes[ph >>> NODE_BITS]![(ph & NODE_MASK) * NODE_WORDS + N_PREV] = node;
     else this.#podTail[p] = node;
     this.#podHead[p] = node;
     ch.items.set(2 * (off + len), pm);
@@ -375,20 +381,22 @@ export class BlockIndex {
   }
 
   #unlinkNode(node: number, p: number): void {
-    const prev = this.#nPrev.get(node);
-    const next = this.#nNext.get(node);
-    if (prev !== NIL) this.#nNext.set(prev, next);
+    const np = this.#nodes[node >>> NODE_BITS]!;
+    const nq = (node & NODE_MASK) * NODE_WORDS;
+    const prev = np[nq + N_PREV]!;
+    const next = np[nq + N_NEXT]!;
+    if (prev !== NIL) this.#nodes[prev >>> NODE_BITS]![(prev & NODE_MASK) * NODE_WORDS + N_NEXT] = next;
     else this.#podHead[p] = next;
-    if (next !== NIL) this.#nPrev.set(next, prev);
+    if (next !== NIL) this.#nodes[next >>> NODE_BITS]![(next & NODE_MASK) * NODE_WORDS + N_PREV] = prev;
     else this.#podTail[p] = prev;
     if (--this.#podCount[p]! === 0) this.#podsWithEntries--;
-    this.#nNext.set(node, this.#nFree);
+    np[nq + N_NEXT] = this.#nFree;
     this.#nFree = node;
   }
 
   #clearPodIdx(p: number): void {
     for (let node = this.#podHead[p]!; node !== NIL; ) {
-      const next = this.#nNext.get(node);
+      const next = this.#nodeNext(node);
       this.#dropEntry(node);
       node = next;
     }
@@ -437,7 +445,7 @@ export class BlockIndex {
 
   /** Drops the entry a node stands for (finding it in its block's chunk). */
   #dropEntry(node: number): void {
-    const slot = this.#nBlock.get(node);
+    const slot = this.#nodeBlock(node);
     const off = this.#blocks.chunk(slot);
     const items = this.#chunks.items.page(2 * off);
     const base = (2 * off) & this.#chunks.items.mask;
@@ -449,16 +457,21 @@ export class BlockIndex {
   #allocNode(): number {
     if (this.#nFree !== NIL) {
       const n = this.#nFree;
-      this.#nFree = this.#nNext.get(n);
+      this.#nFree = this.#nodeNext(n);
       return n;
     }
-    if (this.#nUsed === this.#nBlock.length) {
-      // One page more (live nodes ≤ maxEntries + 1: eviction runs after every block).
-      this.#nBlock.ensure(this.#nUsed + 1);
-      this.#nPrev.ensure(this.#nUsed + 1);
-      this.#nNext.ensure(this.#nUsed + 1);
-    }
+    // One page more when full (live nodes ≤ maxEntries + 1: eviction runs after every block).
+    if (this.#nUsed === this.#nodes.length << NODE_BITS)
+      this.#nodes.push(new Uint32Array(NODE_WORDS << NODE_BITS));
     return this.#nUsed++;
+  }
+
+  #nodeBlock(node: number): number {
+    return this.#nodes[node >>> NODE_BITS]![(node & NODE_MASK) * NODE_WORDS]!;
+  }
+
+  #nodeNext(node: number): number {
+    return this.#nodes[node >>> NODE_BITS]![(node & NODE_MASK) * NODE_WORDS + N_NEXT]!;
   }
 
   #pod(podId: string): number {

@@ -43,6 +43,10 @@ const LIVE = 0xfffffffe;
 export class BlockTable {
   /** Slot records, see REC. */
   readonly #rec: PagedUint32Array;
+  /** #rec's pages and addressing, held here too: the probe loops skip one object hop per record. */
+  readonly #recPages: Uint32Array[];
+  readonly #recBits: number;
+  readonly #recMask: number;
   /** Size class of each slot's chunk (capacity 2^cls entries), owned by BlockIndex. */
   readonly #cls: PagedUint8Array;
   /** Free-slot list, linked through this array; LIVE for a slot in use. */
@@ -70,6 +74,9 @@ export class BlockTable {
     this.#slotMask = bits >= 32 ? 0xffffffff : 2 ** bits - 1;
     this.#tagMask = ~this.#slotMask >>> 0;
     this.#rec = new PagedUint32Array(pageBits + 2); // 4 words per slot: same slots per page as the others
+    this.#recPages = this.#rec.pages;
+    this.#recBits = this.#rec.bits;
+    this.#recMask = this.#rec.mask;
     this.#cls = new PagedUint8Array(pageBits);
     this.#freeNext = new PagedUint32Array(pageBits);
     for (let s = 0; s < 1 << SHARD_BITS; s++) this.#tables.push(new Uint32Array(MIN_SHARD_CELLS));
@@ -96,7 +103,9 @@ export class BlockTable {
     const h = mix(lo, hi);
     const table = this.#tables[h >>> SHARD_SHIFT]!;
     const mask = table.length - 1;
-    const rec = this.#rec;
+    const pages = this.#recPages;
+    const bits = this.#recBits;
+    const recMask = this.#recMask;
     const tagMask = this.#tagMask;
     const slotMask = this.#slotMask;
     const tag = this.#tag(lo, hi);
@@ -107,8 +116,8 @@ export class BlockTable {
       if ((s & tagMask) >>> 0 === tag) {
         const slot = ((s & slotMask) >>> 0) - 1;
         const r = slot * REC;
-        const page = rec.page(r);
-        const q = r & rec.mask;
+        const page = pages[r >>> bits]!;
+        const q = r & recMask;
         if (page[q] === lo && page[q + 1] === hi) return slot;
       }
       i = (i + 1) & mask;
@@ -124,8 +133,8 @@ export class BlockTable {
     if (this.#shardCount[shard]! + 1 > this.#tables[shard]!.length * MAX_LOAD) this.#rehash(shard);
     const slot = this.#alloc();
     const r = slot * REC;
-    const page = this.#rec.page(r);
-    const q = r & this.#rec.mask;
+    const page = this.#recPages[r >>> this.#recBits]!;
+    const q = r & this.#recMask;
     page[q] = lo;
     page[q + 1] = hi;
     page[q + CHUNK] = NIL;
@@ -143,8 +152,9 @@ export class BlockTable {
 
   /** Removes a live slot (its entry list must already be empty). */
   free(slot: number): void {
-    const lo = this.lo(slot);
-    const hi = this.hi(slot);
+    const page = this.#recPages[(slot * REC) >>> this.#recBits]!;
+    const lo = page[(slot * REC) & this.#recMask]!;
+    const hi = page[((slot * REC) & this.#recMask) + 1]!;
     const h = mix(lo, hi);
     const shard = h >>> SHARD_SHIFT;
     const table = this.#tables[shard]!;
@@ -248,8 +258,8 @@ export class BlockTable {
 
   #home(slot: number): number {
     const r = slot * REC;
-    const page = this.#rec.page(r);
-    const q = r & this.#rec.mask;
+    const page = this.#recPages[r >>> this.#recBits]!;
+    const q = r & this.#recMask;
     return mix(page[q]!, page[q + 1]!);
   }
 }
