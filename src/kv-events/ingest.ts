@@ -117,7 +117,8 @@ export class KvEventIngest {
           (p) => {
             if (p !== null) this.#malformed(named, p[0], p[1]);
           },
-          (err: unknown) => this.#malformed(named, "internal", err instanceof Error ? err.message : String(err)),
+          (err: unknown) =>
+            this.#malformed(named, "internal", err instanceof Error ? err.message : String(err)),
         );
       }
       if (problem !== null) this.#malformed(pod, problem[0], problem[1]);
