@@ -17,7 +17,7 @@ import type { TokenKeys } from "./token-keys.js";
 /** Batches with at most this many blocks are applied at once (well under a millisecond with token keys). */
 const SYNC_BLOCKS = 2048;
 /** Blocks applied between two clock reads while slicing. */
-const CHUNK_BLOCKS = 512;
+const CHUNK_BLOCKS = 256;
 /** A slice yields once it has run this long. */
 const SLICE_MS = 2;
 

@@ -4,6 +4,10 @@
 // named-field maps (missing keys = None, unknown keys skipped and counted), outer batch as array or map.
 // Unknown event tags are skipped and counted. Anything structurally wrong throws DecodeError: the caller
 // drops the whole batch, so bad bytes never reach the index.
+//
+// One implementation, two drivers: the decode is written as steps (generators) that pause every STEP
+// elements of a huge array; `decodeBatch` runs them to the end at once, `decodeBatchSliced`
+// (sliced-decode.ts) spreads a ~10 MB million-block message over event-loop turns (issue 16).
 import { DecodeError, MsgpackReader } from "./msgpack-reader.js";
 
 export { DecodeError };
@@ -54,11 +58,26 @@ export interface KvEventBatch {
   extraFields: number;
 }
 
+/** Elements of a huge block_hashes / token_ids array decoded between two pauses (~1 ms of hashes). */
+export const STEP = 16_384;
+
 const STORED_FIELDS = 12; // tag + the 11 fields of the newest array layout (spec_kind)
 const REMOVED_FIELDS = 4; // tag + block_hashes, medium, group_idx
 
 /** Decodes one `KVEventBatch` payload; throws DecodeError on anything that is not one. */
 export function decodeBatch(payload: Uint8Array): KvEventBatch {
+  const steps = decodeSteps(payload);
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+  }
+}
+
+/**
+ * The decode of `decodeBatch` as steps: pauses (yields) after every STEP elements of a block_hashes or
+ * token_ids array and returns the batch, or throws DecodeError, exactly as `decodeBatch` would.
+ */
+export function* decodeSteps(payload: Uint8Array): Generator<void, KvEventBatch, void> {
   const r = new MsgpackReader(payload);
   const batch: KvEventBatch = { ts: 0, events: [], dataParallelRank: null, unknownTags: 0, extraFields: 0 };
   let sawEvents = false;
@@ -66,7 +85,7 @@ export function decodeBatch(payload: Uint8Array): KvEventBatch {
     const n = r.arrayLen();
     if (n < 2) throw new DecodeError("batch array shorter than [ts, events]");
     batch.ts = r.float();
-    readEvents(r, batch);
+    yield* readEvents(r, batch);
     sawEvents = true;
     if (n >= 3) batch.dataParallelRank = r.nil() ? null : r.int();
     for (let i = 3; i < n; i++, batch.extraFields++) r.skip();
@@ -76,7 +95,7 @@ export function decodeBatch(payload: Uint8Array): KvEventBatch {
       const key = readKey(r);
       if (key === "ts") batch.ts = r.float();
       else if (key === "events") {
-        readEvents(r, batch);
+        yield* readEvents(r, batch);
         sawEvents = true;
       } else if (key === "data_parallel_rank") batch.dataParallelRank = r.nil() ? null : r.int();
       else {
@@ -90,10 +109,14 @@ export function decodeBatch(payload: Uint8Array): KvEventBatch {
   return batch;
 }
 
-function readEvents(r: MsgpackReader, batch: KvEventBatch): void {
+function* readEvents(r: MsgpackReader, batch: KvEventBatch): Generator<void, void, void> {
   const n = r.arrayLen();
   for (let i = 0; i < n; i++) {
-    const ev = r.isArray() ? readArrayEvent(r, batch) : r.isMap() ? readMapEvent(r, batch) : badEvent();
+    const ev = r.isArray()
+      ? yield* readArrayEvent(r, batch)
+      : r.isMap()
+        ? yield* readMapEvent(r, batch)
+        : badEvent();
     if (ev === null) batch.unknownTags++;
     else batch.events.push(ev);
   }
@@ -110,7 +133,7 @@ function badEvent(): never {
   throw new DecodeError("event is neither an array nor a map");
 }
 
-function readArrayEvent(r: MsgpackReader, batch: KvEventBatch): KvEvent | null {
+function* readArrayEvent(r: MsgpackReader, batch: KvEventBatch): Generator<void, KvEvent | null, void> {
   const n = r.arrayLen();
   if (n < 1) throw new DecodeError("empty event array");
   const tag = r.str();
@@ -121,7 +144,11 @@ function readArrayEvent(r: MsgpackReader, batch: KvEventBatch): KvEvent | null {
     const f = emptyFields();
     const max = tag === "BlockStored" ? STORED_FIELDS : REMOVED_FIELDS;
     const order = tag === "BlockStored" ? STORED_ORDER : REMOVED_ORDER;
-    for (; read < n && read < max; read++) readField(r, f, order[read - 1]!);
+    for (; read < n && read < max; read++) {
+      const name = order[read - 1]!;
+      if (name === "block_hashes" || name === "token_ids") yield* readArrayField(r, f, name);
+      else readField(r, f, name);
+    }
     ev = build(tag, f);
   } else if (tag === "AllBlocksCleared") ev = { type: tag };
   for (; read < n; read++) {
@@ -131,7 +158,7 @@ function readArrayEvent(r: MsgpackReader, batch: KvEventBatch): KvEvent | null {
   return ev;
 }
 
-function readMapEvent(r: MsgpackReader, batch: KvEventBatch): KvEvent | null {
+function* readMapEvent(r: MsgpackReader, batch: KvEventBatch): Generator<void, KvEvent | null, void> {
   const n = r.mapLen();
   const f = emptyFields();
   let tag: string | null = null;
@@ -139,6 +166,7 @@ function readMapEvent(r: MsgpackReader, batch: KvEventBatch): KvEvent | null {
   for (let i = 0; i < n; i++) {
     const key = readKey(r);
     if (key === "type") tag = r.str();
+    else if (key === "block_hashes" || key === "token_ids") yield* readArrayField(r, f, key);
     else if (FIELD_NAMES.has(key)) readField(r, f, key as FieldName);
     else {
       r.skip();
@@ -212,23 +240,42 @@ const emptyFields = (): Fields => ({
 const EMPTY_TOKENS = new Uint32Array(0);
 const parentWords = new Uint32Array(2);
 
+/** block_hashes or token_ids: the arrays that can hold millions of elements, read STEP at a time. */
+function* readArrayField(
+  r: MsgpackReader,
+  f: Fields,
+  name: "block_hashes" | "token_ids",
+): Generator<void, void, void> {
+  if (r.nil()) return;
+  const n = r.arrayLen();
+  if (name === "block_hashes") {
+    const hashes = new BigUint64Array(n);
+    const words = new Uint32Array(hashes.buffer);
+    for (let i = 0; i < n; i++) {
+      r.hashInto(words, i);
+      if (i % STEP === STEP - 1 && i + 1 < n) yield;
+    }
+    f.blockHashes = hashes;
+    return;
+  }
+  const tokens = new Uint32Array(n);
+  for (let from = 0; from < n; from += STEP) {
+    if (from > 0) yield;
+    r.uint32sInto(tokens, from, Math.min(n, from + STEP));
+  }
+  f.tokenIds = tokens;
+}
+
+/** Every other field: small, read at once. */
 function readField(r: MsgpackReader, f: Fields, name: FieldName): void {
   if (r.nil()) return;
   switch (name) {
-    case "block_hashes": {
-      const n = r.arrayLen();
-      const hashes = new BigUint64Array(n);
-      const words = new Uint32Array(hashes.buffer);
-      for (let i = 0; i < n; i++) r.hashInto(words, i);
-      f.blockHashes = hashes;
-      return;
-    }
+    case "block_hashes":
+    case "token_ids":
+      throw new Error(`${name} is read by readArrayField`);
     case "parent_block_hash":
       r.hashInto(parentWords, 0);
       f.parentBlockHash = (BigInt(parentWords[1]!) << 32n) | BigInt(parentWords[0]!);
-      return;
-    case "token_ids":
-      f.tokenIds = r.uint32s(r.arrayLen());
       return;
     case "block_size":
       f.blockSize = r.int();

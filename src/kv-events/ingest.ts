@@ -4,12 +4,16 @@
 // being single-threaded, a reader (matchPrefix) can never observe half a batch. Lost batches are recovered
 // from the pod's replay socket when it has one (pod-replays.ts); ordering is sequencing.ts's. Never throws: everything unexpected is
 // counted and logged, rate-limited.
+// A payload of SLICED_DECODE_BYTES or more (a million-block BlockStored is ~10 MB) is decoded in slices
+// (sliced-decode.ts) so it never holds the event loop in one go; handleMessage then returns a promise and
+// the subscriber waits for it before the socket's next message, so every pod's order is kept.
 import type { BlockIndex } from "../kv-index/block-index.js";
 import type { Logger } from "../observability/logger.js";
 import { RateLimitedLog } from "../observability/logger.js";
 import type { KvEventsRecorder } from "./kv-events-recorder.js";
 import { BatchApplier } from "./batch-applier.js";
 import { DecodeError, decodeBatch, type KvEventBatch } from "./decode.js";
+import { decodeBatchSliced, SLICED_DECODE_BYTES } from "./sliced-decode.js";
 import { HashCheck, type HashCheckConfig } from "./hash-check.js";
 import type { IndexMirror } from "./index-mirror.js";
 import type { ReplaySettings } from "./pod-replays.js";
@@ -61,6 +65,8 @@ export class KvEventIngest {
   readonly #admit: ((podId: string) => boolean) | null;
   readonly #seq: Sequencing;
   readonly #rate = new RateLimitedLog(10_000);
+  /** Sliced decodes under way; a pod forgotten meanwhile (or close) cancels its own. */
+  readonly #decoding = new Set<{ pod: string; cancelled: boolean }>();
 
   constructor(options: KvEventIngestOptions) {
     this.#log = options.logger;
@@ -88,9 +94,11 @@ export class KvEventIngest {
 
   /**
    * Handles one multipart message. `connectPod` is the pod this socket was opened for (connect mode); it
-   * wins over the topic's pod. In bind mode (null) the pod comes from the topic.
+   * wins over the topic's pod. In bind mode (null) the pod comes from the topic. Returns a promise (never
+   * rejected) when a huge payload is decoded in slices: the caller hands over the socket's next message
+   * only once it settles. Otherwise the message is handled when this returns.
    */
-  handleMessage(frames: readonly Uint8Array[], connectPod: string | null = null): void {
+  handleMessage(frames: readonly Uint8Array[], connectPod: string | null = null): Promise<void> | undefined {
     let pod = connectPod ?? UNKNOWN_POD;
     try {
       const topic =
@@ -103,11 +111,22 @@ export class KvEventIngest {
         pod = topic.pod;
       }
       const problem = this.#receive(frames, pod, connectPod !== null || topic !== null, topic?.model ?? null);
+      if (problem instanceof Promise) {
+        const named = pod;
+        return problem.then(
+          (p) => {
+            if (p !== null) this.#malformed(named, p[0], p[1]);
+          },
+          (err: unknown) =>
+            this.#malformed(named, "internal", err instanceof Error ? err.message : String(err)),
+        );
+      }
       if (problem !== null) this.#malformed(pod, problem[0], problem[1]);
     } catch (err) {
       // A bug of ours, not bad input: still never let one message take the subscriber down.
       this.#malformed(pod, "internal", err instanceof Error ? err.message : String(err));
     }
+    return undefined;
   }
 
   /** Connect mode: the pod's socket (re)connected. Replays what it may have missed (from 0 if nothing yet). */
@@ -117,6 +136,8 @@ export class KvEventIngest {
 
   /** Forgets a pod (it left the pool): clears its index entries and its sequence state. */
   forgetPod(podId: string): void {
+    // A batch still decoding was sent before the pod left: it must not land after the clear.
+    for (const job of this.#decoding) if (job.pod === podId) job.cancelled = true;
     this.#applier.clearPod(podId);
     this.#hashCheck.forget(podId);
     if (this.#seq.forget(podId)) {
@@ -155,6 +176,7 @@ export class KvEventIngest {
 
   /** Waits for running replays after aborting every one (shutdown). */
   async close(): Promise<void> {
+    for (const job of this.#decoding) job.cancelled = true;
     await this.#seq.close();
   }
 
@@ -164,12 +186,13 @@ export class KvEventIngest {
     pod: string,
     named: boolean,
     model: string | null,
-  ): [string, string] | null {
+  ): [string, string] | null | Promise<[string, string] | null> {
     if (frames.length !== 3) return ["frames", `${frames.length} frames, expected 3`];
     if (!named) return ["topic", "topic is not kv@<pod>@<model>"];
     const seqFrame = frames[1]!;
     if (seqFrame.length !== 8) return ["seq", `${seqFrame.length}-byte sequence frame`];
     const seq = new DataView(seqFrame.buffer, seqFrame.byteOffset, 8).getBigUint64(0);
+    if (frames[2]!.length >= SLICED_DECODE_BYTES) return this.#receiveSliced(pod, model, seq, frames[2]!);
     let batch: KvEventBatch;
     try {
       batch = decodeBatch(frames[2]!);
@@ -179,6 +202,27 @@ export class KvEventIngest {
     }
     this.#seq.live(pod, model, seq, batch);
     return null;
+  }
+
+  /** #receive's decode and apply for a huge payload, the decode spread over event-loop turns. */
+  async #receiveSliced(
+    pod: string,
+    model: string | null,
+    seq: bigint,
+    payload: Uint8Array,
+  ): Promise<[string, string] | null> {
+    const job = { pod, cancelled: false };
+    this.#decoding.add(job);
+    try {
+      const batch = await decodeBatchSliced(payload, () => job.cancelled);
+      if (batch !== null && !job.cancelled) this.#seq.live(pod, model, seq, batch);
+      return null;
+    } catch (err) {
+      if (err instanceof DecodeError) return ["payload", err.message];
+      throw err;
+    } finally {
+      this.#decoding.delete(job);
+    }
   }
 
   /** A replayed payload: decoded here so bad bytes are counted like live ones. */

@@ -167,10 +167,16 @@ export class MsgpackReader {
    */
   uint32s(n: number): Uint32Array {
     const out = new Uint32Array(n);
+    this.uint32sInto(out, 0, n);
+    return out;
+  }
+
+  /** Reads out[from..to) (a sliced decode fills one huge array in several calls). */
+  uint32sInto(out: Uint32Array, from: number, to: number): void {
     const b = this.#b;
     const end = b.length;
     let p = this.pos;
-    for (let i = 0; i < n; i++) {
+    for (let i = from; i < to; i++) {
       const t = p < end ? b[p]! : -1;
       if (t >= 0 && t < 0x80) {
         out[i] = t;
@@ -190,10 +196,8 @@ export class MsgpackReader {
       }
     }
     this.pos = p;
-    return out;
   }
 
-  /** A float64/float32, or an integer (msgspec writes floats as float64; be lenient anyway). */
   float(): number {
     const t = this.peek();
     if (t === 0xcb) {

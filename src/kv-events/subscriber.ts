@@ -3,7 +3,8 @@
 //   names itself in the topic `kv@<pod>@<model>`.
 // - connect (several EPP replicas): one SUB per pool endpoint dialling the pod's bound PUB
 //   (`tcp://<pod-ip>:<kvEvents.port>`; DP rank N on port + N); the pod id given by the caller wins.
-// A transport only: messages go to the sink one at a time, synchronously, in arrival order per socket; what
+// A transport only: messages go to the sink one at a time, in arrival order per socket (the next one only
+// once the sink is done with the last: it returns a promise while it decodes a huge one in slices); what
 // they mean (sequencing, replays, the index) is the ingest's business (create-kv-events.ts wires the two).
 import { Subscriber } from "zeromq";
 import type { KvEventsSettings } from "./kv-events-settings.js";
@@ -13,7 +14,7 @@ import type { Service } from "../service-group.js";
 /** Where the subscriber hands what it receives (KvEventIngest in production). */
 export interface KvEventSink {
   /** One multipart message. `pod` is the pod a connect-mode socket was opened for; null in bind mode. */
-  handleMessage(frames: readonly Uint8Array[], pod: string | null): void;
+  handleMessage(frames: readonly Uint8Array[], pod: string | null): Promise<void> | undefined;
   /** A connect-mode socket of `pod` (re)connected: it may have missed batches meanwhile. */
   connected(pod: string): void;
 }
@@ -131,7 +132,10 @@ export class KvEventSubscriber implements Service {
     const loop = (async () => {
       try {
         // The iterator ends when the socket is closed.
-        for await (const frames of sock) this.#sink.handleMessage(frames, pod);
+        for await (const frames of sock) {
+          const busy = this.#sink.handleMessage(frames, pod);
+          if (busy !== undefined) await busy;
+        }
       } catch (err) {
         if (!sock.closed) this.#log.error({ err, pod }, "kv-events: receive loop failed");
       }

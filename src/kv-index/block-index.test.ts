@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { BlockIndex, UNKNOWN_MEDIUM_WEIGHT } from "./block-index.js";
+import { spyOnTypedArrays } from "../../test/support/typed-array-spy.js";
 
 const W = { GPU: 1, CPU: 0.8 };
 const chainOf = (...hashes: bigint[]) => BigUint64Array.from(hashes);
@@ -220,5 +221,31 @@ describe("BlockIndex read-outs for a mirror", () => {
     ix.clearPod("b");
     expect(ix.podIds()).toEqual(["a"]);
     expect(ix.podEntries("b").refs.length).toBe(0);
+  });
+});
+
+describe("BlockIndex growth (issue 16)", () => {
+  it("takes a million blocks without one big copy of its tables, nodes or chunks, and still matches", () => {
+    let ix: BlockIndex | null = null;
+    const n = 1_000_000;
+    const w = new Uint32Array(2 * n);
+    for (let i = 0; i < n; i++) {
+      w[2 * i] = Math.imul(i + 1, 0x2545f491) >>> 0;
+      w[2 * i + 1] = i;
+    }
+    const largest = spyOnTypedArrays(() => {
+      ix = new BlockIndex({ maxEntries: 4_000_000, mediumWeights: W });
+      for (let off = 0; off < n; off += 4096) {
+        ix.store("a", "GPU", w.subarray(2 * off), Math.min(4096, n - off));
+        ix.store("b", "CPU", w.subarray(2 * off), Math.min(512, n - off));
+      }
+    });
+    expect(largest).toBeLessThanOrEqual(1 << 17);
+    const built = ix as unknown as BlockIndex;
+    expect(built.stats()).toEqual({ entries: n + 245 * 512, blocks: n, pods: 2, evictions: 0 });
+    const chain = new BigUint64Array(w.slice(0, 2 * 600).buffer);
+    const r = built.matchPrefix(chain, ["a", "b"]);
+    expect([...r.blocks]).toEqual([600, 512]);
+    expect(built.podEntries("b").words.length).toBe(2 * 245 * 512);
   });
 });

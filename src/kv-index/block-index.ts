@@ -5,6 +5,8 @@
 // Layout (all typed arrays, no per-entry objects):
 // - BlockTable: hash → block slot (16-byte record: key, chunk offset, entry count), with the
 //   least-recently-stored order used for eviction. ~25 bytes per block + ~6–11 bytes of hash table.
+// Every array grows by pages or shards, never by one copy of the whole (a stall of 100+ ms at millions of
+// entries: issue 16).
 // - EntryChunks: per block, its entries contiguous — [pod<<8|medium, node] + a ref count = 10 bytes each
 //   (chunk capacities are powers of two: a block held by 3 pods uses 4 slots).
 // - Nodes, one per entry: the per-pod reverse index (block slot, prev, next = 12 bytes), so clearing a pod
@@ -12,7 +14,7 @@
 // Past the cap, eviction is fair between pods: the oldest entries of the pod holding the most go first, so
 // one pod that floods (a bug, a storm of stores, a hostile pool member) cannot evict everybody else.
 // ≈ 55 bytes per entry when blocks are held by one pod, less when shared (bench/kv-index.bench.ts).
-import { BlockTable, CHUNK, LEN, NIL, REC } from "./block-table.js";
+import { BlockTable, NIL } from "./block-table.js";
 import { EntryChunks } from "./entry-chunks.js";
 
 /** Credit of a block held in a medium that has no configured weight (e.g. a connector's "DISK"). */
@@ -20,6 +22,12 @@ export const UNKNOWN_MEDIUM_WEIGHT = 0.5;
 /** Media beyond this many distinct names share the last index (names come from the network). */
 const MAX_MEDIA = 255;
 const MAX_REF = 0xffff;
+/** Node records: [block slot, prev, next], NODE_WORDS words each, 2^NODE_BITS nodes per page. */
+const NODE_WORDS = 3;
+const NODE_BITS = 14;
+const NODE_MASK = (1 << NODE_BITS) - 1;
+const N_PREV = 1;
+const N_NEXT = 2;
 
 export interface BlockIndexOptions {
   /** Cap on block-pod-medium entries; past it the largest pod's least recently stored entries are evicted. */
@@ -39,21 +47,15 @@ export interface BlockIndexStats {
   evictions: number;
 }
 
-function grow32(a: Uint32Array, size: number): Uint32Array<ArrayBuffer> {
-  const b = new Uint32Array(size);
-  b.set(a);
-  return b;
-}
-
 export class BlockIndex {
   readonly maxEntries: number;
   readonly #blocks: BlockTable;
   // Entries.
   readonly #chunks = new EntryChunks();
-  // Nodes of the per-pod reverse lists (one per entry); #nNext doubles as the free-node list.
-  #nBlock = new Uint32Array(0);
-  #nPrev = new Uint32Array(0);
-  #nNext = new Uint32Array(0);
+  // Nodes of the per-pod reverse lists (one per entry), next doubling as the free-node list. Paged, like the
+  // block table and the chunks, so no growth step copies them all at once (an event-loop stall); one
+  // interleaved record per node, so an unlink touches one cache line, not three.
+  readonly #nodes: Uint32Array[] = [];
   #nUsed = 0;
   #nFree = NIL;
   #entries = 0;
@@ -118,7 +120,6 @@ export class BlockIndex {
     }
     const words = new Uint32Array(chain.buffer, chain.byteOffset, chain.length * 2);
     const table = this.#blocks;
-    const rec = table.rec;
     const items = this.#chunks.items;
     const mw = this.#mediumWeight;
     // Block-major walk: a pod advances when one of its entries is seen for block i while it holds 0..i−1
@@ -129,10 +130,12 @@ export class BlockIndex {
       if (slot < 0) break;
       const next = i + 1;
       alive = 0;
-      const r = slot * REC;
-      const end = 2 * (rec[r + CHUNK]! + rec[r + LEN]!);
-      for (let k = 2 * rec[r + CHUNK]!; k < end; k += 2) {
-        const pm = items[k]!;
+      // A chunk is on one page: take it once.
+      const first = 2 * table.chunk(slot);
+      const page = items.page(first);
+      const end = (first & items.mask) + 2 * table.len(slot);
+      for (let k = first & items.mask; k < end; k += 2) {
+        const pm = page[k]!;
         const p = pm >>> 8;
         const a = at[p]!;
         if (a === i) {
@@ -175,11 +178,10 @@ export class BlockIndex {
     const slot = this.#blocks.find(lo, hi);
     if (slot < 0) return 0;
     const pm = (p << 8) | m;
-    const rec = this.#blocks.rec;
-    const off = rec[slot * REC + CHUNK]!;
-    const len = rec[slot * REC + LEN]!;
+    const off = this.#blocks.chunk(slot);
+    const len = this.#blocks.len(slot);
     const items = this.#chunks.items;
-    for (let k = 0; k < len; k++) if (items[2 * (off + k)] === pm) return this.#chunks.ref[off + k]!;
+    for (let k = 0; k < len; k++) if (items.get(2 * (off + k)) === pm) return this.#chunks.ref.get(off + k);
     return 0;
   }
 
@@ -189,11 +191,10 @@ export class BlockIndex {
     if (p === undefined) return false;
     const slot = this.#blocks.find(lo, hi);
     if (slot < 0) return false;
-    const rec = this.#blocks.rec;
-    const off = rec[slot * REC + CHUNK]!;
-    const len = rec[slot * REC + LEN]!;
+    const off = this.#blocks.chunk(slot);
+    const len = this.#blocks.len(slot);
     const items = this.#chunks.items;
-    for (let k = 0; k < len; k++) if (items[2 * (off + k)]! >>> 8 === p) return true;
+    for (let k = 0; k < len; k++) if (items.get(2 * (off + k)) >>> 8 === p) return true;
     return false;
   }
 
@@ -223,19 +224,19 @@ export class BlockIndex {
     if (p === undefined) return { words, media, refs };
     const names: string[] = [];
     for (const [name, m] of this.#mediumIdx) names[m] = name;
-    const rec = this.#blocks.rec;
+    const blocks = this.#blocks;
     const ch = this.#chunks;
     let i = 0;
-    for (let node = this.#podHead[p]!; node !== NIL && i < n; node = this.#nNext[node]!, i++) {
-      const r = this.#nBlock[node]! * REC;
-      words[2 * i] = rec[r]!;
-      words[2 * i + 1] = rec[r + 1]!;
-      const off = rec[r + CHUNK]!;
+    for (let node = this.#podHead[p]!; node !== NIL && i < n; node = this.#nodeNext(node), i++) {
+      const slot = this.#nodeBlock(node);
+      words[2 * i] = blocks.lo(slot);
+      words[2 * i + 1] = blocks.hi(slot);
+      const off = blocks.chunk(slot);
       let k = 0;
-      while (ch.items[2 * (off + k) + 1] !== node) k++;
+      while (ch.items.get(2 * (off + k) + 1) !== node) k++;
       // Media past MAX_MEDIA share the last index and have no single name; "" marks them.
-      media[i] = names[ch.items[2 * (off + k)]! & 0xff] ?? "";
-      refs[i] = ch.ref[off + k]!;
+      media[i] = names[ch.items.get(2 * (off + k)) & 0xff] ?? "";
+      refs[i] = ch.ref.get(off + k);
     }
     return { words, media, refs };
   }
@@ -267,7 +268,7 @@ export class BlockIndex {
 
   /** Bytes held by the index's typed arrays (excluding the small pod/medium maps). */
   get bytes(): number {
-    return this.#blocks.bytes + this.#chunks.capacity * 10 + this.#nBlock.length * 12;
+    return this.#blocks.bytes + this.#chunks.capacity * 10 + (this.#nodes.length << NODE_BITS) * 12;
   }
 
   // ---- write API: used only by src/kv-events ----
@@ -296,44 +297,48 @@ export class BlockIndex {
   #storeOne(pm: number, lo: number, hi: number): void {
     const blocks = this.#blocks;
     const slot = blocks.upsert(lo, hi);
-    const rec = blocks.rec;
-    const r = slot * REC;
-    const len = rec[r + LEN]!;
-    let off = rec[r + CHUNK]!;
+    const len = blocks.len(slot);
+    let off = blocks.chunk(slot);
     const ch = this.#chunks;
-    for (let k = 0; k < len; k++) {
-      if (ch.items[2 * (off + k)] === pm) {
-        // Saturated counts stay until the pod is cleared or the block evicted: harmless, and 65k copies is absurd.
-        if (ch.ref[off + k]! < MAX_REF) ch.ref[off + k]!++;
-        return;
+    if (len > 0) {
+      const items = ch.items.page(2 * off);
+      const base = (2 * off) & ch.items.mask;
+      for (let k = 0; k < len; k++) {
+        if (items[base + 2 * k] === pm) {
+          // Saturated counts stay until the pod is cleared or the block evicted: harmless, and 65k copies is absurd.
+          const ref = ch.ref.get(off + k);
+          if (ref < MAX_REF) ch.ref.set(off + k, ref + 1);
+          return;
+        }
       }
     }
     if (off === NIL) {
       off = ch.alloc(0);
-      rec[r + CHUNK] = off;
-    } else if (len === 1 << blocks.cls[slot]!) {
-      const cls = blocks.cls[slot]!;
-      const grown = ch.alloc(cls + 1); // may reallocate the pool: read arrays from `ch` after this
-      ch.items.copyWithin(2 * grown, 2 * off, 2 * (off + len));
-      ch.ref.copyWithin(grown, off, off + len);
+      blocks.setChunk(slot, off);
+    } else if (len === 1 << blocks.cls(slot)) {
+      const cls = blocks.cls(slot);
+      const grown = ch.alloc(cls + 1);
+      ch.move(off, grown, len);
       ch.free(off, cls);
       off = grown;
-      rec[r + CHUNK] = off;
-      blocks.cls[slot] = cls + 1;
+      blocks.setChunk(slot, off);
+      blocks.setCls(slot, cls + 1);
     }
     const p = pm >>> 8;
     const node = this.#allocNode();
-    this.#nBlock[node] = slot;
     const ph = this.#podHead[p]!;
-    this.#nPrev[node] = NIL;
-    this.#nNext[node] = ph;
-    if (ph !== NIL) this.#nPrev[ph] = node;
+    const np = this.#nodes[node >>> NODE_BITS]!;
+    const nq = (node & NODE_MASK) * NODE_WORDS;
+    np[nq] = slot;
+    np[nq + N_PREV] = NIL;
+    np[nq + N_NEXT] = ph;
+    if (ph !== NIL) this.#nodes[ph >>> NODE_BITS]![(ph & NODE_MASK) * NODE_WORDS + N_PREV] = node;
     else this.#podTail[p] = node;
     this.#podHead[p] = node;
-    ch.items[2 * (off + len)] = pm;
-    ch.items[2 * (off + len) + 1] = node;
-    ch.ref[off + len] = 1;
-    rec[r + LEN] = len + 1;
+    ch.items.set(2 * (off + len), pm);
+    ch.items.set(2 * (off + len) + 1, node);
+    ch.ref.set(off + len, 1);
+    blocks.setLen(slot, len + 1);
     if (this.#podCount[p]!++ === 0) this.#podsWithEntries++;
     this.#entries++;
   }
@@ -341,14 +346,13 @@ export class BlockIndex {
   #removeOne(pm: number, lo: number, hi: number): void {
     const slot = this.#blocks.find(lo, hi);
     if (slot < 0) return;
-    const r = slot * REC;
-    const off = this.#blocks.rec[r + CHUNK]!;
-    const len = this.#blocks.rec[r + LEN]!;
+    const off = this.#blocks.chunk(slot);
+    const len = this.#blocks.len(slot);
     const ch = this.#chunks;
     for (let k = 0; k < len; k++) {
-      if (ch.items[2 * (off + k)] !== pm) continue;
-      const ref = ch.ref[off + k]!;
-      if (ref > 1 && ref < MAX_REF) ch.ref[off + k] = ref - 1;
+      if (ch.items.get(2 * (off + k)) !== pm) continue;
+      const ref = ch.ref.get(off + k);
+      if (ref > 1 && ref < MAX_REF) ch.ref.set(off + k, ref - 1);
       else if (ref === 1) this.#dropItem(slot, k);
       return;
     }
@@ -356,40 +360,43 @@ export class BlockIndex {
 
   /** Removes entry k of a block (swap with the last), unlinking its node; frees an emptied block. */
   #dropItem(slot: number, k: number): void {
-    const rec = this.#blocks.rec;
-    const r = slot * REC;
-    const off = rec[r + CHUNK]!;
-    const last = rec[r + LEN]! - 1;
+    const blocks = this.#blocks;
+    const off = blocks.chunk(slot);
+    const last = blocks.len(slot) - 1;
     const ch = this.#chunks;
-    this.#unlinkNode(ch.items[2 * (off + k) + 1]!, ch.items[2 * (off + k)]! >>> 8);
+    const items = ch.items.page(2 * off);
+    const base = (2 * off) & ch.items.mask;
+    this.#unlinkNode(items[base + 2 * k + 1]!, items[base + 2 * k]! >>> 8);
     if (k !== last) {
-      ch.items[2 * (off + k)] = ch.items[2 * (off + last)]!;
-      ch.items[2 * (off + k) + 1] = ch.items[2 * (off + last) + 1]!;
-      ch.ref[off + k] = ch.ref[off + last]!;
+      items[base + 2 * k] = items[base + 2 * last]!;
+      items[base + 2 * k + 1] = items[base + 2 * last + 1]!;
+      ch.ref.set(off + k, ch.ref.get(off + last));
     }
-    rec[r + LEN] = last;
+    blocks.setLen(slot, last);
     this.#entries--;
     if (last === 0) {
-      ch.free(off, this.#blocks.cls[slot]!);
+      ch.free(off, blocks.cls(slot));
       this.#blocks.free(slot);
     }
   }
 
   #unlinkNode(node: number, p: number): void {
-    const prev = this.#nPrev[node]!;
-    const next = this.#nNext[node]!;
-    if (prev !== NIL) this.#nNext[prev] = next;
+    const np = this.#nodes[node >>> NODE_BITS]!;
+    const nq = (node & NODE_MASK) * NODE_WORDS;
+    const prev = np[nq + N_PREV]!;
+    const next = np[nq + N_NEXT]!;
+    if (prev !== NIL) this.#nodes[prev >>> NODE_BITS]![(prev & NODE_MASK) * NODE_WORDS + N_NEXT] = next;
     else this.#podHead[p] = next;
-    if (next !== NIL) this.#nPrev[next] = prev;
+    if (next !== NIL) this.#nodes[next >>> NODE_BITS]![(next & NODE_MASK) * NODE_WORDS + N_PREV] = prev;
     else this.#podTail[p] = prev;
     if (--this.#podCount[p]! === 0) this.#podsWithEntries--;
-    this.#nNext[node] = this.#nFree;
+    np[nq + N_NEXT] = this.#nFree;
     this.#nFree = node;
   }
 
   #clearPodIdx(p: number): void {
     for (let node = this.#podHead[p]!; node !== NIL; ) {
-      const next = this.#nNext[node]!;
+      const next = this.#nodeNext(node);
       this.#dropEntry(node);
       node = next;
     }
@@ -438,29 +445,33 @@ export class BlockIndex {
 
   /** Drops the entry a node stands for (finding it in its block's chunk). */
   #dropEntry(node: number): void {
-    const slot = this.#nBlock[node]!;
-    const off = this.#blocks.rec[slot * REC + CHUNK]!;
-    const items = this.#chunks.items;
+    const slot = this.#nodeBlock(node);
+    const off = this.#blocks.chunk(slot);
+    const items = this.#chunks.items.page(2 * off);
+    const base = (2 * off) & this.#chunks.items.mask;
     let k = 0;
-    while (items[2 * (off + k) + 1] !== node) k++;
+    while (items[base + 2 * k + 1] !== node) k++;
     this.#dropItem(slot, k);
   }
 
   #allocNode(): number {
     if (this.#nFree !== NIL) {
       const n = this.#nFree;
-      this.#nFree = this.#nNext[n]!;
+      this.#nFree = this.#nodeNext(n);
       return n;
     }
-    if (this.#nUsed === this.#nBlock.length) {
-      // ×1.5, capped just above maxEntries (eviction runs after every block, so at most one over).
-      const cap = this.maxEntries + 1024;
-      const size = Math.min(cap, Math.max(1024, Math.ceil(this.#nBlock.length * 1.5)));
-      this.#nBlock = grow32(this.#nBlock, size);
-      this.#nPrev = grow32(this.#nPrev, size);
-      this.#nNext = grow32(this.#nNext, size);
-    }
+    // One page more when full (live nodes ≤ maxEntries + 1: eviction runs after every block).
+    if (this.#nUsed === this.#nodes.length << NODE_BITS)
+      this.#nodes.push(new Uint32Array(NODE_WORDS << NODE_BITS));
     return this.#nUsed++;
+  }
+
+  #nodeBlock(node: number): number {
+    return this.#nodes[node >>> NODE_BITS]![(node & NODE_MASK) * NODE_WORDS]!;
+  }
+
+  #nodeNext(node: number): number {
+    return this.#nodes[node >>> NODE_BITS]![(node & NODE_MASK) * NODE_WORDS + N_NEXT]!;
   }
 
   #pod(podId: string): number {

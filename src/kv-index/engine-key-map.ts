@@ -8,27 +8,28 @@
 // (links) + the state, i.e. ~40 / ~56 / ~72; `bytes` reports the real figure. The map is bounded by the
 // index: entries leave when the index no longer holds their block for the pod, and the oldest go first when
 // the map outgrows the pod's index entries (the index evicts a pod's oldest entries first too).
-import { BlockTable, CHUNK, LEN, NIL, REC } from "./block-table.js";
+import { BlockTable, NIL } from "./block-table.js";
+import { PagedUint8Array, PagedUint32Array } from "./paged-arrays.js";
 
-function grow32(a: Uint32Array, size: number): Uint32Array<ArrayBuffer> {
-  const b = new Uint32Array(size);
-  b.set(a);
-  return b;
-}
+/** log2 of the slots per page: small, there is one map per pod; paged so no growth step copies it all. */
+const PAGE_BITS = 10;
 
 export class EngineKeyMap {
   /** Bytes of chain state kept per entry: 0, 16 (xxhash_cbor, digest bytes 16..31) or 32. */
   readonly stateBytes: number;
-  readonly #table = new BlockTable();
-  #state = new Uint8Array(0);
-  #prev = new Uint32Array(0);
-  #next = new Uint32Array(0);
+  /** Small record pages (1,024 slots): there is one map per pod. */
+  readonly #table = new BlockTable(2 ** 31, PAGE_BITS);
+  /** stateBytes per slot (a power of two, so an entry never straddles a page). */
+  readonly #state: PagedUint8Array;
+  readonly #prev = new PagedUint32Array(PAGE_BITS);
+  readonly #next = new PagedUint32Array(PAGE_BITS);
   /** Oldest and newest entries (slots), NIL when empty. */
   #oldest = NIL;
   #newest = NIL;
 
   constructor(stateBytes: 0 | 16 | 32) {
     this.stateBytes = stateBytes;
+    this.#state = new PagedUint8Array(PAGE_BITS + Math.log2(Math.max(1, stateBytes)));
   }
 
   get size(): number {
@@ -45,18 +46,20 @@ export class EngineKeyMap {
   }
 
   keyLo(slot: number): number {
-    return this.#table.rec[slot * REC + CHUNK]!;
+    return this.#table.chunk(slot);
   }
 
   keyHi(slot: number): number {
-    return this.#table.rec[slot * REC + LEN]!;
+    return this.#table.len(slot);
   }
 
   /** Writes the entry's chain state into a 32-byte parent buffer (the layout BlockHasher.chainBlock reads). */
   stateInto(slot: number, out: Uint8Array): void {
     const n = this.stateBytes;
     if (n > 0) {
-      out.set(this.#state.subarray(slot * n, slot * n + n), 32 - n);
+      const page = this.#state.page(slot * n);
+      const q = (slot * n) & this.#state.mask;
+      for (let k = 0; k < n; k++) out[32 - n + k] = page[q + k]!;
       return;
     }
     const lo = this.keyLo(slot);
@@ -80,26 +83,34 @@ export class EngineKeyMap {
     const t = this.#table;
     const before = t.count;
     const slot = t.upsert(lo, hi);
-    t.rec[slot * REC + CHUNK] = keyLo;
-    t.rec[slot * REC + LEN] = keyHi;
-    if (slot >= this.#prev.length) this.#grow(slot + 1);
+    t.setChunk(slot, keyLo);
+    t.setLen(slot, keyHi);
+    if (slot >= this.#prev.length) {
+      this.#prev.ensure(slot + 1);
+      this.#next.ensure(slot + 1);
+      this.#state.ensure((slot + 1) * this.stateBytes);
+    }
     const n = this.stateBytes;
-    if (n > 0) this.#state.set(digest.subarray(32 - n, 32), slot * n);
+    if (n > 0) {
+      const page = this.#state.page(slot * n);
+      const q = (slot * n) & this.#state.mask;
+      for (let k = 0; k < n; k++) page[q + k] = digest[32 - n + k]!;
+    }
     if (t.count === before) return;
-    this.#prev[slot] = this.#newest;
-    this.#next[slot] = NIL;
-    if (this.#newest !== NIL) this.#next[this.#newest] = slot;
+    this.#prev.set(slot, this.#newest);
+    this.#next.set(slot, NIL);
+    if (this.#newest !== NIL) this.#next.set(this.#newest, slot);
     else this.#oldest = slot;
     this.#newest = slot;
   }
 
   /** Removes an entry by slot. */
   deleteSlot(slot: number): void {
-    const prev = this.#prev[slot]!;
-    const next = this.#next[slot]!;
-    if (prev !== NIL) this.#next[prev] = next;
+    const prev = this.#prev.get(slot);
+    const next = this.#next.get(slot);
+    if (prev !== NIL) this.#next.set(prev, next);
     else this.#oldest = next;
-    if (next !== NIL) this.#prev[next] = prev;
+    if (next !== NIL) this.#prev.set(next, prev);
     else this.#newest = prev;
     this.#table.free(slot);
   }
@@ -107,16 +118,5 @@ export class EngineKeyMap {
   /** Removes the oldest `count` entries (or all). */
   evictOldest(count: number): void {
     while (count-- > 0 && this.#oldest !== NIL) this.deleteSlot(this.#oldest);
-  }
-
-  #grow(min: number): void {
-    const size = Math.max(1024, min, Math.ceil(this.#prev.length * 1.5));
-    this.#prev = grow32(this.#prev, size);
-    this.#next = grow32(this.#next, size);
-    if (this.stateBytes > 0) {
-      const s = new Uint8Array(size * this.stateBytes);
-      s.set(this.#state);
-      this.#state = s;
-    }
   }
 }
