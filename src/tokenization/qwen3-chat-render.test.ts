@@ -43,7 +43,11 @@ function randomBody(next: () => number): Record<string, unknown> {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!;
   const messages = Array.from({ length: 1 + Math.floor(next() * 6) }, () => {
     const m: Record<string, unknown> = { role: pick(ROLES), content: pick(CONTENTS) };
-    if (next() < 0.1) m.content = [{ type: "text", text: pick(CONTENTS) }, { type: "text", text: "x" }];
+    if (next() < 0.1)
+      m.content = [
+        { type: "text", text: pick(CONTENTS) },
+        { type: "text", text: "x" },
+      ];
     if (next() < 0.05) m.content = null;
     if (m.role === "assistant" && next() < 0.1) {
       m.tool_calls = [{ id: "c", type: "function", function: { name: "f", arguments: "{}" } }];
