@@ -67,4 +67,3 @@ describe("TokenCache", () => {
     expect(grown).toBeLessThan(8 * 1024 * 1024);
   });
 });
-
