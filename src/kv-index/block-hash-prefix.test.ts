@@ -66,6 +66,33 @@ describe("BlockHasher with the prefix memo", () => {
 });
 
 describe("ChainPrefixMemo", () => {
+  it("serves 100 long prompts that open with the same two blocks, each its own longest match", () => {
+    const next = rng(3);
+    const plain = new BlockHasher({ scheme: "sha256_cbor_64bit", hashSeed: "1", blockSize: BS });
+    const memo = new BlockHasher({
+      scheme: "sha256_cbor_64bit",
+      hashSeed: "1",
+      blockSize: BS,
+      memoBlocks: 1 << 16,
+    });
+    const preamble = Uint32Array.from({ length: 2 * BS }, (_, i) => 900 + i);
+    const prompts = Array.from({ length: 100 }, () => {
+      const p = Uint32Array.from({ length: 20 * BS }, () => Math.floor(next() * 150_000));
+      p.set(preamble);
+      return p;
+    });
+    for (const round of [0, 1, 2]) {
+      for (const p of prompts) {
+        const tokens = new Uint32Array(p.length + BS);
+        tokens.set(p);
+        tokens.fill(round + 1, p.length); // a new last block every round
+        expect([...memo.hash(tokens)]).toEqual([...plain.hash(tokens)]);
+      }
+    }
+    // Rounds 1 and 2: the 20 system blocks of every prompt came whole (one list per first block: ~600).
+    expect(memo.memoStats().prefixHits).toBeGreaterThanOrEqual(2 * 100 * 20);
+  });
+
   it("holds at most its capacity in blocks, oldest prompts dropped first", () => {
     const m = new ChainPrefixMemo(10, BS);
     const prompt = (i: number) => Uint32Array.from({ length: BS * 4 }, (_, j) => i * 1000 + j);
