@@ -6,6 +6,7 @@
 // off and on (every request sampled, spans exported over OTLP/HTTP to a local sink): the cost of tracing.
 // Then one body replayed byte for byte (the h2load bench's workload), with the request memo
 // (tokenizer.requestMemoBytes) off and on, and distinct bodies with it on (every body a miss: its overhead).
+// Writes bench/results/director.json (the `<!-- results:director -->` block of bench/README.md).
 // Run: npx tsc -p tsconfig.json && node dist/bench/director.bench.js
 import { once } from "node:events";
 import { createServer } from "node:http";
@@ -21,7 +22,11 @@ import { createTracing, NO_TRACING, type Tracing } from "../src/observability/tr
 import { Director } from "../src/routing/director.js";
 import { createScheduler } from "../src/scheduling/plugins/create-scheduler.js";
 import { readModel } from "../src/scheduling/scheduling.fixture.js";
+import { buildChatContext } from "../src/tokenization/chat-request.js";
+import { ChatTemplate } from "../src/tokenization/chat-template.js";
 import { TokenizationService } from "../src/tokenization/tokenization-service.js";
+import { bundledTokenizerDir, loadTokenizerFiles } from "../src/tokenization/tokenizer-files.js";
+import { startResult } from "./support/results.js";
 import { staticPool } from "./support/static-pool.js";
 
 const N = 3000;
@@ -56,10 +61,28 @@ const request = (i: number, n: number): RouteRequest => ({
   subsetHint: null,
 });
 
+const result = startResult(
+  "director",
+  "Routing decision in-process (Director.route)",
+  "node dist/bench/director.bench.js",
+);
+const rows: string[][] = [];
+
+/** Mean, p50 and p99 of `fn` over N sequential calls, as one row of the result table. */
 async function meanMicros(label: string, fn: (n: number) => unknown): Promise<void> {
+  const each = new Float64Array(N);
   const t = performance.now();
-  for (let n = 0; n < N; n++) await fn(n);
-  console.log(`| ${label} | ${(((performance.now() - t) / N) * 1000).toFixed(0)} µs |`);
+  for (let n = 0; n < N; n++) {
+    const s = performance.now();
+    await fn(n);
+    each[n] = performance.now() - s;
+  }
+  const mean = ((performance.now() - t) / N) * 1000;
+  each.sort();
+  const q = (p: number) => `${(each[Math.min(N - 1, Math.floor(p * N))]! * 1000).toFixed(0)} µs`;
+  const row = [label, `${mean.toFixed(0)} µs`, q(0.5), q(0.99)];
+  rows.push(row);
+  console.log(`| ${row.join(" | ")} |`);
 }
 
 const tokenizer = new TokenizationService({
@@ -97,8 +120,8 @@ async function warmDirector(
 for (let i = 0; i < 16; i++) await tokenizer.tokenize("Qwen3-32B", "/v1/chat/completions", body(i, -1));
 const sample = await tokenizer.tokenize("Qwen3-32B", "/v1/chat/completions", body(0, 0));
 console.log(`# Director.route, warm ${sample.tokenIds.length}-token chat requests, 8 endpoints, ${N} runs`);
-console.log("| step | mean |");
-console.log("|---|---:|");
+console.log("| step | mean | p50 | p99 |");
+console.log("|---|---:|---:|---:|");
 const bodies = Array.from({ length: N }, (_, n) => request(n % 16, 1000 + n));
 for (const memoBlocks of [0, 65_536]) {
   const hasher = new BlockHasher({ scheme: "sha256_cbor_64bit", hashSeed: "42", blockSize: 64, memoBlocks });
@@ -109,6 +132,7 @@ for (const memoBlocks of [0, 65_536]) {
 }
 // The request memo: one body replayed (off / on), and distinct bodies with it on (misses only).
 for (const [label, memoBytes, replay] of [
+  ["distinct bodies, request memo off (a body never seen before)", 0, false],
   ["one body replayed, request memo off", 0, true],
   ["one body replayed, request memo on", config.tokenizer.requestMemoBytes, true],
   ["distinct bodies, request memo on (every body a miss)", config.tokenizer.requestMemoBytes, false],
@@ -183,13 +207,21 @@ sink.close();
     for (let a = 0; a < 9; a++) trace.set("kvpick.attribute", n);
     trace.end();
   }
-  console.log(
-    `| tracing off: start + 4 stages + 9 attributes + end on the no-op trace | ${(((performance.now() - t) / runs) * 1e6).toFixed(0)} ns |`,
-  );
+  const ns = (((performance.now() - t) / runs) * 1e6).toFixed(0);
+  rows.push(["tracing off: start + 4 stages + 9 attributes + end on the no-op trace", `${ns} ns`, "", ""]);
+  console.log(`| ${rows.at(-1)!.join(" | ")} |`);
 }
 const parsed = bodies.map((b) => JSON.parse(b.body.toString()) as Record<string, unknown>);
 await meanMicros("JSON.parse of the body", (n) => JSON.parse(bodies[n]!.body.toString()));
 await meanMicros("render (chat template)", (n) => tokenizer.renderChat("Qwen3-32B", parsed[n]!));
+{
+  // The same renders through the Jinja interpreter (what every chat paid before qwen3-chat-render.ts).
+  const files = await loadTokenizerFiles(bundledTokenizerDir());
+  const jinja = new ChatTemplate(files.chatTemplate!);
+  await meanMicros("render, Jinja interpreter always (the reference)", (n) =>
+    jinja.interpret(buildChatContext(parsed[n]!, jinja, files.specialTokens).context),
+  );
+}
 await meanMicros("render + tokenize (warm)", (n) =>
   tokenizer.tokenize("Qwen3-32B", "/v1/chat/completions", parsed[n]!),
 );
@@ -203,3 +235,17 @@ const memo = new BlockHasher({
 await meanMicros("hash, no memo", () => plain.hash(sample.tokenIds));
 await meanMicros("hash, memo", () => memo.hash(sample.tokenIds));
 await tokenizer.stop();
+result.tables.push({
+  caption:
+    `\`Director.route\` in-process (no gRPC), kvpick's default profile, warm ${sample.tokenIds.length}-token chats ` +
+    `(16 long system prompts, a distinct user turn per request unless said), 8 endpoints, ${N} sequential ` +
+    "calls per row; then the stages measured apart. Times include the event loop's turns between awaits.",
+  columns: ["step", "mean", "p50", "p99"],
+  rows,
+});
+result.notes.push(
+  '"Memo N blocks" = the exact block-hash memo (`tokenizer.hashMemoBlocks`, default 65,536); "request memo" = `tokenizer.requestMemoBytes` (a body seen before skips parse, render, tokenize and hash).',
+  '"No pod known": the index has heard from no pod, so every pod is scored by the estimated fallback; "every pod known": the precise path alone.',
+  "Shared 2-core machine: the load average above is recorded; compare rows of one run as ratios.",
+);
+console.log(`wrote ${result.write()}`);

@@ -8,6 +8,7 @@
 import { hash as oneShotHash } from "node:crypto";
 import { createXXHash128 } from "hash-wasm";
 import { BlockHashMemo } from "./block-hash-memo.js";
+import { ChainPrefixMemo } from "./block-hash-prefix.js";
 import { CborWriter } from "./cbor-writer.js";
 import { chainKey, TOKEN_CHAIN_SCHEME, TokenChain } from "./token-chain.js";
 
@@ -78,6 +79,10 @@ export class BlockHasher {
   readonly #digest: (data: Uint8Array) => Uint8Array;
   readonly #w = new CborWriter(1024);
   readonly #memo: BlockHashMemo | null;
+  /** Whole prompts recently hashed (with the memo): a long shared prefix is served in one step. */
+  readonly #prefixes: ChainPrefixMemo | null;
+  /** prefixHits: blocks served by the prefix memo (counted in `hits` too). */
+  #prefixHits = 0;
   /** kvpick's own chain (scheme `kvpick_mmh3_64`), else null. */
   readonly #chain: TokenChain | null;
   /** The memo's digest view is overwritten by later stores: a hit's digest is copied here. */
@@ -98,6 +103,7 @@ export class BlockHasher {
       writeU32BE(this.rootDigest, 24, this.#chain.rootHi);
       writeU32BE(this.rootDigest, 28, this.#chain.rootLo);
       this.#memo = null;
+      this.#prefixes = null;
       return;
     }
     this.#chain = null;
@@ -106,11 +112,18 @@ export class BlockHasher {
     this.rootDigest = new Uint8Array(this.#digest(w.view()));
     const memo = options.memoBlocks ?? 0;
     this.#memo = memo > 0 ? new BlockHashMemo(memo, options.blockSize) : null;
+    // Half the per-block memo's block budget again (a quarter of its bytes): ~150 distinct 8k-token prompts
+    // with the default 65,536.
+    this.#prefixes = memo > 0 ? new ChainPrefixMemo(Math.max(1, memo >> 1), options.blockSize) : null;
   }
 
-  /** Memo hits and misses since creation (both 0 without a memo). */
-  memoStats(): { hits: number; misses: number } {
-    return { hits: this.#memo?.hits ?? 0, misses: this.#memo?.misses ?? 0 };
+  /** Memo hits and misses since creation (both 0 without a memo); `prefixHits` of the hits came whole. */
+  memoStats(): { hits: number; misses: number; prefixHits: number } {
+    return {
+      hits: (this.#memo?.hits ?? 0) + this.#prefixHits,
+      misses: this.#memo?.misses ?? 0,
+      prefixHits: this.#prefixHits,
+    };
   }
 
   /** kvpick's own chain when the scheme is `kvpick_mmh3_64` (token-keys.ts keys events with it), else null. */
@@ -145,7 +158,30 @@ export class BlockHasher {
     const [extra0, extraRest] = encodeExtras(extras);
     let parent: Uint8Array = this.rootDigest; // full digest; the 64-bit scheme reads bytes 24..31
     const memo = this.#memo;
-    for (let b = 0; b < n; b++) {
+    // A remembered prompt's leading blocks, copied whole (plain blocks only: extras change every hash).
+    let start = 0;
+    let from: Uint8Array | null = null; // the matched entry's digests
+    let digests: Uint8Array | null = null;
+    const prefixes = extra0 === NULL_EXTRA && tokens instanceof Uint32Array ? this.#prefixes : null;
+    if (prefixes !== null) {
+      const view = Buffer.from(
+        (tokens as Uint32Array).buffer,
+        (tokens as Uint32Array).byteOffset,
+        n * bs * 4,
+      );
+      const found = prefixes.match(tokens as Uint32Array, view, n);
+      if (found !== null) {
+        from = found.entry.digests;
+        start = found.blocks;
+        out.set(found.entry.chain.subarray(0, start));
+        parent = this.#scratch[(start - 1) & 1]!;
+        parent.set(found.entry.digests.subarray((start - 1) * 32, start * 32));
+        this.#prefixHits += start;
+      }
+      // Mostly new (a new system prompt, a new conversation): remember it for the requests that follow.
+      if (n - start > n >> 1) digests = new Uint8Array(n * 32);
+    }
+    for (let b = start; b < n; b++) {
       const base = b * bs;
       const extra = b === 0 ? extra0 : extraRest;
       // The memo is keyed on parent and tokens only, so blocks carrying extras (LoRA, salt) bypass it.
@@ -161,7 +197,13 @@ export class BlockHasher {
       }
       words[2 * b] = readU32BE(digest, 28);
       words[2 * b + 1] = readU32BE(digest, 24);
+      digests?.set(digest, b * 32);
       parent = digest;
+    }
+    if (digests !== null) {
+      // The blocks before `start` came from the matched entry: their digests are that entry's.
+      if (from !== null) digests.set(from.subarray(0, start * 32));
+      prefixes!.remember(tokens as Uint32Array, n, out, digests);
     }
     return out;
   }

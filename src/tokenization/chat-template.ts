@@ -6,6 +6,7 @@
 import { Environment, Interpreter, parse, tokenize } from "@huggingface/jinja";
 import { KEY_ORDER, PyFloat, PyInt, pyJsonDumps, pyRepr, pyStr, type RuntimeLike } from "./python-json.js";
 import { pyStrip, type StripSide } from "./py-strings.js";
+import { isQwen3Template, renderQwen3Chat } from "./qwen3-chat-render.js";
 
 /** Thrown by the template's own `raise_exception(...)`: the request is what the template refuses. */
 export class TemplateRaise extends Error {
@@ -329,15 +330,28 @@ export class ChatTemplate {
   /** vLLM's detected content format: "openai" when the template loops over message content parts. */
   readonly contentFormat: "string" | "openai";
   readonly #program: Program;
+  /** The template written out in code (qwen3-chat-render.ts) for the contexts it covers, else null. */
+  readonly #direct: ((context: Record<string, unknown>) => string | null) | null;
 
   constructor(source: string) {
     this.source = source;
     this.#program = parse(tokenize(source, { lstrip_blocks: true, trim_blocks: true }));
     this.contentFormat = loopsOverContent(this.#program) ? "openai" : "string";
+    this.#direct = isQwen3Template(source) ? renderQwen3Chat : null;
+  }
+
+  /** Whether some contexts skip the interpreter (the template is one qwen3-chat-render.ts reproduces). */
+  get hasDirectRender(): boolean {
+    return this.#direct !== null;
   }
 
   /** Renders with transformers' globals; `context` holds messages, tools, special tokens, kwargs. */
   render(context: Record<string, unknown>): string {
+    return this.#direct?.(context) ?? this.interpret(context);
+  }
+
+  /** `render` through the Jinja interpreter always (the reference the direct renderer is tested against). */
+  interpret(context: Record<string, unknown>): string {
     const env = new Environment();
     for (const [k, v] of Object.entries(GLOBALS)) env.set(k, v);
     for (const [k, v] of Object.entries(context)) env.setVariable(k, toRuntime(v) as never);

@@ -45,6 +45,12 @@ export class SegmentEncoder {
   readonly firstSectionDiffers: boolean;
   readonly #t: Internals;
   readonly #splitter: RegExp | null;
+  /**
+   * When every cut token opens with the same character (Qwen3's all open with `<`): the contents, longest
+   * first, found by indexOf on that character instead of the alternation (~1 µs instead of ~12 µs on an 8k
+   * prompt; same leftmost-longest cut, segment-encoder.test.ts compares the two).
+   */
+  readonly #lead: { char: string; contents: string[] } | null;
   readonly #byContent = new Map<string, AddedTokenLike>();
   readonly #hasStrip: boolean;
   /** Ids the post-processor adds around a single sequence when add_special_tokens=true, or null if unknown. */
@@ -65,6 +71,11 @@ export class SegmentEncoder {
     // library's trie and the Rust engine's Aho-Corasick (LeftmostLongest).
     unnormalized.sort((a, b) => b.length - a.length);
     this.#splitter = unnormalized.length ? new RegExp(unnormalized.map(escapeRegExp).join("|"), "g") : null;
+    const char = unnormalized[0]?.[0];
+    this.#lead =
+      char !== undefined && unnormalized.every((c) => c[0] === char)
+        ? { char, contents: unnormalized }
+        : null;
     this.#hasStrip = [...this.#byContent.values()].some((t) => t.lstrip || t.rstrip);
     this.firstSectionDiffers = /"prepend_scheme"\s*:\s*"first"/.test(
       JSON.stringify(files.tokenizerJson.pre_tokenizer ?? null),
@@ -86,9 +97,45 @@ export class SegmentEncoder {
 
   /** Cuts `text` at added tokens exactly as the library's `encode_text` does (including lstrip/rstrip). */
   split(text: string): Piece[] {
-    const pieces: Piece[] = [];
     const re = this.#splitter;
     if (re === null) return text.length ? [{ text, section: 0 }] : [];
+    const pieces = this.#lead === null ? this.#splitRegExp(text, re) : this.#splitLead(text, this.#lead);
+    return this.#hasStrip ? this.#applyStrip(pieces) : pieces;
+  }
+
+  /** `split`'s cut by the alternation (leftmost, then the first listed = the longest). */
+  splitRegExp(text: string): Piece[] {
+    return this.#splitter === null ? this.split(text) : this.#splitRegExp(text, this.#splitter);
+  }
+
+  #splitLead(text: string, lead: { char: string; contents: string[] }): Piece[] {
+    const pieces: Piece[] = [];
+    let start = 0;
+    let section = 0;
+    for (let at = text.indexOf(lead.char); at !== -1; ) {
+      let found: string | undefined;
+      for (const c of lead.contents) {
+        if (text.startsWith(c, at)) {
+          found = c;
+          break;
+        }
+      }
+      if (found === undefined) {
+        at = text.indexOf(lead.char, at + 1);
+        continue;
+      }
+      if (at > start) pieces.push({ text: text.slice(start, at), section: section++ });
+      pieces.push({ id: this.#byContent.get(found)!.id });
+      section++;
+      start = at + found.length;
+      at = text.indexOf(lead.char, start);
+    }
+    if (start < text.length) pieces.push({ text: text.slice(start), section });
+    return pieces;
+  }
+
+  #splitRegExp(text: string, re: RegExp): Piece[] {
+    const pieces: Piece[] = [];
     re.lastIndex = 0;
     let start = 0;
     let section = 0;
@@ -99,7 +146,7 @@ export class SegmentEncoder {
       start = m.index + m[0].length;
     }
     if (start < text.length) pieces.push({ text: text.slice(start), section });
-    return this.#hasStrip ? this.#applyStrip(pieces) : pieces;
+    return pieces;
   }
 
   /** lstrip/rstrip tokens swallow the whitespace beside them (JS trim, as the library does). */

@@ -1,5 +1,10 @@
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { describe, expect, it } from "vitest";
 import { TokenCache } from "./token-cache.js";
+
+setFlagsFromString("--expose-gc");
+const gc = runInNewContext("gc") as () => void;
 
 const ids = (n: number) => new Uint32Array(n);
 
@@ -41,5 +46,24 @@ describe("TokenCache", () => {
     c.clear();
     expect(c.bytes).toBe(0);
     expect(c.get(ns, "y")).toBeUndefined();
+  });
+
+  it("does not keep the prompt a cached section was cut from alive", () => {
+    // Sections are slices of a whole rendered prompt (V8 slices are views of their parent): caching 200 short
+    // user turns cut from 200 distinct 400 KB prompts must not retain the prompts (80 MB).
+    const cache = new TokenCache(1 << 30);
+    const ns = cache.namespace("t");
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 200; i++) {
+      const prompt = `${"system prompt ".repeat(28_000)}<|im_start|>user\nQuestion ${i}: may I book a hotel?`;
+      const turn = prompt.slice(prompt.lastIndexOf("user"));
+      cache.set(ns, turn, Uint32Array.of(i));
+    }
+    gc();
+    const grown = process.memoryUsage().heapUsed - before;
+    expect(cache.size).toBe(200);
+    expect(cache.get(ns, "user\nQuestion 7: may I book a hotel?")).toEqual(Uint32Array.of(7));
+    expect(grown).toBeLessThan(8 * 1024 * 1024);
   });
 });
