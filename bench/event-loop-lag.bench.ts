@@ -122,6 +122,22 @@ const fmtStalls = (w: ProbeWindow, top = 6) =>
         .slice(0, top)
         .map((s) => `${s.lateMs} (ran ${s.runMs ?? "?"}, waited ${s.waitMs ?? "?"}, gc ${s.gcMs})`)
         .join("; ") + (w.stalls.length > top ? ` … (${w.stalls.length} in all)` : "");
+/**
+ * The window's p99 as it would read had the child's main thread never waited for a core: every turn > 5 ms
+ * counted at the time it ran (the probe keeps no other samples, but they are ≤ 5 ms already). "≤ 5 ms" when
+ * fewer than 1 % of the samples remain above 5 ms. The generator and the child's own worker threads share the
+ * 2 cores; a pod with its cores to itself would come close to this figure, not to the raw p99.
+ */
+const ownP99 = (w: ProbeWindow): string => {
+  const ran = w.stalls
+    .map((s) => s.runMs ?? s.lateMs)
+    .filter((ms) => ms > 5)
+    .sort((a, b) => b - a);
+  const k = Math.ceil(w.lag.count / 100);
+  return ran.length >= k
+    ? `${ran[k - 1]} ms`
+    : `≤ 5 ms (${ran.length} of ${w.lag.count} samples above 5 ms, ${((100 * ran.length) / w.lag.count).toFixed(2)} %)`;
+};
 /** Turns where the child's main thread itself ran > 5 ms (waiting for a core not counted). */
 const ownStalls = (w: ProbeWindow) => w.stalls.filter((s) => (s.runMs ?? s.lateMs) > 5);
 
@@ -215,6 +231,10 @@ try {
         `${promP50.toFixed(1)} / ${promP99.toFixed(1)} ms`,
       ],
       ["loop turns > 5 ms: the child's own (ran > 5 ms) / waiting for a core", `${own.length} / ${waited}`],
+      [
+        "event-loop lag p99 with the waits for a core taken out (each turn > 5 ms counted at the time it ran)",
+        ownP99(w),
+      ],
       ["the child's longest own turns, ms (ran, waited, gc)", fmtStalls({ ...w, stalls: own })],
       ["GC pauses: count / total / longest", `${w.gc.count} / ${w.gc.totalMs} / ${w.gc.maxMs} ms`],
       [

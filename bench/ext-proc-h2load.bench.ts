@@ -211,6 +211,21 @@ async function publishEvents(kvPort: number, metricsPort: number): Promise<void>
   }
 }
 
+/** Waits until the child serves /metrics (true) or has exited (false). */
+async function answersMetrics(serve: Awaited<ReturnType<typeof spawnServe>>): Promise<boolean> {
+  const deadline = performance.now() + 120_000;
+  while (performance.now() < deadline) {
+    if (serve.proc.exitCode !== null || serve.proc.signalCode !== null) return false;
+    try {
+      if ((await fetch(`http://127.0.0.1:${serve.metricsPort}/metrics`)).ok) return true;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("kvpick serve neither served /metrics nor exited within 120 s");
+}
+
 async function kvpickTarget(
   name: string,
   extra: string[],
@@ -218,13 +233,20 @@ async function kvpickTarget(
   root?: string,
   kvEvents = false,
 ): Promise<Target> {
-  const serve = await spawnServe(
-    [`--endpoints=${pods.map((p) => p.address).join(",")}`, "--log-level=warn", ...extra],
-    {
+  const start = () =>
+    spawnServe([`--endpoints=${pods.map((p) => p.address).join(",")}`, "--log-level=warn", ...extra], {
       nodeArgs: process.argv.includes("--profile") ? ["--cpu-prof", "--cpu-prof-dir=/tmp/kvpick-prof"] : [],
       ...(root === undefined ? {} : { root }),
-    },
-  );
+    });
+  // The child is told its ports up front: one that another process took between the pick and the child's
+  // bind (EADDRINUSE; the generators' own connections use the same ephemeral range) makes it exit at start.
+  // Start again with new ports rather than lose the whole run.
+  let serve = await start();
+  for (let attempt = 1; !(await answersMetrics(serve)); attempt++) {
+    if (attempt >= 3) throw new Error(`${name}: kvpick serve exited at start ${attempt} times`);
+    console.log(`${name}: kvpick serve exited at start (code ${serve.proc.exitCode}), starting it again`);
+    serve = await start();
+  }
   // -a: every thread that exists (the tokenizer workers start with the server); later ones inherit it.
   if (pin !== undefined) execFileSync("taskset", ["-a", "-cp", pin.server, String(serve.proc.pid)]);
   if (kvEvents) await publishEvents(serve.kvPort, serve.metricsPort);
