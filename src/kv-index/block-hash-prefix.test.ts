@@ -4,16 +4,9 @@
 import { describe, expect, it } from "vitest";
 import { ChainPrefixMemo } from "./block-hash-prefix.js";
 import { BlockHasher, type HashScheme } from "./block-hash.js";
+import { seededRng } from "../../test/support/seeded-rng.js";
 
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRng;
 
 const BS = 16;
 

@@ -8,22 +8,14 @@ import { buildChatContext } from "./chat-request.js";
 import { ChatTemplate } from "./chat-template.js";
 import { isQwen3Template, renderQwen3Chat } from "./qwen3-chat-render.js";
 import { bundledTokenizerDir, loadTokenizerFiles } from "./tokenizer-files.js";
+import { seededRng } from "../../test/support/seeded-rng.js";
 
 const files = await loadTokenizerFiles(bundledTokenizerDir("qwen3"));
 const template = new ChatTemplate(files.chatTemplate!);
 const context = (body: Record<string, unknown>) =>
   buildChatContext(body, template, files.specialTokens).context;
 
-/** A deterministic PRNG (mulberry32), so a failure names a reproducible seed. */
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRng;
 
 const CONTENTS = [
   "",

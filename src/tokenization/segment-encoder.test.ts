@@ -3,17 +3,9 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { SegmentEncoder } from "./segment-encoder.js";
 import { bundledTokenizerDir, loadTokenizerFiles } from "./tokenizer-files.js";
+import { seededRng } from "../../test/support/seeded-rng.js";
 
-// Deterministic PRNG so a failure is reproducible from its case number.
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const mulberry32 = seededRng;
 
 const FRAGMENTS = [
   "The travel desk",

@@ -1,16 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { ApproxKeyHasher, approxPrefixKeys } from "./approx-prefix-keys.js";
 import { feedJson, PieceCache } from "./prompt-json-keys.js";
+import { seededRng } from "../../../test/support/seeded-rng.js";
 
-/** Deterministic PRNG (mulberry32), so a failing case can be replayed. */
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRng;
 
 const ALPHABET = ["a", "é", '"', "\\", "\n", "\u0001", "東", "😀", "\ud83d", "\udc00", " ", "\u2028", "</"];
 
