@@ -13,6 +13,7 @@ import { Director } from "../src/routing/director.js";
 import { anEndpoint, recordingScheduler, staticSource } from "../src/scheduling/scheduling.fixture.js";
 import { offloadedMessages } from "../src/tokenization/body-summary.js";
 import { TokenizationService } from "../src/tokenization/tokenization-service.js";
+import { aRouteRequest } from "../src/routing/route-request.fixture.js";
 
 const logger = createLogger({ level: "silent" });
 const services: TokenizationService[] = [];
@@ -177,15 +178,7 @@ describe("large request bodies parsed on a tokenizer worker", () => {
       logger,
       recorder: new RouteMetrics(new Metrics()),
     });
-    const route = (body: Uint8Array) =>
-      d.route({
-        requestId: "r",
-        method: "POST",
-        path: "/v1/chat/completions",
-        headers: new Map(),
-        body,
-        subsetHint: null,
-      });
+    const route = (body: Uint8Array) => d.route(aRouteRequest(body));
     // 20,000 messages, ~0.6 MB: past the 256 KiB default. Parsed on the main thread, the 100,000-message
     // body of bench/event-loop-lag.bench.ts held the loop 100 ms plus 75 ms of major GC there.
     const big = conversation(20_000, "ok");

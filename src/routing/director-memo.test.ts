@@ -11,6 +11,7 @@ import { RouteMetrics } from "../observability/route-metrics.js";
 import { anEndpoint, recordingScheduler, staticSource } from "../scheduling/scheduling.fixture.js";
 import { TokenizationService } from "../tokenization/tokenization-service.js";
 import { type ChainHasher, Director } from "./director.js";
+import { aRouteRequest } from "./route-request.fixture.js";
 
 const logger = createLogger({ level: "silent" });
 const tokenizer = new TokenizationService({ config: configSchema.parse({}).tokenizer, logger });
@@ -107,15 +108,7 @@ describe("Director request memo", () => {
         sizes.value === null ? new BigUint64Array(0) : hasherOf(sizes.value).hash(tokens, extras),
     });
     const body = chat("Which hotels are approved in Lisbon?");
-    const route = () =>
-      memo.director.route({
-        requestId: "r",
-        method: "POST",
-        path: "/v1/chat/completions",
-        headers: new Map(),
-        body,
-        subsetHint: null,
-      });
+    const route = () => memo.director.route(aRouteRequest(body));
     for (let i = 0; i < 3; i++) await route();
     expect(await memo.memoCount("hit")).toBe(1);
     const at16 = memo.asked[2]!.blockHashes.length;

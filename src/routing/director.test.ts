@@ -11,6 +11,7 @@ import { anEndpoint, recordingScheduler, staticSource } from "../scheduling/sche
 import type { SchedulingResult } from "../scheduling/types.js";
 import { Director } from "./director.js";
 import type { RouteDecision } from "./route-decision.js";
+import { aRouteRequest } from "./route-request.fixture.js";
 
 describe("Director with a learnt block size", () => {
   it("routes on load alone (block-size-unknown) until a pod reports its block size", async () => {
@@ -35,14 +36,11 @@ describe("Director with a learnt block size", () => {
       recorder: new RouteMetrics(metrics),
     });
     const route = () =>
-      director.route({
-        requestId: "r",
-        method: "POST",
-        path: "/v1/chat/completions",
-        headers: new Map(),
-        body: Buffer.from(JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] })),
-        subsetHint: null,
-      });
+      director.route(
+        aRouteRequest(
+          Buffer.from(JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] })),
+        ),
+      );
     expect((await route()).kind).toBe("routed");
     expect(asked[0]!.blockHashes).toHaveLength(0);
     expect(asked[0]!.promptTokens).toBe(200);
@@ -104,14 +102,12 @@ describe("Director decisions as one record", () => {
         }),
       },
     });
-    const out = await director.route({
-      requestId: "r1",
-      method: "POST",
-      path: "/v1/completions",
-      headers: new Map(),
-      body: Buffer.from(JSON.stringify({ model: "m", prompt: "hi" })),
-      subsetHint: null,
-    });
+    const out = await director.route(
+      aRouteRequest(Buffer.from(JSON.stringify({ model: "m", prompt: "hi" })), {
+        path: "/v1/completions",
+        requestId: "r1",
+      }),
+    );
     expect(out).toMatchObject({ kind: "routed", endpoint: pod.address, fallbacks: [other.address] });
     expect(decisions).toHaveLength(1);
     const d = decisions[0]!;

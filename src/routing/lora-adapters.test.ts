@@ -11,6 +11,7 @@ import { RouteMetrics } from "../observability/route-metrics.js";
 import { anEndpoint, recordingScheduler, staticSource } from "../scheduling/scheduling.fixture.js";
 import { Director } from "./director.js";
 import { LoraAdapters } from "./lora-adapters.js";
+import { aRouteRequest } from "./route-request.fixture.js";
 
 interface HashCase {
   name: string;
@@ -69,14 +70,7 @@ async function route(
     loras: new LoraAdapters(config.tokenizer, endpoints),
   });
   const body = Buffer.from(JSON.stringify({ model, messages: [{ role: "user", content: "hi" }] }));
-  const out = await director.route({
-    requestId: "r",
-    method: "POST",
-    path: "/v1/chat/completions",
-    headers: new Map(),
-    body,
-    subsetHint: null,
-  });
+  const out = await director.route(aRouteRequest(body));
   expect(out.kind).toBe("routed");
   const req = asked[0]!;
   return { req, chain: toDecimalStrings(req.blockHashes), tokenizedAs: tokenizer.models[0] };
