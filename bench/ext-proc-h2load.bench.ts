@@ -29,6 +29,7 @@ import { TokenizationService } from "../src/tokenization/tokenization-service.js
 import { FakeVllmPod } from "../test/support/fake-vllm-pod.js";
 import { KvEventPublisher } from "../test/support/kv-event-publisher.js";
 import { freePort } from "../test/support/free-port.js";
+import { until } from "../test/support/until.js";
 import { repoRoot } from "../test/support/golden.js";
 import { requestHeadersMessage, spawnServe } from "../test/support/serve-child.js";
 import { startResult } from "./support/results.js";
@@ -213,17 +214,19 @@ async function publishEvents(kvPort: number, metricsPort: number): Promise<void>
 
 /** Waits until the child serves /metrics (true) or has exited (false). */
 async function answersMetrics(serve: Awaited<ReturnType<typeof spawnServe>>): Promise<boolean> {
-  const deadline = performance.now() + 120_000;
-  while (performance.now() < deadline) {
-    if (serve.proc.exitCode !== null || serve.proc.signalCode !== null) return false;
-    try {
-      if ((await fetch(`http://127.0.0.1:${serve.metricsPort}/metrics`)).ok) return true;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error("kvpick serve neither served /metrics nor exited within 120 s");
+  const exited = () => serve.proc.exitCode !== null || serve.proc.signalCode !== null;
+  const serves = () =>
+    fetch(`http://127.0.0.1:${serve.metricsPort}/metrics`).then(
+      (r) => r.ok,
+      () => false, // not listening yet
+    );
+  await until(
+    async () => exited() || (await serves()),
+    "kvpick serve to serve /metrics or exit",
+    120_000,
+    100,
+  );
+  return !exited();
 }
 
 async function kvpickTarget(
