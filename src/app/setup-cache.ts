@@ -5,6 +5,7 @@ import { type CacheView, createCacheView } from "../cache-view/cache-view.js";
 import type { Config } from "../config/schema.js";
 import type { EndpointStore } from "../endpoints/endpoint-store.js";
 import { createKvEvents, type KvEvents } from "../kv-events/create-kv-events.js";
+import type { IndexMirror } from "../kv-events/index-mirror.js";
 import { ACCURACY_STATES } from "../kv-events/pod-accuracy.js";
 import { BlockIndex } from "../kv-index/block-index.js";
 import type { LearntBlockSize } from "../kv-index/learnt-block-size.js";
@@ -36,6 +37,10 @@ export function setupCache(
     config.index.redis.url === null
       ? null
       : createRedisSharedIndex({ config: config.index, index, logger, metrics });
+  // Every pod clear the ingest applies also reaches the read model (its speculative entries for that pod go),
+  // through the same seam as the Redis mirror; the view is built below, after the event path it reads.
+  let view: CacheView | null = null;
+  const mirror = followedBy(sharedIndex?.mirror ?? null, (pod) => view?.podCleared(pod));
   // The KV-event path follows the pool: membership, subscriptions, replay addresses, silent pods.
   const kvEvents = createKvEvents({
     config: config.kvEvents,
@@ -43,14 +48,14 @@ export function setupCache(
     index,
     logger,
     recorder: metrics.kvEvents,
-    mirror: sharedIndex?.mirror,
+    mirror,
     pool: o.endpoints,
   });
   metrics.watchEventSources(kvEvents.poolFollowing!.silentPods);
   metrics.watchPodAccuracy(kvEvents.poolFollowing!.silentPods, ACCURACY_STATES);
   // The read model: index + a degraded pod's lower credit (index.degradedCreditFactor) + speculative entries
   // (scheduling.speculativeTtlMs) + the shared index per request.
-  const view = createCacheView({
+  view = createCacheView({
     index,
     events: kvEvents,
     degradedCreditFactor: config.index.degradedCreditFactor,
@@ -62,4 +67,16 @@ export function setupCache(
   });
   if (view.speculative !== null) metrics.watchSpeculative(view.speculative);
   return { index, kvEvents, sharedIndex, view };
+}
+
+/** The Redis mirror (if any), with every pod clear also handed to `cleared`. */
+function followedBy(mirror: IndexMirror | null, cleared: (pod: string) => void): IndexMirror {
+  if (mirror === null) return { touched() {}, podCleared: cleared };
+  return {
+    touched: (pod, medium, words, count) => mirror.touched(pod, medium, words, count),
+    podCleared(pod) {
+      mirror.podCleared(pod);
+      cleared(pod);
+    },
+  };
 }

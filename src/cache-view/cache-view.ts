@@ -59,6 +59,11 @@ export interface CacheView {
   routed(view: PrefixLookup, pod: PodAddress, chain: BigUint64Array): void;
   /** The gateway served the request from `address` instead (a fallback): its blocks move there. */
   servedBy(address: string, chain: BigUint64Array): void;
+  /**
+   * The engine-fed index dropped every block of `podId` (AllBlocksCleared, publisher restart, pod left): the
+   * speculative entries routed there before stop counting too, instead of outliving the clear by their TTL.
+   */
+  podCleared(podId: string): void;
 }
 
 export function createCacheView(o: CacheViewOptions): CacheView {
@@ -95,6 +100,9 @@ export function createCacheView(o: CacheViewOptions): CacheView {
       if (speculative === null || chain.length === 0) return;
       const id = podKeyOf((p) => speculative.hasPod(p), podAddress(address));
       if (id !== null) speculative.record(id, chain);
+    },
+    podCleared(podId) {
+      speculative?.podCleared(podId);
     },
   };
 }

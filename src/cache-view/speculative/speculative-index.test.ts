@@ -28,6 +28,29 @@ describe("SpeculativeIndex", () => {
     expect(Array.from(spec.match(C, ["a"], Uint32Array.from([1])))).toEqual([1]); // block 1 unknown: stop
   });
 
+  it("stops matching a cleared pod's entries at once, but matches what is routed to it afterwards", () => {
+    let now = 0;
+    const spec = new SpeculativeIndex({ ttlMs: 2000, maxEntries: 100, now: () => now });
+    spec.add("a", C);
+    spec.add("b", C);
+    spec.clearPod("a");
+    spec.clearPod("unknown"); // ignored
+    expect(Array.from(spec.match(C, ["a", "b"]))).toEqual([0, 4]);
+    expect(Array.from(spec.match(C, ["a"], Uint32Array.from([1])))).toEqual([1]); // vLLM's own blocks stay
+    now = 10;
+    spec.add("a", C.subarray(0, 2)); // routed after the clear: counts (the refreshed entries too)
+    expect(Array.from(spec.match(C, ["a", "b"]))).toEqual([2, 4]);
+    spec.clearPod("a");
+    expect(Array.from(spec.match(C, ["a"]))).toEqual([0]);
+    // Stale entries leave at their TTL like any other; the pod's number is then reused with a fresh epoch.
+    now = 3000;
+    spec.sweep();
+    expect(spec.stats().entries).toBe(0);
+    spec.add("c", C);
+    spec.add("a", C.subarray(0, 1));
+    expect(Array.from(spec.match(C, ["a", "c"]))).toEqual([1, 4]);
+  });
+
   it("refreshes entries routed again instead of duplicating them", () => {
     let now = 0;
     const spec = new SpeculativeIndex({ ttlMs: 1000, maxEntries: 100, now: () => now });

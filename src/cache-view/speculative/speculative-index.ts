@@ -5,8 +5,13 @@
 // vLLM's events stay the only writer of that one, so a wrong guess can never outlive its TTL.
 //
 // Layout: entries in typed arrays (block hash as lo/hi uint32 words, never a JS number; pod; expiry;
-// bucket chain), a Map from the lo word to the first entry of its bucket, and a FIFO of (entry, push time)
-// that drives expiry. Re-routing the same block to the same pod refreshes its entry instead of adding one.
+// bucket chain; the pod's clear epoch when last routed), a Map from the lo word to the first entry of its
+// bucket, and a FIFO of (entry, push time) that drives expiry. Re-routing the same block to the same pod
+// refreshes its entry instead of adding one.
+//
+// A pod whose cache is emptied (AllBlocksCleared, a publisher restart, the pod left the pool) loses its
+// entries at once: `clearPod` bumps the pod's epoch, and entries routed under an older epoch no longer match.
+// They stay until their TTL like any other (O(1) per clear instead of a walk over every bucket).
 
 export interface SpeculativeIndexOptions {
   /** How long a routed block counts as cached without confirmation. */
@@ -48,6 +53,8 @@ export class SpeculativeIndex {
   #exp = new Float64Array(0);
   #next = new Int32Array(0);
   #gen = new Uint32Array(0);
+  /** The pod's clear epoch when the entry was last routed (stale once the pod is cleared again). */
+  #epoch = new Uint32Array(0);
   #used = 0;
   #free = NONE;
   #live = 0;
@@ -61,6 +68,8 @@ export class SpeculativeIndex {
   readonly #podName: string[] = [];
   readonly #podLive: number[] = [];
   readonly #podFree: number[] = [];
+  /** Clears per pod number since it was assigned (entries of older epochs no longer match). */
+  readonly #podEpoch: number[] = [];
   // match() scratch: blocks matched so far per pod number, −1 = not asked about.
   #at = new Int32Array(0);
   #added = 0;
@@ -107,6 +116,7 @@ export class SpeculativeIndex {
         this.#added++;
       }
       this.#exp[s] = exp;
+      this.#epoch[s] = this.#podEpoch[p]!;
       this.#fifoItem.push(s * GEN_MOD + this.#gen[s]!);
       this.#fifoAt.push(now);
     }
@@ -142,7 +152,7 @@ export class SpeculativeIndex {
       for (let s = this.#buckets.get(words[2 * i]!) ?? NONE; s !== NONE; s = this.#next[s]!) {
         if (this.#hi[s] !== hi || this.#exp[s]! <= now) continue;
         const p = this.#pod[s]!;
-        if (at[p] === i) {
+        if (at[p] === i && this.#epoch[s] === this.#podEpoch[p]) {
           at[p] = i + 1;
           frontier = Math.max(frontier, i + 2);
         }
@@ -157,6 +167,15 @@ export class SpeculativeIndex {
       if (p !== undefined) at[p] = NONE;
     }
     return out;
+  }
+
+  /**
+   * The pod's cache was emptied: what was routed to it before now no longer counts as cached there (what is
+   * routed to it afterwards does). Unknown pods are ignored.
+   */
+  clearPod(podId: string): void {
+    const p = this.#podIdx.get(podId);
+    if (p !== undefined) this.#podEpoch[p] = (this.#podEpoch[p]! + 1) >>> 0;
   }
 
   /** Removes entries whose TTL has passed (also done on every add). */
@@ -251,6 +270,7 @@ export class SpeculativeIndex {
     this.#lo = g32(this.#lo);
     this.#hi = g32(this.#hi);
     this.#gen = g32(this.#gen);
+    this.#epoch = g32(this.#epoch);
     this.#pod = gi(this.#pod);
     this.#next = gi(this.#next);
     const e = new Float64Array(size);
@@ -265,6 +285,7 @@ export class SpeculativeIndex {
     this.#podIdx.set(podId, p);
     this.#podName[p] = podId;
     this.#podLive[p] = 0;
+    this.#podEpoch[p] = 0;
     return p;
   }
 

@@ -92,6 +92,11 @@ export class SpeculativePrefixLookup implements PrefixLookup {
     setImmediate(step);
   }
 
+  /** The pod's cache was emptied (the index cleared it): what was routed there before stops counting. */
+  podCleared(podId: string): void {
+    this.#spec.clearPod(podId);
+  }
+
   stats(): SpeculativePrefixStats {
     this.#spec.sweep();
     return { ...this.#spec.stats(), hits: this.#hits };
