@@ -13,7 +13,7 @@ import { watchDispatch } from "../observability/pool-metrics.js";
 import { watchEstimatedFallback } from "../observability/index-metrics.js";
 import { type Logger, RateLimitedLog } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import { RouteMetrics } from "../observability/route-metrics.js";
+import { RouteMetrics, watchRequestMemo } from "../observability/route-metrics.js";
 import type { RequestTracerImpl } from "../observability/tracing.js";
 import { Director, type PromptTokenizer } from "../routing/director.js";
 import { LoraAdapters } from "../routing/lora-adapters.js";
@@ -113,5 +113,6 @@ export function setupRouting(
     admission: flowControl,
     requestMemoBytes: config.tokenizer.requestMemoBytes,
   });
+  if (config.tokenizer.requestMemoBytes > 0) watchRequestMemo(metrics.registry, director);
   return { director, tokenizer, flowControl, priorities };
 }

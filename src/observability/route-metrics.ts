@@ -1,7 +1,7 @@
 // The request path's metrics (routing/route-recorder.ts declares what it records): one decision record in,
 // the families GIE/llm-d users expect out. Label children of bounded label sets (stages, reasons) are
 // created once here, never looked up per request.
-import { Counter, Histogram, type Registry } from "prom-client";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { RouteDecision, RouteStage } from "../routing/route-decision.js";
 import type { RequestRecord, RouteRecorder } from "../routing/route-recorder.js";
 import type { ModelLabels } from "./label-bounds.js";
@@ -145,4 +145,28 @@ export class RouteMetrics implements RouteRecorder {
     }
     return child;
   }
+}
+
+/** The request memo's size (tokenizer.requestMemoBytes), read at scrape time. */
+export function watchRequestMemo(
+  registry: Registry,
+  source: { memoStats(): { entries: number; bytes: number } },
+): void {
+  const registers = [registry];
+  new Gauge({
+    name: "epp_request_memo_bytes",
+    help: "Bytes the request memo accounts for (bodies with their parse and chain; bounded by tokenizer.requestMemoBytes).",
+    registers,
+    collect() {
+      this.set(source.memoStats().bytes);
+    },
+  });
+  new Gauge({
+    name: "epp_request_memo_entries",
+    help: "Request bodies the memo holds.",
+    registers,
+    collect() {
+      this.set(source.memoStats().entries);
+    },
+  });
 }

@@ -7,7 +7,7 @@ import { LearntBlockSize } from "../kv-index/learnt-block-size.js";
 import { RequestHasher } from "../kv-index/request-key-scheme.js";
 import { createLogger } from "../observability/logger.js";
 import { Metrics } from "../observability/metrics.js";
-import { RouteMetrics } from "../observability/route-metrics.js";
+import { RouteMetrics, watchRequestMemo } from "../observability/route-metrics.js";
 import { anEndpoint, recordingScheduler, staticSource } from "../scheduling/scheduling.fixture.js";
 import { TokenizationService } from "../tokenization/tokenization-service.js";
 import { type ChainHasher, Director } from "./director.js";
@@ -37,7 +37,7 @@ function aDirector(requestMemoBytes: number, hasher: ChainHasher) {
     (await metrics.registry.getSingleMetric("epp_request_memo_lookups_total")!.get()).values.find(
       (v) => v.labels.result === result,
     )?.value ?? 0;
-  return { director, asked, memoCount };
+  return { director, asked, memoCount, metrics };
 }
 
 const system = Array.from({ length: 60 }, (_, i) => `Rule ${i}: book economy for trips under 6 hours.`).join(
@@ -88,6 +88,21 @@ describe("Director request memo", () => {
     expect(await memo.memoCount("hit")).toBe(5);
     expect(await memo.memoCount("miss")).toBe(6);
     expect(await plain.memoCount("hit")).toBe(0);
+  });
+
+  it("exports the memo's size at scrape time", async () => {
+    const memo = aDirector(1 << 24, new RequestHasher(KEYS, new LearntBlockSize(16, logger)));
+    watchRequestMemo(memo.metrics.registry, memo.director);
+    const gauge = async (name: string) =>
+      (await memo.metrics.registry.getSingleMetric(name)!.get()).values[0]?.value ?? -1;
+    expect(await gauge("epp_request_memo_entries")).toBe(0);
+    const body = chat("Which hotels are approved in Porto?");
+    for (let i = 0; i < 2; i++) await memo.director.route(aRouteRequest(body)); // kept from the second sighting
+    const { entries, bytes } = memo.director.memoStats();
+    expect(entries).toBe(1);
+    expect(bytes).toBeGreaterThan(body.length);
+    expect(await gauge("epp_request_memo_entries")).toBe(entries);
+    expect(await gauge("epp_request_memo_bytes")).toBe(bytes);
   });
 
   it("re-hashes a remembered body when the block size changes", async () => {

@@ -56,7 +56,8 @@ describe("speculative entries and AllBlocksCleared", () => {
     await pod?.close();
   });
 
-  const metric = async (name: string) => sumSamples(await (await fetch(`${metricsUrl}/metrics`)).text(), name);
+  const metric = async (name: string) =>
+    sumSamples(await (await fetch(`${metricsUrl}/metrics`)).text(), name);
   const route = async () => {
     const r = await client.process({ path: "/v1/chat/completions", body });
     expect(r.destination).toBe(pod.address);
