@@ -11,7 +11,10 @@
 // raw-frame generator, since h2load replays one file. Every row reports the generator's CPU as well.
 // Run: apt-get install nghttp2-client; npx tsc -p tsconfig.json && node dist/bench/ext-proc-h2load.bench.js [--profile]
 //   [--only default,kv-events,memo-off,distinct,fallback-off,worker,distinct-worker,pinned,pinned-worker,
-//   memo-off-pinned,distinct-pinned,distinct-worker-pinned] [--base <checkout>] [--rounds N]
+//   memo-off-pinned,distinct-pinned,distinct-worker-pinned,thread,memo-off-thread,distinct-thread,pinned-thread,
+//   memo-off-thread-pinned,distinct-thread-pinned] [--base <checkout>] [--rounds N]
+// The *thread* rows serve ext_proc on its own thread (--grpc-thread); with --base they run on this checkout
+// only (the base may not have the flag): compare them with the base's rows of the same workload.
 // --profile: kvpick's CPU profile in /tmp/kvpick-prof. --only: those kvpick rows (the ceiling always runs).
 // --base: the same rows also from another built checkout (e.g. a worktree of main), alternated with this one
 // in the same run, so a before/after comparison shares the machine's load. --rounds: the whole sequence N times.
@@ -271,6 +274,7 @@ const MEMO_OFF = '--config-text={"tokenizer":{"requestMemoBytes":0}}';
 // Every chat rendered, tokenized and hashed on the tokenizer worker: the main thread keeps gRPC and scheduling.
 const BOTH_CORES = '--config-text={"tokenizer":{"workerRenderMessages":0}}';
 const ONE_CORE = { server: "0", load: "1" };
+const GRPC_THREAD = "--grpc-thread";
 
 /** One generator run: what it printed, its req/s and calls ok, and its own CPU (user + system), seconds. */
 interface LoadRun {
@@ -326,6 +330,8 @@ const KVPICK_ROWS: {
   kvEvents?: boolean;
   /** h2load replaying one body (default), or h2-replay sending a distinct body per call. */
   gen?: Generator;
+  /** Uses a flag the --base checkout may not have (server.grpcThread): not run on the base. */
+  newOnly?: boolean;
 }[] = [
   { key: "default", name: "`kvpick serve`, default config, pods without KV events", extra: [] },
   {
@@ -392,6 +398,48 @@ const KVPICK_ROWS: {
     pin: ONE_CORE,
     gen: "distinct",
   },
+  // The ext_proc server on its own thread (server.grpcThread): grpc-js and the stream on the second core.
+  {
+    key: "thread",
+    name: "`kvpick serve`, default config, ext_proc on its own thread (--grpc-thread)",
+    extra: [GRPC_THREAD],
+    newOnly: true,
+  },
+  {
+    key: "memo-off-thread",
+    name: "`kvpick serve`, request memo off, ext_proc on its own thread",
+    extra: [MEMO_OFF, GRPC_THREAD],
+    newOnly: true,
+  },
+  {
+    key: "distinct-thread",
+    name: "`kvpick serve`, distinct bodies, ext_proc on its own thread",
+    extra: [GRPC_THREAD],
+    gen: "distinct",
+    newOnly: true,
+  },
+  {
+    key: "pinned-thread",
+    name: "`kvpick serve`, default config, ext_proc on its own thread, pinned to 1 core (h2load on the other)",
+    extra: [GRPC_THREAD],
+    pin: ONE_CORE,
+    newOnly: true,
+  },
+  {
+    key: "memo-off-thread-pinned",
+    name: "`kvpick serve`, request memo off, ext_proc on its own thread, pinned to 1 core (h2load on the other)",
+    extra: [MEMO_OFF, GRPC_THREAD],
+    pin: ONE_CORE,
+    newOnly: true,
+  },
+  {
+    key: "distinct-thread-pinned",
+    name: "`kvpick serve`, distinct bodies, ext_proc on its own thread, pinned to 1 core (the generator on the other)",
+    extra: [GRPC_THREAD],
+    pin: ONE_CORE,
+    gen: "distinct",
+    newOnly: true,
+  },
 ];
 const CEILING_NAME: Record<Generator, string> = {
   h2load: "grpc-js EPP that does nothing (the ceiling)",
@@ -413,7 +461,7 @@ for (let round = 0; round < ROUNDS; round++) {
   for (const row of selected) {
     const gen = row.gen ?? "h2load";
     // Base first, then this checkout: alternated, so both see the same stretch of the machine's load.
-    if (BASE !== undefined)
+    if (BASE !== undefined && row.newOnly !== true)
       targets.push({
         make: () => kvpickTarget(`${row.name} — base (${BASE})`, row.extra, row.pin, BASE, row.kvEvents),
         gen,
@@ -537,6 +585,9 @@ const PAIRS: [string, string][] = [
   ["memo-off", "memo-off-pinned"],
   ["distinct", "distinct-pinned"],
   ["distinct-worker", "distinct-worker-pinned"],
+  ["thread", "pinned-thread"],
+  ["memo-off-thread", "memo-off-thread-pinned"],
+  ["distinct-thread", "distinct-thread-pinned"],
 ];
 const pairRows: string[][] = [];
 for (const [two, one] of PAIRS) {
