@@ -20,7 +20,7 @@
 // in the same run, so a before/after comparison shares the machine's load. --rounds: the whole sequence N times.
 import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as protoLoader from "@grpc/proto-loader";
@@ -48,6 +48,22 @@ function grpcFrame(message: Buffer): Buffer {
   const head = Buffer.alloc(5);
   head.writeUInt32BE(message.length, 1); // byte 0 = 0: not compressed
   return Buffer.concat([head, message]);
+}
+
+/** CPU seconds of each of the process's threads, by thread id (with its name, `comm`). */
+function threadCpu(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const f = stat.split(") ")[1]!.split(" ");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      out.set(`${tid} ${comm}`, (Number(f[11]) + Number(f[12])) / 100);
+    } catch {
+      // the thread exited between the listing and the read
+    }
+  }
+  return out;
 }
 
 function cpuSeconds(pid: number): number {
@@ -504,10 +520,19 @@ try {
       }
       load(t.port, 2_000, 4, 16, t.cpus?.load);
       const cpu0 = cpuSeconds(t.pid);
+      const threads0 = threadCpu(t.pid);
       const wall0 = performance.now();
       const run = load(t.port, N, 4, 16, t.cpus?.load);
       const wall = (performance.now() - wall0) / 1000;
       const serverCpu = cpuSeconds(t.pid) - cpu0;
+      // The busiest threads (cores each): shows which one is saturated (the main thread, the ext_proc
+      // serving thread, a tokenizer worker, V8's GC helpers).
+      const busiest = [...threadCpu(t.pid)]
+        .map(([k, v]) => [k, (v - (threads0.get(k) ?? 0)) / wall] as const)
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 4)
+        .map(([k, v]) => `${k} ${v.toFixed(2)}`);
+      console.log(`${t.name}: busiest threads (cores): ${busiest.join(", ")}`);
       const cpuMs = (serverCpu * 1000) / N;
       const ceilingAt = ceiling ? undefined : rows.findLastIndex((r) => r.key === `ceiling-${gen}`);
       rows.push({

@@ -91,11 +91,23 @@ function observerFor(id: number, hooks: number): ResponseObserver {
   return observer;
 }
 
+// The stream records an answer before writing it, a response's end and a stream's close as they happen:
+// posted at once, these reach the main registry as the client sees the answer (as on the main thread), so a
+// scrape right after a response counts it.
 const recorder: ExtProcRecorder = {
   streamOpened: () => outbox.send({ t: "o" }),
-  streamClosed: () => outbox.send({ t: "c" }),
-  answered: (s) => outbox.send({ t: "a", s }),
-  responseDone: () => outbox.send({ t: "d" }),
+  streamClosed: () => {
+    outbox.send({ t: "c" });
+    outbox.flush();
+  },
+  answered: (s) => {
+    outbox.send({ t: "a", s });
+    outbox.flush();
+  },
+  responseDone: () => {
+    outbox.send({ t: "d" });
+    outbox.flush();
+  },
 };
 
 let nextAsk = 1;

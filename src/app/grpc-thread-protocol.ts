@@ -105,9 +105,13 @@ export class Outbox<M> {
   }
 }
 
-/** The bytes in a fresh ArrayBuffer of their own, to transfer (one copy: the sender keeps its Buffer). */
+/**
+ * The bytes in a fresh ArrayBuffer of their own, to transfer: one copy, not zero-filled first (the sender
+ * keeps its Buffer: the serving thread echoes the body to Envoy after routing). Never a view into Node's
+ * pooled slab, which would transfer (detach) the other Buffers sharing it.
+ */
 export function ownedCopy(bytes: Uint8Array): ArrayBuffer {
-  const out = new ArrayBuffer(bytes.byteLength);
-  new Uint8Array(out).set(bytes);
-  return out;
+  const out = Buffer.allocUnsafeSlow(bytes.byteLength);
+  out.set(bytes);
+  return out.buffer as ArrayBuffer;
 }

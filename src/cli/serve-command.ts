@@ -113,7 +113,7 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
   "grpc-thread": {
     kind: "bool",
     help: "serve ext_proc gRPC on a worker thread of its own (uses a second core)",
-    default: "false",
+    default: "true",
   },
   // GIE / llm-d chart and options.go flags (chart-flags.ts).
   ...CHART_FLAGS,
