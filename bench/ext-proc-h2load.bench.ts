@@ -11,10 +11,10 @@
 // raw-frame generator, since h2load replays one file. Every row reports the generator's CPU as well.
 // Run: apt-get install nghttp2-client; npx tsc -p tsconfig.json && node dist/bench/ext-proc-h2load.bench.js [--profile]
 //   [--only default,kv-events,memo-off,distinct,fallback-off,worker,distinct-worker,pinned,pinned-worker,
-//   memo-off-pinned,distinct-pinned,distinct-worker-pinned,thread,memo-off-thread,distinct-thread,pinned-thread,
-//   memo-off-thread-pinned,distinct-thread-pinned] [--base <checkout>] [--rounds N]
-// The *thread* rows serve ext_proc on its own thread (--grpc-thread); with --base they run on this checkout
-// only (the base may not have the flag): compare them with the base's rows of the same workload.
+//   memo-off-pinned,distinct-pinned,distinct-worker-pinned,thread-off,memo-off-thread-off,distinct-thread-off,
+//   pinned-thread-off,memo-off-thread-off-pinned,distinct-thread-off-pinned] [--base <checkout>] [--rounds N]
+// ext_proc is served on its own thread by default (server.grpcThread); the *thread-off* rows serve it on the
+// main thread (--grpc-thread=false). With --base they run on this checkout only (the base has no such flag).
 // --profile: kvpick's CPU profile in /tmp/kvpick-prof. --only: those kvpick rows (the ceiling always runs).
 // --base: the same rows also from another built checkout (e.g. a worktree of main), alternated with this one
 // in the same run, so a before/after comparison shares the machine's load. --rounds: the whole sequence N times.
@@ -290,7 +290,7 @@ const MEMO_OFF = '--config-text={"tokenizer":{"requestMemoBytes":0}}';
 // Every chat rendered, tokenized and hashed on the tokenizer worker: the main thread keeps gRPC and scheduling.
 const BOTH_CORES = '--config-text={"tokenizer":{"workerRenderMessages":0}}';
 const ONE_CORE = { server: "0", load: "1" };
-const GRPC_THREAD = "--grpc-thread";
+const GRPC_THREAD_OFF = "--grpc-thread=false";
 
 /** One generator run: what it printed, its req/s and calls ok, and its own CPU (user + system), seconds. */
 interface LoadRun {
@@ -414,44 +414,44 @@ const KVPICK_ROWS: {
     pin: ONE_CORE,
     gen: "distinct",
   },
-  // The ext_proc server on its own thread (server.grpcThread): grpc-js and the stream on the second core.
+  // server.grpcThread is on by default: these rows serve ext_proc on the main thread, as before it existed.
   {
-    key: "thread",
-    name: "`kvpick serve`, default config, ext_proc on its own thread (--grpc-thread)",
-    extra: [GRPC_THREAD],
+    key: "thread-off",
+    name: "`kvpick serve`, default config, ext_proc on the main thread (--grpc-thread=false)",
+    extra: [GRPC_THREAD_OFF],
     newOnly: true,
   },
   {
-    key: "memo-off-thread",
-    name: "`kvpick serve`, request memo off, ext_proc on its own thread",
-    extra: [MEMO_OFF, GRPC_THREAD],
+    key: "memo-off-thread-off",
+    name: "`kvpick serve`, request memo off, ext_proc on the main thread",
+    extra: [MEMO_OFF, GRPC_THREAD_OFF],
     newOnly: true,
   },
   {
-    key: "distinct-thread",
-    name: "`kvpick serve`, distinct bodies, ext_proc on its own thread",
-    extra: [GRPC_THREAD],
+    key: "distinct-thread-off",
+    name: "`kvpick serve`, distinct bodies, ext_proc on the main thread",
+    extra: [GRPC_THREAD_OFF],
     gen: "distinct",
     newOnly: true,
   },
   {
-    key: "pinned-thread",
-    name: "`kvpick serve`, default config, ext_proc on its own thread, pinned to 1 core (h2load on the other)",
-    extra: [GRPC_THREAD],
+    key: "pinned-thread-off",
+    name: "`kvpick serve`, default config, ext_proc on the main thread, pinned to 1 core (h2load on the other)",
+    extra: [GRPC_THREAD_OFF],
     pin: ONE_CORE,
     newOnly: true,
   },
   {
-    key: "memo-off-thread-pinned",
-    name: "`kvpick serve`, request memo off, ext_proc on its own thread, pinned to 1 core (h2load on the other)",
-    extra: [MEMO_OFF, GRPC_THREAD],
+    key: "memo-off-thread-off-pinned",
+    name: "`kvpick serve`, request memo off, ext_proc on the main thread, pinned to 1 core (h2load on the other)",
+    extra: [MEMO_OFF, GRPC_THREAD_OFF],
     pin: ONE_CORE,
     newOnly: true,
   },
   {
-    key: "distinct-thread-pinned",
-    name: "`kvpick serve`, distinct bodies, ext_proc on its own thread, pinned to 1 core (the generator on the other)",
-    extra: [GRPC_THREAD],
+    key: "distinct-thread-off-pinned",
+    name: "`kvpick serve`, distinct bodies, ext_proc on the main thread, pinned to 1 core (the generator on the other)",
+    extra: [GRPC_THREAD_OFF],
     pin: ONE_CORE,
     gen: "distinct",
     newOnly: true,
@@ -610,9 +610,9 @@ const PAIRS: [string, string][] = [
   ["memo-off", "memo-off-pinned"],
   ["distinct", "distinct-pinned"],
   ["distinct-worker", "distinct-worker-pinned"],
-  ["thread", "pinned-thread"],
-  ["memo-off-thread", "memo-off-thread-pinned"],
-  ["distinct-thread", "distinct-thread-pinned"],
+  ["thread-off", "pinned-thread-off"],
+  ["memo-off-thread-off", "memo-off-thread-off-pinned"],
+  ["distinct-thread-off", "distinct-thread-off-pinned"],
 ];
 const pairRows: string[][] = [];
 for (const [two, one] of PAIRS) {
