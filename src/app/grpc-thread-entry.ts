@@ -49,7 +49,9 @@ const router: Router = {
       body,
     );
     request.onCancel?.(() => {
-      if (routing.has(id)) outbox.send({ t: "cancel", id });
+      if (!routing.has(id)) return;
+      outbox.send({ t: "cancel", id });
+      outbox.flush(); // a queued request leaves its flow-control queue at once
     });
     return new Promise<WireOutcome>((resolve) => routing.set(id, resolve)).then((o) => outcomeOf(id, o));
   },

@@ -44,9 +44,11 @@ export function createThreadedExtProcServer(
   tuning: ThreadTuning = {},
 ): ThreadedExtProcServer {
   const logger = options.logger.child({ component: "ext-proc" });
-  const destination = (options.logger as unknown as Record<symbol, { write(line: string): void }>)[
-    pino.symbols.streamSym
-  ]!;
+  // The thread's lines go to the main logger's own destination (stdout, or a test's capture), in order with
+  // the main thread's lines; stdout if that logger has none.
+  const destination = (
+    options.logger as unknown as Record<symbol, { write(line: string): void } | undefined>
+  )[pino.symbols.streamSym] ?? { write: (line: string) => void process.stdout.write(line) };
   const metrics = options.metrics;
   const firstBackoff = tuning.restartBackoffMs ?? 1_000;
 
@@ -328,7 +330,13 @@ export function createThreadedExtProcServer(
       });
       outbox.send({ t: "stop", graceMs });
       outbox.flush();
-      await done;
+      // A thread that does not answer (hung) is terminated once the grace period is surely over.
+      let timer: NodeJS.Timeout | undefined;
+      const hung = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, graceMs + 5_000);
+      });
+      await Promise.race([done, hung]);
+      clearTimeout(timer);
       stopped = null;
       await w.terminate(); // exits by itself once its server is closed; do not wait on stray handles
       logger.info("ext_proc serving thread stopped");
