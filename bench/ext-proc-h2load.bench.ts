@@ -11,13 +11,16 @@
 // raw-frame generator, since h2load replays one file. Every row reports the generator's CPU as well.
 // Run: apt-get install nghttp2-client; npx tsc -p tsconfig.json && node dist/bench/ext-proc-h2load.bench.js [--profile]
 //   [--only default,kv-events,memo-off,distinct,fallback-off,worker,distinct-worker,pinned,pinned-worker,
-//   memo-off-pinned,distinct-pinned,distinct-worker-pinned] [--base <checkout>] [--rounds N]
+//   memo-off-pinned,distinct-pinned,distinct-worker-pinned,thread-off,memo-off-thread-off,distinct-thread-off,
+//   pinned-thread-off,memo-off-thread-off-pinned,distinct-thread-off-pinned] [--base <checkout>] [--rounds N]
+// ext_proc is served on its own thread by default (server.grpcThread); the *thread-off* rows serve it on the
+// main thread (--grpc-thread=false). With --base they run on this checkout only (the base has no such flag).
 // --profile: kvpick's CPU profile in /tmp/kvpick-prof. --only: those kvpick rows (the ceiling always runs).
 // --base: the same rows also from another built checkout (e.g. a worktree of main), alternated with this one
 // in the same run, so a before/after comparison shares the machine's load. --rounds: the whole sequence N times.
 import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as protoLoader from "@grpc/proto-loader";
@@ -45,6 +48,22 @@ function grpcFrame(message: Buffer): Buffer {
   const head = Buffer.alloc(5);
   head.writeUInt32BE(message.length, 1); // byte 0 = 0: not compressed
   return Buffer.concat([head, message]);
+}
+
+/** CPU seconds of each of the process's threads, by thread id (with its name, `comm`). */
+function threadCpu(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const f = stat.split(") ")[1]!.split(" ");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      out.set(`${tid} ${comm}`, (Number(f[11]) + Number(f[12])) / 100);
+    } catch {
+      // the thread exited between the listing and the read
+    }
+  }
+  return out;
 }
 
 function cpuSeconds(pid: number): number {
@@ -271,6 +290,7 @@ const MEMO_OFF = '--config-text={"tokenizer":{"requestMemoBytes":0}}';
 // Every chat rendered, tokenized and hashed on the tokenizer worker: the main thread keeps gRPC and scheduling.
 const BOTH_CORES = '--config-text={"tokenizer":{"workerRenderMessages":0}}';
 const ONE_CORE = { server: "0", load: "1" };
+const GRPC_THREAD_OFF = "--grpc-thread=false";
 
 /** One generator run: what it printed, its req/s and calls ok, and its own CPU (user + system), seconds. */
 interface LoadRun {
@@ -326,6 +346,8 @@ const KVPICK_ROWS: {
   kvEvents?: boolean;
   /** h2load replaying one body (default), or h2-replay sending a distinct body per call. */
   gen?: Generator;
+  /** Uses a flag the --base checkout may not have (server.grpcThread): not run on the base. */
+  newOnly?: boolean;
 }[] = [
   { key: "default", name: "`kvpick serve`, default config, pods without KV events", extra: [] },
   {
@@ -392,6 +414,48 @@ const KVPICK_ROWS: {
     pin: ONE_CORE,
     gen: "distinct",
   },
+  // server.grpcThread is on by default: these rows serve ext_proc on the main thread, as before it existed.
+  {
+    key: "thread-off",
+    name: "`kvpick serve`, default config, ext_proc on the main thread (--grpc-thread=false)",
+    extra: [GRPC_THREAD_OFF],
+    newOnly: true,
+  },
+  {
+    key: "memo-off-thread-off",
+    name: "`kvpick serve`, request memo off, ext_proc on the main thread",
+    extra: [MEMO_OFF, GRPC_THREAD_OFF],
+    newOnly: true,
+  },
+  {
+    key: "distinct-thread-off",
+    name: "`kvpick serve`, distinct bodies, ext_proc on the main thread",
+    extra: [GRPC_THREAD_OFF],
+    gen: "distinct",
+    newOnly: true,
+  },
+  {
+    key: "pinned-thread-off",
+    name: "`kvpick serve`, default config, ext_proc on the main thread, pinned to 1 core (h2load on the other)",
+    extra: [GRPC_THREAD_OFF],
+    pin: ONE_CORE,
+    newOnly: true,
+  },
+  {
+    key: "memo-off-thread-off-pinned",
+    name: "`kvpick serve`, request memo off, ext_proc on the main thread, pinned to 1 core (h2load on the other)",
+    extra: [MEMO_OFF, GRPC_THREAD_OFF],
+    pin: ONE_CORE,
+    newOnly: true,
+  },
+  {
+    key: "distinct-thread-off-pinned",
+    name: "`kvpick serve`, distinct bodies, ext_proc on the main thread, pinned to 1 core (the generator on the other)",
+    extra: [GRPC_THREAD_OFF],
+    pin: ONE_CORE,
+    gen: "distinct",
+    newOnly: true,
+  },
 ];
 const CEILING_NAME: Record<Generator, string> = {
   h2load: "grpc-js EPP that does nothing (the ceiling)",
@@ -413,7 +477,7 @@ for (let round = 0; round < ROUNDS; round++) {
   for (const row of selected) {
     const gen = row.gen ?? "h2load";
     // Base first, then this checkout: alternated, so both see the same stretch of the machine's load.
-    if (BASE !== undefined)
+    if (BASE !== undefined && row.newOnly !== true)
       targets.push({
         make: () => kvpickTarget(`${row.name} — base (${BASE})`, row.extra, row.pin, BASE, row.kvEvents),
         gen,
@@ -456,10 +520,19 @@ try {
       }
       load(t.port, 2_000, 4, 16, t.cpus?.load);
       const cpu0 = cpuSeconds(t.pid);
+      const threads0 = threadCpu(t.pid);
       const wall0 = performance.now();
       const run = load(t.port, N, 4, 16, t.cpus?.load);
       const wall = (performance.now() - wall0) / 1000;
       const serverCpu = cpuSeconds(t.pid) - cpu0;
+      // The busiest threads (cores each): shows which one is saturated (the main thread, the ext_proc
+      // serving thread, a tokenizer worker, V8's GC helpers).
+      const busiest = [...threadCpu(t.pid)]
+        .map(([k, v]) => [k, (v - (threads0.get(k) ?? 0)) / wall] as const)
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 4)
+        .map(([k, v]) => `${k} ${v.toFixed(2)}`);
+      console.log(`${t.name}: busiest threads (cores): ${busiest.join(", ")}`);
       const cpuMs = (serverCpu * 1000) / N;
       const ceilingAt = ceiling ? undefined : rows.findLastIndex((r) => r.key === `ceiling-${gen}`);
       rows.push({
@@ -537,6 +610,9 @@ const PAIRS: [string, string][] = [
   ["memo-off", "memo-off-pinned"],
   ["distinct", "distinct-pinned"],
   ["distinct-worker", "distinct-worker-pinned"],
+  ["thread-off", "pinned-thread-off"],
+  ["memo-off-thread-off", "memo-off-thread-off-pinned"],
+  ["distinct-thread-off", "distinct-thread-off-pinned"],
 ];
 const pairRows: string[][] = [];
 for (const [two, one] of PAIRS) {

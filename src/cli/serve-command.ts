@@ -110,6 +110,11 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
     help: "every candidate's scores in response metadata x-gateway-destination-endpoint-scores (debugging)",
     default: "false",
   },
+  "grpc-thread": {
+    kind: "bool",
+    help: "serve ext_proc gRPC on a worker thread of its own (uses a second core)",
+    default: "true",
+  },
   // GIE / llm-d chart and options.go flags (chart-flags.ts).
   ...CHART_FLAGS,
 };
@@ -150,6 +155,7 @@ export function overridesFromFlags(v: FlagValues): ConfigInput {
       maxBodyBytes: pick<number>("max-body-bytes"),
       drainTimeoutMs: durationMs(pick<string>("drain-timeout"), "drain-timeout"),
       emitEndpointScores: pick<boolean>("emit-endpoint-scores"),
+      grpcThread: pick<boolean>("grpc-thread"),
       metricsBearerTokenFile: pick<string>("metrics-bearer-token-file"),
     },
     pool: {

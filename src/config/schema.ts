@@ -217,6 +217,11 @@ export const configSchema = z.strictObject({
        * they are cut (llm-d's --drain-timeout). Keep it below the pod's terminationGracePeriodSeconds.
        */
       drainTimeoutMs: intIn(0, 3_600_000).default(30_000),
+      /**
+       * The ext_proc gRPC server (and gRPC health) on a worker thread of its own: grpc-js, HTTP/2 and the
+       * ext_proc stream use the second core while the main thread routes. Off = everything on the main thread.
+       */
+      grpcThread: z.boolean({ error: "expected true or false" }).default(true),
       /** Every candidate's scores in response metadata `envoy.lb` / `x-gateway-destination-endpoint-scores` (debugging; llm-d's --emit-endpoint-scores). */
       emitEndpointScores: z.boolean({ error: "expected true or false" }).default(false),
       /**

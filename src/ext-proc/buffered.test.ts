@@ -1,12 +1,18 @@
 // BUFFERED request/response body mode (older GIE, Envoy Gateway `request.body: Buffered`): headers are
 // answered at once, the routing answer rides on the single body response with a matching content-length.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chat, ENDPOINT, type Harness, startHarness } from "../../test/support/ext-proc-harness.js";
+import {
+  chat,
+  ENDPOINT,
+  type Harness,
+  SERVING_MODES,
+  startHarness,
+} from "../../test/support/ext-proc-harness.js";
 
-describe("ext_proc server in BUFFERED mode", () => {
+describe.each(SERVING_MODES)("ext_proc server in BUFFERED mode ($mode)", ({ thread }) => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness();
+    h = await startHarness({ thread });
   });
   afterAll(async () => {
     await h.stop();

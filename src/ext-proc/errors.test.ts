@@ -1,15 +1,15 @@
 // Every way a request ends without routing: an ImmediateResponse with the contract's status, an
 // OpenAI-style JSON body whose message keeps GIE's `inference error: <Code> - <msg>` text, and a clean
 // (OK) end of the stream.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { splitInto } from "../../test/support/envoy-client.js";
-import { chat, type Harness, startHarness } from "../../test/support/ext-proc-harness.js";
+import { chat, type Harness, SERVING_MODES, startHarness } from "../../test/support/ext-proc-harness.js";
 import { EppError, type ErrorCode } from "../errors.js";
 
-describe("ext_proc errors → ImmediateResponse", () => {
+describe.each(SERVING_MODES)("ext_proc errors → ImmediateResponse ($mode)", ({ thread }) => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ maxBodyBytes: 1_000 });
+    h = await startHarness({ thread, maxBodyBytes: 1_000 });
   });
   afterAll(async () => {
     h.router.handler = () => ({ kind: "routed", endpoint: "10.0.0.5:8000" });
@@ -96,9 +96,8 @@ describe("ext_proc errors → ImmediateResponse", () => {
     expect((res.immediate!.json as { error: { message: string } }).error.message).toBe(
       "inference error: Internal - internal error while routing the request",
     );
-    const line = h.logs.find((l) => l.includes("boom in router"));
-    expect(line).toBeDefined();
-    expect(line).toContain("stack");
+    // The serving thread's lines reach the log destination through the main thread: wait for them.
+    await vi.waitFor(() => expect(h.logs.find((l) => l.includes("boom in router"))).toContain("stack"));
   });
 
   it("answers a thrown EppError with its own status", async () => {

@@ -29,25 +29,47 @@ interface HealthResponse {
   status: ServingStatus;
 }
 
-export function healthImplementation(isReady: () => boolean): UntypedServiceImplementation {
+/**
+ * `isReady` may answer asynchronously: on the ext_proc serving thread readiness lives on the main thread and
+ * is asked for each check, so a check answers what the main thread says now, never a cached value.
+ */
+export function healthImplementation(
+  isReady: () => boolean | Promise<boolean>,
+): UntypedServiceImplementation {
   return {
     Check(call: ServerUnaryCall<HealthRequest, HealthResponse>, callback: sendUnaryData<HealthResponse>) {
-      callback(null, { status: servingStatus(call.request.service ?? "", isReady()) });
+      const service = call.request.service ?? "";
+      const ready = isReady();
+      if (typeof ready === "boolean") callback(null, { status: servingStatus(service, ready) });
+      else
+        ready.then(
+          (r) => callback(null, { status: servingStatus(service, r) }),
+          () => callback(null, { status: servingStatus(service, false) }),
+        );
     },
     Watch(call: ServerWritableStream<HealthRequest, HealthResponse>) {
       const service = call.request.service ?? "";
       let last: ServingStatus | null = null;
-      const push = () => {
-        const status = servingStatus(service, isReady());
-        if (status !== last) {
+      let ended = false;
+      const report = (ready: boolean) => {
+        const status = servingStatus(service, ready);
+        if (status !== last && !ended) {
           last = status;
           call.write({ status });
         }
       };
+      const push = () => {
+        const ready = isReady();
+        if (typeof ready === "boolean") report(ready);
+        else ready.then(report, () => report(false));
+      };
       push();
       const timer = setInterval(push, WATCH_POLL_MS);
       timer.unref();
-      const stop = () => clearInterval(timer);
+      const stop = () => {
+        ended = true;
+        clearInterval(timer);
+      };
       call.on("cancelled", stop);
       call.on("error", stop);
       call.on("close", stop);

@@ -31,6 +31,11 @@ export interface RouteRequest {
    * router reads `signal` (~30 µs each in Node 20), so a router that only needs to check reads this.
    */
   cancelled?: () => boolean;
+  /**
+   * Calls `listener` once when `signal` fires (at once if it already has), without making the signal: for a
+   * router that forwards the request elsewhere (the ext_proc serving thread) and must pass the cancel on.
+   */
+  onCancel?: (listener: () => void) => void;
 }
 
 /**

@@ -3,15 +3,21 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EnvoyRequest, splitAt, splitInto } from "../../test/support/envoy-client.js";
-import { chat, ENDPOINT, type Harness, startHarness } from "../../test/support/ext-proc-harness.js";
+import {
+  chat,
+  ENDPOINT,
+  type Harness,
+  SERVING_MODES,
+  startHarness,
+} from "../../test/support/ext-proc-harness.js";
 import type { ResponseObserver } from "./router.js";
 
 const SECRET = "zebra-prompt-text-that-must-never-be-logged";
 
-describe("ext_proc server (plaintext, FULL_DUPLEX_STREAMED)", () => {
+describe.each(SERVING_MODES)("ext_proc server (plaintext, FULL_DUPLEX_STREAMED) ($mode)", ({ thread }) => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness();
+    h = await startHarness({ thread });
   });
   afterAll(async () => {
     await h.stop();

@@ -22,8 +22,11 @@ export interface ExtProcServerOptions {
   certPath?: string | null;
   /** Request bodies above this are answered 413. */
   maxBodyBytes: number;
-  /** Readiness for health checks (e.g. endpoints known); draining after stop() starts is added here. */
-  isReady(): boolean;
+  /**
+   * Readiness for health checks (e.g. endpoints known); draining after stop() starts is added here. A promise
+   * when readiness is asked across threads (the serving thread asks the main thread).
+   */
+  isReady(): boolean | Promise<boolean>;
   /** When given, ext_proc records request outcomes, in-flight requests and stream counts. */
   metrics?: ExtProcRecorder;
   /** Body modes assumed when Envoy sends no protocol_config (< 1.34); default FULL_DUPLEX_STREAMED. */

@@ -96,153 +96,159 @@ describe("metricNames (PromQL → metric names)", () => {
   });
 });
 
-describe("deploy/monitoring against a live kvpick", () => {
-  let redis: RedisServer;
-  let stack: ObservedStack;
-  let exposition = "";
+// Both ways of serving ext_proc export the same families (the serving thread's recorder calls land in the
+// main registry).
+describe.each([false, true])(
+  "deploy/monitoring against a live kvpick (server.grpcThread %s)",
+  (grpcThread) => {
+    let redis: RedisServer;
+    let stack: ObservedStack;
+    let exposition = "";
 
-  beforeAll(async () => {
-    redis = await startRedisServer();
-    stack = await startObservedStack({
-      pods: 2,
-      logger: createLogger({ level: "silent" }),
-      config: {
-        index: { redis: { url: redis.url, lookupTimeoutMs: 2000 } },
-        flowControl: { enabled: true },
-      },
+    beforeAll(async () => {
+      redis = await startRedisServer();
+      stack = await startObservedStack({
+        pods: 2,
+        logger: createLogger({ level: "silent" }),
+        config: {
+          index: { redis: { url: redis.url, lookupTimeoutMs: 2000 } },
+          flowControl: { enabled: true },
+          server: { grpcThread },
+        },
+      });
+      // Traffic: non-streamed, streamed with usage, and a rejected request (error family).
+      for (let i = 0; i < 3; i++) expect((await post(stack.base, chat(`Question ${i}?`))).status).toBe(200);
+      const streamed = await post(
+        stack.base,
+        chat("Streamed?", { stream: true, stream_options: { include_usage: true } }),
+      );
+      expect(streamed.status).toBe(200);
+      expect(streamed.text).toContain('"usage"');
+      expect((await post(stack.base, '{"model":"Qwen3-32B","messages":7}')).status).toBe(400);
+      const r = await fetch(`http://127.0.0.1:${stack.ports.metricsPort}/metrics`);
+      expect(r.status).toBe(200);
+      exposition = await r.text();
     });
-    // Traffic: non-streamed, streamed with usage, and a rejected request (error family).
-    for (let i = 0; i < 3; i++) expect((await post(stack.base, chat(`Question ${i}?`))).status).toBe(200);
-    const streamed = await post(
-      stack.base,
-      chat("Streamed?", { stream: true, stream_options: { include_usage: true } }),
-    );
-    expect(streamed.status).toBe(200);
-    expect(streamed.text).toContain('"usage"');
-    expect((await post(stack.base, '{"model":"Qwen3-32B","messages":7}')).status).toBe(400);
-    const r = await fetch(`http://127.0.0.1:${stack.ports.metricsPort}/metrics`);
-    expect(r.status).toBe(200);
-    exposition = await r.text();
-  });
 
-  afterAll(async () => {
-    await stack?.close();
-    await redis?.stop();
-  });
+    afterAll(async () => {
+      await stack?.close();
+      await redis?.stop();
+    });
 
-  function families(): Map<string, string> {
-    const types = new Map<string, string>();
-    for (const m of exposition.matchAll(/^# TYPE (\S+) (\S+)$/gm)) types.set(m[1]!, m[2]!);
-    return types;
-  }
+    function families(): Map<string, string> {
+      const types = new Map<string, string>();
+      for (const m of exposition.matchAll(/^# TYPE (\S+) (\S+)$/gm)) types.set(m[1]!, m[2]!);
+      return types;
+    }
 
-  /** A name as PromQL uses it → the family it belongs to (histogram suffixes stripped), or null. */
-  function familyOf(name: string, types: Map<string, string>): string | null {
-    if (types.has(name)) return name;
-    const m = /^(.*)_(bucket|sum|count)$/.exec(name);
-    if (m !== null && (types.get(m[1]!) === "histogram" || types.get(m[1]!) === "summary")) return m[1]!;
-    return null;
-  }
+    /** A name as PromQL uses it → the family it belongs to (histogram suffixes stripped), or null. */
+    function familyOf(name: string, types: Map<string, string>): string | null {
+      if (types.has(name)) return name;
+      const m = /^(.*)_(bucket|sum|count)$/.exec(name);
+      if (m !== null && (types.get(m[1]!) === "histogram" || types.get(m[1]!) === "summary")) return m[1]!;
+      return null;
+    }
 
-  it("exports exactly the golden families with their types", () => {
-    const lines = [...exposition.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => `${m[1]} ${m[2]}`).sort();
-    expect(new Set(lines).size).toBe(lines.length); // one registration per family
-    const text = `${lines.join("\n")}\n`;
-    const fixture = join(ROOT, "test", "fixtures", "metrics", "families.txt");
-    if (process.env.UPDATE_GOLDEN === "1") writeFileSync(fixture, text);
-    expect(text).toBe(readFileSync(fixture, "utf8"));
-  });
+    it("exports exactly the golden families with their types", () => {
+      const lines = [...exposition.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => `${m[1]} ${m[2]}`).sort();
+      expect(new Set(lines).size).toBe(lines.length); // one registration per family
+      const text = `${lines.join("\n")}\n`;
+      const fixture = join(ROOT, "test", "fixtures", "metrics", "families.txt");
+      if (process.env.UPDATE_GOLDEN === "1") writeFileSync(fixture, text);
+      expect(text).toBe(readFileSync(fixture, "utf8"));
+    });
 
-  it("every metric in every dashboard and alert expression is exported by kvpick", () => {
-    const types = families();
-    const exprs = [...dashboardExprs(), ...ruleExprs()];
-    expect(exprs.length).toBeGreaterThan(40);
-    const missing: string[] = [];
-    let checked = 0;
-    for (const { where, expr } of exprs) {
-      const names = metricNames(expr);
-      expect(names.length, `${where}: ${expr}`).toBeGreaterThan(0);
-      for (const name of names) {
-        if (PROMETHEUS_SYNTHETIC.has(name)) continue;
-        checked++;
-        if (familyOf(name, types) === null) missing.push(`${where}: ${name}`);
+    it("every metric in every dashboard and alert expression is exported by kvpick", () => {
+      const types = families();
+      const exprs = [...dashboardExprs(), ...ruleExprs()];
+      expect(exprs.length).toBeGreaterThan(40);
+      const missing: string[] = [];
+      let checked = 0;
+      for (const { where, expr } of exprs) {
+        const names = metricNames(expr);
+        expect(names.length, `${where}: ${expr}`).toBeGreaterThan(0);
+        for (const name of names) {
+          if (PROMETHEUS_SYNTHETIC.has(name)) continue;
+          checked++;
+          if (familyOf(name, types) === null) missing.push(`${where}: ${name}`);
+        }
       }
-    }
-    expect(missing).toEqual([]);
-    expect(checked).toBeGreaterThan(60);
-  });
+      expect(missing).toEqual([]);
+      expect(checked).toBeGreaterThan(60);
+    });
 
-  it("the GIE request families the dashboards read carry samples after traffic", () => {
-    const types = families();
-    const gie = new Set<string>();
-    for (const { expr } of [...dashboardExprs(), ...ruleExprs()])
-      for (const name of metricNames(expr)) {
-        const f = familyOf(name, types);
-        if (f?.startsWith("inference_objective_")) gie.add(f);
+    it("the GIE request families the dashboards read carry samples after traffic", () => {
+      const types = families();
+      const gie = new Set<string>();
+      for (const { expr } of [...dashboardExprs(), ...ruleExprs()])
+        for (const name of metricNames(expr)) {
+          const f = familyOf(name, types);
+          if (f?.startsWith("inference_objective_")) gie.add(f);
+        }
+      // GIE v1.5 dashboard families, plus running requests, TTFT/TPOT and NTPOT.
+      for (const f of [
+        "inference_objective_request_total",
+        "inference_objective_request_error_total",
+        "inference_objective_request_duration_seconds",
+        "inference_objective_request_sizes",
+        "inference_objective_response_sizes",
+        "inference_objective_input_tokens",
+        "inference_objective_output_tokens",
+        "inference_objective_running_requests",
+        "inference_objective_request_ttft_seconds",
+        "inference_objective_normalized_time_per_output_token_seconds",
+      ])
+        expect(gie).toContain(f);
+      for (const f of gie) {
+        // The rejected request never parsed, so its error carries model_name="" (as in GIE).
+        const model = f === "inference_objective_request_error_total" ? "" : "Qwen3-32B";
+        const sample = new RegExp(`^${f}(_bucket|_sum|_count)?\\{[^}]*model_name="${model}"`, "m");
+        expect(exposition, f).toMatch(sample);
       }
-    // GIE v1.5 dashboard families, plus running requests, TTFT/TPOT and NTPOT.
-    for (const f of [
-      "inference_objective_request_total",
-      "inference_objective_request_error_total",
-      "inference_objective_request_duration_seconds",
-      "inference_objective_request_sizes",
-      "inference_objective_response_sizes",
-      "inference_objective_input_tokens",
-      "inference_objective_output_tokens",
-      "inference_objective_running_requests",
-      "inference_objective_request_ttft_seconds",
-      "inference_objective_normalized_time_per_output_token_seconds",
-    ])
-      expect(gie).toContain(f);
-    for (const f of gie) {
-      // The rejected request never parsed, so its error carries model_name="" (as in GIE).
-      const model = f === "inference_objective_request_error_total" ? "" : "Qwen3-32B";
-      const sample = new RegExp(`^${f}(_bucket|_sum|_count)?\\{[^}]*model_name="${model}"`, "m");
-      expect(exposition, f).toMatch(sample);
-    }
-  });
+    });
 
-  it("ServiceMonitor, PrometheusRule and the reader's token are well-formed and select kvpick", () => {
-    const [sm] = yamlDocs(join(MONITORING, "servicemonitor.yaml"));
-    expect(sm).toMatchObject({ apiVersion: "monitoring.coreos.com/v1", kind: "ServiceMonitor" });
-    expect(sm!.metadata.name).toMatch(/^[a-z0-9-]+$/);
-    const [service] = yamlDocs(join(ROOT, "deploy", "base", "service.yaml"));
-    expect(service!.metadata.labels).toMatchObject(sm!.spec.selector.matchLabels);
-    const ports = (service!.spec.ports as Doc[]).map((p) => p.name);
-    expect(sm!.spec.endpoints.length).toBeGreaterThan(0);
-    const reader = yamlDocs(join(MONITORING, "metrics-reader.yaml"));
-    const secret = reader.find((d) => d.kind === "Secret")!;
-    expect(secret.type).toBe("kubernetes.io/service-account-token");
-    const role = reader.find((d) => d.kind === "ClusterRole")!;
-    expect(role.rules).toContainEqual({ nonResourceURLs: ["/metrics"], verbs: ["get"] });
-    for (const e of sm!.spec.endpoints as Doc[]) {
-      expect(ports).toContain(e.port);
-      expect(e.path).toBe("/metrics");
-      expect(e.authorization.type ?? "Bearer").toBe("Bearer");
-      expect(e.authorization.credentials).toEqual({ name: secret.metadata.name, key: "token" });
-    }
-
-    const [rule] = yamlDocs(join(MONITORING, "prometheusrule.yaml"));
-    expect(rule).toMatchObject({ apiVersion: "monitoring.coreos.com/v1", kind: "PrometheusRule" });
-    expect(rule!.metadata.name).toMatch(/^[a-z0-9-]+$/);
-    const alerts = new Set<string>();
-    for (const g of rule!.spec.groups as Doc[]) {
-      expect(typeof g.name).toBe("string");
-      expect(g.rules.length).toBeGreaterThan(0);
-      for (const r of g.rules as Doc[]) {
-        expect(typeof r.alert).toBe("string");
-        expect(alerts.has(r.alert), `duplicate alert ${r.alert}`).toBe(false);
-        alerts.add(r.alert);
-        expect(typeof r.expr).toBe("string");
-        if (r.for !== undefined) expect(r.for).toMatch(/^\d+[smh]$/);
-        expect(["warning", "critical"]).toContain(r.labels.severity);
-        expect(typeof r.annotations.summary).toBe("string");
+    it("ServiceMonitor, PrometheusRule and the reader's token are well-formed and select kvpick", () => {
+      const [sm] = yamlDocs(join(MONITORING, "servicemonitor.yaml"));
+      expect(sm).toMatchObject({ apiVersion: "monitoring.coreos.com/v1", kind: "ServiceMonitor" });
+      expect(sm!.metadata.name).toMatch(/^[a-z0-9-]+$/);
+      const [service] = yamlDocs(join(ROOT, "deploy", "base", "service.yaml"));
+      expect(service!.metadata.labels).toMatchObject(sm!.spec.selector.matchLabels);
+      const ports = (service!.spec.ports as Doc[]).map((p) => p.name);
+      expect(sm!.spec.endpoints.length).toBeGreaterThan(0);
+      const reader = yamlDocs(join(MONITORING, "metrics-reader.yaml"));
+      const secret = reader.find((d) => d.kind === "Secret")!;
+      expect(secret.type).toBe("kubernetes.io/service-account-token");
+      const role = reader.find((d) => d.kind === "ClusterRole")!;
+      expect(role.rules).toContainEqual({ nonResourceURLs: ["/metrics"], verbs: ["get"] });
+      for (const e of sm!.spec.endpoints as Doc[]) {
+        expect(ports).toContain(e.port);
+        expect(e.path).toBe("/metrics");
+        expect(e.authorization.type ?? "Bearer").toBe("Bearer");
+        expect(e.authorization.credentials).toEqual({ name: secret.metadata.name, key: "token" });
       }
-    }
 
-    const dash = JSON.parse(readFileSync(join(MONITORING, "kvpick-dashboard.json"), "utf8"));
-    const ids = (dash.panels as Doc[]).map((p) => p.id);
-    expect(new Set(ids).size).toBe(ids.length);
-    expect(dash.uid).toBe("kvpick-epp");
-  });
-});
+      const [rule] = yamlDocs(join(MONITORING, "prometheusrule.yaml"));
+      expect(rule).toMatchObject({ apiVersion: "monitoring.coreos.com/v1", kind: "PrometheusRule" });
+      expect(rule!.metadata.name).toMatch(/^[a-z0-9-]+$/);
+      const alerts = new Set<string>();
+      for (const g of rule!.spec.groups as Doc[]) {
+        expect(typeof g.name).toBe("string");
+        expect(g.rules.length).toBeGreaterThan(0);
+        for (const r of g.rules as Doc[]) {
+          expect(typeof r.alert).toBe("string");
+          expect(alerts.has(r.alert), `duplicate alert ${r.alert}`).toBe(false);
+          alerts.add(r.alert);
+          expect(typeof r.expr).toBe("string");
+          if (r.for !== undefined) expect(r.for).toMatch(/^\d+[smh]$/);
+          expect(["warning", "critical"]).toContain(r.labels.severity);
+          expect(typeof r.annotations.summary).toBe("string");
+        }
+      }
+
+      const dash = JSON.parse(readFileSync(join(MONITORING, "kvpick-dashboard.json"), "utf8"));
+      const ids = (dash.panels as Doc[]).map((p) => p.id);
+      expect(new Set(ids).size).toBe(ids.length);
+      expect(dash.uid).toBe("kvpick-epp");
+    });
+  },
+);

@@ -1,9 +1,11 @@
 // Starts the ext_proc server on 127.0.0.1 (ports 0) with a fake Router and an Envoy-behaving client, for
-// the ext-proc tests. Logs are captured so tests can check that no body text is ever logged.
+// the ext-proc tests, on the main thread or on its serving thread (`thread: true`, server.grpcThread): the
+// tests run in both modes (SERVING_MODES). Logs are captured so tests can check that no body text is logged.
 import { createLogger } from "../../src/observability/logger.js";
 import { Metrics } from "../../src/observability/metrics.js";
 import type { RouteOutcome, Router, RouteRequest } from "../../src/ext-proc/router.js";
 import { createExtProcServer, type ExtProcServer } from "../../src/ext-proc/server.js";
+import { createThreadedExtProcServer } from "../../src/app/grpc-thread.js";
 import { EnvoyClient } from "./envoy-client.js";
 
 export const ENDPOINT = "10.0.0.5:8000";
@@ -23,6 +25,12 @@ export class FakeRouter implements Router {
   }
 }
 
+/** Both ways of serving ext_proc, for `describe.each`: on the main thread, and on its own thread. */
+export const SERVING_MODES = [
+  { mode: "main thread", thread: false },
+  { mode: "serving thread", thread: true },
+] as const;
+
 export interface Harness {
   router: FakeRouter;
   server: ExtProcServer;
@@ -34,13 +42,19 @@ export interface Harness {
 }
 
 export async function startHarness(
-  opts: { secure?: boolean; maxBodyBytes?: number; certPath?: string; isReady?: () => boolean } = {},
+  opts: {
+    secure?: boolean;
+    maxBodyBytes?: number;
+    certPath?: string;
+    isReady?: () => boolean;
+    thread?: boolean;
+  } = {},
 ): Promise<Harness> {
   const router = new FakeRouter();
   const logs: string[] = [];
   const logger = createLogger({ level: "debug", destination: { write: (s: string) => void logs.push(s) } });
   const metrics = new Metrics();
-  const server = createExtProcServer({
+  const options = {
     router,
     logger,
     grpcPort: 0,
@@ -51,7 +65,8 @@ export async function startHarness(
     maxBodyBytes: opts.maxBodyBytes ?? 4 * 1024 * 1024,
     isReady: opts.isReady ?? (() => true),
     metrics: metrics.extProc,
-  });
+  };
+  const server = opts.thread === true ? createThreadedExtProcServer(options) : createExtProcServer(options);
   const ports = await server.start();
   const client = new EnvoyClient(`127.0.0.1:${ports.grpcPort}`, { tls: opts.secure ?? false });
   await client.waitForReady();

@@ -31,7 +31,7 @@ export async function startObservedStack(o: {
     ...o.config,
     tokenizer: { hashSeed: sim.hashSeed, hashAlgo: sim.hashAlgo, blockSize: sim.engine.blockSize },
     kvEvents: { mode: "bind", endpoint: "tcp://127.0.0.1:*" },
-    server: { grpcPort: 0, grpcHealthPort: 0, metricsPort: 0, secureServing: false },
+    server: { ...o.config?.server, grpcPort: 0, grpcHealthPort: 0, metricsPort: 0, secureServing: false },
     endpoints: { scrapeIntervalMs: 50 },
   });
   const app = createApp({ config, logger: o.logger, host: "127.0.0.1" });
