@@ -2,34 +2,19 @@
 // boundary arrives intact and in order (bodies, observer hooks, recorder calls into the main registry),
 // stop drains a request in flight, and a thread that dies is noticed, reported not ready and restarted.
 import { randomBytes } from "node:crypto";
-import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { splitInto } from "../../test/support/envoy-client.js";
-import { chat, ENDPOINT, type Harness, startHarness } from "../../test/support/ext-proc-harness.js";
-import { HEALTH_SERVICE, loadProtos, serviceOf } from "../ext-proc/protos.js";
+import {
+  chat,
+  ENDPOINT,
+  type Harness,
+  healthCheck,
+  startHarness,
+} from "../../test/support/ext-proc-harness.js";
 import { EppError } from "../errors.js";
 import type { ResponseObserver } from "../ext-proc/router.js";
 import type { ThreadedExtProcServer } from "./grpc-thread.js";
 import { ownedCopy } from "./grpc-thread-protocol.js";
-
-const healthCheck = (port: number, service: string) =>
-  new Promise<string>((resolve, reject) => {
-    const Health = serviceOf(loadProtos(), HEALTH_SERVICE);
-    const client = new Health(
-      `127.0.0.1:${port}`,
-      grpc.credentials.createInsecure(),
-    ) as unknown as grpc.Client & {
-      Check(
-        req: object,
-        o: { deadline: number },
-        cb: (err: Error | null, res?: { status: string }) => void,
-      ): void;
-    };
-    client.Check({ service }, { deadline: Date.now() + 2_000 }, (err, res) => {
-      client.close();
-      err ? reject(err) : resolve(res!.status);
-    });
-  });
 
 const gate = () => {
   let release!: () => void;

@@ -11,27 +11,13 @@ import {
   chat,
   ENDPOINT,
   type Harness,
+  healthCheck,
   SERVING_MODES,
   startHarness,
 } from "../../test/support/ext-proc-harness.js";
 import { EXT_PROC_SERVICE, HEALTH_SERVICE, loadProtos, serviceOf } from "./protos.js";
 import type { ResponseObserver } from "./router.js";
 import { selfSignedKeyPair } from "./tls.js";
-
-const healthCheck = (port: number, service: string) =>
-  new Promise<string>((resolve, reject) => {
-    const Health = serviceOf(loadProtos(), HEALTH_SERVICE);
-    const client = new Health(
-      `127.0.0.1:${port}`,
-      grpc.credentials.createInsecure(),
-    ) as unknown as grpc.Client & {
-      Check(req: object, cb: (err: Error | null, res?: { status: string }) => void): void;
-    };
-    client.Check({ service }, (err, res) => {
-      client.close();
-      err ? reject(err) : resolve(res!.status);
-    });
-  });
 
 describe.each(SERVING_MODES)("TLS ($mode)", ({ thread }) => {
   it("serves ext_proc over TLS with a self-signed certificate", async () => {

@@ -1,6 +1,8 @@
 // Starts the ext_proc server on 127.0.0.1 (ports 0) with a fake Router and an Envoy-behaving client, for
 // the ext-proc tests, on the main thread or on its serving thread (`thread: true`, server.grpcThread): the
 // tests run in both modes (SERVING_MODES). Logs are captured so tests can check that no body text is logged.
+import * as grpc from "@grpc/grpc-js";
+import { HEALTH_SERVICE, loadProtos, serviceOf } from "../../src/ext-proc/protos.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { Metrics } from "../../src/observability/metrics.js";
 import type { RouteOutcome, Router, RouteRequest } from "../../src/ext-proc/router.js";
@@ -26,6 +28,26 @@ export class FakeRouter implements Router {
 }
 
 /** Both ways of serving ext_proc, for `describe.each`: on the main thread, and on its own thread. */
+/** One gRPC health Check on `port` (both ports serve it); a 2 s deadline, so a dead server rejects. */
+export const healthCheck = (port: number, service: string) =>
+  new Promise<string>((resolve, reject) => {
+    const Health = serviceOf(loadProtos(), HEALTH_SERVICE);
+    const client = new Health(
+      `127.0.0.1:${port}`,
+      grpc.credentials.createInsecure(),
+    ) as unknown as grpc.Client & {
+      Check(
+        req: object,
+        o: { deadline: number },
+        cb: (err: Error | null, res?: { status: string }) => void,
+      ): void;
+    };
+    client.Check({ service }, { deadline: Date.now() + 2_000 }, (err, res) => {
+      client.close();
+      err ? reject(err) : resolve(res!.status);
+    });
+  });
+
 export const SERVING_MODES = [
   { mode: "main thread", thread: false },
   { mode: "serving thread", thread: true },
