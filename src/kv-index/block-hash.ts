@@ -67,6 +67,13 @@ function xxh3Padded(data: Uint8Array): Uint8Array {
   return out;
 }
 
+/** Chains of at most this many blocks are hashed at once by `hashSliced` (a warm 8k-token prompt: 128). */
+const SYNC_HASH_BLOCKS = 256;
+/** Blocks between two clock reads in `hashSliced` (~0.3 ms of sha256 when the memo misses). */
+const STEP_BLOCKS = 32;
+/** A slice of `hashSliced` yields once it has run this long. */
+const SLICE_MS = 1;
+
 export class BlockHasher {
   readonly scheme: KeyScheme;
   readonly blockSize: number;
@@ -85,8 +92,6 @@ export class BlockHasher {
   #prefixHits = 0;
   /** kvpick's own chain (scheme `kvpick_mmh3_64`), else null. */
   readonly #chain: TokenChain | null;
-  /** The memo's digest view is overwritten by later stores: a hit's digest is copied here. */
-  readonly #scratch = [new Uint8Array(32), new Uint8Array(32)] as const;
 
   constructor(options: BlockHasherOptions) {
     if (!Number.isInteger(options.blockSize) || options.blockSize < 1) {
@@ -146,6 +151,41 @@ export class BlockHasher {
    * `tokens` are token ids (non-negative ints below 2^32).
    */
   hash(tokens: ArrayLike<number>, extras?: BlockExtras): BigUint64Array {
+    const steps = this.hashSteps(tokens, extras, Number.POSITIVE_INFINITY);
+    for (;;) {
+      const step = steps.next();
+      if (step.done === true) return step.value;
+    }
+  }
+
+  /**
+   * `hash`, with a chain longer than SYNC_HASH_BLOCKS hashed ~SLICE_MS per event-loop turn: a cold 60k-token
+   * prompt's ~1,000 blocks take ~10 ms of sha256 when the memo misses (issue 16). Same values.
+   */
+  async hashSliced(tokens: ArrayLike<number>, extras?: BlockExtras): Promise<BigUint64Array> {
+    if (this.fullBlocks(tokens.length) <= SYNC_HASH_BLOCKS) return this.hash(tokens, extras);
+    const steps = this.hashSteps(tokens, extras, STEP_BLOCKS);
+    for (;;) {
+      const until = performance.now() + SLICE_MS;
+      for (;;) {
+        const step = steps.next();
+        if (step.done === true) return step.value;
+        if (performance.now() >= until) break;
+      }
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /**
+   * `hash` as steps: pauses (yields) after every `every` blocks hashed and returns the chain, so a caller can
+   * spread a cold 60k-token prompt's ~1,000 blocks (~10 ms) over event-loop turns (request-key-scheme.ts).
+   * Calls may interleave: each keeps its own state.
+   */
+  *hashSteps(
+    tokens: ArrayLike<number>,
+    extras: BlockExtras | undefined,
+    every: number,
+  ): Generator<void, BigUint64Array, void> {
     if (this.#chain !== null) {
       const [e0, eRest] = encodeExtras(extras);
       return this.#chain.hash(tokens, e0, eRest);
@@ -157,6 +197,9 @@ export class BlockHasher {
     const words = new Uint32Array(out.buffer);
     const [extra0, extraRest] = encodeExtras(extras);
     let parent: Uint8Array = this.rootDigest; // full digest; the 64-bit scheme reads bytes 24..31
+    // The memo's digest view is overwritten by later stores: a hit's digest is copied here (per call: the
+    // steps of two calls may interleave).
+    const scratch = [new Uint8Array(32), new Uint8Array(32)] as const;
     const memo = this.#memo;
     // A remembered prompt's leading blocks, copied whole (plain blocks only: extras change every hash).
     let start = 0;
@@ -174,7 +217,7 @@ export class BlockHasher {
         from = found.entry.digests;
         start = found.blocks;
         out.set(found.entry.chain.subarray(0, start));
-        parent = this.#scratch[(start - 1) & 1]!;
+        parent = scratch[(start - 1) & 1]!;
         parent.set(found.entry.digests.subarray((start - 1) * 32, start * 32));
         this.#prefixHits += start;
       }
@@ -188,7 +231,7 @@ export class BlockHasher {
       const memoKey = memo !== null && extra === NULL_EXTRA ? memo.key(parent, tokens, base) : -1;
       let digest: Uint8Array | null = memoKey >= 0 ? memo!.find(memoKey, parent, tokens, base) : null;
       if (digest !== null) {
-        const copy = this.#scratch[b & 1]!;
+        const copy = scratch[b & 1]!;
         copy.set(digest);
         digest = copy;
       } else {
@@ -199,6 +242,7 @@ export class BlockHasher {
       words[2 * b + 1] = readU32BE(digest, 24);
       digests?.set(digest, b * 32);
       parent = digest;
+      if ((b + 1 - start) % every === 0 && b + 1 < n) yield;
     }
     if (digests !== null) {
       // The blocks before `start` came from the matched entry: their digests are that entry's.
