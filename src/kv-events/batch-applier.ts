@@ -4,10 +4,12 @@
 // Ordinary batches are applied synchronously (a reader never sees half of one). A huge batch (vLLM can send
 // one BlockStored with a whole long prompt, a replay ring can be large, a hostile publisher can send a
 // million blocks) would hold the event loop for up to a second: past SYNC_BLOCKS blocks the applier works in
-// slices of a few milliseconds, yielding between them (setImmediate), and every later batch of that pod
-// waits behind it so the pod's order is kept; other pods are not held. Clearing the pod drops what waits.
+// slices, one per event-loop turn within the budget every huge piece of KV-event work shares (loop-slicer.ts:
+// 1 ms a turn, pods in turn), and every later batch of that pod waits behind it so the pod's order is kept;
+// other pods are not held. Clearing the pod drops what waits.
 import type { BlockIndex } from "../kv-index/block-index.js";
 import type { KvEventsRecorder } from "./kv-events-recorder.js";
+import { type LoopSlicer, loopSlicer } from "./loop-slicer.js";
 import type { BlockRemovedEvent, BlockStoredEvent, KvEvent, KvEventBatch } from "./decode.js";
 import type { HashCheck } from "./hash-check.js";
 import type { IndexMirror } from "./index-mirror.js";
@@ -16,10 +18,8 @@ import type { TokenKeys } from "./token-keys.js";
 
 /** Batches with at most this many blocks are applied at once (well under a millisecond with token keys). */
 const SYNC_BLOCKS = 2048;
-/** Blocks applied between two clock reads while slicing. */
+/** Blocks applied between two clock reads while slicing (~0.1 ms). */
 const CHUNK_BLOCKS = 256;
-/** A slice yields once it has run this long. */
-const SLICE_MS = 2;
 
 /** A pod's batches waiting to be applied, the first one partly applied (event `ev`, from block `block`). */
 interface PodQueue {
@@ -36,6 +36,9 @@ export class BatchApplier {
   readonly #mirror: IndexMirror | null;
   readonly #keys: TokenKeys;
   readonly #queues = new Map<string, PodQueue>();
+  readonly #slicer: LoopSlicer;
+  /** Whether a slicer task is under way (it ends once no pod has batches waiting). */
+  #slicing = false;
   #idle: (() => void)[] = [];
 
   constructor(
@@ -43,8 +46,10 @@ export class BatchApplier {
     recorder: KvEventsRecorder,
     hashCheck: HashCheck,
     mirror: IndexMirror | null = null,
+    slicer: LoopSlicer = loopSlicer,
   ) {
     this.#index = index;
+    this.#slicer = slicer;
     this.#recorder = recorder;
     this.#hashCheck = hashCheck;
     this.#mirror = mirror;
@@ -106,14 +111,35 @@ export class BatchApplier {
   }
 
   #schedule(): void {
-    setImmediate(() => this.#slice());
+    if (this.#slicing) return;
+    this.#slicing = true;
+    this.#slicer
+      .run((deadline) => this.#slice(deadline))
+      .then(
+        () => {
+          this.#slicing = false;
+          if (this.#queues.size > 0)
+            this.#schedule(); // a batch came in as the last slice ended
+          else this.#wake();
+        },
+        (err: unknown) => {
+          // A bug of ours: surfaces as an uncaught exception, as it did when the slice ran in setImmediate.
+          this.#slicing = false;
+          setImmediate(() => {
+            throw err;
+          });
+        },
+      );
   }
 
-  /** One slice for every waiting pod (a few ms each), then yields to the loop if work remains. */
-  #slice(): void {
+  /**
+   * One slice: the waiting pods' blocks until `deadline`, the first pod first, which then goes to the back (a
+   * pod with a huge batch does not hold another's for long). True once no pod has batches waiting.
+   */
+  #slice(deadline: number): boolean {
     for (const [pod, q] of this.#queues) {
       const started = performance.now();
-      while (q.batches.length > 0 && performance.now() - started < SLICE_MS) {
+      while (q.batches.length > 0) {
         const batch = q.batches[0]!;
         if (q.ev >= batch.events.length) {
           q.batches.shift();
@@ -130,12 +156,17 @@ export class BatchApplier {
           q.ev++;
           q.block = 0;
         } else q.block = to;
+        if (performance.now() >= deadline) break;
       }
-      this.#recorder.applySeconds((performance.now() - started) / 1000);
-      if (q.batches.length === 0 && this.#queues.get(pod) === q) this.#queues.delete(pod);
+      const now = performance.now();
+      this.#recorder.applySeconds((now - started) / 1000);
+      if (this.#queues.get(pod) === q) {
+        this.#queues.delete(pod);
+        if (q.batches.length > 0) this.#queues.set(pod, q); // to the back
+      }
+      if (now >= deadline) break;
     }
-    if (this.#queues.size > 0) this.#schedule();
-    else this.#wake();
+    return this.#queues.size === 0;
   }
 
   #wake(): void {

@@ -7,6 +7,7 @@
 // A payload of SLICED_DECODE_BYTES or more (a million-block BlockStored is ~10 MB) is decoded in slices
 // (sliced-decode.ts) so it never holds the event loop in one go; handleMessage then returns a promise and
 // the subscriber waits for it before the socket's next message, so every pod's order is kept.
+// A replayed payload that large is decoded in slices too; the replay reads its next reply only after it.
 import type { BlockIndex } from "../kv-index/block-index.js";
 import type { Logger } from "../observability/logger.js";
 import { RateLimitedLog } from "../observability/logger.js";
@@ -86,7 +87,7 @@ export class KvEventIngest {
       replay: options.replay,
       healAfterMs: options.healAfterMs ?? 60_000,
       now: options.now ?? Date.now,
-      decode: (pod, payload) => this.#decodeReplayed(pod, payload),
+      decode: (pod, payload, cancelled) => this.#decodeReplayed(pod, payload, cancelled),
       hashStats: (pod) => this.#hashCheck.stats(pod),
       warn: (pod, key, msg, fields) => this.#warn(pod, key, msg, fields),
     });
@@ -225,13 +226,36 @@ export class KvEventIngest {
     }
   }
 
-  /** A replayed payload: decoded here so bad bytes are counted like live ones. */
-  #decodeReplayed(pod: string, payload: Uint8Array): KvEventBatch | null {
+  /** A replayed payload: decoded here so bad bytes are counted like live ones; a huge one in slices. */
+  #decodeReplayed(
+    pod: string,
+    payload: Uint8Array,
+    cancelled: () => boolean,
+  ): KvEventBatch | null | Promise<KvEventBatch | null> {
+    if (payload.length >= SLICED_DECODE_BYTES) return this.#decodeReplayedSliced(pod, payload, cancelled);
     try {
       return decodeBatch(payload);
     } catch (err) {
       this.#malformed(pod, "replay-payload", err instanceof Error ? err.message : String(err));
       return null;
+    }
+  }
+
+  async #decodeReplayedSliced(
+    pod: string,
+    payload: Uint8Array,
+    cancelled: () => boolean,
+  ): Promise<KvEventBatch | null> {
+    const job = { pod, cancelled: false };
+    this.#decoding.add(job);
+    try {
+      const batch = await decodeBatchSliced(payload, () => job.cancelled || cancelled());
+      return job.cancelled || cancelled() ? null : batch;
+    } catch (err) {
+      this.#malformed(pod, "replay-payload", err instanceof Error ? err.message : String(err));
+      return null;
+    } finally {
+      this.#decoding.delete(job);
     }
   }
 

@@ -9,6 +9,8 @@ import { BlockIndex } from "../kv-index/block-index.js";
 import { createLogger } from "../observability/logger.js";
 import { Metrics } from "../observability/metrics.js";
 import { KvEventIngest } from "./ingest.js";
+import { loopSlicer } from "./loop-slicer.js";
+import { SLICED_DECODE_BYTES } from "./sliced-decode.js";
 
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
@@ -23,11 +25,11 @@ const batch = (seq: number) => ({
 });
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => batch(from + i));
 
-async function setup() {
+async function setup(maxEntries = 10_000) {
   const router = new FakeReplayRouter();
   const endpoint = await router.bind();
   cleanup.push(() => router.close());
-  const index = new BlockIndex({ maxEntries: 10_000, mediumWeights: { GPU: 1 } });
+  const index = new BlockIndex({ maxEntries, mediumWeights: { GPU: 1 } });
   const metrics = new Metrics();
   const ingest = new KvEventIngest({
     index,
@@ -70,5 +72,29 @@ describe("PodReplays", () => {
     );
     expect(held).toEqual(Array(30).fill(1));
     expect(ingest.podStates()[0]).toMatchObject({ accuracy: "exact", publishers: [{ lastSeq: "30" }] });
+  });
+
+  it("decodes a huge replayed batch in slices, the replies after it applied after it", async () => {
+    const { router, index, ingest } = await setup(2_000_000);
+    const hashes = Array.from({ length: 1_000_000 }, (_, i) => BigInt(i) + 0x1_0000_0000n);
+    const huge = { seq: 0n, payload: encodeBatch([{ type: "BlockStored", hashes }]) };
+    expect(huge.payload.length).toBeGreaterThan(SLICED_DECODE_BYTES);
+    ingest.handleMessage([Buffer.from(`kv@${POD}@m`), seqFrame(3), encodeBatch([])]);
+    await until(() => router.requests.length === 1, "the replay request");
+    // Loop turns in which sliced work was under way before any block was applied: the decode's.
+    let decodingTurns = 0;
+    const probe = setInterval(() => {
+      if (loopSlicer.size > 0 && index.stats().entries === 0) decodingTurns++;
+    }, 0);
+    cleanup.push(() => clearInterval(probe));
+    await router.replyAll(router.requests[0]!, [huge, batch(1), batch(2)]);
+    await until(() => ingest.podStates()[0]?.replays === 0, "the replay done", 30_000);
+    await until(() => index.stats().entries === 1_000_002, "every block applied", 30_000);
+    // Decoded in one go (before), the 9 MB message held the loop for one turn of ~55–100 ms: no such turn.
+    expect(decodingTurns).toBeGreaterThan(10);
+    const first = index.matchPrefix(BigUint64Array.from(hashes.slice(0, 4)), [POD]).blocks[0];
+    expect(first).toBe(4);
+    expect(index.matchPrefix(BigUint64Array.of(hashOf(2)), [POD]).blocks[0]).toBe(1);
+    expect(ingest.podStates()[0]).toMatchObject({ accuracy: "exact", publishers: [{ lastSeq: "3" }] });
   });
 });

@@ -34,8 +34,11 @@ export interface PodReplaysDeps {
   logger: Logger;
   recorder: KvEventsRecorder;
   now: () => number;
-  /** One replayed batch (raw payload) for the pod. */
-  decode(state: PodState, seq: bigint, payload: Uint8Array): void;
+  /**
+   * One replayed batch (raw payload) for the pod; a promise while a huge one decodes in slices (the next
+   * reply waits for it). `cancelled` turns true when the replay is aborted: the batch is then dropped.
+   */
+  decode(state: PodState, seq: bigint, payload: Uint8Array, cancelled: () => boolean): void | Promise<void>;
   /** The pod's last replay ended (`state.release()` tells whether one of them failed). */
   finished(state: PodState): void;
   /**
@@ -90,6 +93,7 @@ export class PodReplays {
       resumes: 0,
     };
     let outcome: ReplayOutcome = { kind: "aborted", batches: 0 };
+    const aborted = () => run.controller.signal.aborted;
     const job = async () => {
       let from = start;
       let last: bigint | null = null;
@@ -118,7 +122,7 @@ export class PodReplays {
               first ??= seq;
               last = seq;
               run.applied++;
-              this.#d.decode(state, seq, payload);
+              return this.#d.decode(state, seq, payload, aborted);
             },
             onMalformed: (why, detail) => {
               this.#d.recorder.malformed(state.podId, `replay-${why}`);

@@ -18,12 +18,13 @@ function collector() {
   const batches: { seq: bigint; payload: string; topic: string | null }[] = [];
   const malformed: string[] = [];
   const handlers: ReplayHandlers = {
-    onBatch: (seq, payload, topic) =>
+    onBatch: (seq, payload, topic) => {
       batches.push({
         seq,
         payload: Buffer.from(payload).toString(),
         topic: topic === null ? null : Buffer.from(topic).toString(),
-      }),
+      });
+    },
     onMalformed: (reason) => malformed.push(reason),
   };
   return { batches, malformed, handlers };

@@ -19,8 +19,11 @@ export type ReplayOutcome =
   | { kind: "aborted"; batches: number };
 
 export interface ReplayHandlers {
-  /** One replayed batch, synchronously, in reply order. `topic` only in the ≥ 0.26 layout. */
-  onBatch(seq: bigint, payload: Uint8Array, topic: Uint8Array | null): void;
+  /**
+   * One replayed batch, in reply order. `topic` only in the ≥ 0.26 layout. A promise (a huge payload decoded
+   * in slices) is awaited before the next reply is read, so the order holds.
+   */
+  onBatch(seq: bigint, payload: Uint8Array, topic: Uint8Array | null): void | Promise<void>;
   /** A reply that is neither a batch nor the end marker (reason: frames | delimiter | seq); skipped. */
   onMalformed(reason: string, detail: string): void;
 }
@@ -83,8 +86,9 @@ export async function requestReplay(
       }
       if (++batches > maxBatches)
         return { kind: "failed", batches, reason: `more than ${maxBatches} replies` };
-      handlers.onBatch(verdict.seq, verdict.payload, verdict.topic);
-      if (batches % YIELD_EVERY === 0) await yieldToLoop();
+      const applying = handlers.onBatch(verdict.seq, verdict.payload, verdict.topic);
+      if (applying !== undefined) await applying;
+      else if (batches % YIELD_EVERY === 0) await yieldToLoop();
       if (options.signal?.aborted) return { kind: "aborted", batches };
     }
   } catch (err) {

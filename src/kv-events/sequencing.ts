@@ -22,8 +22,15 @@ export interface SequencingOptions {
   /** A degraded pod without replay heals after this long without further loss. */
   healAfterMs: number;
   now: () => number;
-  /** A replayed payload, decoded (null: malformed, counted by the caller). */
-  decode(pod: string, payload: Uint8Array): KvEventBatch | null;
+  /**
+   * A replayed payload, decoded (null: malformed, counted by the caller, or `cancelled` turned true); a
+   * promise when a huge one is decoded in slices.
+   */
+  decode(
+    pod: string,
+    payload: Uint8Array,
+    cancelled: () => boolean,
+  ): KvEventBatch | null | Promise<KvEventBatch | null>;
   /** The pod's hash-check figures, for its view. */
   hashStats(pod: string): { checks: number; mismatches: number };
   warn(pod: string, key: string, msg: string, fields: Record<string, unknown>): void;
@@ -45,7 +52,7 @@ export class Sequencing {
             logger: options.logger,
             recorder: options.recorder,
             now: options.now,
-            decode: (state, seq, payload) => this.#replayed(state, seq, payload),
+            decode: (state, seq, payload, cancelled) => this.#replayed(state, seq, payload, cancelled),
             finished: (state) => this.#release(state),
             truncation: (state, what, fields) => this.#truncation(state, what, fields),
             warn: options.warn,
@@ -197,9 +204,21 @@ export class Sequencing {
   }
 
   /** One replayed batch (decoded by the ingest so bad bytes are counted like live ones). */
-  #replayed(state: PodState, seq: bigint, payload: Uint8Array): void {
-    const batch = this.#o.decode(state.podId, payload);
-    if (batch === null) return;
+  #replayed(
+    state: PodState,
+    seq: bigint,
+    payload: Uint8Array,
+    cancelled: () => boolean,
+  ): void | Promise<void> {
+    const batch = this.#o.decode(state.podId, payload, cancelled);
+    if (batch instanceof Promise)
+      return batch.then((b) => {
+        if (b !== null && !cancelled()) this.#replayedBatch(state, seq, b);
+      });
+    if (batch !== null) this.#replayedBatch(state, seq, batch);
+  }
+
+  #replayedBatch(state: PodState, seq: bigint, batch: KvEventBatch): void {
     state.heard(this.#o.now(), null, false);
     this.#ordered(state, batch.dataParallelRank, seq, batch, "replay");
   }

@@ -7,7 +7,12 @@ import { createLogger } from "../observability/logger.js";
 import { KvEventsMetrics } from "../observability/kv-events-metrics.js";
 import { DecodeError, decodeBatch, STEP } from "./decode.js";
 import { KvEventIngest } from "./ingest.js";
+import { LoopSlicer } from "./loop-slicer.js";
+import { quantile, watchTurns } from "./loop-turns.fixture.js";
 import { decodeBatchSliced, SLICED_DECODE_BYTES } from "./sliced-decode.js";
+
+/** One generator step per loop turn: the most turns a decode can take. */
+const oneStepATurn = new LoopSlicer(0);
 
 const golden = loadVector<{ layouts: { layout: string; messages: { frames_hex: string[] }[] }[] }>(
   "vllm-kv-event-frames.json",
@@ -74,8 +79,8 @@ describe("decodeBatchSliced", () => {
           want = err;
         }
         if (want instanceof Error)
-          await expect(decodeBatchSliced(payload, undefined, 0)).rejects.toEqual(want);
-        else expect(await decodeBatchSliced(payload, undefined, 0)).toEqual(want);
+          await expect(decodeBatchSliced(payload, undefined, oneStepATurn)).rejects.toEqual(want);
+        else expect(await decodeBatchSliced(payload, undefined, oneStepATurn)).toEqual(want);
         n++;
       }
     }
@@ -86,7 +91,7 @@ describe("decodeBatchSliced", () => {
     const payload = hugePayload();
     expect(payload.length).toBeGreaterThan(SLICED_DECODE_BYTES);
     const want = decodeBatch(payload);
-    const [got, turns] = await turnsWhile(decodeBatchSliced(payload, undefined, 0));
+    const [got, turns] = await turnsWhile(decodeBatchSliced(payload, undefined, oneStepATurn));
     expect(got).toEqual(want);
     // 150,000 hashes + 600,000 token ids, STEP at a time: about that many pauses (the counter starts late).
     expect(turns).toBeGreaterThanOrEqual(Math.floor(150_000 / STEP) + Math.floor(600_000 / STEP) - 2);
@@ -108,15 +113,15 @@ describe("decodeBatchSliced", () => {
       want = err;
     }
     expect(want).toBeInstanceOf(DecodeError);
-    await expect(decodeBatchSliced(payload, undefined, 0)).rejects.toEqual(want);
+    await expect(decodeBatchSliced(payload, undefined, oneStepATurn)).rejects.toEqual(want);
     // Truncated in the middle of the token ids.
     const cut = hugePayload().subarray(0, 1_500_000);
-    await expect(decodeBatchSliced(cut, undefined, 0)).rejects.toThrow(DecodeError);
+    await expect(decodeBatchSliced(cut, undefined, oneStepATurn)).rejects.toThrow(DecodeError);
   });
 
   it("stops when cancelled", async () => {
     let calls = 0;
-    expect(await decodeBatchSliced(hugePayload(), () => ++calls > 2, 0)).toBeNull();
+    expect(await decodeBatchSliced(hugePayload(), () => ++calls > 2, oneStepATurn)).toBeNull();
   });
 });
 
@@ -124,7 +129,7 @@ describe("KvEventIngest with a huge payload", () => {
   function setup() {
     const registry = new Registry();
     const metrics = new KvEventsMetrics(registry);
-    const index = new BlockIndex({ maxEntries: 1_000_000, mediumWeights: { GPU: 1 } });
+    const index = new BlockIndex({ maxEntries: 2_500_000, mediumWeights: { GPU: 1 } });
     const logger = createLogger({ level: "error", destination: { write: () => {} } });
     const ingest = new KvEventIngest({
       index,
@@ -161,6 +166,27 @@ describe("KvEventIngest with a huge payload", () => {
     expect(index.stats().entries).toBe(10);
     const got = await metrics.kvEventsMalformed.get();
     expect(got.values.find((v) => v.labels.reason === "payload")?.value).toBe(1);
+  });
+
+  it("decodes one pod's huge batch while applying another's within one ~1 ms budget per loop turn", async () => {
+    const { index, ingest } = setup();
+    const other = (pod: string, seq: number, payload: Uint8Array) => [
+      Buffer.from(`kv@${pod}@m`),
+      seqFrame(seq),
+      payload,
+    ];
+    // Pod a's 1,000,000 blocks take ~1 s to apply; pod b's 1,000,000-block message decodes meanwhile.
+    const [a, b] = [other("a", 0, stored(1_000_000, 11)), other("b", 0, stored(1_000_000, 12))];
+    await ingest.handleMessage(a);
+    const probe = watchTurns();
+    await ingest.handleMessage(b);
+    const { turns, wallMs } = probe.stop();
+    expect(index.stats().entries).toBeLessThan(1_000_000); // a's apply was still under way throughout
+    // Each slicing worker used to take 2 ms of its own in the same turn (a decode + an apply: ~4 ms turns).
+    expect(turns).toBeGreaterThan(10);
+    // Wall time: the main thread's on-core time (schedstat) only moves at scheduler ticks, too coarse here.
+    expect(quantile(wallMs, 0.5)).toBeLessThan(2.5);
+    await until(() => index.stats().entries === 2_000_000);
   });
 
   it("drops a batch still decoding when its pod leaves", async () => {

@@ -67,6 +67,35 @@ function xxh3Padded(data: Uint8Array): Uint8Array {
   return out;
 }
 
+/** One chain being hashed (BlockHasher.hash / hashSteps): where it is and what it carries. */
+interface ChainJob {
+  tokens: ArrayLike<number>;
+  /** Full blocks. */
+  n: number;
+  out: BigUint64Array;
+  words: Uint32Array;
+  extra0: Uint8Array;
+  extraRest: Uint8Array;
+  /** The digest of block b - 1 (the root's for b = 0). */
+  parent: Uint8Array;
+  scratch: readonly [Uint8Array, Uint8Array];
+  /** Next block to hash. */
+  b: number;
+  /** Blocks served by the prefix memo, and that entry's digests. */
+  start: number;
+  from: Uint8Array | null;
+  /** Every block's digest, kept to remember a mostly new prompt in the prefix memo. */
+  digests: Uint8Array | null;
+  prefixes: ChainPrefixMemo | null;
+}
+
+/** Chains of at most this many blocks are hashed at once by `hashSliced` (a warm 8k-token prompt: 128). */
+const SYNC_HASH_BLOCKS = 256;
+/** Blocks between two clock reads in `hashSliced` (~0.3 ms of sha256 when the memo misses). */
+const STEP_BLOCKS = 32;
+/** A slice of `hashSliced` yields once it has run this long. */
+const SLICE_MS = 1;
+
 export class BlockHasher {
   readonly scheme: KeyScheme;
   readonly blockSize: number;
@@ -85,8 +114,6 @@ export class BlockHasher {
   #prefixHits = 0;
   /** kvpick's own chain (scheme `kvpick_mmh3_64`), else null. */
   readonly #chain: TokenChain | null;
-  /** The memo's digest view is overwritten by later stores: a hit's digest is copied here. */
-  readonly #scratch = [new Uint8Array(32), new Uint8Array(32)] as const;
 
   constructor(options: BlockHasherOptions) {
     if (!Number.isInteger(options.blockSize) || options.blockSize < 1) {
@@ -150,20 +177,79 @@ export class BlockHasher {
       const [e0, eRest] = encodeExtras(extras);
       return this.#chain.hash(tokens, e0, eRest);
     }
+    const job = this.#begin(tokens, extras);
+    this.#links(job, job.n);
+    return this.#finish(job);
+  }
+
+  /**
+   * `hash`, with a chain longer than SYNC_HASH_BLOCKS hashed ~SLICE_MS per event-loop turn: a cold 60k-token
+   * prompt's ~1,000 blocks take ~10 ms of sha256 when the memo misses (issue 16). Same values.
+   */
+  async hashSliced(tokens: ArrayLike<number>, extras?: BlockExtras): Promise<BigUint64Array> {
+    if (this.fullBlocks(tokens.length) <= SYNC_HASH_BLOCKS) return this.hash(tokens, extras);
+    const steps = this.hashSteps(tokens, extras, STEP_BLOCKS);
+    for (;;) {
+      const until = performance.now() + SLICE_MS;
+      for (;;) {
+        const step = steps.next();
+        if (step.done === true) return step.value;
+        if (performance.now() >= until) break;
+      }
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /**
+   * `hash` as steps: pauses (yields) after every `every` blocks hashed and returns the chain, so a caller can
+   * spread a cold 60k-token prompt's ~1,000 blocks (~10 ms) over event-loop turns. Calls may interleave:
+   * each keeps its own state (ChainJob).
+   */
+  *hashSteps(
+    tokens: ArrayLike<number>,
+    extras: BlockExtras | undefined,
+    every: number,
+  ): Generator<void, BigUint64Array, void> {
+    if (this.#chain !== null) {
+      const [e0, eRest] = encodeExtras(extras);
+      return this.#chain.hash(tokens, e0, eRest);
+    }
+    const job = this.#begin(tokens, extras);
+    while (job.b < job.n) {
+      this.#links(job, Math.min(job.n, job.b + every));
+      if (job.b < job.n) yield;
+    }
+    return this.#finish(job);
+  }
+
+  /** A chain to hash: its output, and a remembered prompt's leading blocks copied in already. */
+  #begin(tokens: ArrayLike<number>, extras: BlockExtras | undefined): ChainJob {
     const bs = this.blockSize;
     const n = Math.floor(tokens.length / bs);
     const out = new BigUint64Array(n);
-    if (n === 0) return out;
-    const words = new Uint32Array(out.buffer);
     const [extra0, extraRest] = encodeExtras(extras);
-    let parent: Uint8Array = this.rootDigest; // full digest; the 64-bit scheme reads bytes 24..31
-    const memo = this.#memo;
+    const job: ChainJob = {
+      tokens,
+      n,
+      out,
+      words: new Uint32Array(out.buffer),
+      extra0,
+      extraRest,
+      parent: this.rootDigest, // full digest; the 64-bit scheme reads bytes 24..31
+      // The memo's digest view is overwritten by later stores: a hit's digest is copied here (per chain: the
+      // steps of two chains may interleave).
+      scratch: [new Uint8Array(32), new Uint8Array(32)],
+      b: 0,
+      start: 0,
+      from: null,
+      digests: null,
+      prefixes: null,
+    };
+    if (n === 0) return job;
     // A remembered prompt's leading blocks, copied whole (plain blocks only: extras change every hash).
-    let start = 0;
-    let from: Uint8Array | null = null; // the matched entry's digests
-    let digests: Uint8Array | null = null;
     const prefixes = extra0 === NULL_EXTRA && tokens instanceof Uint32Array ? this.#prefixes : null;
     if (prefixes !== null) {
+      job.prefixes = prefixes;
       const view = Buffer.from(
         (tokens as Uint32Array).buffer,
         (tokens as Uint32Array).byteOffset,
@@ -171,24 +257,34 @@ export class BlockHasher {
       );
       const found = prefixes.match(tokens as Uint32Array, view, n);
       if (found !== null) {
-        from = found.entry.digests;
-        start = found.blocks;
+        const start = found.blocks;
+        job.from = found.entry.digests;
+        job.start = job.b = start;
         out.set(found.entry.chain.subarray(0, start));
-        parent = this.#scratch[(start - 1) & 1]!;
-        parent.set(found.entry.digests.subarray((start - 1) * 32, start * 32));
+        job.parent = job.scratch[(start - 1) & 1]!;
+        job.parent.set(found.entry.digests.subarray((start - 1) * 32, start * 32));
         this.#prefixHits += start;
       }
       // Mostly new (a new system prompt, a new conversation): remember it for the requests that follow.
-      if (n - start > n >> 1) digests = new Uint8Array(n * 32);
+      if (n - job.start > n >> 1) job.digests = new Uint8Array(n * 32);
     }
-    for (let b = start; b < n; b++) {
+    return job;
+  }
+
+  /** Hashes the job's blocks up to `to` (exclusive). */
+  #links(job: ChainJob, to: number): void {
+    const { tokens, words, extra0, extraRest, scratch, digests } = job;
+    const bs = this.blockSize;
+    const memo = this.#memo;
+    let parent = job.parent;
+    for (let b = job.b; b < to; b++) {
       const base = b * bs;
       const extra = b === 0 ? extra0 : extraRest;
       // The memo is keyed on parent and tokens only, so blocks carrying extras (LoRA, salt) bypass it.
       const memoKey = memo !== null && extra === NULL_EXTRA ? memo.key(parent, tokens, base) : -1;
       let digest: Uint8Array | null = memoKey >= 0 ? memo!.find(memoKey, parent, tokens, base) : null;
       if (digest !== null) {
-        const copy = this.#scratch[b & 1]!;
+        const copy = scratch[b & 1]!;
         copy.set(digest);
         digest = copy;
       } else {
@@ -200,12 +296,17 @@ export class BlockHasher {
       digests?.set(digest, b * 32);
       parent = digest;
     }
-    if (digests !== null) {
+    job.parent = parent;
+    job.b = Math.max(job.b, to);
+  }
+
+  #finish(job: ChainJob): BigUint64Array {
+    if (job.digests !== null) {
       // The blocks before `start` came from the matched entry: their digests are that entry's.
-      if (from !== null) digests.set(from.subarray(0, start * 32));
-      prefixes!.remember(tokens as Uint32Array, n, out, digests);
+      if (job.from !== null) job.digests.set(job.from.subarray(0, job.start * 32));
+      job.prefixes!.remember(job.tokens as Uint32Array, job.n, job.out, job.digests);
     }
-    return out;
+    return job.out;
   }
 
   /**

@@ -74,4 +74,9 @@ export class RequestHasher {
   hash(tokens: ArrayLike<number>, extras?: BlockExtras): BigUint64Array {
     return this.current()?.hash(tokens, extras) ?? new BigUint64Array(0);
   }
+
+  /** `hash`, a long chain spread over event-loop turns (BlockHasher.hashSliced). */
+  hashSliced(tokens: ArrayLike<number>, extras?: BlockExtras): Promise<BigUint64Array> {
+    return this.current()?.hashSliced(tokens, extras) ?? Promise.resolve(new BigUint64Array(0));
+  }
 }

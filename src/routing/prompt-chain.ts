@@ -40,6 +40,8 @@ export interface ChainHasher {
   readonly hashSeed: string;
   /** vLLM's values of every full block of `tokens`. */
   hash(tokens: ArrayLike<number>, extras?: BlockExtras): BigUint64Array;
+  /** `hash`, a long chain spread over event-loop turns (a cold long prompt's ~10 ms of hashing); absent: `hash`. */
+  hashSliced?(tokens: ArrayLike<number>, extras?: BlockExtras): Promise<BigUint64Array>;
 }
 
 export interface PromptChainDeps {
@@ -95,7 +97,9 @@ export async function promptChain(
     // No pod has told its block size yet (tokenizer.blockSize unset): the prompt still counts as load.
     if (blockHashes === undefined && hasher.blockSize === null) return missing("block-size-unknown");
     // Hashed already where a long conversation was rendered (a worker), else here.
-    const chain = blockHashes ?? hasher.hash(tokenIds, extras);
+    const chain =
+      blockHashes ??
+      (hasher.hashSliced ? await hasher.hashSliced(tokenIds, extras) : hasher.hash(tokenIds, extras));
     decision.stages.push({ stage: "hash", startMs: tokenizedAt, endMs: performance.now() });
     return chain;
   } catch (err) {
