@@ -8,7 +8,7 @@ import { KvEventsMetrics } from "../observability/kv-events-metrics.js";
 import { DecodeError, decodeBatch, STEP } from "./decode.js";
 import { KvEventIngest } from "./ingest.js";
 import { LoopSlicer } from "./loop-slicer.js";
-import { quantile, watchTurns } from "./loop-turns.fixture.js";
+import { quantile, turnsWhile, watchTurns } from "../../test/support/loop-turns.js";
 import { decodeBatchSliced, SLICED_DECODE_BYTES } from "./sliced-decode.js";
 
 /** One generator step per loop turn: the most turns a decode can take. */
@@ -40,23 +40,6 @@ function hugePayload(salt = 0): Uint8Array {
     ],
     { layout: "v0.10.2" },
   );
-}
-
-/** Turns of the event loop that pass while `p` settles. */
-async function turnsWhile<T>(p: Promise<T>): Promise<[T, number]> {
-  let turns = 0;
-  let done = false;
-  const tick = () => {
-    if (done) return;
-    turns++;
-    setImmediate(tick);
-  };
-  setImmediate(tick);
-  try {
-    return [await p, turns];
-  } finally {
-    done = true;
-  }
 }
 
 /** The offset of the n-th 9-byte uint64 (0xcf) inside the payload's block_hashes. */

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { loadVector } from "../../test/support/golden.js";
 import { BlockHasher, type HashScheme, toDecimalStrings } from "./block-hash.js";
 import { CborWriter } from "./cbor-writer.js";
+import { turnsWhile } from "../../test/support/loop-turns.js";
 
 interface HashCase {
   name: string;
@@ -225,20 +226,9 @@ describe("BlockHasher.hashSliced", () => {
       const [a, b] = [tokens(60_000, 1), tokens(60_000, 2)];
       // b shares a's first 200 blocks: the memo serves them, the prefix memo remembers both.
       b.set(a.subarray(0, 200 * 64));
-      let turns = 0;
-      let done = false;
-      const tick = () => {
-        if (done) return;
-        turns++;
-        setImmediate(tick);
-      };
-      setImmediate(tick);
-      const got = await Promise.all([
-        memo.hashSliced(a),
-        memo.hashSliced(b, { cacheSalt: "s" }),
-        memo.hashSliced(a),
-      ]);
-      done = true;
+      const [got, turns] = await turnsWhile(
+        Promise.all([memo.hashSliced(a), memo.hashSliced(b, { cacheSalt: "s" }), memo.hashSliced(a)]),
+      );
       expect(got[0]).toEqual(plain.hash(a));
       expect(got[1]).toEqual(plain.hash(b, { cacheSalt: "s" }));
       expect(got[2]).toEqual(plain.hash(a));

@@ -1,8 +1,9 @@
-// Tests' view of the event loop while huge KV-event work runs: a setImmediate probe (it runs once per loop
-// turn, in the check phase) records each turn's wall time and, on Linux, the time the main thread was on a
-// core (/proc/thread-self/schedstat), so a turn stretched by the machine (another process had the core) is not
-// taken for one of ours. The kernel updates that figure at scheduler ticks (~4 ms) and switches: good for
-// telling a 50 ms turn from a 2 ms one, too coarse for a median of 1 ms turns (use the wall times there).
+// Tests' view of the event loop while long work runs (huge KV-event batches, sliced hashing): a setImmediate
+// probe (it runs once per loop turn, in the check phase) records each turn's wall time and, on Linux, the time
+// the main thread was on a core (/proc/thread-self/schedstat), so a turn stretched by the machine (another
+// process had the core) is not taken for one of ours. The kernel updates that figure at scheduler ticks (~4 ms)
+// and switches: good for telling a 50 ms turn from a 2 ms one, too coarse for a median of 1 ms turns (use the
+// wall times there).
 import { closeSync, openSync, readSync } from "node:fs";
 
 export interface LoopTurns {
@@ -58,4 +59,14 @@ export function watchTurns(): LoopTurns {
 export function quantile(xs: readonly number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
+}
+
+/** Turns of the event loop that pass while `p` settles. */
+export async function turnsWhile<T>(p: Promise<T>): Promise<[T, number]> {
+  const watch = watchTurns();
+  try {
+    return [await p, watch.turns];
+  } finally {
+    watch.stop();
+  }
 }
